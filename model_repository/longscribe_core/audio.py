@@ -1,0 +1,82 @@
+"""Audio constants and silence search over 16 kHz mono PCM.
+
+Pure numpy: used by the micro-chunk model to cut macro chunks and by the
+orchestrator to move macro cuts into pauses.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+SAMPLE_RATE = 16_000  # Whisper's only input rate
+MAX_WINDOW_S = 30.0  # Whisper's encoder sees exactly 30 s
+MAX_WINDOW_SAMPLES = int(MAX_WINDOW_S * SAMPLE_RATE)  # 480_000
+INT16_SCALE = 32_768.0  # s16le full scale
+
+
+def int16_to_float(pcm: np.ndarray) -> np.ndarray:
+    """int16 PCM [n] -> float32 in [-1, 1) [n]."""
+    return pcm.astype(np.float32) / INT16_SCALE
+
+
+def smoothed_energy(pcm: np.ndarray, width_samples: int) -> np.ndarray:
+    """|pcm| box-smoothed over `width_samples` [n] -> float64 envelope [n].
+
+    A cumulative sum makes the box filter O(n) whatever the width.
+    """
+    mag = np.abs(pcm.astype(np.float64))
+    width = max(1, min(int(width_samples), len(mag)))
+    if len(mag) == 0:
+        return mag
+    csum = np.concatenate(([0.0], np.cumsum(mag)))
+    half = width // 2
+    idx = np.arange(len(mag))
+    lo = np.clip(idx - half, 0, len(mag))
+    hi = np.clip(idx - half + width, 0, len(mag))
+    return (csum[hi] - csum[lo]) / np.maximum(hi - lo, 1)
+
+
+def quietest_index(envelope: np.ndarray, lo: int, hi: int) -> int:
+    """Index of the minimum of `envelope` in [lo, hi).
+
+    Ties go to the middle of the quietest run, so a cut in a flat pause lands
+    in its centre rather than at the edge of the next word.
+    """
+    lo, hi = max(0, lo), min(len(envelope), hi)
+    if hi <= lo:
+        raise ValueError(f"empty search range [{lo}, {hi})")
+    window = envelope[lo:hi]
+    quiet = np.flatnonzero(window <= window.min() + 1e-12)
+    # the longest run of consecutive minima, then its centre
+    breaks = np.flatnonzero(np.diff(quiet) > 1)
+    starts = np.concatenate(([0], breaks + 1))
+    ends = np.concatenate((breaks + 1, [len(quiet)]))
+    best = int(np.argmax(ends - starts))
+    run = quiet[starts[best] : ends[best]]
+    return lo + int(run[len(run) // 2])
+
+
+def plan_cuts(
+    envelope: np.ndarray,
+    max_len: int,
+    min_len: int,
+) -> list[tuple[int, int]]:
+    """Split [0, len(envelope)) into pieces of at most `max_len` samples.
+
+    Each cut is the quietest point in [start + min_len, start + max_len], the
+    later part of the window, so pieces are long (few decoder calls) and end
+    in a pause when one exists. Pieces tile the input: no gap, no overlap.
+    """
+    if max_len <= 0:
+        raise ValueError("max_len must be positive")
+    n = len(envelope)
+    min_len = max(1, min(min_len, max_len))
+    pieces: list[tuple[int, int]] = []
+    start = 0
+    while n - start > max_len:
+        cut = quietest_index(envelope, start + min_len, start + max_len + 1)
+        pieces.append((start, cut))
+        start = cut
+    if start < n:
+        pieces.append((start, n))
+    return pieces

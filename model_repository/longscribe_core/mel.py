@@ -1,0 +1,74 @@
+"""Whisper's log-mel front end in numpy (the reference STFT and Slaney mel bank).
+
+Whisper's encoder sees 30 s: 3000 frames of 10 ms, each 400 samples wide.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from .audio import MAX_WINDOW_SAMPLES, SAMPLE_RATE
+
+N_FFT = 400  # 25 ms window
+HOP_LENGTH = 160  # 10 ms hop
+N_FRAMES = MAX_WINDOW_SAMPLES // HOP_LENGTH  # 3000
+
+
+def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
+    """Slaney scale: linear below 1 kHz, logarithmic above."""
+    f_sp, min_log_hz, min_log_mel = 200.0 / 3, 1000.0, 15.0
+    logstep = np.log(6.4) / 27.0
+    mel = hz / f_sp
+    log_part = hz >= min_log_hz
+    mel[log_part] = min_log_mel + np.log(hz[log_part] / min_log_hz) / logstep
+    return mel
+
+
+def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    f_sp, min_log_hz, min_log_mel = 200.0 / 3, 1000.0, 15.0
+    logstep = np.log(6.4) / 27.0
+    hz = f_sp * mel
+    log_part = mel >= min_log_mel
+    hz[log_part] = min_log_hz * np.exp(logstep * (mel[log_part] - min_log_mel))
+    return hz
+
+
+@lru_cache(maxsize=4)
+def mel_filters(n_mels: int) -> np.ndarray:
+    """Slaney-normalised triangular filters [n_mels, N_FFT // 2 + 1]."""
+    fft_freqs = np.fft.rfftfreq(N_FFT, 1.0 / SAMPLE_RATE)
+    edges = np.array([0.0, SAMPLE_RATE / 2.0])
+    mel_lo, mel_hi = _hz_to_mel(edges.copy())
+    freqs = _mel_to_hz(np.linspace(mel_lo, mel_hi, n_mels + 2))
+    widths = np.diff(freqs)
+    ramps = freqs[:, None] - fft_freqs[None, :]
+    lower = -ramps[:-2] / widths[:-1, None]
+    upper = ramps[2:] / widths[1:, None]
+    weights = np.maximum(0.0, np.minimum(lower, upper))
+    weights *= (2.0 / (freqs[2:] - freqs[:-2]))[:, None]
+    return weights.astype(np.float32)
+
+
+@lru_cache(maxsize=1)
+def _hann() -> np.ndarray:
+    return np.hanning(N_FFT + 1)[:-1].astype(np.float32)  # periodic window
+
+
+def log_mel(audio: np.ndarray, n_mels: int) -> np.ndarray:
+    """float32 audio [n <= 480000] -> normalised log-mel [n_mels, 3000].
+
+    Audio is zero-padded to 30 s first, as Whisper was trained.
+    """
+    padded = np.zeros(MAX_WINDOW_SAMPLES, dtype=np.float32)
+    n = min(len(audio), MAX_WINDOW_SAMPLES)
+    padded[:n] = audio[:n]
+    centred = np.pad(padded, N_FFT // 2, mode="reflect")
+    frames = np.lib.stride_tricks.sliding_window_view(centred, N_FFT)[::HOP_LENGTH]
+    spectrum = np.fft.rfft(frames[:N_FRAMES] * _hann(), axis=-1)
+    power = (spectrum.real**2 + spectrum.imag**2).astype(np.float32)
+    mel = mel_filters(n_mels) @ power.T
+    log_spec = np.log10(np.maximum(mel, 1e-10))
+    log_spec = np.maximum(log_spec, log_spec.max() - 8.0)
+    return ((log_spec + 4.0) / 4.0).astype(np.float32)

@@ -1,0 +1,70 @@
+"""Whisper's timestamp tokens -> segments.
+
+With timestamps on, Whisper writes `<|t0|> text <|t1|><|t1|> text <|t2|> ...`:
+each text run is bracketed by the times it starts and ends, in 20 ms steps
+counted from the start of the 30 s window.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+TIME_PRECISION_S = 0.02  # one timestamp token step
+
+
+@dataclass(frozen=True)
+class TokenSpan:
+    """Text tokens with the window-relative times that bracket them."""
+
+    start_s: float
+    end_s: float
+    tokens: tuple[int, ...]
+
+
+def split_on_timestamps(
+    tokens: Sequence[int],
+    timestamp_begin: int,
+    eot: int,
+    duration_s: float,
+) -> list[TokenSpan]:
+    """Group generated ids into spans at timestamp tokens.
+
+    A run with no closing timestamp (the decoder hit its length limit or ended
+    without one) ends at `duration_s`, the true length of the audio; no time
+    is ever placed past it.
+    """
+    spans: list[TokenSpan] = []
+    start_s: float | None = None
+    text: list[int] = []
+    for token in tokens:
+        if token == eot:
+            break
+        if token >= timestamp_begin:
+            time_s = min((token - timestamp_begin) * TIME_PRECISION_S, duration_s)
+            if text:
+                spans.append(TokenSpan(start_s if start_s is not None else 0.0, time_s, tuple(text)))
+                text = []
+                start_s = None  # the next timestamp opens the next span
+            elif start_s is None:
+                start_s = time_s
+            else:
+                start_s = time_s  # a repeated timestamp: the later one opens
+        else:
+            text.append(token)
+    if text:
+        begin = start_s if start_s is not None else 0.0
+        spans.append(TokenSpan(begin, max(begin, duration_s), tuple(text)))
+    return spans
+
+
+def spans_to_text(
+    spans: Sequence[TokenSpan], decode: Callable[[list[int]], str]
+) -> list[tuple[float, float, str]]:
+    """Decode each span's tokens; empty texts are dropped."""
+    out: list[tuple[float, float, str]] = []
+    for span in spans:
+        text = decode(list(span.tokens)).strip()
+        if text:
+            out.append((span.start_s, max(span.start_s, span.end_s), text))
+    return out

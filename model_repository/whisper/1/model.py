@@ -1,0 +1,92 @@
+"""Triton adapter for the whisper engines: tensors in, JSON segments out."""
+
+import os
+import site
+import sys
+
+# The Python-backend stub runs in isolated mode and ignores PYTHONPATH: the
+# launcher names the project's site dirs here instead (empty in containers).
+for _dir in filter(None, os.environ.get("LONGSCRIBE_SITE_DIRS", "").split(os.pathsep)):
+    sys.path.insert(0, _dir)
+    site.addsitedir(_dir)
+
+import json  # noqa: E402
+
+import numpy as np  # noqa: E402
+import triton_python_backend_utils as pb_utils  # noqa: E402
+from longscribe_core.engine import CTranslate2Engine, EngineConfig, default_model_path  # noqa: E402
+from longscribe_core.segments import encode_result  # noqa: E402
+
+
+def _param(config: dict, key: str, default: str) -> str:
+    value = config.get("parameters", {}).get(key, {}).get("string_value", "")
+    return value or default
+
+
+def _optional_str(request, name: str):
+    tensor = pb_utils.get_input_tensor_by_name(request, name)
+    if tensor is None:
+        return None
+    value = tensor.as_numpy().reshape(-1)[0]
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def _items(request) -> list:
+    """One request's audio [B, N] -> B float32 waveforms, trimmed to n_samples."""
+    audio = pb_utils.get_input_tensor_by_name(request, "audio").as_numpy()
+    lengths = pb_utils.get_input_tensor_by_name(request, "n_samples")
+    if lengths is None:
+        return [row for row in audio]
+    return [row[: int(n)] for row, n in zip(audio, lengths.as_numpy().reshape(-1))]
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        config = json.loads(args["model_config"])
+        engine = _param(config, "engine", "ctranslate2")
+        if engine != "ctranslate2":
+            raise pb_utils.TritonModelException(f"engine {engine!r} is not available here")
+        self.engine = CTranslate2Engine(
+            EngineConfig(
+                model_path=_param(config, "model_path", "") or default_model_path(),
+                device=_param(config, "device", "cpu"),
+                compute_type=_param(config, "compute_type", "int8"),
+                threads=int(_param(config, "threads", "0")),
+                beam_size=int(_param(config, "beam_size", "1")),
+            )
+        )
+
+    def execute(self, requests):
+        parsed, responses = [], [None] * len(requests)
+        for i, request in enumerate(requests):
+            try:
+                parsed.append((i, _items(request), _optional_str(request, "language")))
+            except Exception as exc:  # a malformed request fails alone
+                responses[i] = _error(exc)
+        # one engine call per language in the batch (normally exactly one)
+        for language in {lang for _, _, lang in parsed}:
+            group = [(i, items) for i, items, lang in parsed if lang == language]
+            flat = [item for _, items in group for item in items]
+            try:
+                results = self.engine.transcribe(flat, language)
+            except Exception as exc:
+                results = [exc] * len(flat)
+            cursor = 0
+            for i, items in group:
+                mine = results[cursor : cursor + len(items)]
+                cursor += len(items)
+                responses[i] = _respond(mine)
+        return responses
+
+
+def _respond(results: list):
+    failed = [r for r in results if isinstance(r, Exception)]
+    if failed:
+        return _error(failed[0])
+    out = np.array([[encode_result(r)] for r in results], dtype=np.object_)
+    return pb_utils.InferenceResponse([pb_utils.Tensor("result", out)])
+
+
+def _error(exc: Exception):
+    code = pb_utils.TritonError.INVALID_ARG if isinstance(exc, ValueError) else pb_utils.TritonError.INTERNAL
+    return pb_utils.InferenceResponse(error=pb_utils.TritonError(str(exc), code))

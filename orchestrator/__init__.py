@@ -1,0 +1,1 @@
+"""longscribe's orchestrator: media URL -> macro chunks -> Triton -> transcript."""

@@ -1,0 +1,106 @@
+"""The REST edge: routes, and the one place errors become HTTP answers."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import aiohttp
+from aiohttp import web
+from pydantic import ValidationError
+
+from .errors import InvalidRequest, LongscribeError
+from .pipeline import Pipeline, Transcriber
+from .schemas import TranscribeRequest
+from .settings import Settings
+from .triton_pool import TritonPool
+
+log = logging.getLogger("longscribe.app")
+
+SETTINGS = web.AppKey("settings", Settings)
+TRANSCRIBER = web.AppKey("transcriber", Transcriber)  # type: ignore[arg-type]
+POOL = web.AppKey("pool", TritonPool)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _error(exc: LongscribeError) -> web.Response:
+    return web.json_response(exc.to_json(), status=exc.status)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Named errors -> their status and JSON; anything else -> a bare 500, logged."""
+    try:
+        return await handler(request)
+    except LongscribeError as exc:
+        log.info("%s %s -> %s %s", request.method, request.path, exc.status, exc.message)
+        return _error(exc)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        body = {"error": {"code": "http_error", "message": exc.reason, "hint": "Check the method and path."}}
+        return web.json_response(body, status=exc.status)
+    except Exception:
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        return _error(LongscribeError("internal error"))
+
+
+async def _parse(request: web.Request) -> TranscribeRequest:
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidRequest(f"the body is not valid JSON: {exc}") from exc
+    try:
+        return TranscribeRequest.model_validate(body)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()
+        )
+        raise InvalidRequest(f"invalid request: {problems}") from exc
+
+
+async def transcribe(request: web.Request) -> web.Response:
+    parsed = await _parse(request)
+    output = await request.app[TRANSCRIBER](parsed)
+    return web.json_response(text=output.model_dump_json())
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    pool = request.app.get(POOL)
+    endpoints = await pool.readiness() if pool is not None else {}
+    ready = all(endpoints.values())
+    return web.json_response({"ready": ready, "endpoints": endpoints}, status=200 if ready else 503)
+
+
+def create_app(settings: Settings, transcriber: Transcriber | None = None) -> web.Application:
+    """The service; pass `transcriber` to run without Triton (unit tests)."""
+    app = web.Application(middlewares=[error_middleware], client_max_size=1 << 20)
+    app[SETTINGS] = settings
+    if transcriber is not None:
+        app[TRANSCRIBER] = transcriber
+    else:
+        app.cleanup_ctx.append(_pipeline_ctx)
+    app.router.add_post("/v1/transcribe", transcribe)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    return app
+
+
+async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
+    """HTTP session and Triton clients live exactly as long as the app."""
+    settings = app[SETTINGS]
+    pool = TritonPool(settings.triton_grpc_urls, settings.micro_chunk_model, settings.chunk_timeout_sec)
+    session = aiohttp.ClientSession()
+    app[POOL] = pool
+    app[TRANSCRIBER] = Pipeline(settings, session, pool)
+    try:
+        yield
+    finally:
+        await session.close()
+        await pool.close()

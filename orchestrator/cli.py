@@ -1,0 +1,145 @@
+"""`longscribe serve` and `longscribe transcribe`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+
+from . import formats
+from .app import create_app
+from .range_server import serving, serving_file
+from .schemas import TranscribeOutput
+from .settings import Settings
+from .triton_server import TritonStartError, running_triton
+
+log = logging.getLogger("longscribe")
+
+
+@contextlib.asynccontextmanager
+async def service(settings: Settings, start_triton: bool) -> AsyncIterator[str]:
+    """Triton (unless external endpoints are given) and the REST API; yield the API's URL."""
+    async with contextlib.AsyncExitStack() as stack:
+        if start_triton:
+            grpc_url = await stack.enter_async_context(running_triton(settings))
+            settings = settings.model_copy(update={"triton_grpc_urls": [grpc_url]})
+        base = await stack.enter_async_context(serving(create_app(settings), settings.host, settings.port))
+        yield base
+
+
+def _settings(args: argparse.Namespace, **overrides: object) -> Settings:
+    update = {k: v for k, v in overrides.items() if v is not None}
+    if getattr(args, "triton_url", None):
+        update["triton_grpc_urls"] = args.triton_url
+    for name in ("host", "port", "triton_http_port", "triton_grpc_port", "triton_metrics_port"):
+        if getattr(args, name, None) is not None:
+            update[name] = getattr(args, name)
+    return Settings(**update)  # type: ignore[arg-type]
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with service(settings, start_triton=not args.triton_url) as base:
+        log.info("longscribe listening on %s (POST /v1/transcribe)", base)
+        await stop.wait()
+        log.info("stopping")
+    return 0
+
+
+async def _transcribe(args: argparse.Namespace) -> int:
+    params = {
+        k: v
+        for k, v in {
+            "macro_chunk_size_sec": args.macro_chunk_size_sec,
+            "micro_chunk_size_sec": args.micro_chunk_size_sec,
+        }.items()
+        if v is not None
+    }
+    async with contextlib.AsyncExitStack() as stack:
+        media = args.media
+        if not media.startswith(("http://", "https://")):
+            path = Path(media)
+            if not path.is_file():
+                print(f"longscribe: no such file: {media}", file=sys.stderr)
+                return 2
+            media = await stack.enter_async_context(serving_file(path))
+        server = args.server
+        if server is None:
+            settings = _settings(args, port=0)
+            server = await stack.enter_async_context(service(settings, start_triton=not args.triton_url))
+        async with aiohttp.ClientSession() as session:
+            async with session.post(
+                f"{server.rstrip('/')}/v1/transcribe", json={"media_url": media, "params": params}
+            ) as response:
+                body = await response.text()
+                if response.status != 200:
+                    print(f"longscribe: HTTP {response.status}: {body}", file=sys.stderr)
+                    return 1
+    output = TranscribeOutput.model_validate_json(body)
+    print(formats.render(output, args.format))
+    print(
+        f"input_duration_sec={output.input_duration_sec:.1f} "
+        f"processing_duration_sec={output.processing_duration_sec:.2f} speedup={output.speedup:.1f}x",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="longscribe", description="Long-form speech to timestamped text.")
+    sub = top.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run Triton and the REST API until Ctrl-C")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--triton-url", action="append", help="use this Triton gRPC endpoint (repeatable) instead of starting one")
+    serve.add_argument("--triton-http-port", type=int)
+    serve.add_argument("--triton-grpc-port", type=int)
+    serve.add_argument("--triton-metrics-port", type=int)
+
+    tr = sub.add_parser("transcribe", help="transcribe a URL or a local file")
+    tr.add_argument("media", help="http(s) URL or local path")
+    tr.add_argument("--format", choices=formats.FORMATS, default="text")
+    tr.add_argument("--server", help="a running longscribe (e.g. http://127.0.0.1:8080); default: start one")
+    tr.add_argument("--triton-url", action="append", help="Triton gRPC endpoint for the self-started service")
+    tr.add_argument("--triton-http-port", type=int)
+    tr.add_argument("--triton-grpc-port", type=int)
+    tr.add_argument("--triton-metrics-port", type=int)
+    tr.add_argument("--macro-chunk-size-sec", type=float)
+    tr.add_argument("--micro-chunk-size-sec", type=float)
+    tr.add_argument("-v", "--verbose", action="store_true", help="show Triton's log")
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    quiet = args.command == "transcribe" and not args.verbose
+    logging.basicConfig(
+        level=logging.WARNING if quiet else logging.INFO,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    try:
+        return asyncio.run(_serve(args) if args.command == "serve" else _transcribe(args))
+    except TritonStartError as exc:
+        print(f"longscribe: Triton did not start: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

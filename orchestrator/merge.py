@@ -1,0 +1,48 @@
+"""Chunk results -> one ordered, non-overlapping transcript in media time. Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from longscribe_core.segments import ChunkResult
+
+from .chunking import MacroChunk
+
+OVERLAP_EPS_S = 0.02  # one Whisper timestamp step
+
+
+@dataclass(frozen=True)
+class TimedText:
+    start_s: float
+    end_s: float
+    text: str
+    language: str | None
+
+
+def merge_chunks(parts: Sequence[tuple[MacroChunk, ChunkResult]], duration_s: float) -> list[TimedText]:
+    """Shift each chunk's segments by its start and stitch them in order.
+
+    A chunk read with overlap also sees the start of the next one: its
+    segments that begin at or after its own end belong to the next chunk and
+    are dropped, and a segment wholly inside what is already kept is a
+    duplicate. Times are clipped to the media and made non-overlapping.
+    """
+    merged: list[TimedText] = []
+    last = len(parts) - 1
+    for n, (chunk, result) in enumerate(sorted(parts, key=lambda p: p[0].start_s)):
+        for seg in result.segments:
+            start = min(max(0.0, seg.start_s + chunk.start_s), duration_s)
+            end = min(max(start, seg.end_s + chunk.start_s), duration_s)
+            if n != last and start >= chunk.end_s:
+                continue
+            prev_end = merged[-1].end_s if merged else 0.0
+            if merged and end <= prev_end - OVERLAP_EPS_S and start < prev_end:
+                continue
+            start = max(start, prev_end)
+            merged.append(TimedText(start, max(start, end), seg.text.strip(), result.language))
+    return [m for m in merged if m.text]
+
+
+def join_text(segments: Sequence[TimedText]) -> str:
+    return " ".join(s.text for s in segments)

@@ -1,0 +1,33 @@
+"""Run a child process from asyncio and always reap it, also on cancel or timeout."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Completed:
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+
+
+async def run(args: list[str], timeout_s: float) -> Completed:
+    """Run `args` to completion; on timeout raise TimeoutError, the child killed and reaped."""
+    proc = await asyncio.create_subprocess_exec(
+        *args,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        stdout, stderr = await asyncio.wait_for(proc.communicate(), timeout_s)
+    finally:
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            # shielded: a second cancel must not leave a zombie behind
+            await asyncio.shield(proc.wait())
+    return Completed(proc.returncode or 0, stdout, stderr)

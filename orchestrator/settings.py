@@ -1,0 +1,46 @@
+"""Every orchestrator setting in one place, read once from LONGSCRIBE_* env variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Defaults suit one CPU machine; each can be set as LONGSCRIBE_<NAME>."""
+
+    model_config = SettingsConfigDict(env_prefix="LONGSCRIBE_", frozen=True)
+
+    host: str = Field("127.0.0.1", description="address the REST API binds")
+    port: int = Field(8080, description="port of the REST API")
+    triton_grpc_urls: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1:8001"],
+        description="Triton gRPC endpoints (host:port); macro chunks spread over all of them",
+    )
+    micro_chunk_model: str = Field("micro_chunker", description="Triton model that takes a macro chunk")
+    chunks_in_flight_per_endpoint: int = Field(
+        3, ge=1, description="macro chunks sent to one endpoint at once; >1 lets whisper batch across chunks"
+    )
+    silence_search_window_sec: float = Field(
+        10.0, gt=0, description="a macro cut moves to the quietest point within this window around it"
+    )
+    max_macro_chunk_size_sec: float = Field(3600.0, gt=0, description="largest macro_chunk_size_sec accepted")
+    max_media_duration_sec: float = Field(12 * 3600.0, gt=0, description="longer media is refused")
+    chunk_timeout_sec: float = Field(900.0, gt=0, description="limit for one macro chunk's inference")
+    media_timeout_sec: float = Field(30.0, gt=0, description="limit for the range check and ffprobe")
+    ffmpeg_bin: str = Field("ffmpeg", description="FFmpeg executable")
+    ffprobe_bin: str = Field("ffprobe", description="ffprobe executable")
+
+    # The managed Triton of `longscribe serve`
+    model_repository: Path = Field(REPO_ROOT / "model_repository", description="Triton model repository")
+    triton_models: list[str] = Field(
+        default_factory=lambda: ["whisper", "micro_chunker"], description="models Triton loads"
+    )
+    triton_http_port: int = Field(8000, description="managed Triton's HTTP port")
+    triton_grpc_port: int = Field(8001, description="managed Triton's gRPC port")
+    triton_metrics_port: int = Field(8002, description="managed Triton's metrics port")
+    triton_start_timeout_sec: float = Field(300.0, gt=0, description="time allowed for models to load")

@@ -1,0 +1,92 @@
+"""gRPC clients for one or many Triton endpoints; chunks go to the least busy."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+import numpy as np
+import tritonclient.grpc.aio as grpcclient
+from tritonclient.utils import InferenceServerException
+
+from longscribe_core.segments import ChunkResult, decode_result
+
+from .errors import InferenceError, InferenceUnavailable
+
+# gRPC status codes that mean "this endpoint is not there", worth trying another
+_UNREACHABLE = ("StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED", "StatusCode.CANCELLED")
+
+
+@dataclass
+class Endpoint:
+    url: str
+    client: grpcclient.InferenceServerClient
+    in_flight: int = 0
+
+
+@dataclass
+class TritonPool:
+    """Spread micro-chunker calls over endpoints; an unreachable one is skipped."""
+
+    urls: list[str]
+    model: str
+    timeout_s: float
+    endpoints: list[Endpoint] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.endpoints = [Endpoint(url, grpcclient.InferenceServerClient(url)) for url in self.urls]
+
+    async def close(self) -> None:
+        await asyncio.gather(*(e.client.close() for e in self.endpoints), return_exceptions=True)
+
+    async def readiness(self) -> dict[str, bool]:
+        """Each endpoint: server live and the micro-chunk model ready."""
+
+        async def one(endpoint: Endpoint) -> bool:
+            try:
+                return bool(await endpoint.client.is_model_ready(self.model, client_timeout=5.0))
+            except InferenceServerException:
+                return False
+
+        states = await asyncio.gather(*(one(e) for e in self.endpoints))
+        return dict(zip(self.urls, states))
+
+    async def transcribe_chunk(
+        self, pcm: np.ndarray, micro_chunk_size_s: float, smoothing_samples: int, language: str | None = None
+    ) -> ChunkResult:
+        """int16 PCM of one macro chunk -> segments relative to its start."""
+        inputs = _inputs(pcm, micro_chunk_size_s, smoothing_samples, language)
+        tried: list[str] = []
+        for endpoint in sorted(self.endpoints, key=lambda e: e.in_flight):
+            endpoint.in_flight += 1
+            try:
+                response = await endpoint.client.infer(
+                    self.model, inputs, outputs=[grpcclient.InferRequestedOutput("result")],
+                    client_timeout=self.timeout_s,
+                )  # fmt: skip
+            except InferenceServerException as exc:
+                if str(exc.status()) in _UNREACHABLE:
+                    tried.append(f"{endpoint.url}: {exc.message()}")
+                    continue
+                raise InferenceError(f"Triton failed on a chunk: {exc.message()}") from exc
+            finally:
+                endpoint.in_flight -= 1
+            return decode_result(response.as_numpy("result").reshape(-1)[0])
+        raise InferenceUnavailable("no Triton endpoint answered: " + "; ".join(tried))
+
+
+def _inputs(
+    pcm: np.ndarray, micro_chunk_size_s: float, smoothing_samples: int, language: str | None
+) -> list[grpcclient.InferInput]:
+    audio = grpcclient.InferInput("audio", [len(pcm)], "INT16")
+    audio.set_data_from_numpy(np.ascontiguousarray(pcm, dtype=np.int16))
+    micro = grpcclient.InferInput("micro_chunk_size_sec", [1], "FP32")
+    micro.set_data_from_numpy(np.array([micro_chunk_size_s], dtype=np.float32))
+    smoothing = grpcclient.InferInput("silence_detection_smoothing_num_samples", [1], "INT32")
+    smoothing.set_data_from_numpy(np.array([smoothing_samples], dtype=np.int32))
+    inputs = [audio, micro, smoothing]
+    if language:
+        lang = grpcclient.InferInput("language", [1], "BYTES")
+        lang.set_data_from_numpy(np.array([language.encode()], dtype=np.object_))
+        inputs.append(lang)
+    return inputs

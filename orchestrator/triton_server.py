@@ -1,0 +1,143 @@
+"""Run the `tritonserver` binary from the nvidia-pytriton wheel as a managed child.
+
+The wheel carries the server, the Python backend and one backend stub per
+Python version. We assemble a private backend directory with the stub for the
+running Python, and tell the stub (which ignores PYTHONPATH) where this
+environment's packages are through LONGSCRIBE_SITE_DIRS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import site
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+
+from .settings import Settings
+
+log = logging.getLogger("longscribe.triton")
+STOP_GRACE_S = 15.0  # SIGTERM, then SIGKILL after this
+
+
+class TritonStartError(RuntimeError):
+    """The managed server exited or did not become ready in time."""
+
+
+def pytriton_root() -> Path:
+    import pytriton  # the wheel is only a carrier for the binary here
+
+    return Path(pytriton.__file__).resolve().parent / "tritonserver"
+
+
+def backend_dir(cache: Path) -> Path:
+    """<cache>/backends/python/ holding the backend library, its utils and our stub."""
+    root = pytriton_root()
+    python = cache / "backends" / "python"
+    python.mkdir(parents=True, exist_ok=True)
+    for name in ("libtriton_python.so", "triton_python_backend_utils.py"):
+        link = python / name
+        if not link.exists():
+            link.symlink_to(root / "backends" / "python" / name)
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    stub = root / "python_backend_stubs" / version / "triton_python_backend_stub"
+    if not stub.exists():
+        raise TritonStartError(f"the nvidia-pytriton wheel has no Python-backend stub for Python {version}")
+    target = python / "triton_python_backend_stub"
+    if not target.exists() or target.stat().st_size != stub.stat().st_size:
+        shutil.copy2(stub, target)
+    return cache / "backends"
+
+
+def server_env(settings: Settings) -> dict[str, str]:
+    """The stub finds the wheel's vendored libs and this environment's packages."""
+    env = dict(os.environ)
+    wheel_libs = pytriton_root().parent.parent / "nvidia_pytriton.libs"
+    env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [str(wheel_libs), env.get("LD_LIBRARY_PATH")]))
+    site_dirs = [str(settings.model_repository), *site.getsitepackages()]
+    env["LONGSCRIBE_SITE_DIRS"] = os.pathsep.join(site_dirs)
+    return env
+
+
+def server_args(settings: Settings, backends: Path) -> list[str]:
+    args = [
+        str(pytriton_root() / "bin" / "tritonserver"),
+        "--model-repository", str(settings.model_repository),
+        "--backend-directory", str(backends),
+        "--http-port", str(settings.triton_http_port),
+        "--grpc-port", str(settings.triton_grpc_port),
+        "--metrics-port", str(settings.triton_metrics_port),
+        # explicit: the repository also holds longscribe_core, which is no model
+        "--model-control-mode", "explicit",
+    ]  # fmt: skip
+    for model in settings.triton_models:
+        args += ["--load-model", model]
+    return args
+
+
+def cache_dir() -> Path:
+    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return base / "longscribe"
+
+
+async def _forward_log(stream: asyncio.StreamReader) -> None:
+    async for line in stream:
+        log.info("%s", line.decode(errors="replace").rstrip())
+
+
+async def _wait_ready(proc: asyncio.subprocess.Process, url: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            if proc.returncode is not None:
+                raise TritonStartError(f"tritonserver exited with {proc.returncode}; see its log above")
+            with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError):
+                async with session.get(url, timeout=aiohttp.ClientTimeout(total=2)) as response:
+                    if response.status == 200:
+                        return
+            await asyncio.sleep(0.25)
+    raise TritonStartError(f"tritonserver not ready after {timeout_s:g} s")
+
+
+@contextlib.asynccontextmanager
+async def running_triton(settings: Settings) -> AsyncIterator[str]:
+    """Start Triton, wait until every model is ready, yield its gRPC URL, stop it."""
+    args = server_args(settings, backend_dir(cache_dir()))
+    proc = await asyncio.create_subprocess_exec(
+        *args, env=server_env(settings), stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        start_new_session=True,  # Ctrl-C reaches us, and we stop it in order
+    )  # fmt: skip
+    assert proc.stdout is not None
+    forward = asyncio.create_task(_forward_log(proc.stdout))
+    try:
+        ready_url = f"http://127.0.0.1:{settings.triton_http_port}/v2/health/ready"
+        await _wait_ready(proc, ready_url, settings.triton_start_timeout_sec)
+        log.info("Triton ready: gRPC on 127.0.0.1:%d", settings.triton_grpc_port)
+        yield f"127.0.0.1:{settings.triton_grpc_port}"
+    finally:
+        await _stop(proc)
+        forward.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await forward
+
+
+async def _stop(proc: asyncio.subprocess.Process) -> None:
+    if proc.returncode is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(signal.SIGTERM)
+    try:
+        await asyncio.wait_for(asyncio.shield(proc.wait()), STOP_GRACE_S)
+    except asyncio.TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # the stubs too
+        await proc.wait()
