@@ -7,6 +7,7 @@ http:// URLs; the tests and benchmarks use it as the media server.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,8 +18,9 @@ def file_app(root: Path) -> web.Application:
     root = root.resolve()
 
     async def serve(request: web.Request) -> web.StreamResponse:
-        path = (root / request.match_info["name"]).resolve()
-        if root not in path.parents or not path.is_file():
+        # normalised, not resolved: links inside the root are served as files
+        path = Path(os.path.normpath(root / request.match_info["name"]))
+        if not path.is_relative_to(root) or not path.is_file():
             raise web.HTTPNotFound()
         return web.FileResponse(path)
 

@@ -14,7 +14,7 @@ import json  # noqa: E402
 
 import numpy as np  # noqa: E402
 import triton_python_backend_utils as pb_utils  # noqa: E402
-from longscribe_core.audio import MAX_WINDOW_S, SAMPLE_RATE, int16_to_float, plan_cuts, smoothed_energy  # noqa: E402
+from longscribe_core.micro import transcribe_macro_chunk  # noqa: E402
 from longscribe_core.segments import ChunkResult, decode_result, encode_result  # noqa: E402
 
 
@@ -36,24 +36,16 @@ class TritonPythonModel:
         return list(await asyncio.gather(*(self._one(r) for r in requests)))
 
     async def _one(self, request):
-        try:
-            pcm = int16_to_float(pb_utils.get_input_tensor_by_name(request, "audio").as_numpy().reshape(-1))
+        try:  # parse inside the try: a bad request fails alone
+            pcm = pb_utils.get_input_tensor_by_name(request, "audio").as_numpy().reshape(-1)
             max_s = float(_scalar(request, "micro_chunk_size_sec"))
-            if not 0 < max_s <= MAX_WINDOW_S:
-                raise ValueError(f"micro_chunk_size_sec must be in (0, {MAX_WINDOW_S:g}], got {max_s}")
             width = int(_scalar(request, "silence_detection_smoothing_num_samples"))
             language = _scalar(request, "language")
-            max_len = int(max_s * SAMPLE_RATE)
-            # the seed's rule: cut in the second half of the longest allowed piece
-            pieces = plan_cuts(smoothed_energy(pcm, width), max_len=max_len, min_len=max_len // 2)
-            results = await asyncio.gather(*(self._transcribe(pcm[a:b], language) for a, b in pieces))
+            result = await transcribe_macro_chunk(pcm, max_s, width, lambda piece: self._transcribe(piece, language))
         except Exception as exc:
             code = pb_utils.TritonError.INVALID_ARG if isinstance(exc, ValueError) else pb_utils.TritonError.INTERNAL
             return pb_utils.InferenceResponse(error=pb_utils.TritonError(str(exc), code))
-        segments = tuple(s.shifted(a / SAMPLE_RATE) for (a, _), r in zip(pieces, results) for s in r.segments)
-        language_out = next((r.language for r in results if r.language), language)
-        merged = ChunkResult(segments=segments, language=language_out)
-        out = np.array([encode_result(merged)], dtype=np.object_)
+        out = np.array([encode_result(result)], dtype=np.object_)
         return pb_utils.InferenceResponse([pb_utils.Tensor("result", out)])
 
     async def _transcribe(self, piece: np.ndarray, language) -> ChunkResult:

@@ -1,0 +1,61 @@
+"""A macro chunk -> micro chunks cut at pauses -> transcribed pieces -> segments.
+
+The model call is injected, so the micro-chunk Triton model binds it to BLS
+and the tests to a fake.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import numpy as np
+
+from .audio import MAX_WINDOW_S, SAMPLE_RATE, int16_to_float, plan_cuts, smoothed_energy
+from .segments import ChunkResult, Segment
+
+TranscribePiece = Callable[[np.ndarray], Awaitable[ChunkResult]]
+
+# Whisper often closes a nearly full window early and drops its last words.
+# Like the sequential decoder's seek, an uncovered tail that still holds
+# speech is decoded again on its own.
+MIN_TAIL_S = 1.0  # shorter uncovered tails are left alone
+SPEECH_LEVEL = 0.1  # tail speaks if its envelope passes this share of the chunk's loud level
+LOUD_PERCENTILE = 95.0  # the chunk's "loud level"
+MAX_TAIL_ROUNDS = 2  # re-decodes per piece
+
+
+def check_micro_size(max_s: float) -> None:
+    if not 0 < max_s <= MAX_WINDOW_S:
+        raise ValueError(f"micro_chunk_size_sec must be in (0, {MAX_WINDOW_S:g}], got {max_s}")
+
+
+async def transcribe_macro_chunk(
+    pcm_int16: np.ndarray, max_s: float, smoothing_samples: int, transcribe: TranscribePiece
+) -> ChunkResult:
+    """int16 PCM [n] of one macro chunk -> segments with times from its start."""
+    check_micro_size(max_s)
+    pcm = int16_to_float(pcm_int16)
+    envelope = smoothed_energy(pcm, smoothing_samples)
+    speech_level = SPEECH_LEVEL * float(np.percentile(envelope, LOUD_PERCENTILE)) if len(envelope) else 0.0
+    max_len = int(max_s * SAMPLE_RATE)
+    # the seed's rule: cut in the second half of the longest allowed piece
+    pieces = plan_cuts(envelope, max_len=max_len, min_len=max_len // 2)
+    languages: list[str] = []
+
+    async def piece(start: int, end: int, rounds_left: int) -> list[Segment]:
+        result = await transcribe(pcm[start:end])
+        if result.language:
+            languages.append(result.language)
+        segments = [s.shifted(start / SAMPLE_RATE) for s in result.segments]
+        if not segments or rounds_left == 0:
+            return segments
+        covered = min(end, int(round(segments[-1].end_s * SAMPLE_RATE)))
+        tail = envelope[covered:end]
+        if covered > start and len(tail) >= MIN_TAIL_S * SAMPLE_RATE and tail.max(initial=0.0) > speech_level:
+            segments += await piece(covered, end, rounds_left - 1)
+        return segments
+
+    per_piece = await asyncio.gather(*(piece(a, b, MAX_TAIL_ROUNDS) for a, b in pieces))
+    segments = tuple(s for group in per_piece for s in group)
+    return ChunkResult(segments=segments, language=languages[0] if languages else None)

@@ -1,0 +1,76 @@
+"""Shared fixtures: real speech, a media server that honours Range, one that
+does not, a real Triton with the project's models, and the service on top."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from aiohttp import web
+
+from orchestrator.app import create_app
+from orchestrator.range_server import file_app, serving
+from orchestrator.settings import Settings
+from orchestrator.triton_server import running_triton
+
+from .corpus import Recording, clips_under, join_clips, speech_dir
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def media_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Files the media server offers: built recordings, plus links to the shared speech."""
+    root = tmp_path_factory.mktemp("media")
+    (root / "speech").symlink_to(speech_dir(), target_is_directory=True)
+    return root
+
+
+@pytest.fixture(scope="session")
+def lj_recording(media_root: Path) -> Recording:
+    """The 32 consecutive LJ Speech clips joined with short pauses (about 4 minutes)."""
+    return join_clips(clips_under("ljspeech"), media_root / "lj001.wav", gaps_s=0.6)
+
+
+@pytest_asyncio.fixture(scope="session")
+async def media_url(media_root: Path) -> AsyncIterator[str]:
+    """Base URL of a real aiohttp FileResponse server (it honours Range)."""
+    async with serving(file_app(media_root)) as base:
+        yield base
+
+
+@pytest_asyncio.fixture(scope="session")
+async def no_range_url(media_root: Path) -> AsyncIterator[str]:
+    """A server that ignores Range and always sends the whole file with 200."""
+
+    async def whole(request: web.Request) -> web.Response:
+        path = media_root / request.match_info["name"]
+        return web.Response(body=path.read_bytes(), content_type="application/octet-stream")
+
+    app = web.Application()
+    app.router.add_get("/{name:.+}", whole)
+    async with serving(app) as base:
+        yield base
+
+
+@pytest_asyncio.fixture(scope="session")
+async def triton_grpc_url() -> AsyncIterator[str]:
+    settings = Settings(
+        triton_http_port=free_port(), triton_grpc_port=free_port(), triton_metrics_port=free_port()
+    )
+    async with running_triton(settings) as url:
+        yield url
+
+
+@pytest_asyncio.fixture(scope="session")
+async def service_url(triton_grpc_url: str) -> AsyncIterator[str]:
+    settings = Settings(triton_grpc_urls=[triton_grpc_url])
+    async with serving(create_app(settings)) as base:
+        yield base

@@ -1,0 +1,98 @@
+"""Real speech from ../shared/data/speech, and long recordings joined from it.
+
+A joined recording knows where each clip starts, so timestamps can be checked
+against the truth, and its reference is the clips' transcripts in order.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import wave
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+SAMPLE_RATE = 16_000
+REPO = Path(__file__).resolve().parent.parent
+SPEECH_DIRS = (REPO.parent / "shared" / "data" / "speech", REPO / "tests" / "data")
+
+
+def speech_dir() -> Path:
+    for path in SPEECH_DIRS:
+        if (path / "manifest.jsonl").exists():
+            return path
+    raise FileNotFoundError(f"no speech manifest in {', '.join(map(str, SPEECH_DIRS))}")
+
+
+@dataclass(frozen=True)
+class Clip:
+    path: Path
+    reference: str
+    duration_s: float
+
+
+def manifest() -> list[Clip]:
+    root = speech_dir()
+    clips = []
+    for line in (root / "manifest.jsonl").read_text().splitlines():
+        entry = json.loads(line)
+        if entry.get("reference"):
+            clips.append(Clip(root / entry["audio"], entry["reference"], float(entry["duration_sec"])))
+    return clips
+
+
+def clips_under(prefix: str) -> list[Clip]:
+    return sorted((c for c in manifest() if c.path.relative_to(speech_dir()).as_posix().startswith(prefix)),
+                  key=lambda c: c.path.name)  # fmt: skip
+
+
+def decode_pcm(path: Path) -> np.ndarray:
+    """Any audio file -> 16 kHz mono int16."""
+    out = subprocess.run(
+        ["ffmpeg", "-nostdin", "-loglevel", "error", "-i", str(path), "-ac", "1", "-ar", str(SAMPLE_RATE),
+         "-f", "s16le", "-"],
+        check=True, capture_output=True,
+    ).stdout  # fmt: skip
+    return np.frombuffer(out, dtype=np.int16)
+
+
+@dataclass(frozen=True)
+class Recording:
+    path: Path
+    reference: str
+    clip_starts_s: tuple[float, ...]  # where each clip's audio begins
+    duration_s: float
+
+
+def join_clips(clips: list[Clip], out: Path, gaps_s: list[float] | float = 0.6, seed: int = 0) -> Recording:
+    """Write clips joined by low-noise gaps (about -60 dBFS) as a 16 kHz WAV."""
+    rng = np.random.default_rng(seed)
+    gap_list = gaps_s if isinstance(gaps_s, list) else [gaps_s] * len(clips)
+    parts, starts, cursor = [], [], 0
+    for clip, gap in zip(clips, gap_list):
+        noise = (rng.standard_normal(int(gap * SAMPLE_RATE)) * 30).astype(np.int16)
+        pcm = decode_pcm(clip.path)
+        parts += [noise, pcm]
+        starts.append((cursor + len(noise)) / SAMPLE_RATE)
+        cursor += len(noise) + len(pcm)
+    tail = (rng.standard_normal(int(0.5 * SAMPLE_RATE)) * 30).astype(np.int16)
+    audio = np.concatenate([*parts, tail])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(out), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(SAMPLE_RATE)
+        wav.writeframes(audio.tobytes())
+    reference = " ".join(c.reference for c in clips)
+    return Recording(out, reference, tuple(starts), len(audio) / SAMPLE_RATE)
+
+
+def wer(reference: str, hypothesis: str) -> float:
+    """Word error rate after Whisper's English normaliser."""
+    import jiwer
+    from whisper_normalizer.english import EnglishTextNormalizer
+
+    normalise = EnglishTextNormalizer()
+    return float(jiwer.wer(normalise(reference), normalise(hypothesis)))

@@ -1,0 +1,92 @@
+"""POST /v1/transcribe end to end: range server -> FFmpeg -> Triton -> merged transcript."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+import pytest
+
+from ..corpus import Recording, manifest, wer
+
+pytestmark = pytest.mark.integration
+
+
+async def post(service_url: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"{service_url}/v1/transcribe", json=body) as response:
+            return response.status, await response.json()
+
+
+def assert_well_formed(out: dict[str, Any], duration_s: float) -> None:
+    segments = out["segments"]
+    assert segments, "no segments"
+    previous_end = 0.0
+    for seg in segments:
+        assert 0.0 <= seg["start_time_sec"] <= seg["end_time_sec"] <= duration_s + 1e-6
+        assert seg["start_time_sec"] >= previous_end - 1e-6, "segments overlap or are out of order"
+        assert seg["text"].strip()
+        assert seg["language_code"] == "en" and seg["language"] == "english"
+        previous_end = seg["end_time_sec"]
+    assert out["text"] == " ".join(s["text"] for s in segments)
+    assert out["speedup"] == pytest.approx(out["input_duration_sec"] / out["processing_duration_sec"], rel=1e-6)
+
+
+async def test_jfk_is_transcribed_accurately(service_url: str, media_url: str) -> None:
+    jfk = next(c for c in manifest() if c.path.name == "jfk.flac")
+    status, out = await post(service_url, {"media_url": f"{media_url}/speech/jfk.flac"})
+    assert status == 200, out
+    assert wer(jfk.reference, out["text"]) <= 0.10
+    assert out["input_duration_sec"] == pytest.approx(jfk.duration_s, abs=0.1)
+    assert_well_formed(out, out["input_duration_sec"])
+
+
+async def test_long_recording_through_many_macro_and_micro_chunks(
+    service_url: str, media_url: str, lj_recording: Recording
+) -> None:
+    params = {"macro_chunk_size_sec": 60, "micro_chunk_size_sec": 20}
+    status, out = await post(service_url, {"media_url": f"{media_url}/lj001.wav", "params": params})
+    assert status == 200, out
+    error_rate = wer(lj_recording.reference, out["text"])
+    print(f"LJ {lj_recording.duration_s:.0f} s: WER {error_rate:.3f}, speedup {out['speedup']:.1f}x")
+    assert error_rate <= 0.08
+    assert out["input_duration_sec"] == pytest.approx(lj_recording.duration_s, abs=0.1)
+    assert_well_formed(out, lj_recording.duration_s)
+    # speech reaches the last macro chunk: nothing after a cut was lost
+    assert out["segments"][-1]["end_time_sec"] > lj_recording.clip_starts_s[-1]
+
+
+async def test_seed_defaults_accept_the_seed_body_shape(service_url: str, media_url: str) -> None:
+    body = {
+        "media_url": f"{media_url}/speech/jfk.flac",
+        "params": {
+            "wav_sampling_rate_hz": 16000, "macro_chunk_size_sec": 300, "macro_chunk_overlap_sec": 0,
+            "micro_chunk_size_sec": 5, "silence_detection_smoothing_num_samples": 1600,
+        },
+    }  # fmt: skip
+    status, out = await post(service_url, body)
+    assert status == 200, out
+    assert set(out) == {"segments", "input_duration_sec", "processing_duration_sec", "speedup", "text"}
+
+
+async def test_server_without_range_support_is_refused_clearly(service_url: str, no_range_url: str) -> None:
+    status, out = await post(service_url, {"media_url": f"{no_range_url}/speech/jfk.flac"})
+    assert status == 422
+    assert out["error"]["code"] == "range_not_supported"
+    assert "range" in out["error"]["message"].lower()
+
+
+async def test_missing_media_is_a_clear_client_error(service_url: str, media_url: str) -> None:
+    status, out = await post(service_url, {"media_url": f"{media_url}/no-such-file.wav"})
+    assert 400 <= status < 500
+    assert out["error"]["code"] == "media_http_error"
+    assert "404" in out["error"]["message"]
+
+
+async def test_readiness_reports_every_triton_endpoint(service_url: str, triton_grpc_url: str) -> None:
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{service_url}/readyz") as response:
+            assert response.status == 200
+            assert (await response.json())["endpoints"] == {triton_grpc_url: True}
+        async with session.get(f"{service_url}/healthz") as response:
+            assert response.status == 200
