@@ -1,0 +1,51 @@
+# longscribe: `make demo` installs everything and transcribes the bundled recording;
+# `make test` installs everything and runs the tests.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+DEMO   := demo/lj001-printing.mp3
+
+.PHONY: install system-deps demo test test-unit serve lint clean
+
+install: $(STAMP)
+
+# FFmpeg decodes media; libpython3.11 is what Triton's Python-backend stub links;
+# python3-venv makes the virtual environment on a bare Debian.
+system-deps:
+	@if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null \
+	  || ! ldconfig -p | grep -q 'libpython3.11.so.1.0' \
+	  || ! $(PYTHON) -c 'import ensurepip' 2>/dev/null; then \
+	  echo "installing FFmpeg, libpython3.11 and python3-venv with apt-get"; \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    ffmpeg libpython3.11 python3-venv; \
+	fi
+
+$(STAMP): pyproject.toml | system-deps
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "longscribe needs Python 3.11 (Triton'"'"'s stub links libpython3.11); set PYTHON=python3.11")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@
+
+demo: install
+	$(BIN)/longscribe transcribe $(DEMO) --format text
+
+serve: install
+	$(BIN)/longscribe serve
+
+test: install
+	$(BIN)/python -m pytest -q -rs
+
+test-unit: install
+	$(BIN)/python -m pytest -q tests/unit
+
+lint: install
+	$(BIN)/ruff check orchestrator model_repository tests bench
+	$(BIN)/mypy orchestrator model_repository/longscribe_core
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
