@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 import numpy as np
 
@@ -23,6 +24,37 @@ MIN_TAIL_S = 1.0  # shorter uncovered tails are left alone
 SPEECH_LEVEL = 0.1  # tail speaks if its envelope passes this share of the chunk's loud level
 LOUD_PERCENTILE = 95.0  # the chunk's "loud level"
 MAX_TAIL_ROUNDS = 2  # re-decodes per piece
+# A tail is short and often only noise, where Whisper invents text: keep its
+# transcript only when the decoder is confident, with openai/whisper's usual
+# thresholds, applied as "either" rather than "both".
+TAIL_MIN_AVG_LOGPROB = -1.0
+TAIL_MAX_NO_SPEECH_PROB = 0.6
+
+
+START_PAD_S = 0.1  # a snapped start sits this far before the first loud sample
+
+
+def snap_start(segment: Segment, envelope: np.ndarray, speech_level: float) -> Segment:
+    """Move a segment's start to where its speech begins.
+
+    Whisper's first timestamp in a window is capped at 1 s and tiny models
+    often say 0.00 whatever the leading pause; the energy envelope knows
+    better. The start only moves forward, and never past the segment's end.
+    """
+    lo = int(segment.start_s * SAMPLE_RATE)
+    hi = min(int(segment.end_s * SAMPLE_RATE), len(envelope))
+    loud = np.flatnonzero(envelope[lo:hi] > speech_level)
+    if len(loud) == 0:
+        return segment
+    start_s = max(segment.start_s, (lo + int(loud[0])) / SAMPLE_RATE - START_PAD_S)
+    return replace(segment, start_s=min(start_s, segment.end_s))
+
+
+def _confident(result: ChunkResult) -> bool:
+    return all(
+        s.avg_logprob >= TAIL_MIN_AVG_LOGPROB and s.no_speech_prob <= TAIL_MAX_NO_SPEECH_PROB
+        for s in result.segments
+    )
 
 
 def check_micro_size(max_s: float) -> None:
@@ -43,8 +75,10 @@ async def transcribe_macro_chunk(
     pieces = plan_cuts(envelope, max_len=max_len, min_len=max_len // 2)
     languages: list[str] = []
 
-    async def piece(start: int, end: int, rounds_left: int) -> list[Segment]:
+    async def piece(start: int, end: int, rounds_left: int, is_tail: bool = False) -> list[Segment]:
         result = await transcribe(pcm[start:end])
+        if is_tail and not _confident(result):
+            return []
         if result.language:
             languages.append(result.language)
         segments = [s.shifted(start / SAMPLE_RATE) for s in result.segments]
@@ -53,9 +87,9 @@ async def transcribe_macro_chunk(
         covered = min(end, int(round(segments[-1].end_s * SAMPLE_RATE)))
         tail = envelope[covered:end]
         if covered > start and len(tail) >= MIN_TAIL_S * SAMPLE_RATE and tail.max(initial=0.0) > speech_level:
-            segments += await piece(covered, end, rounds_left - 1)
+            segments += await piece(covered, end, rounds_left - 1, is_tail=True)
         return segments
 
     per_piece = await asyncio.gather(*(piece(a, b, MAX_TAIL_ROUNDS) for a, b in pieces))
-    segments = tuple(s for group in per_piece for s in group)
+    segments = tuple(snap_start(s, envelope, speech_level) for group in per_piece for s in group)
     return ChunkResult(segments=segments, language=languages[0] if languages else None)

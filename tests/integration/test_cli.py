@@ -1,0 +1,95 @@
+"""The `longscribe` command: serve starts and stops Triton cleanly; transcribe takes local paths."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from ..conftest import free_port
+from ..corpus import manifest, wer
+
+pytestmark = pytest.mark.integration
+LONGSCRIBE = [sys.executable, "-m", "orchestrator.cli"]
+
+
+def children_of(pid: int) -> list[int]:
+    """Every live descendant of `pid` (from /proc)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found, frontier = [], [pid]
+    while frontier:
+        current = frontier.pop()
+        kids = [p for p, parent in parents.items() if parent == current]
+        found += kids
+        frontier += kids
+    return found
+
+
+async def test_serve_answers_then_stops_triton_on_sigterm() -> None:
+    port, ports = free_port(), [str(free_port()) for _ in range(3)]
+    proc = await asyncio.create_subprocess_exec(
+        *LONGSCRIBE, "serve", "--port", str(port), "--triton-http-port", ports[0],
+        "--triton-grpc-port", ports[1], "--triton-metrics-port", ports[2],
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 240
+        async with aiohttp.ClientSession() as session:
+            while True:
+                assert time.monotonic() < deadline, "service never became ready"
+                assert proc.returncode is None, "serve exited early"
+                try:
+                    async with session.get(f"http://127.0.0.1:{port}/readyz") as response:
+                        if response.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.5)
+        assert children_of(proc.pid), "Triton should run as a child of serve"
+        descendants = children_of(proc.pid)
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 60) == 0
+        time.sleep(0.5)
+        assert not [p for p in descendants if Path(f"/proc/{p}").exists()], "Triton or a stub outlived serve"
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def test_transcribe_serves_a_local_path_over_loopback(service_url: str) -> None:
+    jfk = next(c for c in manifest() if c.path.name == "jfk.flac")
+    proc = await asyncio.create_subprocess_exec(
+        *LONGSCRIBE, "transcribe", str(jfk.path), "--server", service_url, "--format", "srt",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env={**os.environ},
+    )  # fmt: skip
+    stdout, stderr = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode == 0, stderr.decode()
+    srt = stdout.decode()
+    assert srt.startswith("1\n00:00:")
+    text = " ".join(line for line in srt.splitlines() if line and "-->" not in line and not line.isdigit())
+    assert wer(jfk.reference, text) <= 0.10
+    assert "speedup=" in stderr.decode()
+
+
+async def test_transcribe_reports_a_missing_file() -> None:
+    proc = await asyncio.create_subprocess_exec(
+        *LONGSCRIBE, "transcribe", "/no/such/file.wav", "--server", "http://127.0.0.1:9",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, stderr = await proc.communicate()
+    assert proc.returncode == 2
+    assert b"no such file" in stderr
