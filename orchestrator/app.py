@@ -19,7 +19,7 @@ from .triton_pool import TritonPool
 log = logging.getLogger("longscribe.app")
 
 SETTINGS = web.AppKey("settings", Settings)
-TRANSCRIBER = web.AppKey("transcriber", Transcriber)  # type: ignore[arg-type]
+TRANSCRIBER: web.AppKey[Transcriber] = web.AppKey("transcriber")
 POOL = web.AppKey("pool", TritonPool)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -98,7 +98,8 @@ async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
     pool = TritonPool(settings.triton_grpc_urls, settings.micro_chunk_model, settings.chunk_timeout_sec)
     session = aiohttp.ClientSession()
     app[POOL] = pool
-    app[TRANSCRIBER] = Pipeline(settings, session, pool)
+    transcriber: Transcriber = Pipeline(settings, session, pool)
+    app[TRANSCRIBER] = transcriber
     try:
         yield
     finally:

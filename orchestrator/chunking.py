@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
-from longscribe_core.audio import SAMPLE_RATE, int16_to_float, quietest_index, smoothed_energy
+from longscribe_core.audio import SAMPLE_RATE, Int16Audio, int16_to_float, quietest_index, smoothed_energy
 
 SHORT_TAIL_FRACTION = 0.1  # a last chunk under 10 % of the macro size joins the one before
 MIN_CHUNK_S = 1.0  # snapped cuts closer than this to each other collapse into one
@@ -42,7 +40,7 @@ def search_window(cut_s: float, macro_s: float, duration_s: float, window_s: flo
     return max(0.0, cut_s - half), min(duration_s, cut_s + half)
 
 
-def snap_cut(window_start_s: float, pcm: np.ndarray, smoothing_samples: int, fallback_s: float) -> float:
+def snap_cut(window_start_s: float, pcm: Int16Audio, smoothing_samples: int, fallback_s: float) -> float:
     """The quietest moment of `pcm` (int16, starting at window_start_s)."""
     if len(pcm) == 0:
         return fallback_s

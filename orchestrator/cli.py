@@ -104,7 +104,9 @@ def parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run Triton and the REST API until Ctrl-C")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
-    serve.add_argument("--triton-url", action="append", help="use this Triton gRPC endpoint (repeatable) instead of starting one")
+    serve.add_argument(
+        "--triton-url", action="append", help="use this Triton gRPC endpoint (repeatable) instead of starting one"
+    )
     serve.add_argument("--triton-http-port", type=int)
     serve.add_argument("--triton-grpc-port", type=int)
     serve.add_argument("--triton-metrics-port", type=int)

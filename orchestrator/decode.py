@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import numpy as np
-
-from longscribe_core.audio import SAMPLE_RATE
+from longscribe_core.audio import SAMPLE_RATE, Int16Audio
 
 from . import proc
 from .errors import MediaUnreadable
@@ -26,11 +23,11 @@ def ffmpeg_args(ffmpeg_bin: str, url: str, start_s: float, duration_s: float | N
 
 async def read_pcm(
     url: str, start_s: float, duration_s: float | None, ffmpeg_bin: str, timeout_s: float
-) -> np.ndarray:
+) -> Int16Audio:
     """PCM int16 [n] of [start_s, start_s + duration_s), or to the end when None."""
     try:
         done = await proc.run(ffmpeg_args(ffmpeg_bin, url, start_s, duration_s), timeout_s)
-    except asyncio.TimeoutError as exc:
+    except TimeoutError as exc:
         raise MediaUnreadable(f"FFmpeg did not finish reading {start_s:.1f} s.. within {timeout_s:g} s") from exc
     if done.returncode != 0:
         lines = done.stderr.decode(errors="replace").strip().splitlines()

@@ -57,7 +57,10 @@ class MediaHttpError(MediaError):
 
 class RangeNotSupported(MediaError):
     code = "range_not_supported"
-    hint = "Serve the file from a server that honours HTTP Range requests (any static file server or object store does)."
+    hint = (
+        "Serve the file from a server that honours HTTP Range requests "
+        "(any static file server or object store does)."
+    )
 
 
 class MediaUnreadable(MediaError):

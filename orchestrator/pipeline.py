@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import aiohttp
-
 from longscribe_core.segments import ChunkResult
 
 from . import chunking, decode, merge

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from dataclasses import dataclass
 
 from . import proc
-from .errors import MediaUnreadable, MediaUnreachable
+from .errors import MediaUnreachable, MediaUnreadable
 
 
 @dataclass(frozen=True)
@@ -27,7 +26,7 @@ async def probe(url: str, ffprobe_bin: str, timeout_s: float) -> MediaInfo:
     ]  # fmt: skip
     try:
         done = await proc.run(args, timeout_s)
-    except asyncio.TimeoutError as exc:
+    except TimeoutError as exc:
         raise MediaUnreachable(f"ffprobe could not read media_url within {timeout_s:g} s") from exc
     if done.returncode != 0:
         reason = done.stderr.decode(errors="replace").strip().splitlines()

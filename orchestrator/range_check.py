@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import aiohttp
 
 from .errors import MediaHttpError, MediaUnreachable, RangeNotSupported
@@ -22,7 +20,7 @@ async def check_range_support(session: aiohttp.ClientSession, url: str, timeout_
             timeout=aiohttp.ClientTimeout(total=timeout_s),
         ) as response:
             status = response.status
-    except asyncio.TimeoutError as exc:
+    except TimeoutError as exc:
         raise MediaUnreachable(f"media_url did not answer within {timeout_s:g} s") from exc
     except aiohttp.InvalidURL as exc:
         raise MediaUnreachable(f"media_url is not a valid URL: {exc}") from exc

@@ -11,9 +11,8 @@ import math
 from typing import Literal
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-
 from longscribe_core.audio import MAX_WINDOW_S, SAMPLE_RATE
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class TranscribeParams(BaseModel):
@@ -22,7 +21,7 @@ class TranscribeParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     wav_sampling_rate_hz: Literal[16000] = Field(
-        SAMPLE_RATE, description="Whisper's input rate; the only value accepted"
+        16000, description="Whisper's input rate; the only value accepted"
     )
     macro_chunk_size_sec: float = Field(
         300, gt=0, description="target length of the macro chunks processed in parallel; cuts move to pauses"
@@ -31,7 +30,10 @@ class TranscribeParams(BaseModel):
         0, ge=0, description="audio read past each macro cut; duplicated words are dropped on merge"
     )
     micro_chunk_size_sec: float = Field(
-        30, gt=0, le=MAX_WINDOW_S, description="longest piece sent to Whisper; cut at the quietest point of its second half"
+        30,
+        gt=0,
+        le=MAX_WINDOW_S,
+        description="longest piece sent to Whisper; cut at the quietest point of its second half",
     )
     silence_detection_smoothing_num_samples: int = Field(
         1600, ge=1, le=10 * SAMPLE_RATE, description="box-filter width of the energy envelope (1600 = 0.1 s)"

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import tritonclient.grpc.aio as grpcclient
-from tritonclient.utils import InferenceServerException
-
+from longscribe_core.audio import Int16Audio
 from longscribe_core.segments import ChunkResult, decode_result
+from tritonclient.utils import InferenceServerException
 
 from .errors import InferenceError, InferenceUnavailable
 
@@ -52,7 +52,7 @@ class TritonPool:
         return dict(zip(self.urls, states))
 
     async def transcribe_chunk(
-        self, pcm: np.ndarray, micro_chunk_size_s: float, smoothing_samples: int, language: str | None = None
+        self, pcm: Int16Audio, micro_chunk_size_s: float, smoothing_samples: int, language: str | None = None
     ) -> ChunkResult:
         """int16 PCM of one macro chunk -> segments relative to its start."""
         inputs = _inputs(pcm, micro_chunk_size_s, smoothing_samples, language)
@@ -76,7 +76,7 @@ class TritonPool:
 
 
 def _inputs(
-    pcm: np.ndarray, micro_chunk_size_s: float, smoothing_samples: int, language: str | None
+    pcm: Int16Audio, micro_chunk_size_s: float, smoothing_samples: int, language: str | None
 ) -> list[grpcclient.InferInput]:
     audio = grpcclient.InferInput("audio", [len(pcm)], "INT16")
     audio.set_data_from_numpy(np.ascontiguousarray(pcm, dtype=np.int16))

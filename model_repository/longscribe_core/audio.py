@@ -7,6 +7,11 @@ orchestrator to move macro cuts into pauses.
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import NDArray
+
+FloatAudio = NDArray[np.float32]  # samples in [-1, 1)
+Int16Audio = NDArray[np.int16]  # s16le samples
+Envelope = NDArray[np.float64]
 
 SAMPLE_RATE = 16_000  # Whisper's only input rate
 MAX_WINDOW_S = 30.0  # Whisper's encoder sees exactly 30 s
@@ -14,12 +19,12 @@ MAX_WINDOW_SAMPLES = int(MAX_WINDOW_S * SAMPLE_RATE)  # 480_000
 INT16_SCALE = 32_768.0  # s16le full scale
 
 
-def int16_to_float(pcm: np.ndarray) -> np.ndarray:
+def int16_to_float(pcm: Int16Audio) -> FloatAudio:
     """int16 PCM [n] -> float32 in [-1, 1) [n]."""
     return pcm.astype(np.float32) / INT16_SCALE
 
 
-def smoothed_energy(pcm: np.ndarray, width_samples: int) -> np.ndarray:
+def smoothed_energy(pcm: FloatAudio, width_samples: int) -> Envelope:
     """|pcm| box-smoothed over `width_samples` [n] -> float64 envelope [n].
 
     A cumulative sum makes the box filter O(n) whatever the width.
@@ -33,10 +38,11 @@ def smoothed_energy(pcm: np.ndarray, width_samples: int) -> np.ndarray:
     idx = np.arange(len(mag))
     lo = np.clip(idx - half, 0, len(mag))
     hi = np.clip(idx - half + width, 0, len(mag))
-    return (csum[hi] - csum[lo]) / np.maximum(hi - lo, 1)
+    envelope: Envelope = (csum[hi] - csum[lo]) / np.maximum(hi - lo, 1)
+    return envelope
 
 
-def quietest_index(envelope: np.ndarray, lo: int, hi: int) -> int:
+def quietest_index(envelope: Envelope, lo: int, hi: int) -> int:
     """Index of the minimum of `envelope` in [lo, hi).
 
     Ties go to the middle of the quietest run, so a cut in a flat pause lands
@@ -57,7 +63,7 @@ def quietest_index(envelope: np.ndarray, lo: int, hi: int) -> int:
 
 
 def plan_cuts(
-    envelope: np.ndarray,
+    envelope: Envelope,
     max_len: int,
     min_len: int,
 ) -> list[tuple[int, int]]:

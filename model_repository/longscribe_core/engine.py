@@ -13,7 +13,7 @@ from typing import Protocol
 
 import numpy as np
 
-from .audio import MAX_WINDOW_SAMPLES, SAMPLE_RATE
+from .audio import MAX_WINDOW_SAMPLES, SAMPLE_RATE, FloatAudio
 from .mel import log_mel
 from .segments import ChunkResult, Segment
 from .timestamps import spans_to_text, split_on_timestamps
@@ -40,7 +40,7 @@ class EngineConfig:
 class Engine(Protocol):
     """What the `whisper` Triton model needs from an engine."""
 
-    def transcribe(self, audio: list[np.ndarray], language: str | None) -> list[ChunkResult | Exception]:
+    def transcribe(self, audio: list[FloatAudio], language: str | None) -> list[ChunkResult | Exception]:
         """float32 waveforms at 16 kHz, each <= 30 s -> one result or error per item."""
 
 
@@ -89,7 +89,7 @@ class CTranslate2Engine:
             return [self._sot]
         return [self._sot, self._token_id(f"<|{language or 'en'}|>"), self._transcribe_task]
 
-    def _check(self, audio: np.ndarray) -> np.ndarray:
+    def _check(self, audio: FloatAudio) -> FloatAudio:
         if audio.ndim != 1:
             raise InvalidAudio(f"expected mono audio [n], got shape {audio.shape}")
         if len(audio) > MAX_WINDOW_SAMPLES:
@@ -108,10 +108,10 @@ class CTranslate2Engine:
         detected = self._model.detect_language(features)
         return [best[0][0].strip("<|>") for best in detected]
 
-    def transcribe(self, audio: list[np.ndarray], language: str | None) -> list[ChunkResult | Exception]:
+    def transcribe(self, audio: list[FloatAudio], language: str | None) -> list[ChunkResult | Exception]:
         """See `Engine.transcribe`."""
         results: list[ChunkResult | Exception] = [InvalidAudio("not decoded")] * len(audio)
-        good: list[tuple[int, np.ndarray]] = []
+        good: list[tuple[int, FloatAudio]] = []
         for i, item in enumerate(audio):
             try:
                 good.append((i, self._check(item)))

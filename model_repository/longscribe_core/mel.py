@@ -8,15 +8,16 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
+from numpy.typing import NDArray
 
-from .audio import MAX_WINDOW_SAMPLES, SAMPLE_RATE
+from .audio import MAX_WINDOW_SAMPLES, SAMPLE_RATE, FloatAudio
 
 N_FFT = 400  # 25 ms window
 HOP_LENGTH = 160  # 10 ms hop
 N_FRAMES = MAX_WINDOW_SAMPLES // HOP_LENGTH  # 3000
 
 
-def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
+def _hz_to_mel(hz: NDArray[np.float64]) -> NDArray[np.float64]:
     """Slaney scale: linear below 1 kHz, logarithmic above."""
     f_sp, min_log_hz, min_log_mel = 200.0 / 3, 1000.0, 15.0
     logstep = np.log(6.4) / 27.0
@@ -26,7 +27,7 @@ def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
     return mel
 
 
-def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
+def _mel_to_hz(mel: NDArray[np.float64]) -> NDArray[np.float64]:
     f_sp, min_log_hz, min_log_mel = 200.0 / 3, 1000.0, 15.0
     logstep = np.log(6.4) / 27.0
     hz = f_sp * mel
@@ -36,7 +37,7 @@ def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
 
 
 @lru_cache(maxsize=4)
-def mel_filters(n_mels: int) -> np.ndarray:
+def mel_filters(n_mels: int) -> NDArray[np.float32]:
     """Slaney-normalised triangular filters [n_mels, N_FFT // 2 + 1]."""
     fft_freqs = np.fft.rfftfreq(N_FFT, 1.0 / SAMPLE_RATE)
     edges = np.array([0.0, SAMPLE_RATE / 2.0])
@@ -48,15 +49,17 @@ def mel_filters(n_mels: int) -> np.ndarray:
     upper = ramps[2:] / widths[1:, None]
     weights = np.maximum(0.0, np.minimum(lower, upper))
     weights *= (2.0 / (freqs[2:] - freqs[:-2]))[:, None]
-    return weights.astype(np.float32)
+    filters: NDArray[np.float32] = weights.astype(np.float32)
+    return filters
 
 
 @lru_cache(maxsize=1)
-def _hann() -> np.ndarray:
-    return np.hanning(N_FFT + 1)[:-1].astype(np.float32)  # periodic window
+def _hann() -> NDArray[np.float32]:
+    window: NDArray[np.float32] = np.hanning(N_FFT + 1)[:-1].astype(np.float32)  # periodic
+    return window
 
 
-def log_mel(audio: np.ndarray, n_mels: int) -> np.ndarray:
+def log_mel(audio: FloatAudio, n_mels: int) -> NDArray[np.float32]:
     """float32 audio [n <= 480000] -> normalised log-mel [n_mels, 3000].
 
     Audio is zero-padded to 30 s first, as Whisper was trained.
@@ -71,4 +74,5 @@ def log_mel(audio: np.ndarray, n_mels: int) -> np.ndarray:
     mel = mel_filters(n_mels) @ power.T
     log_spec = np.log10(np.maximum(mel, 1e-10))
     log_spec = np.maximum(log_spec, log_spec.max() - 8.0)
-    return ((log_spec + 4.0) / 4.0).astype(np.float32)
+    normalised: NDArray[np.float32] = ((log_spec + 4.0) / 4.0).astype(np.float32)
+    return normalised

@@ -12,10 +12,19 @@ from dataclasses import replace
 
 import numpy as np
 
-from .audio import MAX_WINDOW_S, SAMPLE_RATE, int16_to_float, plan_cuts, smoothed_energy
+from .audio import (
+    MAX_WINDOW_S,
+    SAMPLE_RATE,
+    Envelope,
+    FloatAudio,
+    Int16Audio,
+    int16_to_float,
+    plan_cuts,
+    smoothed_energy,
+)
 from .segments import ChunkResult, Segment
 
-TranscribePiece = Callable[[np.ndarray], Awaitable[ChunkResult]]
+TranscribePiece = Callable[[FloatAudio], Awaitable[ChunkResult]]
 
 # Whisper often closes a nearly full window early and drops its last words.
 # Like the sequential decoder's seek, an uncovered tail that still holds
@@ -34,7 +43,7 @@ TAIL_MAX_NO_SPEECH_PROB = 0.6
 START_PAD_S = 0.1  # a snapped start sits this far before the first loud sample
 
 
-def snap_start(segment: Segment, envelope: np.ndarray, speech_level: float) -> Segment:
+def snap_start(segment: Segment, envelope: Envelope, speech_level: float) -> Segment:
     """Move a segment's start to where its speech begins.
 
     Whisper's first timestamp in a window is capped at 1 s and tiny models
@@ -63,7 +72,7 @@ def check_micro_size(max_s: float) -> None:
 
 
 async def transcribe_macro_chunk(
-    pcm_int16: np.ndarray, max_s: float, smoothing_samples: int, transcribe: TranscribePiece
+    pcm_int16: Int16Audio, max_s: float, smoothing_samples: int, transcribe: TranscribePiece
 ) -> ChunkResult:
     """int16 PCM [n] of one macro chunk -> segments with times from its start."""
     check_micro_size(max_s)

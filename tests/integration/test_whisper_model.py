@@ -7,9 +7,8 @@ import asyncio
 import numpy as np
 import pytest
 import tritonclient.grpc.aio as grpcclient
-from tritonclient.utils import InferenceServerException
-
 from longscribe_core.segments import decode_result
+from tritonclient.utils import InferenceServerException
 
 from ..corpus import decode_pcm, manifest, wer
 
