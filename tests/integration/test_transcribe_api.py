@@ -7,6 +7,11 @@ from typing import Any
 import aiohttp
 import pytest
 
+from orchestrator.app import create_app
+from orchestrator.range_server import serving
+from orchestrator.settings import Settings
+
+from ..conftest import free_port
 from ..corpus import Recording, manifest, wer
 
 pytestmark = pytest.mark.integration
@@ -90,3 +95,19 @@ async def test_readiness_reports_every_triton_endpoint(service_url: str, triton_
             assert (await response.json())["endpoints"] == {triton_grpc_url: True}
         async with session.get(f"{service_url}/healthz") as response:
             assert response.status == 200
+
+
+async def test_chunks_spread_over_endpoints_and_skip_a_dead_one(
+    triton_grpc_url: str, media_url: str, lj_recording: Recording
+) -> None:
+    dead = f"127.0.0.1:{free_port()}"
+    settings = Settings(triton_grpc_urls=[dead, triton_grpc_url])
+    async with serving(create_app(settings)) as service:
+        params = {"macro_chunk_size_sec": 60, "micro_chunk_size_sec": 30}
+        status, out = await post(service, {"media_url": f"{media_url}/lj001.wav", "params": params})
+        assert status == 200, out
+        assert wer(lj_recording.reference, out["text"]) <= 0.08
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"{service}/readyz") as response:
+                assert response.status == 503
+                assert (await response.json())["endpoints"] == {dead: False, triton_grpc_url: True}
