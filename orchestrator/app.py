@@ -47,22 +47,24 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return _error(LongscribeError("internal error"))
 
 
-async def _parse(request: web.Request) -> TranscribeRequest:
+async def _parse(request: web.Request, settings: Settings) -> TranscribeRequest:
     try:
         body = await request.json()
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InvalidRequest(f"the body is not valid JSON: {exc}") from exc
     try:
-        return TranscribeRequest.model_validate(body)
+        parsed = TranscribeRequest.model_validate(body)
+        parsed.params.check_limits(settings.max_macro_chunk_size_sec)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()
-        )
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors())
         raise InvalidRequest(f"invalid request: {problems}") from exc
+    except ValueError as exc:
+        raise InvalidRequest(f"invalid request: {exc}") from exc
+    return parsed
 
 
 async def transcribe(request: web.Request) -> web.Response:
-    parsed = await _parse(request)
+    parsed = await _parse(request, request.app[SETTINGS])
     output = await request.app[TRANSCRIBER](parsed)
     return web.json_response(text=output.model_dump_json())
 

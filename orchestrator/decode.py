@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from longscribe_core.audio import SAMPLE_RATE, Int16Audio
 
 from . import proc
@@ -21,9 +22,7 @@ def ffmpeg_args(ffmpeg_bin: str, url: str, start_s: float, duration_s: float | N
     return args
 
 
-async def read_pcm(
-    url: str, start_s: float, duration_s: float | None, ffmpeg_bin: str, timeout_s: float
-) -> Int16Audio:
+async def read_pcm(url: str, start_s: float, duration_s: float | None, ffmpeg_bin: str, timeout_s: float) -> Int16Audio:
     """PCM int16 [n] of [start_s, start_s + duration_s), or to the end when None."""
     try:
         done = await proc.run(ffmpeg_args(ffmpeg_bin, url, start_s, duration_s), timeout_s)

@@ -58,8 +58,7 @@ class MediaHttpError(MediaError):
 class RangeNotSupported(MediaError):
     code = "range_not_supported"
     hint = (
-        "Serve the file from a server that honours HTTP Range requests "
-        "(any static file server or object store does)."
+        "Serve the file from a server that honours HTTP Range requests (any static file server or object store does)."
     )
 
 

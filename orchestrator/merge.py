@@ -32,6 +32,8 @@ def merge_chunks(parts: Sequence[tuple[MacroChunk, ChunkResult]], duration_s: fl
     last = len(parts) - 1
     for n, (chunk, result) in enumerate(sorted(parts, key=lambda p: p[0].start_s)):
         for seg in result.segments:
+            if not seg.text.strip():
+                continue  # a blank segment must not move the cursor
             start = min(max(0.0, seg.start_s + chunk.start_s), duration_s)
             end = min(max(start, seg.end_s + chunk.start_s), duration_s)
             if n != last and start >= chunk.end_s:
@@ -41,7 +43,7 @@ def merge_chunks(parts: Sequence[tuple[MacroChunk, ChunkResult]], duration_s: fl
                 continue
             start = max(start, prev_end)
             merged.append(TimedText(start, max(start, end), seg.text.strip(), result.language))
-    return [m for m in merged if m.text]
+    return merged
 
 
 def join_text(segments: Sequence[TimedText]) -> str:

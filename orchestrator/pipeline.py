@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import aiohttp
+
 from longscribe_core.segments import ChunkResult
 
 from . import chunking, decode, merge
@@ -50,8 +51,13 @@ class Pipeline:
         elapsed = time.monotonic() - started
         return TranscribeOutput(
             segments=[
-                Segment(start_time_sec=round(t.start_s, 3), end_time_sec=round(t.end_s, 3), text=t.text,
-                        language=language_name(t.language), language_code=t.language)  # fmt: skip
+                Segment(
+                    start_time_sec=round(t.start_s, 3),
+                    end_time_sec=round(t.end_s, 3),
+                    text=t.text,
+                    language=language_name(t.language),
+                    language_code=t.language,
+                )  # fmt: skip
                 for t in timed
             ],
             input_duration_sec=info.duration_s,

@@ -11,8 +11,11 @@ import math
 from typing import Literal
 from urllib.parse import urlparse
 
-from longscribe_core.audio import MAX_WINDOW_S, SAMPLE_RATE
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from longscribe_core.audio import MAX_WINDOW_S, SAMPLE_RATE
+
+MIN_MICRO_CHUNK_S = 1.0  # shorter pieces only multiply Whisper calls; Whisper needs context
 
 
 class TranscribeParams(BaseModel):
@@ -20,9 +23,7 @@ class TranscribeParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    wav_sampling_rate_hz: Literal[16000] = Field(
-        16000, description="Whisper's input rate; the only value accepted"
-    )
+    wav_sampling_rate_hz: Literal[16000] = Field(16000, description="Whisper's input rate; the only value accepted")
     macro_chunk_size_sec: float = Field(
         300, gt=0, description="target length of the macro chunks processed in parallel; cuts move to pauses"
     )
@@ -31,7 +32,7 @@ class TranscribeParams(BaseModel):
     )
     micro_chunk_size_sec: float = Field(
         30,
-        gt=0,
+        ge=MIN_MICRO_CHUNK_S,
         le=MAX_WINDOW_S,
         description="longest piece sent to Whisper; cut at the quietest point of its second half",
     )
@@ -53,6 +54,13 @@ class TranscribeParams(BaseModel):
         if self.macro_chunk_overlap_sec >= self.macro_chunk_size_sec / 2:
             raise ValueError("macro_chunk_overlap_sec must be under half of macro_chunk_size_sec")
         return self
+
+    def check_limits(self, max_macro_chunk_size_sec: float) -> None:
+        """The deployment's cap on macro chunk size (a setting, so not a field bound)."""
+        if self.macro_chunk_size_sec > max_macro_chunk_size_sec:
+            raise ValueError(
+                f"params.macro_chunk_size_sec must be at most {max_macro_chunk_size_sec:g} on this service"
+            )
 
 
 class TranscribeRequest(BaseModel):

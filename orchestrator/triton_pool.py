@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import tritonclient.grpc.aio as grpcclient
+from tritonclient.utils import InferenceServerException
+
 from longscribe_core.audio import Int16Audio
 from longscribe_core.segments import ChunkResult, decode_result
-from tritonclient.utils import InferenceServerException
 
 from .errors import InferenceError, InferenceUnavailable
 

@@ -62,9 +62,7 @@ async def no_range_url(media_root: Path) -> AsyncIterator[str]:
 
 @pytest_asyncio.fixture(scope="session")
 async def triton_grpc_url() -> AsyncIterator[str]:
-    settings = Settings(
-        triton_http_port=free_port(), triton_grpc_port=free_port(), triton_metrics_port=free_port()
-    )
+    settings = Settings(triton_http_port=free_port(), triton_grpc_port=free_port(), triton_metrics_port=free_port())
     async with running_triton(settings) as url:
         yield url
 

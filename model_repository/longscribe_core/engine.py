@@ -93,9 +93,7 @@ class CTranslate2Engine:
         if audio.ndim != 1:
             raise InvalidAudio(f"expected mono audio [n], got shape {audio.shape}")
         if len(audio) > MAX_WINDOW_SAMPLES:
-            raise InvalidAudio(
-                f"{len(audio) / SAMPLE_RATE:.2f} s is longer than Whisper's 30 s window"
-            )
+            raise InvalidAudio(f"{len(audio) / SAMPLE_RATE:.2f} s is longer than Whisper's 30 s window")
         if not np.all(np.isfinite(audio)):
             raise InvalidAudio("audio holds NaN or infinite samples")
         return audio.astype(np.float32, copy=False)

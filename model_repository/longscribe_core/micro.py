@@ -61,8 +61,7 @@ def snap_start(segment: Segment, envelope: Envelope, speech_level: float) -> Seg
 
 def _confident(result: ChunkResult) -> bool:
     return all(
-        s.avg_logprob >= TAIL_MIN_AVG_LOGPROB and s.no_speech_prob <= TAIL_MAX_NO_SPEECH_PROB
-        for s in result.segments
+        s.avg_logprob >= TAIL_MIN_AVG_LOGPROB and s.no_speech_prob <= TAIL_MAX_NO_SPEECH_PROB for s in result.segments
     )
 
 
@@ -82,14 +81,14 @@ async def transcribe_macro_chunk(
     max_len = int(max_s * SAMPLE_RATE)
     # the seed's rule: cut in the second half of the longest allowed piece
     pieces = plan_cuts(envelope, max_len=max_len, min_len=max_len // 2)
-    languages: list[str] = []
+    languages: dict[int, str] = {}  # piece start -> its language; the earliest piece speaks for the chunk
 
     async def piece(start: int, end: int, rounds_left: int, is_tail: bool = False) -> list[Segment]:
         result = await transcribe(pcm[start:end])
         if is_tail and not _confident(result):
             return []
         if result.language:
-            languages.append(result.language)
+            languages.setdefault(start, result.language)
         segments = [s.shifted(start / SAMPLE_RATE) for s in result.segments]
         if not segments or rounds_left == 0:
             return segments
@@ -101,4 +100,4 @@ async def transcribe_macro_chunk(
 
     per_piece = await asyncio.gather(*(piece(a, b, MAX_TAIL_ROUNDS) for a, b in pieces))
     segments = tuple(snap_start(s, envelope, speech_level) for group in per_piece for s in group)
-    return ChunkResult(segments=segments, language=languages[0] if languages else None)
+    return ChunkResult(segments=segments, language=languages[min(languages)] if languages else None)

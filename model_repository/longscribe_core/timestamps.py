@@ -35,32 +35,26 @@ def split_on_timestamps(
     is ever placed past it.
     """
     spans: list[TokenSpan] = []
-    start_s: float | None = None
+    start_s = 0.0  # text before any timestamp starts the window
     text: list[int] = []
     for token in tokens:
         if token == eot:
             break
-        if token >= timestamp_begin:
-            time_s = min((token - timestamp_begin) * TIME_PRECISION_S, duration_s)
-            if text:
-                spans.append(TokenSpan(start_s if start_s is not None else 0.0, time_s, tuple(text)))
-                text = []
-                start_s = None  # the next timestamp opens the next span
-            elif start_s is None:
-                start_s = time_s
-            else:
-                start_s = time_s  # a repeated timestamp: the later one opens
-        else:
+        if token < timestamp_begin:
             text.append(token)
+            continue
+        time_s = min((token - timestamp_begin) * TIME_PRECISION_S, duration_s)
+        if text:
+            spans.append(TokenSpan(start_s, max(start_s, time_s), tuple(text)))
+            text = []
+        # a closing time also opens the next span, unless a later timestamp does
+        start_s = time_s
     if text:
-        begin = start_s if start_s is not None else 0.0
-        spans.append(TokenSpan(begin, max(begin, duration_s), tuple(text)))
+        spans.append(TokenSpan(start_s, max(start_s, duration_s), tuple(text)))
     return spans
 
 
-def spans_to_text(
-    spans: Sequence[TokenSpan], decode: Callable[[list[int]], str]
-) -> list[tuple[float, float, str]]:
+def spans_to_text(spans: Sequence[TokenSpan], decode: Callable[[list[int]], str]) -> list[tuple[float, float, str]]:
     """Decode each span's tokens; empty texts are dropped."""
     out: list[tuple[float, float, str]] = []
     for span in spans:

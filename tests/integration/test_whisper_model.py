@@ -7,8 +7,9 @@ import asyncio
 import numpy as np
 import pytest
 import tritonclient.grpc.aio as grpcclient
-from longscribe_core.segments import decode_result
 from tritonclient.utils import InferenceServerException
+
+from longscribe_core.segments import decode_result
 
 from ..corpus import decode_pcm, manifest, wer
 

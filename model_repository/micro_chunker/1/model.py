@@ -14,6 +14,7 @@ import json  # noqa: E402
 
 import numpy as np  # noqa: E402
 import triton_python_backend_utils as pb_utils  # noqa: E402
+
 from longscribe_core.micro import transcribe_macro_chunk  # noqa: E402
 from longscribe_core.segments import ChunkResult, decode_result, encode_result  # noqa: E402
 

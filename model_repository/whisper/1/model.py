@@ -14,6 +14,7 @@ import json  # noqa: E402
 
 import numpy as np  # noqa: E402
 import triton_python_backend_utils as pb_utils  # noqa: E402
+
 from longscribe_core.engine import CTranslate2Engine, EngineConfig, default_model_path  # noqa: E402
 from longscribe_core.segments import encode_result  # noqa: E402
 

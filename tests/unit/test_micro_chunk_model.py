@@ -1,0 +1,161 @@
+"""The micro-chunk model: a macro chunk -> pieces cut at pauses -> segments, with a fake Whisper."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from itertools import pairwise
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from longscribe_core.audio import SAMPLE_RATE, int16_to_float
+from longscribe_core.micro import MAX_TAIL_ROUNDS, transcribe_macro_chunk
+from longscribe_core.segments import ChunkResult, Segment
+
+SMOOTHING = 1600
+
+
+class FakeWhisper:
+    """One segment per call, from 0 to `stop(call number, samples)` seconds; records calls and concurrency.
+
+    The first call is always confident; later ones (tails, in the tail tests) use `avg_logprob`.
+    """
+
+    def __init__(self, stop: Callable[[int, int], float] | None = None, avg_logprob: float = -0.2) -> None:
+        self.stop = stop or (lambda _call, n: n / SAMPLE_RATE)
+        self.avg_logprob = avg_logprob
+        self.calls: list[npt.NDArray[np.float32]] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+    async def __call__(self, audio: npt.NDArray[np.float32]) -> ChunkResult:
+        call = len(self.calls)
+        self.calls.append(audio.copy())
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        await asyncio.sleep(0.002)
+        self.in_flight -= 1
+        logprob = self.avg_logprob if call else -0.2
+        segment = Segment(0.0, self.stop(call, len(audio)), f"piece {call}", avg_logprob=logprob)
+        return ChunkResult(segments=(segment,), language="en")
+
+
+def speech(seconds: float, seed: int = 0, pause_every_s: float = 3.7) -> npt.NDArray[np.int16]:
+    """Loud int16 noise with 0.4 s pauses, so the cutter has somewhere to cut."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * SAMPLE_RATE)
+    pcm: npt.NDArray[np.int16] = (rng.integers(2000, 20_000, n) * rng.choice([-1, 1], n)).astype(np.int16)
+    for start in np.arange(pause_every_s, seconds, pause_every_s):
+        i = int(start * SAMPLE_RATE)
+        pcm[i : i + int(0.4 * SAMPLE_RATE)] = 0
+    return pcm
+
+
+def run(pcm: npt.NDArray[np.int16], max_s: float, fake: FakeWhisper) -> ChunkResult:
+    """Outside pytest-asyncio's loop, so hypothesis can drive it from a plain test."""
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(transcribe_macro_chunk(pcm, max_s, SMOOTHING, fake))
+    finally:
+        loop.close()
+
+
+@given(st.floats(0.1, 40.0), st.floats(1.0, 30.0), st.integers(0, 1000))
+@settings(max_examples=25, deadline=None)
+def test_segments_come_back_in_macro_chunk_time_in_order(seconds: float, max_s: float, seed: int) -> None:
+    pcm = speech(seconds, seed)
+    fake = FakeWhisper()
+    out = run(pcm, max_s, fake)
+    bounds = np.concatenate(([0], np.cumsum([len(c) for c in fake.calls]))) / SAMPLE_RATE
+    assert [s.end_s for s in out.segments] == pytest.approx(list(bounds[1:]))
+    for seg, piece_start in zip(out.segments, bounds[:-1], strict=True):
+        assert piece_start - 1e-9 <= seg.start_s <= seg.end_s
+    assert all(a.end_s <= b.start_s + 1e-9 for a, b in pairwise(out.segments))
+    assert all(len(c) <= int(max_s * SAMPLE_RATE) for c in fake.calls)
+    np.testing.assert_array_equal(np.concatenate(fake.calls), int16_to_float(pcm))
+    assert out.language == "en"
+
+
+async def test_a_tail_left_uncovered_while_loud_is_decoded_again() -> None:
+    pcm = speech(10.0, pause_every_s=100.0)
+    fake = FakeWhisper(stop=lambda call, n: 5.0 if call == 0 else n / SAMPLE_RATE)
+    out = await transcribe_macro_chunk(pcm, 10.0, SMOOTHING, fake)
+    assert len(fake.calls) == 2
+    np.testing.assert_array_equal(fake.calls[1], int16_to_float(pcm[5 * SAMPLE_RATE :]))
+    assert [(s.start_s, s.end_s) for s in out.segments] == [(0.0, 5.0), (5.0, 10.0)]
+
+
+async def test_a_silent_tail_is_not_decoded_again() -> None:
+    pcm = speech(10.0, pause_every_s=100.0)
+    pcm[5 * SAMPLE_RATE :] = 0
+    fake = FakeWhisper(stop=lambda _call, _n: 5.5)
+    out = await transcribe_macro_chunk(pcm, 10.0, SMOOTHING, fake)
+    assert len(fake.calls) == 1
+    assert [(s.start_s, s.end_s) for s in out.segments] == [(0.0, 5.5)]
+
+
+async def test_a_tail_under_a_second_is_not_decoded_again() -> None:
+    fake = FakeWhisper(stop=lambda _call, n: n / SAMPLE_RATE - 0.9)
+    await transcribe_macro_chunk(speech(10.0, pause_every_s=100.0), 10.0, SMOOTHING, fake)
+    assert len(fake.calls) == 1
+
+
+async def test_tail_decoding_stops_after_the_allowed_rounds() -> None:
+    fake = FakeWhisper(stop=lambda _call, n: n / SAMPLE_RATE / 2)
+    out = await transcribe_macro_chunk(speech(10.0, pause_every_s=100.0), 10.0, SMOOTHING, fake)
+    assert len(fake.calls) == 1 + MAX_TAIL_ROUNDS
+    assert [s.start_s for s in out.segments] == [0.0, 5.0, 7.5]
+
+
+async def test_an_unconfident_tail_transcript_is_discarded() -> None:
+    fake = FakeWhisper(stop=lambda call, n: 5.0 if call == 0 else n / SAMPLE_RATE, avg_logprob=-2.5)
+    out = await transcribe_macro_chunk(speech(10.0, pause_every_s=100.0), 10.0, SMOOTHING, fake)
+    assert len(fake.calls) == 2
+    assert [(s.start_s, s.end_s) for s in out.segments] == [(0.0, 5.0)]
+
+
+@pytest.mark.parametrize("max_s", [0.0, -1.0, 30.01, 31.0, float("nan")])
+async def test_a_micro_size_outside_zero_to_thirty_seconds_is_refused(max_s: float) -> None:
+    fake = FakeWhisper()
+    with pytest.raises(ValueError):
+        await transcribe_macro_chunk(speech(2.0), max_s, SMOOTHING, fake)
+    assert fake.calls == []
+
+
+async def test_a_thirty_second_micro_size_is_accepted() -> None:
+    fake = FakeWhisper()
+    out = await transcribe_macro_chunk(speech(31.0), 30.0, SMOOTHING, fake)
+    assert len(fake.calls) == 2
+    assert len(out.segments) == 2
+
+
+async def test_pieces_are_transcribed_concurrently() -> None:
+    fake = FakeWhisper()
+    await transcribe_macro_chunk(speech(60.0), 5.0, SMOOTHING, fake)
+    assert len(fake.calls) >= 12
+    assert fake.max_in_flight == len(fake.calls)
+
+
+async def test_an_empty_chunk_gives_no_segments_and_no_calls() -> None:
+    fake = FakeWhisper()
+    out = await transcribe_macro_chunk(np.zeros(0, dtype=np.int16), 30.0, SMOOTHING, fake)
+    assert out == ChunkResult(segments=(), language=None)
+    assert fake.calls == []
+
+
+async def test_the_chunk_language_is_the_first_pieces_even_when_it_answers_last() -> None:
+    async def slow_first(audio: npt.NDArray[np.float32]) -> ChunkResult:
+        first = len(audio) and audio[0] == int16_to_float(pcm[:1])[0] and not answered
+        await asyncio.sleep(0.05 if first else 0.0)
+        answered.append(True)
+        return ChunkResult(segments=(Segment(0.0, len(audio) / SAMPLE_RATE, "x"),), language="de" if first else "en")
+
+    answered: list[bool] = []
+    pcm = speech(70.0, seed=3)
+    pcm[0] = 12_345  # marks the first piece
+    result = await transcribe_macro_chunk(pcm, 30.0, SMOOTHING, slow_first)
+    assert result.language == "de"
