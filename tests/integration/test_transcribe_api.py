@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -13,6 +14,7 @@ from orchestrator.settings import Settings
 
 from ..conftest import free_port
 from ..corpus import Recording, manifest, wer
+from ..counting_server import Served, counting_app
 
 pytestmark = pytest.mark.integration
 
@@ -111,3 +113,26 @@ async def test_chunks_spread_over_endpoints_and_skip_a_dead_one(
             async with session.get(f"{service}/readyz") as response:
                 assert response.status == 503
                 assert (await response.json())["endpoints"] == {dead: False, triton_grpc_url: True}
+
+
+async def test_each_macro_chunk_is_read_by_seeking_not_from_byte_zero(
+    service_url: str, media_root: Path, lj_recording: Recording
+) -> None:
+    served = Served()
+    async with serving(counting_app(media_root, served)) as base:
+        params = {"macro_chunk_size_sec": 60, "micro_chunk_size_sec": 30}
+        status, out = await post(service_url, {"media_url": f"{base}/lj001.wav", "params": params})
+    assert status == 200, out
+    size = (media_root / "lj001.wav").stat().st_size
+    bytes_per_s = 16_000 * 2  # the recording is 16 kHz mono s16le
+    n_chunks = round(lj_recording.duration_s / 60)
+    for k in range(1, n_chunks):
+        nominal = 44 + k * 60 * bytes_per_s
+        # a read starts within the ±5 s silence window of every macro cut
+        assert any(abs(start - nominal) <= 6 * bytes_per_s for start in served.range_starts), k
+    # Opening and probing costs each FFmpeg a few hundred kB from the start of the
+    # file; only the first chunk may read on from there. Decoding every chunk
+    # from byte 0 would send about (n + 1) / 2 whole files.
+    from_the_start = [sent for start, sent in served.per_request if start < 64 * 1024 and sent > 1_000_000]
+    assert len(from_the_start) <= 1, served.per_request
+    assert served.bytes_sent < 2.0 * size
