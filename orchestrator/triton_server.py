@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 import shutil
@@ -44,9 +45,11 @@ def backend_dir(cache: Path) -> Path:
     python = cache / "backends" / "python"
     python.mkdir(parents=True, exist_ok=True)
     for name in ("libtriton_python.so", "triton_python_backend_utils.py"):
-        link = python / name
-        if not link.exists():
-            link.symlink_to(root / "backends" / "python" / name)
+        link, target = python / name, root / "backends" / "python" / name
+        if link.is_symlink() and link.readlink() == target:
+            continue
+        link.unlink(missing_ok=True)  # stale: another environment's wheel
+        link.symlink_to(target)
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
     stub = root / "python_backend_stubs" / version / "triton_python_backend_stub"
     if not stub.exists():
@@ -84,8 +87,12 @@ def server_args(settings: Settings, backends: Path) -> list[str]:
 
 
 def cache_dir() -> Path:
+    """Per environment, so two checkouts never share a stub or a stale link."""
+    in_env = Path(sys.prefix) / "share" / "longscribe"
+    if os.access(sys.prefix, os.W_OK):
+        return in_env
     base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    return base / "longscribe"
+    return base / "longscribe" / hashlib.sha256(sys.prefix.encode()).hexdigest()[:12]
 
 
 async def _forward_log(stream: asyncio.StreamReader) -> None:
