@@ -18,10 +18,17 @@ class MacroChunk:
     index: int
     start_s: float
     end_s: float
+    # where its audio was read from: before start_s when reading with overlap
+    read_start_s: float | None = None
 
     @property
     def duration_s(self) -> float:
         return self.end_s - self.start_s
+
+    @property
+    def offset_s(self) -> float:
+        """Media time of the first sample the model saw."""
+        return self.start_s if self.read_start_s is None else self.read_start_s
 
 
 def nominal_cuts(duration_s: float, macro_s: float) -> list[float]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -21,22 +22,26 @@ class TimedText:
 
 
 def merge_chunks(parts: Sequence[tuple[MacroChunk, ChunkResult]], duration_s: float) -> list[TimedText]:
-    """Shift each chunk's segments by its start and stitch them in order.
+    """Shift each chunk's segments by its read offset and stitch them in order.
 
-    A chunk read with overlap also sees the start of the next one: its
-    segments that begin at or after its own end belong to the next chunk and
-    are dropped, and a segment wholly inside what is already kept is a
-    duplicate. Times are clipped to the media and made non-overlapping.
+    A chunk read with overlap also hears its neighbours' edges: a segment
+    belongs to the chunk whose own span [start_s, end_s) holds its midpoint,
+    so a sentence heard by both chunks is kept once (the first chunk's span
+    starts at -inf, the last one's ends at +inf). A segment wholly inside what
+    is already kept is a duplicate. Times are clipped to the media and made
+    non-overlapping.
     """
     merged: list[TimedText] = []
-    last = len(parts) - 1
-    for n, (chunk, result) in enumerate(sorted(parts, key=lambda p: p[0].start_s)):
+    ordered = sorted(parts, key=lambda p: p[0].start_s)
+    for n, (chunk, result) in enumerate(ordered):
+        own_from = chunk.start_s if n > 0 else -math.inf
+        own_to = chunk.end_s if n < len(ordered) - 1 else math.inf
         for seg in result.segments:
             if not seg.text.strip():
                 continue  # a blank segment must not move the cursor
-            start = min(max(0.0, seg.start_s + chunk.start_s), duration_s)
-            end = min(max(start, seg.end_s + chunk.start_s), duration_s)
-            if n != last and start >= chunk.end_s:
+            start = min(max(0.0, seg.start_s + chunk.offset_s), duration_s)
+            end = min(max(start, seg.end_s + chunk.offset_s), duration_s)
+            if not own_from <= (seg.start_s + seg.end_s) / 2 + chunk.offset_s < own_to:
                 continue
             prev_end = merged[-1].end_s if merged else 0.0
             if merged and end <= prev_end - OVERLAP_EPS_S and start < prev_end:

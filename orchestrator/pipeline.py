@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import aiohttp
 
+from longscribe_core.audio import SAMPLE_RATE
 from longscribe_core.segments import ChunkResult
 
 from . import chunking, decode, merge
@@ -24,30 +25,50 @@ from .triton_pool import TritonPool
 T = TypeVar("T")
 Transcriber = Callable[[TranscribeRequest], Awaitable[TranscribeOutput]]
 SILENCE_SEARCHES_IN_FLIGHT = 4  # each is one short FFmpeg range read
+LAST_READ_SLACK_S = 60.0  # the last chunk reads this far past the probed end, to catch a short probe
+SHORT_READ_S = 0.5  # a read this much shorter than asked for has reached the end of the media
 
 
 @dataclass(frozen=True)
+class ChunkPart:
+    chunk: chunking.MacroChunk
+    result: ChunkResult
+    decoded_end_s: float  # media time where the decoded audio stopped
+    reached_end: bool  # FFmpeg ran out of media before the requested length
+
+
+@dataclass
 class Pipeline:
-    """The real transcriber; `app.create_app` takes any `Transcriber`."""
+    """The real transcriber; `app.create_app` takes any `Transcriber`.
+
+    The slots are per service, not per request: they bound the FFmpeg
+    processes and Triton calls of all requests together.
+    """
 
     settings: Settings
     session: aiohttp.ClientSession
     pool: TritonPool
+    chunk_slots: asyncio.Semaphore = field(init=False)
+    search_slots: asyncio.Semaphore = field(init=False)
+
+    def __post_init__(self) -> None:
+        per_endpoint = self.settings.chunks_in_flight_per_endpoint
+        self.chunk_slots = asyncio.Semaphore(per_endpoint * len(self.settings.triton_grpc_urls))
+        self.search_slots = asyncio.Semaphore(SILENCE_SEARCHES_IN_FLIGHT)
 
     async def __call__(self, request: TranscribeRequest) -> TranscribeOutput:
         started = time.monotonic()
         s, url, params = self.settings, request.media_url, request.params
         await check_range_support(self.session, url, s.media_timeout_sec)
         info = await probe(url, s.ffprobe_bin, s.media_timeout_sec)
-        if info.duration_s > s.max_media_duration_sec:
-            raise MediaTooLong(
-                f"the media lasts {info.duration_s:.0f} s, over the limit of {s.max_media_duration_sec:.0f} s"
-            )
-        chunks = await self._plan(url, info.duration_s, params.macro_chunk_size_sec,
-                                  params.silence_detection_smoothing_num_samples)  # fmt: skip
-        in_flight = asyncio.Semaphore(s.chunks_in_flight_per_endpoint * len(s.triton_grpc_urls))
-        parts = await _all([self._chunk(url, c, len(chunks), request, in_flight) for c in chunks])
-        timed = merge.merge_chunks(parts, info.duration_s)
+        self._check_length(info.duration_s)
+        chunks = await self._plan(
+            url, info.duration_s, params.macro_chunk_size_sec, params.silence_detection_smoothing_num_samples
+        )
+        parts = await _all([self._chunk(url, c, request, is_last=c is chunks[-1]) for c in chunks])
+        parts += await self._beyond_probe(url, parts[-1], request)
+        duration_s = parts[-1].decoded_end_s  # what FFmpeg decoded, not what the header claimed
+        timed = merge.merge_chunks([(p.chunk, p.result) for p in parts], duration_s)
         elapsed = time.monotonic() - started
         return TranscribeOutput(
             segments=[
@@ -57,22 +78,26 @@ class Pipeline:
                     text=t.text,
                     language=language_name(t.language),
                     language_code=t.language,
-                )  # fmt: skip
+                )
                 for t in timed
             ],
-            input_duration_sec=info.duration_s,
+            input_duration_sec=duration_s,
             processing_duration_sec=elapsed,
-            speedup=info.duration_s / elapsed if elapsed > 0 else 0.0,
+            speedup=duration_s / elapsed if elapsed > 0 else 0.0,
             text=merge.join_text(timed),
         )
 
+    def _check_length(self, duration_s: float) -> None:
+        limit = self.settings.max_media_duration_sec
+        if duration_s > limit:
+            raise MediaTooLong(f"the media lasts at least {duration_s:.0f} s, over the limit of {limit:.0f} s")
+
     async def _plan(self, url: str, duration_s: float, macro_s: float, smoothing: int) -> list[chunking.MacroChunk]:
         """Move every nominal cut into a pause, reading only a window around each."""
-        searches = asyncio.Semaphore(SILENCE_SEARCHES_IN_FLIGHT)
 
         async def snap(nominal_s: float) -> float:
             lo, hi = chunking.search_window(nominal_s, macro_s, duration_s, self.settings.silence_search_window_sec)
-            async with searches:
+            async with self.search_slots:
                 pcm = await decode.read_pcm(url, lo, hi - lo, self.settings.ffmpeg_bin, self.settings.media_timeout_sec)
             return chunking.snap_cut(lo, pcm, smoothing, fallback_s=nominal_s)
 
@@ -80,22 +105,45 @@ class Pipeline:
         return chunking.plan_chunks(duration_s, cuts)
 
     async def _chunk(
-        self, url: str, chunk: chunking.MacroChunk, n_chunks: int, request: TranscribeRequest,
-        in_flight: asyncio.Semaphore,
-    ) -> tuple[chunking.MacroChunk, ChunkResult]:  # fmt: skip
+        self, url: str, chunk: chunking.MacroChunk, request: TranscribeRequest, is_last: bool
+    ) -> ChunkPart:
+        """Decode one chunk, with `macro_chunk_overlap_sec` of context on each side, and transcribe it.
+
+        The last chunk reads past the probed end (headers can under-report),
+        but never unboundedly: `_beyond_probe` continues if there is more.
+        """
         params = request.params
-        is_last = chunk.index == n_chunks - 1
-        # the last chunk reads to the end: the probed duration can be a little short
-        length = None if is_last else chunk.duration_s + params.macro_chunk_overlap_sec
-        async with in_flight:
-            pcm = await decode.read_pcm(url, chunk.start_s, length, self.settings.ffmpeg_bin,
-                                        self.settings.chunk_timeout_sec)  # fmt: skip
-            if len(pcm) == 0:  # the probed duration overshot: nothing left to hear
-                return chunk, ChunkResult(segments=(), language=None)
-            result = await self.pool.transcribe_chunk(
-                pcm, params.micro_chunk_size_sec, params.silence_detection_smoothing_num_samples
-            )
-        return chunk, result
+        overlap_s = params.macro_chunk_overlap_sec
+        read_from = max(0.0, chunk.start_s - overlap_s)
+        length = chunk.end_s - read_from + (LAST_READ_SLACK_S if is_last else overlap_s)
+        async with self.chunk_slots:
+            s = self.settings
+            pcm = await decode.read_pcm(url, read_from, length, s.ffmpeg_bin, s.chunk_timeout_sec)
+            result = ChunkResult(segments=(), language=None)
+            if len(pcm):
+                result = await self.pool.transcribe_chunk(
+                    pcm, params.micro_chunk_size_sec, params.silence_detection_smoothing_num_samples
+                )
+        decoded_end_s = read_from + len(pcm) / SAMPLE_RATE
+        end_s = decoded_end_s if is_last else chunk.end_s
+        return ChunkPart(
+            chunk=replace(chunk, read_start_s=read_from, end_s=max(chunk.start_s, end_s)),
+            result=result,
+            decoded_end_s=decoded_end_s,
+            reached_end=decoded_end_s < read_from + length - SHORT_READ_S,
+        )
+
+    async def _beyond_probe(self, url: str, last: ChunkPart, request: TranscribeRequest) -> list[ChunkPart]:
+        """The header under-reported the length: keep reading chunk by chunk to the real end."""
+        extra: list[ChunkPart] = []
+        macro_s = request.params.macro_chunk_size_sec
+        while not last.reached_end:
+            self._check_length(last.decoded_end_s)
+            start_s = last.decoded_end_s
+            nxt = chunking.MacroChunk(last.chunk.index + 1, start_s, start_s + macro_s)
+            last = await self._chunk(url, nxt, request, is_last=True)
+            extra.append(last)
+        return extra
 
 
 async def _all(coros: list[Coroutine[Any, Any, T]]) -> list[T]:

@@ -122,3 +122,24 @@ def test_merged_segments_are_ordered_non_overlapping_and_inside_the_media(case: 
 def test_join_text_is_the_merged_texts_in_order(case: tuple[list[Part], float]) -> None:
     merged = merge_chunks(*case)
     assert join_text(merged).split() == [w for m in merged for w in m.text.split()]
+
+
+def test_a_sentence_heard_by_both_overlapping_chunks_is_kept_once() -> None:
+    # chunks cut at 30 s, each read with 5 s of overlap on both sides
+    first = MacroChunk(0, 0.0, 30.0, read_start_s=0.0)
+    second = MacroChunk(1, 30.0, 60.0, read_start_s=25.0)
+    parts = [
+        (first, result((20.0, 26.0, "before"), (27.0, 34.0, "across the cut"))),
+        (second, result((1.8, 9.0, "across the cut"), (10.0, 14.0, "after"))),
+    ]
+    assert [t for _, _, t in spans(merge_chunks(parts, 60.0))] == ["before", "across the cut", "after"]
+
+
+def test_a_sentence_mostly_after_the_cut_goes_to_the_later_chunk() -> None:
+    first = MacroChunk(0, 0.0, 30.0, read_start_s=0.0)
+    second = MacroChunk(1, 30.0, 60.0, read_start_s=25.0)
+    parts = [
+        (first, result((29.0, 35.0, "late sentence"))),
+        (second, result((4.0, 10.0, "late sentence"), (11.0, 12.0, "next"))),
+    ]
+    assert spans(merge_chunks(parts, 60.0)) == [(29.0, 35.0, "late sentence"), (36.0, 37.0, "next")]
