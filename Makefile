@@ -16,7 +16,7 @@ install: $(STAMP)
 # python3-venv makes the virtual environment on a bare Debian.
 system-deps:
 	@if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null \
-	  || ! ldconfig -p | grep -q 'libpython3.11.so.1.0' \
+	  || ! /sbin/ldconfig -p | grep -q 'libpython3.11.so.1.0' \
 	  || ! $(PYTHON) -c 'import ensurepip' 2>/dev/null; then \
 	  echo "installing FFmpeg, libpython3.11 and python3-venv with apt-get"; \
 	  $(SUDO) apt-get update -qq && \

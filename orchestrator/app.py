@@ -22,6 +22,7 @@ SETTINGS = web.AppKey("settings", Settings)
 TRANSCRIBER: web.AppKey[Transcriber] = web.AppKey("transcriber")
 POOL = web.AppKey("pool", TritonPool)
 
+MAX_BODY_BYTES = 1 << 20  # a transcribe body is a URL and a few numbers
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -82,7 +83,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 def create_app(settings: Settings, transcriber: Transcriber | None = None) -> web.Application:
     """The service; pass `transcriber` to run without Triton (unit tests)."""
-    app = web.Application(middlewares=[error_middleware], client_max_size=1 << 20)
+    app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY_BYTES)
     app[SETTINGS] = settings
     if transcriber is not None:
         app[TRANSCRIBER] = transcriber
@@ -97,7 +98,12 @@ def create_app(settings: Settings, transcriber: Transcriber | None = None) -> we
 async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
     """HTTP session and Triton clients live exactly as long as the app."""
     settings = app[SETTINGS]
-    pool = TritonPool(settings.triton_grpc_urls, settings.micro_chunk_model, settings.chunk_timeout_sec)
+    pool = TritonPool(
+        urls=settings.triton_grpc_urls,
+        model=settings.micro_chunk_model,
+        required_models=[settings.micro_chunk_model, settings.whisper_model],
+        timeout_s=settings.chunk_timeout_sec,
+    )
     session = aiohttp.ClientSession()
     app[POOL] = pool
     transcriber: Transcriber = Pipeline(settings, session, pool)

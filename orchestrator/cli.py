@@ -16,6 +16,7 @@ import aiohttp
 
 from . import formats
 from .app import create_app
+from .net import free_port
 from .range_server import serving, serving_file
 from .schemas import TranscribeOutput
 from .settings import Settings
@@ -77,7 +78,14 @@ async def _transcribe(args: argparse.Namespace) -> int:
             media = await stack.enter_async_context(serving_file(path))
         server = args.server
         if server is None:
-            settings = _settings(args, port=0)
+            # free ports: a `longscribe serve` or another Triton may hold the defaults
+            settings = _settings(
+                args,
+                port=0,
+                triton_http_port=free_port(),
+                triton_grpc_port=free_port(),
+                triton_metrics_port=free_port(),
+            )
             server = await stack.enter_async_context(service(settings, start_triton=not args.triton_url))
         async with aiohttp.ClientSession() as session:
             async with session.post(

@@ -8,6 +8,7 @@
     │   ├── RangeNotSupported            no 206 to `Range: bytes=0-0`
     │   ├── MediaUnreadable              FFmpeg finds no audio it can decode
     │   └── MediaTooLong                 over the configured limit
+    ├── ToolMissing                  500 FFmpeg is not installed
     └── InferenceError               502 Triton failed on a chunk
         └── InferenceUnavailable     503 no Triton endpoint answers
 
@@ -21,7 +22,7 @@ from __future__ import annotations
 class LongscribeError(Exception):
     status = 500
     code = "internal"
-    hint = "Retry later; if it persists, report it with the request id."
+    hint = "Retry later; if it persists, report it with the time of the request."
 
     def __init__(self, message: str, hint: str | None = None) -> None:
         super().__init__(message)
@@ -36,7 +37,7 @@ class LongscribeError(Exception):
 class InvalidRequest(LongscribeError):
     status = 422
     code = "invalid_request"
-    hint = "Fix the request body; see /openapi.json for the schema."
+    hint = 'Fix the request body: {"media_url": "https://...", "params": {...}}; see the README for the params.'
 
 
 class MediaError(LongscribeError):
@@ -70,6 +71,11 @@ class MediaUnreadable(MediaError):
 class MediaTooLong(MediaError):
     code = "media_too_long"
     hint = "Split the media or raise LONGSCRIBE_MAX_MEDIA_DURATION_SEC."
+
+
+class ToolMissing(LongscribeError):
+    code = "service_misconfigured"
+    hint = "Install FFmpeg on the service's machine (apt-get install ffmpeg) or set LONGSCRIBE_FFMPEG_BIN."
 
 
 class InferenceError(LongscribeError):

@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 from dataclasses import dataclass
 
+from .errors import ToolMissing
+
 
 @dataclass(frozen=True)
 class Completed:
@@ -16,12 +18,15 @@ class Completed:
 
 async def run(args: list[str], timeout_s: float) -> Completed:
     """Run `args` to completion; on timeout raise TimeoutError, the child killed and reaped."""
-    proc = await asyncio.create_subprocess_exec(
-        *args,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *args,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+    except FileNotFoundError as exc:
+        raise ToolMissing(f"{args[0]} is not installed or not on PATH") from exc
     try:
         stdout, stderr = await asyncio.wait_for(proc.communicate(), timeout_s)
     finally:

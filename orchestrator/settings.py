@@ -22,6 +22,7 @@ class Settings(BaseSettings):
         description="Triton gRPC endpoints (host:port); macro chunks spread over all of them",
     )
     micro_chunk_model: str = Field("micro_chunker", description="Triton model that takes a macro chunk")
+    whisper_model: str = Field("whisper", description="Triton model the micro chunker calls (checked by /readyz)")
     chunks_in_flight_per_endpoint: int = Field(
         3, ge=1, description="macro chunks sent to one endpoint at once; >1 lets whisper batch across chunks"
     )

@@ -14,8 +14,11 @@ from longscribe_core.segments import ChunkResult, decode_result
 
 from .errors import InferenceError, InferenceUnavailable
 
-# gRPC status codes that mean "this endpoint is not there", worth trying another
-_UNREACHABLE = ("StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED", "StatusCode.CANCELLED")
+# "this endpoint is not there": worth trying another. A deadline is not in
+# here: a chunk that timed out would only be run again elsewhere.
+_UNREACHABLE = ("StatusCode.UNAVAILABLE",)
+_TIMED_OUT = "StatusCode.DEADLINE_EXCEEDED"
+READINESS_TIMEOUT_S = 5.0  # a health probe must not wait on a busy server
 
 
 @dataclass
@@ -30,7 +33,8 @@ class TritonPool:
     """Spread micro-chunker calls over endpoints; an unreachable one is skipped."""
 
     urls: list[str]
-    model: str
+    model: str  # the model each chunk is sent to
+    required_models: list[str]  # every model that must be ready for `model` to work
     timeout_s: float
     endpoints: list[Endpoint] = field(init=False)
 
@@ -41,13 +45,17 @@ class TritonPool:
         await asyncio.gather(*(e.client.close() for e in self.endpoints), return_exceptions=True)
 
     async def readiness(self) -> dict[str, bool]:
-        """Each endpoint: server live and the micro-chunk model ready."""
+        """Each endpoint: every required model ready (the micro chunker is useless without whisper)."""
 
         async def one(endpoint: Endpoint) -> bool:
             try:
-                return bool(await endpoint.client.is_model_ready(self.model, client_timeout=5.0))
+                states = [
+                    await endpoint.client.is_model_ready(model, client_timeout=READINESS_TIMEOUT_S)
+                    for model in self.required_models
+                ]
             except InferenceServerException:
                 return False
+            return all(states)
 
         states = await asyncio.gather(*(one(e) for e in self.endpoints))
         return dict(zip(self.urls, states))
@@ -69,6 +77,11 @@ class TritonPool:
                 if str(exc.status()) in _UNREACHABLE:
                     tried.append(f"{endpoint.url}: {exc.message()}")
                     continue
+                if str(exc.status()) == _TIMED_OUT:
+                    raise InferenceError(
+                        f"a chunk took longer than {self.timeout_s:g} s on {endpoint.url}",
+                        hint="Raise LONGSCRIBE_CHUNK_TIMEOUT_SEC or add Triton replicas.",
+                    ) from exc
                 raise InferenceError(f"Triton failed on a chunk: {exc.message()}") from exc
             finally:
                 endpoint.in_flight -= 1

@@ -3,7 +3,6 @@ does not, a real Triton with the project's models, and the service on top."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -12,17 +11,12 @@ import pytest_asyncio
 from aiohttp import web
 
 from orchestrator.app import create_app
+from orchestrator.net import free_port
 from orchestrator.range_server import file_app, serving
 from orchestrator.settings import Settings
 from orchestrator.triton_server import running_triton
 
 from .corpus import Recording, clips_under, join_clips, speech_dir
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="session")

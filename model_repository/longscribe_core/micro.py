@@ -33,11 +33,12 @@ MIN_TAIL_S = 1.0  # shorter uncovered tails are left alone
 SPEECH_LEVEL = 0.1  # tail speaks if its envelope passes this share of the chunk's loud level
 LOUD_PERCENTILE = 95.0  # the chunk's "loud level"
 MAX_TAIL_ROUNDS = 2  # re-decodes per piece
-# A tail is short and often only noise, where Whisper invents text: keep its
-# transcript only when the decoder is confident, with openai/whisper's usual
-# thresholds, applied as "either" rather than "both".
-TAIL_MIN_AVG_LOGPROB = -1.0
-TAIL_MAX_NO_SPEECH_PROB = 0.6
+# openai/whisper's thresholds. A piece is silence when the decoder believes
+# so and its text is unlikely (both), as openai/whisper and faster-whisper
+# skip it. A re-decoded tail is short and often only noise, where Whisper
+# invents text: there either signal drops it.
+MIN_AVG_LOGPROB = -1.0
+MAX_NO_SPEECH_PROB = 0.6
 
 
 START_PAD_S = 0.1  # a snapped start sits this far before the first loud sample
@@ -60,9 +61,11 @@ def snap_start(segment: Segment, envelope: Envelope, speech_level: float) -> Seg
 
 
 def _confident(result: ChunkResult) -> bool:
-    return all(
-        s.avg_logprob >= TAIL_MIN_AVG_LOGPROB and s.no_speech_prob <= TAIL_MAX_NO_SPEECH_PROB for s in result.segments
-    )
+    return all(s.avg_logprob >= MIN_AVG_LOGPROB and s.no_speech_prob <= MAX_NO_SPEECH_PROB for s in result.segments)
+
+
+def _silence(result: ChunkResult) -> bool:
+    return any(s.avg_logprob < MIN_AVG_LOGPROB and s.no_speech_prob > MAX_NO_SPEECH_PROB for s in result.segments)
 
 
 def check_micro_size(max_s: float) -> None:
@@ -85,7 +88,7 @@ async def transcribe_macro_chunk(
 
     async def piece(start: int, end: int, rounds_left: int, is_tail: bool = False) -> list[Segment]:
         result = await transcribe(pcm[start:end])
-        if is_tail and not _confident(result):
+        if _silence(result) or (is_tail and not _confident(result)):
             return []
         if result.language:
             languages.setdefault(start, result.language)

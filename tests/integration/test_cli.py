@@ -12,7 +12,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from ..conftest import free_port
+from orchestrator.net import free_port
+
 from ..corpus import manifest, wer
 
 pytestmark = pytest.mark.integration

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -9,10 +10,10 @@ import aiohttp
 import pytest
 
 from orchestrator.app import create_app
+from orchestrator.net import free_port
 from orchestrator.range_server import serving
 from orchestrator.settings import Settings
 
-from ..conftest import free_port
 from ..corpus import Recording, manifest, wer
 from ..counting_server import Served, counting_app
 
@@ -136,3 +137,40 @@ async def test_each_macro_chunk_is_read_by_seeking_not_from_byte_zero(
     from_the_start = [sent for start, sent in served.per_request if start < 64 * 1024 and sent > 1_000_000]
     assert len(from_the_start) <= 1, served.per_request
     assert served.bytes_sent < 2.0 * size
+
+
+async def test_overlapping_macro_chunks_keep_each_sentence_once(
+    service_url: str, media_url: str, lj_recording: Recording
+) -> None:
+    params = {"macro_chunk_size_sec": 60, "micro_chunk_size_sec": 30, "macro_chunk_overlap_sec": 10}
+    status, out = await post(service_url, {"media_url": f"{media_url}/lj001.wav", "params": params})
+    assert status == 200, out
+    assert wer(lj_recording.reference, out["text"]) <= 0.08
+    assert len(out["text"].split()) <= 1.05 * len(lj_recording.reference.split()), "words were doubled"
+    assert_well_formed(out, lj_recording.duration_s)
+
+
+async def test_media_whose_header_under_reports_its_length_is_read_to_the_end(
+    service_url: str, media_root: Path, media_url: str, lj_recording: Recording
+) -> None:
+    """Two CBR MP3s without a Xing header, joined byte for byte: ffprobe estimates
+    the whole length from the first file's bitrate and sees about a quarter of it."""
+    jfk = next(c for c in manifest() if c.path.name == "jfk.flac")
+    parts = []
+    for source, kbps in ((jfk.path, 128), (lj_recording.path, 32)):
+        target = media_root / f"part-{kbps}.mp3"
+        subprocess.run(
+            ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", str(source), "-ac", "1", "-ar", "16000",
+             "-c:a", "libmp3lame", "-b:a", f"{kbps}k", "-write_xing", "0", str(target)],
+            check=True,
+        )  # fmt: skip
+        parts.append(target.read_bytes())
+    (media_root / "lying.mp3").write_bytes(b"".join(parts))
+    true_s = jfk.duration_s + lj_recording.duration_s
+
+    status, out = await post(service_url, {"media_url": f"{media_url}/lying.mp3"})
+    assert status == 200, out
+    assert out["input_duration_sec"] == pytest.approx(true_s, abs=2.0)
+    assert_well_formed(out, out["input_duration_sec"])
+    assert out["segments"][-1]["end_time_sec"] > true_s - 10
+    assert wer(f"{jfk.reference} {lj_recording.reference}", out["text"]) <= 0.08

@@ -159,3 +159,12 @@ async def test_the_chunk_language_is_the_first_pieces_even_when_it_answers_last(
     pcm[0] = 12_345  # marks the first piece
     result = await transcribe_macro_chunk(pcm, 30.0, SMOOTHING, slow_first)
     assert result.language == "de"
+
+
+async def test_a_piece_the_decoder_calls_silence_is_dropped() -> None:
+    async def hallucinating(audio: npt.NDArray[np.float32]) -> ChunkResult:
+        seg = Segment(0.0, len(audio) / SAMPLE_RATE, "you", avg_logprob=-1.3, no_speech_prob=0.8)
+        return ChunkResult(segments=(seg,), language="en")
+
+    result = await transcribe_macro_chunk(speech(20.0), 30.0, SMOOTHING, hallucinating)
+    assert result.segments == ()

@@ -182,3 +182,11 @@ async def test_a_macro_size_over_the_configured_cap_is_refused() -> None:
     assert_error_shape(body, "invalid_request")
     assert "macro_chunk_size_sec" in body["error"]["message"]
     assert not fake.requests
+
+
+async def test_a_missing_ffmpeg_is_named_not_a_bare_500() -> None:
+    from orchestrator import proc
+    from orchestrator.errors import ToolMissing
+
+    with pytest.raises(ToolMissing, match="no-such-ffmpeg"):
+        await proc.run(["no-such-ffmpeg", "-version"], timeout_s=5)
