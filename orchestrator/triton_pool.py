@@ -70,9 +70,11 @@ class TritonPool:
             endpoint.in_flight += 1
             try:
                 response = await endpoint.client.infer(
-                    self.model, inputs, outputs=[grpcclient.InferRequestedOutput("result")],
+                    self.model,
+                    inputs,
+                    outputs=[grpcclient.InferRequestedOutput("result")],
                     client_timeout=self.timeout_s,
-                )  # fmt: skip
+                )
             except InferenceServerException as exc:
                 if str(exc.status()) in _UNREACHABLE:
                     tried.append(f"{endpoint.url}: {exc.message()}")

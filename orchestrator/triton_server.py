@@ -27,6 +27,8 @@ from .settings import Settings
 
 log = logging.getLogger("longscribe.triton")
 STOP_GRACE_S = 15.0  # SIGTERM, then SIGKILL after this
+READY_POLL_S = 0.25  # how often to ask /v2/health/ready while models load
+READY_PROBE_TIMEOUT_S = 2.0  # one readiness request
 
 
 class TritonStartError(RuntimeError):
@@ -107,10 +109,10 @@ async def _wait_ready(proc: asyncio.subprocess.Process, url: str, timeout_s: flo
             if proc.returncode is not None:
                 raise TritonStartError(f"tritonserver exited with {proc.returncode}; see its log above")
             with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError):
-                async with session.get(url, timeout=aiohttp.ClientTimeout(total=2)) as response:
+                async with session.get(url, timeout=aiohttp.ClientTimeout(total=READY_PROBE_TIMEOUT_S)) as response:
                     if response.status == 200:
                         return
-            await asyncio.sleep(0.25)
+            await asyncio.sleep(READY_POLL_S)
     raise TritonStartError(f"tritonserver not ready after {timeout_s:g} s")
 
 
@@ -119,10 +121,13 @@ async def running_triton(settings: Settings) -> AsyncIterator[str]:
     """Start Triton, wait until every model is ready, yield its gRPC URL, stop it."""
     args = server_args(settings, backend_dir(cache_dir()))
     proc = await asyncio.create_subprocess_exec(
-        *args, env=server_env(settings), stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        *args,
+        env=server_env(settings),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
         start_new_session=True,  # Ctrl-C reaches us, and we stop it in order
-    )  # fmt: skip
+    )
     assert proc.stdout is not None
     forward = asyncio.create_task(_forward_log(proc.stdout))
     try:

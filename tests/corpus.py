@@ -44,17 +44,33 @@ def manifest() -> list[Clip]:
 
 
 def clips_under(prefix: str) -> list[Clip]:
-    return sorted((c for c in manifest() if c.path.relative_to(speech_dir()).as_posix().startswith(prefix)),
-                  key=lambda c: c.path.name)  # fmt: skip
+    return sorted(
+        (c for c in manifest() if c.path.relative_to(speech_dir()).as_posix().startswith(prefix)),
+        key=lambda c: c.path.name,
+    )
 
 
 def decode_pcm(path: Path) -> np.ndarray:
     """Any audio file -> 16 kHz mono int16."""
     out = subprocess.run(
-        ["ffmpeg", "-nostdin", "-loglevel", "error", "-i", str(path), "-ac", "1", "-ar", str(SAMPLE_RATE),
-         "-f", "s16le", "-"],
-        check=True, capture_output=True,
-    ).stdout  # fmt: skip
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-i",
+            str(path),
+            "-ac",
+            "1",
+            "-ar",
+            str(SAMPLE_RATE),
+            "-f",
+            "s16le",
+            "-",
+        ],
+        check=True,
+        capture_output=True,
+    ).stdout
     return np.frombuffer(out, dtype=np.int16)
 
 

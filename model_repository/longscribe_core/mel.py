@@ -17,22 +17,24 @@ HOP_LENGTH = 160  # 10 ms hop
 N_FRAMES = MAX_WINDOW_SAMPLES // HOP_LENGTH  # 3000
 
 
+# Slaney's mel scale: linear below 1 kHz (200/3 Hz per mel), logarithmic above
+HZ_PER_MEL = 200.0 / 3
+LOG_FROM_HZ = 1000.0
+LOG_FROM_MEL = LOG_FROM_HZ / HZ_PER_MEL  # 15
+LOG_STEP = np.log(6.4) / 27.0
+
+
 def _hz_to_mel(hz: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Slaney scale: linear below 1 kHz, logarithmic above."""
-    f_sp, min_log_hz, min_log_mel = 200.0 / 3, 1000.0, 15.0
-    logstep = np.log(6.4) / 27.0
-    mel = hz / f_sp
-    log_part = hz >= min_log_hz
-    mel[log_part] = min_log_mel + np.log(hz[log_part] / min_log_hz) / logstep
+    mel = hz / HZ_PER_MEL
+    log_part = hz >= LOG_FROM_HZ
+    mel[log_part] = LOG_FROM_MEL + np.log(hz[log_part] / LOG_FROM_HZ) / LOG_STEP
     return mel
 
 
 def _mel_to_hz(mel: NDArray[np.float64]) -> NDArray[np.float64]:
-    f_sp, min_log_hz, min_log_mel = 200.0 / 3, 1000.0, 15.0
-    logstep = np.log(6.4) / 27.0
-    hz = f_sp * mel
-    log_part = mel >= min_log_mel
-    hz[log_part] = min_log_hz * np.exp(logstep * (mel[log_part] - min_log_mel))
+    hz = HZ_PER_MEL * mel
+    log_part = mel >= LOG_FROM_MEL
+    hz[log_part] = LOG_FROM_HZ * np.exp(LOG_STEP * (mel[log_part] - LOG_FROM_MEL))
     return hz
 
 

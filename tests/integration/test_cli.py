@@ -42,10 +42,19 @@ def children_of(pid: int) -> list[int]:
 async def test_serve_answers_then_stops_triton_on_sigterm() -> None:
     port, ports = free_port(), [str(free_port()) for _ in range(3)]
     proc = await asyncio.create_subprocess_exec(
-        *LONGSCRIBE, "serve", "--port", str(port), "--triton-http-port", ports[0],
-        "--triton-grpc-port", ports[1], "--triton-metrics-port", ports[2],
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
+        *LONGSCRIBE,
+        "serve",
+        "--port",
+        str(port),
+        "--triton-http-port",
+        ports[0],
+        "--triton-grpc-port",
+        ports[1],
+        "--triton-metrics-port",
+        ports[2],
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 240
         async with aiohttp.ClientSession() as session:
@@ -74,9 +83,17 @@ async def test_serve_answers_then_stops_triton_on_sigterm() -> None:
 async def test_transcribe_serves_a_local_path_over_loopback(service_url: str) -> None:
     jfk = next(c for c in manifest() if c.path.name == "jfk.flac")
     proc = await asyncio.create_subprocess_exec(
-        *LONGSCRIBE, "transcribe", str(jfk.path), "--server", service_url, "--format", "srt",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env={**os.environ},
-    )  # fmt: skip
+        *LONGSCRIBE,
+        "transcribe",
+        str(jfk.path),
+        "--server",
+        service_url,
+        "--format",
+        "srt",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ},
+    )
     stdout, stderr = await asyncio.wait_for(proc.communicate(), 120)
     assert proc.returncode == 0, stderr.decode()
     srt = stdout.decode()
@@ -88,9 +105,14 @@ async def test_transcribe_serves_a_local_path_over_loopback(service_url: str) ->
 
 async def test_transcribe_reports_a_missing_file() -> None:
     proc = await asyncio.create_subprocess_exec(
-        *LONGSCRIBE, "transcribe", "/no/such/file.wav", "--server", "http://127.0.0.1:9",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+        *LONGSCRIBE,
+        "transcribe",
+        "/no/such/file.wav",
+        "--server",
+        "http://127.0.0.1:9",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     _, stderr = await proc.communicate()
     assert proc.returncode == 2
     assert b"no such file" in stderr

@@ -68,10 +68,13 @@ async def test_seed_defaults_accept_the_seed_body_shape(service_url: str, media_
     body = {
         "media_url": f"{media_url}/speech/jfk.flac",
         "params": {
-            "wav_sampling_rate_hz": 16000, "macro_chunk_size_sec": 300, "macro_chunk_overlap_sec": 0,
-            "micro_chunk_size_sec": 5, "silence_detection_smoothing_num_samples": 1600,
+            "wav_sampling_rate_hz": 16000,
+            "macro_chunk_size_sec": 300,
+            "macro_chunk_overlap_sec": 0,
+            "micro_chunk_size_sec": 5,
+            "silence_detection_smoothing_num_samples": 1600,
         },
-    }  # fmt: skip
+    }
     status, out = await post(service_url, body)
     assert status == 200, out
     assert set(out) == {"segments", "input_duration_sec", "processing_duration_sec", "speedup", "text"}
@@ -160,10 +163,28 @@ async def test_media_whose_header_under_reports_its_length_is_read_to_the_end(
     for source, kbps in ((jfk.path, 128), (lj_recording.path, 32)):
         target = media_root / f"part-{kbps}.mp3"
         subprocess.run(
-            ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", str(source), "-ac", "1", "-ar", "16000",
-             "-c:a", "libmp3lame", "-b:a", f"{kbps}k", "-write_xing", "0", str(target)],
+            [
+                "ffmpeg",
+                "-nostdin",
+                "-loglevel",
+                "error",
+                "-y",
+                "-i",
+                str(source),
+                "-ac",
+                "1",
+                "-ar",
+                "16000",
+                "-c:a",
+                "libmp3lame",
+                "-b:a",
+                f"{kbps}k",
+                "-write_xing",
+                "0",
+                str(target),
+            ],
             check=True,
-        )  # fmt: skip
+        )
         parts.append(target.read_bytes())
     (media_root / "lying.mp3").write_bytes(b"".join(parts))
     true_s = jfk.duration_s + lj_recording.duration_s

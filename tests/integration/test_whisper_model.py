@@ -60,17 +60,23 @@ async def test_concurrent_requests_share_engine_calls(triton_grpc_url: str) -> N
     assert exe1 - exe0 <= 3, "the queued requests should be decoded together"
 
 
+def micro_chunker_inputs(pcm: np.ndarray, micro_s: float) -> list[grpcclient.InferInput]:
+    inputs = [
+        grpcclient.InferInput("audio", [len(pcm)], "INT16"),
+        grpcclient.InferInput("micro_chunk_size_sec", [1], "FP32"),
+        grpcclient.InferInput("silence_detection_smoothing_num_samples", [1], "INT32"),
+    ]
+    inputs[0].set_data_from_numpy(pcm.astype(np.int16))
+    inputs[1].set_data_from_numpy(np.array([micro_s], np.float32))
+    inputs[2].set_data_from_numpy(np.array([1600], np.int32))
+    return inputs
+
+
 async def test_micro_chunker_returns_times_relative_to_the_macro_chunk(triton_grpc_url: str) -> None:
     audio, reference = jfk()
     pcm = (np.concatenate([np.zeros(3 * 16_000, np.float32), audio]) * 32767).astype(np.int16)
-    inputs = [grpcclient.InferInput("audio", [len(pcm)], "INT16"),
-              grpcclient.InferInput("micro_chunk_size_sec", [1], "FP32"),
-              grpcclient.InferInput("silence_detection_smoothing_num_samples", [1], "INT32")]  # fmt: skip
-    inputs[0].set_data_from_numpy(pcm)
-    inputs[1].set_data_from_numpy(np.array([8.0], np.float32))
-    inputs[2].set_data_from_numpy(np.array([1600], np.int32))
     async with grpcclient.InferenceServerClient(triton_grpc_url) as client:
-        response = await client.infer("micro_chunker", inputs)
+        response = await client.infer("micro_chunker", micro_chunker_inputs(pcm, 8.0))
     result = decode_result(response.as_numpy("result").reshape(-1)[0])
     assert wer(reference, " ".join(s.text for s in result.segments)) <= 0.15
     assert result.segments[0].start_s >= 2.5, "the 3 s of leading silence must shift the first segment"
@@ -78,12 +84,6 @@ async def test_micro_chunker_returns_times_relative_to_the_macro_chunk(triton_gr
 
 
 async def test_micro_chunker_refuses_a_micro_size_over_30_s(triton_grpc_url: str) -> None:
-    inputs = [grpcclient.InferInput("audio", [16_000], "INT16"),
-              grpcclient.InferInput("micro_chunk_size_sec", [1], "FP32"),
-              grpcclient.InferInput("silence_detection_smoothing_num_samples", [1], "INT32")]  # fmt: skip
-    inputs[0].set_data_from_numpy(np.zeros(16_000, np.int16))
-    inputs[1].set_data_from_numpy(np.array([31.0], np.float32))
-    inputs[2].set_data_from_numpy(np.array([1600], np.int32))
     async with grpcclient.InferenceServerClient(triton_grpc_url) as client:
         with pytest.raises(InferenceServerException, match="micro_chunk_size_sec"):
-            await client.infer("micro_chunker", inputs)
+            await client.infer("micro_chunker", micro_chunker_inputs(np.zeros(16_000, np.int16), 31.0))
