@@ -34,6 +34,7 @@ class ChunkPart:
     chunk: chunking.MacroChunk
     result: ChunkResult
     decoded_end_s: float  # media time where the decoded audio stopped
+    n_samples: int  # how much was decoded; 0 past the real end of an over-reported file
     reached_end: bool  # FFmpeg ran out of media before the requested length
 
 
@@ -67,7 +68,8 @@ class Pipeline:
         )
         parts = await _all([self._chunk(url, c, request, is_last=c is chunks[-1]) for c in chunks])
         parts += await self._beyond_probe(url, parts[-1], request)
-        duration_s = parts[-1].decoded_end_s  # what FFmpeg decoded, not what the header claimed
+        # what FFmpeg decoded, not what the header claimed (either way it can be wrong)
+        duration_s = max((p.decoded_end_s for p in parts if p.n_samples), default=0.0)
         timed = merge.merge_chunks([(p.chunk, p.result) for p in parts], duration_s)
         elapsed = time.monotonic() - started
         return TranscribeOutput(
@@ -130,6 +132,7 @@ class Pipeline:
             chunk=replace(chunk, read_start_s=read_from, end_s=max(chunk.start_s, end_s)),
             result=result,
             decoded_end_s=decoded_end_s,
+            n_samples=len(pcm),
             reached_end=decoded_end_s < read_from + length - SHORT_READ_S,
         )
 

@@ -195,3 +195,25 @@ async def test_media_whose_header_under_reports_its_length_is_read_to_the_end(
     assert_well_formed(out, out["input_duration_sec"])
     assert out["segments"][-1]["end_time_sec"] > true_s - 10
     assert wer(f"{jfk.reference} {lj_recording.reference}", out["text"]) <= 0.08
+
+
+async def test_media_whose_header_over_reports_its_length_reports_the_true_length(
+    service_url: str, media_root: Path, media_url: str, lj_recording: Recording
+) -> None:
+    """VBR MP3 without a Xing header that opens with 20 s of digital silence: ffprobe
+    takes the silent frames' low bitrate for the whole file and sees it several times too long."""
+    target = media_root / "vbr-no-toc.mp3"
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-t", "20",
+         "-i", "anullsrc=r=16000:cl=mono", "-i", str(lj_recording.path),
+         "-filter_complex", "[0][1]concat=n=2:v=0:a=1", "-ac", "1", "-ar", "16000",
+         "-c:a", "libmp3lame", "-q:a", "2", "-write_xing", "0", str(target)],
+        check=True, timeout=120,
+    )  # fmt: skip
+    true_s = 20 + lj_recording.duration_s
+
+    status, out = await post(service_url, {"media_url": f"{media_url}/vbr-no-toc.mp3"})
+    assert status == 200, out
+    assert out["input_duration_sec"] == pytest.approx(true_s, abs=2.0)
+    assert_well_formed(out, out["input_duration_sec"])
+    assert wer(lj_recording.reference, out["text"]) <= 0.08
