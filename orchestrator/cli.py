@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -141,7 +140,6 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
         stream=sys.stderr,
     )
-    os.environ.setdefault("PYTHONUNBUFFERED", "1")
     try:
         return asyncio.run(_serve(args) if args.command == "serve" else _transcribe(args))
     except TritonStartError as exc:

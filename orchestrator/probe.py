@@ -29,8 +29,7 @@ async def probe(url: str, ffprobe_bin: str, timeout_s: float) -> MediaInfo:
     except TimeoutError as exc:
         raise MediaUnreachable(f"ffprobe could not read media_url within {timeout_s:g} s") from exc
     if done.returncode != 0:
-        reason = done.stderr.decode(errors="replace").strip().splitlines()
-        raise MediaUnreadable(f"FFmpeg cannot read the media: {reason[-1] if reason else 'unknown error'}")
+        raise MediaUnreadable(f"FFmpeg cannot read the media: {done.last_error_line()}")
     info = json.loads(done.stdout or b"{}")
     audio = [s for s in info.get("streams", []) if s.get("codec_type") == "audio"]
     if not audio:

@@ -15,6 +15,11 @@ class Completed:
     stdout: bytes
     stderr: bytes
 
+    def last_error_line(self) -> str:
+        """FFmpeg's tools put the reason for a failure on their last stderr line."""
+        lines = self.stderr.decode(errors="replace").strip().splitlines()
+        return lines[-1] if lines else "unknown error"
+
 
 async def run(args: list[str], timeout_s: float) -> Completed:
     """Run `args` to completion; on timeout raise TimeoutError, the child killed and reaped."""

@@ -39,8 +39,6 @@ MAX_TAIL_ROUNDS = 2  # re-decodes per piece
 # invents text: there either signal drops it.
 MIN_AVG_LOGPROB = -1.0
 MAX_NO_SPEECH_PROB = 0.6
-
-
 START_PAD_S = 0.1  # a snapped start sits this far before the first loud sample
 
 
