@@ -14,16 +14,23 @@ from typing import Protocol
 import numpy as np
 
 from .audio import MAX_WINDOW_SAMPLES, SAMPLE_RATE, FloatAudio
-from .mel import log_mel
-from .segments import ChunkResult, Segment
-from .timestamps import spans_to_text, split_on_timestamps
+from .mel import HOP_LENGTH, N_FRAMES, log_mel
+from .quality import compression_ratio
+from .segments import ChunkResult, Segment, Word
+from .timestamps import TokenSpan, split_on_timestamps
+from .words import assign_to_spans, timed_words
 
 MAX_TOTAL_TOKENS = 448  # Whisper's decoder context: prompt + generated
 MAX_INITIAL_TIMESTAMP_INDEX = 50  # first timestamp within 1 s, as in openai/whisper
+MEDIAN_FILTER_WIDTH = 7  # smooths the attention before DTW, as openai/whisper
 
 
 class InvalidAudio(ValueError):
     """An item the model cannot decode (too long, not finite)."""
+
+
+class UnsupportedLanguage(ValueError):
+    """A language the loaded model cannot transcribe (any but English on a `.en` model)."""
 
 
 @dataclass(frozen=True)
@@ -35,12 +42,19 @@ class EngineConfig:
     compute_type: str = "int8"  # int8 on CPU; float16 / int8_float16 on GPU
     threads: int = 0  # intra-op threads; 0 means one per core
     beam_size: int = 1  # greedy by default: the CPU speed/accuracy sweet spot
+    max_length: int = MAX_TOTAL_TOKENS  # decoder tokens per window; lower only to test truncation
+    align_words: bool = True  # word times from cross-attention: true segment starts, clean cuts
 
 
 class Engine(Protocol):
     """What the `whisper` Triton model needs from an engine."""
 
-    def transcribe(self, audio: list[FloatAudio], language: str | None) -> list[ChunkResult | Exception]:
+    def check_language(self, language: str | None) -> None:
+        """Raise UnsupportedLanguage before any work for a language the model lacks."""
+
+    def transcribe(
+        self, audio: list[FloatAudio], language: str | None, temperature: float = 0.0
+    ) -> list[ChunkResult | Exception]:
         """float32 waveforms at 16 kHz, each <= 30 s -> one result or error per item."""
 
 
@@ -69,7 +83,7 @@ class CTranslate2Engine:
             inter_threads=1,
         )
         self._tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
-        self._beam_size = config.beam_size
+        self._config = config
         self._sot = self._token_id("<|startoftranscript|>")
         self._eot = self._token_id("<|endoftext|>")
         self._transcribe_task = self._token_id("<|transcribe|>")
@@ -89,6 +103,18 @@ class CTranslate2Engine:
             return [self._sot]
         return [self._sot, self._token_id(f"<|{language or 'en'}|>"), self._transcribe_task]
 
+    def check_language(self, language: str | None) -> None:
+        """See `Engine.check_language`."""
+        if not language:
+            return
+        if not self.is_multilingual and language != "en":
+            raise UnsupportedLanguage(
+                f"the loaded Whisper model is English-only and cannot transcribe language {language!r}; "
+                "omit `language` or configure a multilingual model"
+            )
+        if self._tokenizer.token_to_id(f"<|{language}|>") is None:
+            raise UnsupportedLanguage(f"Whisper does not know the language code {language!r}")
+
     def _check(self, audio: FloatAudio) -> FloatAudio:
         if audio.ndim != 1:
             raise InvalidAudio(f"expected mono audio [n], got shape {audio.shape}")
@@ -106,8 +132,11 @@ class CTranslate2Engine:
         detected = self._model.detect_language(features)
         return [best[0][0].strip("<|>") for best in detected]
 
-    def transcribe(self, audio: list[FloatAudio], language: str | None) -> list[ChunkResult | Exception]:
+    def transcribe(
+        self, audio: list[FloatAudio], language: str | None, temperature: float = 0.0
+    ) -> list[ChunkResult | Exception]:
         """See `Engine.transcribe`."""
+        self.check_language(language)
         results: list[ChunkResult | Exception] = [InvalidAudio("not decoded")] * len(audio)
         good: list[tuple[int, FloatAudio]] = []
         for i, item in enumerate(audio):
@@ -119,31 +148,99 @@ class CTranslate2Engine:
             return results
         mels = np.stack([log_mel(item, self.n_mels) for _, item in good])
         features = self._ct2.StorageView.from_array(np.ascontiguousarray(mels))
-        languages = self._languages(features, language, len(good))
+        # encoded once, for language detection, decoding and word alignment alike
+        encoded = self._model.encode(features)
+        languages = self._languages(encoded, language, len(good))
         prompts = [self._prompt(lang) for lang in languages]
+        config = self._config
         outputs = self._model.generate(
-            features,
+            encoded,
             prompts,
-            beam_size=self._beam_size,
-            max_length=MAX_TOTAL_TOKENS,
+            beam_size=config.beam_size if temperature == 0 else 1,
+            max_length=config.max_length,
             return_scores=True,
             return_no_speech_prob=True,
             suppress_blank=True,
             suppress_tokens=[-1],
             max_initial_timestamp_index=MAX_INITIAL_TIMESTAMP_INDEX,
+            # greedy at 0; otherwise sample from the whole distribution, as openai/whisper
+            sampling_topk=1 if temperature == 0 else 0,
+            sampling_temperature=temperature if temperature > 0 else 1.0,
         )
-        for (i, item), out, lang in zip(good, outputs, languages):
-            results[i] = self._to_result(out, len(item) / SAMPLE_RATE, lang)
+        decoded = [
+            self._spans(out, len(item) / SAMPLE_RATE, prompt) for (_, item), out, prompt in zip(good, outputs, prompts)
+        ]
+        words = self._align(encoded, [d[0] for d in decoded], [len(item) for _, item in good], languages)
+        for (i, _), out, (spans, truncated), lang, item_words in zip(good, outputs, decoded, languages, words):
+            results[i] = self._to_result(out, spans, truncated, lang, temperature, item_words)
         return results
 
-    def _to_result(self, out: object, duration_s: float, language: str) -> ChunkResult:
+    def _spans(self, out: object, duration_s: float, prompt: list[int]) -> tuple[list[TokenSpan], bool]:
+        """Timed token spans, and whether the decoder ran out of tokens before the window's end."""
         tokens = list(out.sequences_ids[0])  # type: ignore[attr-defined]
+        spans = split_on_timestamps(tokens, self._timestamp_begin, self._eot, duration_s)
+        # CTranslate2 generates at most max_length // 2 tokens (openai/whisper's sample_len is n_ctx // 2)
+        truncated = len(tokens) >= self._config.max_length // 2
+        unclosed = bool(tokens) and tokens[-1] < self._timestamp_begin
+        if truncated and unclosed and spans:
+            spans = spans[:-1]  # its end is unknown: the caller decodes again from the last closed time
+        return spans, truncated
+
+    def _align(
+        self, encoded: object, spans: list[list[TokenSpan]], n_samples: list[int], languages: list[str]
+    ) -> list[list[tuple[Word, ...]]]:
+        """Word times per span, for every item with text; empty where alignment is off."""
+        empty: list[list[tuple[Word, ...]]] = [[() for _ in item] for item in spans]
+        texts = [[t for span in item for t in span.tokens] for item in spans]
+        todo = [i for i, tokens in enumerate(texts) if tokens]
+        if not self._config.align_words or not todo:
+            return empty
+        if len(todo) < len(texts):  # align only the items with text
+            encoded = self._ct2.StorageView.from_array(np.asarray(encoded)[todo])
+        # the path must end where the text ends, or DTW stretches the last word over the trailing audio
+        mel_frames_per_s = SAMPLE_RATE // HOP_LENGTH
+        frames = [
+            min(N_FRAMES, -(-n_samples[i] // HOP_LENGTH), int(spans[i][-1].end_s * mel_frames_per_s) + 1) for i in todo
+        ]
+        aligned = self._model.align(
+            encoded,
+            [self._sot],
+            [texts[i] for i in todo],
+            frames,
+            median_filter_width=MEDIAN_FILTER_WIDTH,
+        )
+        for i, result in zip(todo, aligned):
+            timed = timed_words(
+                texts[i], result.alignments, result.text_token_probs, self._tokenizer.decode, languages[i]
+            )
+            empty[i] = assign_to_spans(timed, [len(span.tokens) for span in spans[i]])
+        return empty
+
+    def _to_result(
+        self,
+        out: object,
+        spans: list[TokenSpan],
+        truncated: bool,
+        language: str,
+        temperature: float,
+        words: list[tuple[Word, ...]],
+    ) -> ChunkResult:
         avg_logprob = float(out.scores[0])  # type: ignore[attr-defined]  # length-normalised
         no_speech_prob = float(out.no_speech_prob)  # type: ignore[attr-defined]
-        spans = split_on_timestamps(tokens, self._timestamp_begin, self._eot, duration_s)
-        texts = spans_to_text(spans, self._tokenizer.decode)
+        texts = [self._tokenizer.decode(list(span.tokens)).strip() for span in spans]
+        ratio = compression_ratio(" ".join(texts))
         segments = tuple(
-            Segment(start, end, text, avg_logprob=avg_logprob, no_speech_prob=no_speech_prob)
-            for start, end, text in texts
+            Segment(
+                span.start_s,
+                max(span.start_s, span.end_s),
+                text,
+                avg_logprob=avg_logprob,
+                no_speech_prob=no_speech_prob,
+                compression_ratio=ratio,
+                temperature=temperature,
+                words=span_words,
+            )
+            for span, text, span_words in zip(spans, texts, words)
+            if text
         )
-        return ChunkResult(segments=segments, language=language)
+        return ChunkResult(segments=segments, language=language, truncated=truncated)

@@ -1,9 +1,27 @@
-"""The record that flows from the model to the transcript, and its wire form."""
+"""The records that flow from the model to the transcript, and their wire form."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Word:
+    """One word with its aligned times, in seconds from the owner's start."""
+
+    start_s: float
+    end_s: float
+    text: str  # as Whisper wrote it, with its leading space and punctuation
+    probability: float  # mean probability of the word's tokens
+
+    def shifted(self, offset_s: float) -> Word:
+        return replace(self, start_s=self.start_s + offset_s, end_s=self.end_s + offset_s)
+
+    @property
+    def mid_s(self) -> float:
+        return (self.start_s + self.end_s) / 2
 
 
 @dataclass(frozen=True)
@@ -15,10 +33,18 @@ class Segment:
     text: str
     avg_logprob: float = 0.0  # mean token log-probability of the decoded text
     no_speech_prob: float = 0.0  # the decoder's belief that the window held no speech
+    compression_ratio: float = 1.0  # UTF-8 bytes / zlib bytes of the window's text: loops compress well
+    temperature: float = 0.0  # sampling temperature of the decode that was kept
+    words: tuple[Word, ...] = ()  # empty when the engine did not align words
 
     def shifted(self, offset_s: float) -> Segment:
-        """The same segment with both times moved by `offset_s`."""
-        return replace(self, start_s=self.start_s + offset_s, end_s=self.end_s + offset_s)
+        """The same segment with every time moved by `offset_s`."""
+        return replace(
+            self,
+            start_s=self.start_s + offset_s,
+            end_s=self.end_s + offset_s,
+            words=tuple(w.shifted(offset_s) for w in self.words),
+        )
 
 
 @dataclass(frozen=True)
@@ -27,16 +53,27 @@ class ChunkResult:
 
     segments: tuple[Segment, ...]
     language: str | None
+    # the decoder hit its token limit: the audio after the last segment's end was not transcribed
+    truncated: bool = False
 
 
 def encode_result(result: ChunkResult) -> bytes:
     """ChunkResult -> UTF-8 JSON, the BYTES tensor element the models exchange."""
-    payload = {"language": result.language, "segments": [asdict(s) for s in result.segments]}
+    payload = {
+        "language": result.language,
+        "truncated": result.truncated,
+        "segments": [asdict(s) for s in result.segments],
+    }
     return json.dumps(payload, ensure_ascii=False).encode("utf-8")
+
+
+def _segment(raw: dict[str, Any]) -> Segment:
+    words = tuple(Word(**w) for w in raw.pop("words", ()))
+    return Segment(**raw, words=words)
 
 
 def decode_result(raw: bytes | str) -> ChunkResult:
     """Inverse of `encode_result`."""
     payload = json.loads(raw)
-    segments = tuple(Segment(**s) for s in payload["segments"])
-    return ChunkResult(segments=segments, language=payload.get("language"))
+    segments = tuple(_segment(s) for s in payload["segments"])
+    return ChunkResult(segments=segments, language=payload.get("language"), truncated=payload.get("truncated", False))

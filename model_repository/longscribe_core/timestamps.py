@@ -7,7 +7,7 @@ counted from the start of the 30 s window.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 TIME_PRECISION_S = 0.02  # one timestamp token step
@@ -52,13 +52,3 @@ def split_on_timestamps(
     if text:
         spans.append(TokenSpan(start_s, max(start_s, duration_s), tuple(text)))
     return spans
-
-
-def spans_to_text(spans: Sequence[TokenSpan], decode: Callable[[list[int]], str]) -> list[tuple[float, float, str]]:
-    """Decode each span's tokens; empty texts are dropped."""
-    out: list[tuple[float, float, str]] = []
-    for span in spans:
-        text = decode(list(span.tokens)).strip()
-        if text:
-            out.append((span.start_s, max(span.start_s, span.end_s), text))
-    return out

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from itertools import pairwise
 
 import numpy as np
 import numpy.typing as npt
@@ -12,9 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from longscribe_core.audio import SAMPLE_RATE, int16_to_float
-from longscribe_core.micro import MAX_TAIL_ROUNDS, transcribe_macro_chunk
-from longscribe_core.segments import ChunkResult, Segment
+from longscribe_core.audio import MAX_WINDOW_SAMPLES, SAMPLE_RATE, int16_to_float
+from longscribe_core.micro import CUT_OVERLAP_S, MAX_TAIL_ROUNDS, transcribe_macro_chunk
+from longscribe_core.quality import FALLBACK_TEMPERATURES
+from longscribe_core.segments import ChunkResult, Segment, Word
 
 SMOOTHING = 1600
 
@@ -29,12 +29,14 @@ class FakeWhisper:
         self.stop = stop or (lambda _call, n: n / SAMPLE_RATE)
         self.avg_logprob = avg_logprob
         self.calls: list[npt.NDArray[np.float32]] = []
+        self.temperatures: list[float] = []
         self.in_flight = 0
         self.max_in_flight = 0
 
-    async def __call__(self, audio: npt.NDArray[np.float32]) -> ChunkResult:
+    async def __call__(self, audio: npt.NDArray[np.float32], temperature: float = 0.0) -> ChunkResult:
         call = len(self.calls)
         self.calls.append(audio.copy())
+        self.temperatures.append(temperature)
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         await asyncio.sleep(0.002)
@@ -64,20 +66,71 @@ def run(pcm: npt.NDArray[np.int16], max_s: float, fake: FakeWhisper) -> ChunkRes
         loop.close()
 
 
+def located(pcm: npt.NDArray[np.int16], audio: npt.NDArray[np.float32]) -> int:
+    """Where a piece sent to the fake starts in the chunk (the test audio is random, so a match is unique)."""
+    whole = int16_to_float(pcm).tobytes()
+    k = int(np.argmax(audio != 0))  # match from the first sound: pauses are all alike
+    return whole.find(audio[k : k + 16].tobytes()) // 4 - k
+
+
+class GridWhisper(FakeWhisper):
+    """Hears the words of a global grid, one every 0.5 s and 0.3 s long, wholly inside the piece it is sent."""
+
+    def __init__(self, pcm: npt.NDArray[np.int16]) -> None:
+        super().__init__()
+        self.pcm = pcm
+
+    async def __call__(self, audio: npt.NDArray[np.float32], temperature: float = 0.0) -> ChunkResult:
+        self.calls.append(audio.copy())
+        start_s = located(self.pcm, audio) / SAMPLE_RATE
+        end_s = start_s + len(audio) / SAMPLE_RATE
+        first, last = int(np.ceil(start_s / 0.5)), int(np.floor((end_s - 0.3) / 0.5))
+        words = tuple(Word(k * 0.5 - start_s, k * 0.5 + 0.3 - start_s, f" w{k}", 0.9) for k in range(first, last + 1))
+        if not words:
+            return ChunkResult(segments=(), language="en")
+        text = "".join(w.text for w in words).strip()
+        return ChunkResult(segments=(Segment(words[0].start_s, words[-1].end_s, text, words=words),), language="en")
+
+
+def heard(result: ChunkResult) -> list[int]:
+    return [int(w.text.strip()[1:]) for s in result.segments for w in s.words]
+
+
 @given(st.floats(0.1, 40.0), st.floats(1.0, 30.0), st.integers(0, 1000))
 @settings(max_examples=25, deadline=None)
-def test_segments_come_back_in_macro_chunk_time_in_order(seconds: float, max_s: float, seed: int) -> None:
+def test_pieces_cover_the_chunk_and_segments_come_back_in_chunk_time_in_order(
+    seconds: float, max_s: float, seed: int
+) -> None:
     pcm = speech(seconds, seed)
     fake = FakeWhisper()
     out = run(pcm, max_s, fake)
-    bounds = np.concatenate(([0], np.cumsum([len(c) for c in fake.calls]))) / SAMPLE_RATE
-    assert [s.end_s for s in out.segments] == pytest.approx(list(bounds[1:]))
-    for seg, piece_start in zip(out.segments, bounds[:-1], strict=True):
-        assert piece_start - 1e-9 <= seg.start_s <= seg.end_s
-    assert all(a.end_s <= b.start_s + 1e-9 for a, b in pairwise(out.segments))
-    assert all(len(c) <= int(max_s * SAMPLE_RATE) for c in fake.calls)
-    np.testing.assert_array_equal(np.concatenate(fake.calls), int16_to_float(pcm))
+    starts = [located(pcm, c) for c in fake.calls]
+    covered = np.zeros(len(pcm), dtype=bool)
+    for start, call in zip(starts, fake.calls):
+        covered[start : start + len(call)] = True
+        assert len(call) <= min(MAX_WINDOW_SAMPLES, int(max_s * SAMPLE_RATE) + 2 * int(CUT_OVERLAP_S * SAMPLE_RATE))
+    assert (covered | (pcm == 0)).all()  # only pauses may go unheard
+    assert all(0 <= s.start_s <= s.end_s <= seconds + 1e-6 for s in out.segments)
+    assert [s.start_s for s in out.segments] == sorted(s.start_s for s in out.segments)
     assert out.language == "en"
+
+
+@pytest.mark.parametrize("max_s", [3.0, 8.0, 13.0])
+async def test_cuts_inside_speech_neither_lose_nor_double_a_word(max_s: float) -> None:
+    """Speech without a single pause: every cut falls in a word, and every word comes back once."""
+    pcm = speech(40.0, seed=7, pause_every_s=1000.0)
+    fake = GridWhisper(pcm)
+    out = await transcribe_macro_chunk(pcm, max_s, SMOOTHING, fake)
+    every_word = list(range(0, int((40.0 - 0.3) / 0.5) + 1))
+    assert heard(out) == every_word
+    assert len(fake.calls) > 40.0 / max_s  # it really was cut
+
+
+async def test_cuts_in_pauses_are_decoded_without_overlap() -> None:
+    pcm = speech(40.0, seed=7, pause_every_s=3.7)
+    fake = FakeWhisper()
+    await transcribe_macro_chunk(pcm, 8.0, SMOOTHING, fake)
+    np.testing.assert_array_equal(np.concatenate(fake.calls), int16_to_float(pcm))
 
 
 async def test_a_tail_left_uncovered_while_loud_is_decoded_again() -> None:
@@ -111,10 +164,10 @@ async def test_tail_decoding_stops_after_the_allowed_rounds() -> None:
     assert [s.start_s for s in out.segments] == [0.0, 5.0, 7.5]
 
 
-async def test_an_unconfident_tail_transcript_is_discarded() -> None:
+async def test_an_unconfident_tail_transcript_is_discarded_after_every_temperature() -> None:
     fake = FakeWhisper(stop=lambda call, n: 5.0 if call == 0 else n / SAMPLE_RATE, avg_logprob=-2.5)
     out = await transcribe_macro_chunk(speech(10.0, pause_every_s=100.0), 10.0, SMOOTHING, fake)
-    assert len(fake.calls) == 2
+    assert fake.temperatures == [0.0, *FALLBACK_TEMPERATURES]
     assert [(s.start_s, s.end_s) for s in out.segments] == [(0.0, 5.0)]
 
 
@@ -148,7 +201,7 @@ async def test_an_empty_chunk_gives_no_segments_and_no_calls() -> None:
 
 
 async def test_the_chunk_language_is_the_first_pieces_even_when_it_answers_last() -> None:
-    async def slow_first(audio: npt.NDArray[np.float32]) -> ChunkResult:
+    async def slow_first(audio: npt.NDArray[np.float32], temperature: float) -> ChunkResult:
         first = len(audio) and audio[0] == int16_to_float(pcm[:1])[0] and not answered
         await asyncio.sleep(0.05 if first else 0.0)
         answered.append(True)
@@ -162,7 +215,7 @@ async def test_the_chunk_language_is_the_first_pieces_even_when_it_answers_last(
 
 
 async def test_a_piece_the_decoder_calls_silence_is_dropped() -> None:
-    async def hallucinating(audio: npt.NDArray[np.float32]) -> ChunkResult:
+    async def hallucinating(audio: npt.NDArray[np.float32], temperature: float) -> ChunkResult:
         seg = Segment(0.0, len(audio) / SAMPLE_RATE, "you", avg_logprob=-1.3, no_speech_prob=0.8)
         return ChunkResult(segments=(seg,), language="en")
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from longscribe_core.timestamps import TIME_PRECISION_S, TokenSpan, spans_to_text, split_on_timestamps
+from longscribe_core.timestamps import TIME_PRECISION_S, TokenSpan, split_on_timestamps
 
 EOT = 50_256
 TS = 50_364  # <|0.00|>; <|t|> is TS + t / 0.02
@@ -93,13 +93,6 @@ def test_well_formed_sequences_give_back_their_ordered_spans(case: tuple[list[in
     spans = split_on_timestamps(tokens, TS, EOT, duration)
     assert spans == expected
     assert all(a.end_s <= b.start_s for a, b in pairwise(spans))
-
-
-def test_spans_to_text_decodes_strips_and_drops_empty_text() -> None:
-    words = {11: " Hello", 12: " world ", 13: "   "}
-    spans = [TokenSpan(0.0, 1.0, (11, 12)), TokenSpan(1.0, 2.0, (13,)), TokenSpan(2.0, 1.5, (11,))]
-    decoded = spans_to_text(spans, lambda ids: "".join(words[i] for i in ids))
-    assert decoded == [(0.0, 1.0, "Hello world"), (2.0, 2.0, "Hello")]
 
 
 @pytest.mark.parametrize("duration", [0.0, 0.5, 29.98])

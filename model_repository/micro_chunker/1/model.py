@@ -42,21 +42,28 @@ class TritonPythonModel:
             max_s = float(_scalar(request, "micro_chunk_size_sec"))
             width = int(_scalar(request, "silence_detection_smoothing_num_samples"))
             language = _scalar(request, "language")
-            result = await transcribe_macro_chunk(pcm, max_s, width, lambda piece: self._transcribe(piece, language))
+            result = await transcribe_macro_chunk(
+                pcm, max_s, width, lambda piece, temperature: self._transcribe(piece, language, temperature)
+            )
         except Exception as exc:
             code = pb_utils.TritonError.INVALID_ARG if isinstance(exc, ValueError) else pb_utils.TritonError.INTERNAL
             return pb_utils.InferenceResponse(error=pb_utils.TritonError(str(exc), code))
         out = np.array([encode_result(result)], dtype=np.object_)
         return pb_utils.InferenceResponse([pb_utils.Tensor("result", out)])
 
-    async def _transcribe(self, piece: np.ndarray, language) -> ChunkResult:
+    async def _transcribe(self, piece: np.ndarray, language, temperature: float) -> ChunkResult:
         inputs = [pb_utils.Tensor("audio", piece[None, :].astype(np.float32))]
         if language:
             inputs.append(pb_utils.Tensor("language", np.array([[language.encode()]], dtype=np.object_)))
+        if temperature:
+            inputs.append(pb_utils.Tensor("temperature", np.array([[temperature]], dtype=np.float32)))
         request = pb_utils.InferenceRequest(
             model_name=self.whisper_model, inputs=inputs, requested_output_names=["result"]
         )
         response = await request.async_exec()
         if response.has_error():
-            raise RuntimeError(f"whisper failed: {response.error().message()}")
+            error = response.error()
+            if error.code() == pb_utils.TritonError.INVALID_ARG:
+                raise ValueError(error.message())  # the caller's mistake (a language the model lacks)
+            raise RuntimeError(f"whisper failed: {error.message()}")
         return decode_result(pb_utils.get_output_tensor_by_name(response, "result").as_numpy().reshape(-1)[0])

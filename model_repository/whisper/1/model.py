@@ -24,12 +24,12 @@ def _param(config: dict, key: str, default: str) -> str:
     return value or default
 
 
-def _optional_str(request, name: str):
+def _scalar(request, name: str, default):
     tensor = pb_utils.get_input_tensor_by_name(request, name)
     if tensor is None:
-        return None
+        return default
     value = tensor.as_numpy().reshape(-1)[0]
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+    return value.decode("utf-8") if isinstance(value, bytes) else value
 
 
 def _items(request) -> list:
@@ -54,22 +54,27 @@ class TritonPythonModel:
                 compute_type=_param(config, "compute_type", "int8"),
                 threads=int(_param(config, "threads", "0")),
                 beam_size=int(_param(config, "beam_size", "1")),
+                max_length=int(_param(config, "max_length", "448")),
+                align_words=_param(config, "align_words", "true").lower() == "true",
             )
         )
 
     def execute(self, requests):
         parsed, responses = [], [None] * len(requests)
         for i, request in enumerate(requests):
-            try:
-                parsed.append((i, _items(request), _optional_str(request, "language")))
-            except Exception as exc:  # a malformed request fails alone
+            try:  # a malformed request, or one in a language the model lacks, fails alone
+                language = _scalar(request, "language", None) or None
+                self.engine.check_language(language)
+                options = (language, float(_scalar(request, "temperature", 0.0)))
+                parsed.append((i, _items(request), options))
+            except Exception as exc:
                 responses[i] = _error(exc)
-        # one engine call per language in the batch (normally exactly one)
-        for language in {lang for _, _, lang in parsed}:
-            group = [(i, items) for i, items, lang in parsed if lang == language]
+        # one engine call per (language, temperature) in the batch: normally one, greedy
+        for options in {opts for _, _, opts in parsed}:
+            group = [(i, items) for i, items, opts in parsed if opts == options]
             flat = [item for _, items in group for item in items]
             try:
-                results = self.engine.transcribe(flat, language)
+                results = self.engine.transcribe(flat, *options)
             except Exception as exc:
                 results = [exc] * len(flat)
             cursor = 0
