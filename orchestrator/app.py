@@ -10,6 +10,7 @@ import aiohttp
 from aiohttp import web
 from pydantic import ValidationError
 
+from . import formats
 from .errors import InvalidRequest, LongscribeError
 from .pipeline import Pipeline, Transcriber
 from .schemas import TranscribeRequest
@@ -53,6 +54,8 @@ async def _parse(request: web.Request, settings: Settings) -> TranscribeRequest:
         body = await request.json()
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InvalidRequest(f"the body is not valid JSON: {exc}") from exc
+    if "response_format" in request.query and isinstance(body, dict):
+        body = {**body, "response_format": request.query["response_format"]}  # the query wins
     try:
         parsed = TranscribeRequest.model_validate(body)
         parsed.params.check_limits(settings.max_macro_chunk_size_sec)
@@ -67,7 +70,8 @@ async def _parse(request: web.Request, settings: Settings) -> TranscribeRequest:
 async def transcribe(request: web.Request) -> web.Response:
     parsed = await _parse(request, request.app[SETTINGS])
     output = await request.app[TRANSCRIBER](parsed)
-    return web.json_response(text=output.model_dump_json())
+    fmt = parsed.response_format
+    return web.Response(text=formats.render(output, fmt), content_type=formats.CONTENT_TYPES[fmt], charset="utf-8")
 
 
 async def healthz(request: web.Request) -> web.Response:

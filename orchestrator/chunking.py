@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from longscribe_core.audio import SAMPLE_RATE, Int16Audio, int16_to_float, quietest_index, smoothed_energy
+from longscribe_core.micro import speech_level
 
 SHORT_TAIL_FRACTION = 0.1  # a last chunk under 10 % of the macro size joins the one before
 MIN_CHUNK_S = 1.0  # snapped cuts closer than this to each other collapse into one
@@ -47,12 +48,19 @@ def search_window(cut_s: float, macro_s: float, duration_s: float, window_s: flo
     return max(0.0, cut_s - half), min(duration_s, cut_s + half)
 
 
-def snap_cut(window_start_s: float, pcm: Int16Audio, smoothing_samples: int, fallback_s: float) -> float:
-    """The quietest moment of `pcm` (int16, starting at window_start_s)."""
+@dataclass(frozen=True)
+class Cut:
+    at_s: float
+    in_pause: bool  # false: no pause in the window, so the cut falls in speech and chunks must overlap
+
+
+def snap_cut(window_start_s: float, pcm: Int16Audio, smoothing_samples: int, fallback_s: float) -> Cut:
+    """The quietest moment of `pcm` (int16, starting at window_start_s), and whether it is a pause."""
     if len(pcm) == 0:
-        return fallback_s
+        return Cut(fallback_s, in_pause=True)  # no audio there: nothing to cut through
     envelope = smoothed_energy(int16_to_float(pcm), smoothing_samples)
-    return window_start_s + quietest_index(envelope, 0, len(envelope)) / SAMPLE_RATE
+    index = quietest_index(envelope, 0, len(envelope))
+    return Cut(window_start_s + index / SAMPLE_RATE, in_pause=bool(envelope[index] <= speech_level(envelope)))
 
 
 def plan_chunks(duration_s: float, cuts: list[float]) -> list[MacroChunk]:

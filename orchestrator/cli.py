@@ -64,6 +64,8 @@ async def _transcribe(args: argparse.Namespace) -> int:
         for k, v in {
             "macro_chunk_size_sec": args.macro_chunk_size_sec,
             "micro_chunk_size_sec": args.micro_chunk_size_sec,
+            "language": args.language,
+            "word_timestamps": args.word_timestamps or None,
         }.items()
         if v is not None
     }
@@ -88,7 +90,9 @@ async def _transcribe(args: argparse.Namespace) -> int:
             server = await stack.enter_async_context(service(settings, start_triton=not args.triton_url))
         async with aiohttp.ClientSession() as session:
             async with session.post(
-                f"{server.rstrip('/')}/v1/transcribe", json={"media_url": media, "params": params}
+                f"{server.rstrip('/')}/v1/transcribe",
+                # the fullest answer; every format is rendered from it here
+                json={"media_url": media, "params": params, "response_format": "verbose_json"},
             ) as response:
                 body = await response.text()
                 if response.status != 200:
@@ -128,6 +132,8 @@ def parser() -> argparse.ArgumentParser:
     tr.add_argument("--triton-metrics-port", type=int)
     tr.add_argument("--macro-chunk-size-sec", type=float)
     tr.add_argument("--micro-chunk-size-sec", type=float)
+    tr.add_argument("--language", help="ISO 639-1 code; default: English, or detected on a multilingual model")
+    tr.add_argument("--word-timestamps", action="store_true", help="add word times (json formats)")
     tr.add_argument("-v", "--verbose", action="store_true", help="show Triton's log")
     return top
 

@@ -1,4 +1,4 @@
-"""ISO 639-1 code -> the language name Whisper uses (the common ones)."""
+"""ISO 639-1 code -> the language name Whisper uses, for all 100 of its languages."""
 
 from __future__ import annotations
 
@@ -18,6 +18,11 @@ LANGUAGE_NAMES: dict[str, str] = {
     "gl": "galician", "mr": "marathi", "pa": "punjabi", "si": "sinhala", "km": "khmer",
     "af": "afrikaans", "ka": "georgian", "be": "belarusian", "gu": "gujarati", "yi": "yiddish",
     "lo": "lao", "uz": "uzbek", "fo": "faroese", "ps": "pashto", "tl": "tagalog",
+    "sn": "shona", "yo": "yoruba", "so": "somali", "oc": "occitan", "tg": "tajik", "sd": "sindhi",
+    "am": "amharic", "ht": "haitian creole", "tk": "turkmen", "nn": "nynorsk", "mt": "maltese",
+    "sa": "sanskrit", "lb": "luxembourgish", "my": "myanmar", "bo": "tibetan", "mg": "malagasy",
+    "as": "assamese", "tt": "tatar", "haw": "hawaiian", "ln": "lingala", "ha": "hausa",
+    "ba": "bashkir", "jw": "javanese", "su": "sundanese", "yue": "cantonese",
 }  # fmt: skip
 
 

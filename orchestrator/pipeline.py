@@ -11,14 +11,14 @@ from typing import Any, TypeVar
 import aiohttp
 
 from longscribe_core.audio import SAMPLE_RATE
+from longscribe_core.micro import CUT_OVERLAP_S
 from longscribe_core.segments import ChunkResult
 
-from . import chunking, decode, merge
+from . import chunking, decode, merge, transcript
 from .errors import MediaTooLong
-from .languages import language_name
 from .probe import probe
 from .range_check import check_range_support
-from .schemas import Segment, TranscribeOutput, TranscribeRequest
+from .schemas import TranscribeOutput, TranscribeRequest
 from .settings import Settings
 from .triton_pool import TritonPool
 
@@ -63,68 +63,70 @@ class Pipeline:
         await check_range_support(self.session, url, s.media_timeout_sec)
         info = await probe(url, s.ffprobe_bin, s.media_timeout_sec)
         self._check_length(info.duration_s)
-        chunks = await self._plan(
+        chunks, in_speech = await self._plan(
             url, info.duration_s, params.macro_chunk_size_sec, params.silence_detection_smoothing_num_samples
         )
-        parts = await _all([self._chunk(url, c, request, is_last=c is chunks[-1]) for c in chunks])
+        parts = await _all([self._chunk(url, c, request, c is chunks[-1], in_speech) for c in chunks])
         parts += await self._beyond_probe(url, parts[-1], request)
         # what FFmpeg decoded, not what the header claimed (either way it can be wrong)
         duration_s = max((p.decoded_end_s for p in parts if p.n_samples), default=0.0)
         timed = merge.merge_chunks([(p.chunk, p.result) for p in parts], duration_s)
         elapsed = time.monotonic() - started
-        return TranscribeOutput(
-            segments=[
-                Segment(
-                    start_time_sec=round(t.start_s, 3),
-                    end_time_sec=round(t.end_s, 3),
-                    text=t.text,
-                    language=language_name(t.language),
-                    language_code=t.language,
-                )
-                for t in timed
-            ],
-            input_duration_sec=duration_s,
-            processing_duration_sec=elapsed,
-            speedup=duration_s / elapsed if elapsed > 0 else 0.0,
-            text=merge.join_text(timed),
-        )
+        return transcript.build(timed, duration_s, elapsed, params.word_timestamps)
 
     def _check_length(self, duration_s: float) -> None:
         limit = self.settings.max_media_duration_sec
         if duration_s > limit:
             raise MediaTooLong(f"the media lasts at least {duration_s:.0f} s, over the limit of {limit:.0f} s")
 
-    async def _plan(self, url: str, duration_s: float, macro_s: float, smoothing: int) -> list[chunking.MacroChunk]:
-        """Move every nominal cut into a pause, reading only a window around each."""
+    async def _plan(
+        self, url: str, duration_s: float, macro_s: float, smoothing: int
+    ) -> tuple[list[chunking.MacroChunk], set[float]]:
+        """Move every nominal cut into a pause, reading only a window around each.
 
-        async def snap(nominal_s: float) -> float:
+        Also returns the cuts that found no pause: the chunks on both sides of
+        those are read with overlap, and the merge keeps each word once.
+        """
+
+        async def snap(nominal_s: float) -> chunking.Cut:
             lo, hi = chunking.search_window(nominal_s, macro_s, duration_s, self.settings.silence_search_window_sec)
             async with self.search_slots:
                 pcm = await decode.read_pcm(url, lo, hi - lo, self.settings.ffmpeg_bin, self.settings.media_timeout_sec)
             return chunking.snap_cut(lo, pcm, smoothing, fallback_s=nominal_s)
 
         cuts = await _all([snap(c) for c in chunking.nominal_cuts(duration_s, macro_s)])
-        return chunking.plan_chunks(duration_s, cuts)
+        chunks = chunking.plan_chunks(duration_s, [c.at_s for c in cuts])
+        return chunks, {c.at_s for c in cuts if not c.in_pause}
 
     async def _chunk(
-        self, url: str, chunk: chunking.MacroChunk, request: TranscribeRequest, is_last: bool
+        self,
+        url: str,
+        chunk: chunking.MacroChunk,
+        request: TranscribeRequest,
+        is_last: bool,
+        in_speech: frozenset[float] | set[float] = frozenset(),
     ) -> ChunkPart:
-        """Decode one chunk, with `macro_chunk_overlap_sec` of context on each side, and transcribe it.
+        """Decode one chunk, with context on each side, and transcribe it.
 
-        The last chunk reads past the probed end (headers can under-report),
-        but never unboundedly: `_beyond_probe` continues if there is more.
+        The context is `macro_chunk_overlap_sec`, and at least CUT_OVERLAP_S
+        at a cut that fell in speech. The last chunk reads past the probed end
+        (headers can under-report), but never unboundedly: `_beyond_probe`
+        continues if there is more.
         """
         params = request.params
-        overlap_s = params.macro_chunk_overlap_sec
-        read_from = max(0.0, chunk.start_s - overlap_s)
-        length = chunk.end_s - read_from + (LAST_READ_SLACK_S if is_last else overlap_s)
+
+        def overlap(cut_s: float) -> float:
+            return max(params.macro_chunk_overlap_sec, CUT_OVERLAP_S if cut_s in in_speech else 0.0)
+
+        read_from = max(0.0, chunk.start_s - overlap(chunk.start_s))
+        length = chunk.end_s - read_from + (LAST_READ_SLACK_S if is_last else overlap(chunk.end_s))
         async with self.chunk_slots:
             s = self.settings
             pcm = await decode.read_pcm(url, read_from, length, s.ffmpeg_bin, s.chunk_timeout_sec)
             result = ChunkResult(segments=(), language=None)
             if len(pcm):
                 result = await self.pool.transcribe_chunk(
-                    pcm, params.micro_chunk_size_sec, params.silence_detection_smoothing_num_samples
+                    pcm, params.micro_chunk_size_sec, params.silence_detection_smoothing_num_samples, params.language
                 )
         decoded_end_s = read_from + len(pcm) / SAMPLE_RATE
         end_s = decoded_end_s if is_last else chunk.end_s
@@ -144,7 +146,7 @@ class Pipeline:
             self._check_length(last.decoded_end_s)
             start_s = last.decoded_end_s
             nxt = chunking.MacroChunk(last.chunk.index + 1, start_s, start_s + macro_s)
-            last = await self._chunk(url, nxt, request, is_last=True)
+            last = await self._chunk(url, nxt, request, True)
             extra.append(last)
         return extra
 

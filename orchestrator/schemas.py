@@ -15,7 +15,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from longscribe_core.audio import MAX_WINDOW_S, SAMPLE_RATE
 
+from .languages import LANGUAGE_NAMES
+
 MIN_MICRO_CHUNK_S = 1.0  # shorter pieces only multiply Whisper calls; Whisper needs context
+ResponseFormat = Literal["json", "text", "srt", "vtt", "verbose_json"]
+RESPONSE_FORMATS: tuple[ResponseFormat, ...] = ("json", "text", "srt", "vtt", "verbose_json")
 
 
 class TranscribeParams(BaseModel):
@@ -39,6 +43,22 @@ class TranscribeParams(BaseModel):
     silence_detection_smoothing_num_samples: int = Field(
         1600, ge=1, le=10 * SAMPLE_RATE, description="box-filter width of the energy envelope (1600 = 0.1 s)"
     )
+    language: str | None = Field(
+        None,
+        description="ISO 639-1 code of the spoken language; omitted: English on an English-only model, "
+        "else detected and reported per segment",
+    )
+    word_timestamps: bool = Field(False, description="add each word with its start, end and probability")
+
+    @field_validator("language")
+    @classmethod
+    def _known_language(cls, code: str | None) -> str | None:
+        if code is None:
+            return None
+        code = code.strip().lower()
+        if code not in LANGUAGE_NAMES:
+            raise ValueError(f"unknown language code {code!r}; use an ISO 639-1 code Whisper knows, such as 'en'")
+        return code
 
     @field_validator("macro_chunk_size_sec", "macro_chunk_overlap_sec", "micro_chunk_size_sec")
     @classmethod
@@ -70,6 +90,9 @@ class TranscribeRequest(BaseModel):
 
     media_url: str = Field(description="http(s) URL of audio or video; the server must honour Range requests")
     params: TranscribeParams = Field(default_factory=TranscribeParams)
+    response_format: ResponseFormat = Field(
+        "json", description="json (default), text, srt, vtt, or verbose_json with per-segment scores"
+    )
 
     @field_validator("media_url")
     @classmethod
@@ -80,6 +103,15 @@ class TranscribeRequest(BaseModel):
         return url
 
 
+class WordOut(BaseModel):
+    """One word, when `word_timestamps` is on; times in seconds from the media start."""
+
+    word: str
+    start_time_sec: float
+    end_time_sec: float
+    probability: float = Field(description="mean probability of the word's tokens, 0-1")
+
+
 class Segment(BaseModel):
     """One timed piece of the transcript; times in seconds from the media start."""
 
@@ -88,13 +120,26 @@ class Segment(BaseModel):
     text: str
     language: str | None = Field(None, description="language name, e.g. 'english'")
     language_code: str | None = Field(None, description="ISO 639-1 code, e.g. 'en'")
+    words: list[WordOut] | None = Field(None, description="only when params.word_timestamps is true")
+    # verbose_json only: Whisper's own confidence signals for the window the segment came from
+    avg_logprob: float | None = Field(None, description="mean token log-probability (verbose_json)")
+    no_speech_prob: float | None = Field(None, description="the decoder's belief it heard no speech (verbose_json)")
+    compression_ratio: float | None = Field(None, description="text bytes / zlib bytes; high means a loop")
+    temperature: float | None = Field(None, description="sampling temperature of the decode kept (verbose_json)")
+    confidence: float | None = Field(None, description="0-1: mean word probability, else exp(avg_logprob)")
 
 
 class TranscribeOutput(BaseModel):
-    """POST /v1/transcribe answer."""
+    """POST /v1/transcribe answer; fields that are None are left out of the JSON."""
 
     segments: list[Segment]
     input_duration_sec: float = Field(description="length of the media")
     processing_duration_sec: float = Field(description="wall time of this request")
     speedup: float = Field(description="input_duration_sec / processing_duration_sec")
     text: str = Field(description="the whole transcript")
+    # verbose_json only
+    language: str | None = Field(None, description="the media's main language, by speech duration (verbose_json)")
+    language_code: str | None = Field(None, description="its ISO 639-1 code (verbose_json)")
+
+    def to_json(self) -> str:
+        return self.model_dump_json(exclude_none=True)

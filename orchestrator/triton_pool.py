@@ -12,12 +12,13 @@ from tritonclient.utils import InferenceServerException
 from longscribe_core.audio import Int16Audio
 from longscribe_core.segments import ChunkResult, decode_result
 
-from .errors import InferenceError, InferenceUnavailable
+from .errors import InferenceError, InferenceUnavailable, InvalidRequest
 
 # "this endpoint is not there": worth trying another. A deadline is not in
 # here: a chunk that timed out would only be run again elsewhere.
 _UNREACHABLE = ("StatusCode.UNAVAILABLE",)
 _TIMED_OUT = "StatusCode.DEADLINE_EXCEEDED"
+_INVALID = "StatusCode.INVALID_ARGUMENT"  # the models' word for the caller's mistake (a language the model lacks)
 READINESS_TIMEOUT_S = 5.0  # a health probe must not wait on a busy server
 
 
@@ -79,6 +80,8 @@ class TritonPool:
                 if str(exc.status()) in _UNREACHABLE:
                     tried.append(f"{endpoint.url}: {exc.message()}")
                     continue
+                if str(exc.status()) == _INVALID:
+                    raise InvalidRequest(exc.message() or "the model refused the request") from exc
                 if str(exc.status()) == _TIMED_OUT:
                     raise InferenceError(
                         f"a chunk took longer than {self.timeout_s:g} s on {endpoint.url}",

@@ -112,3 +112,11 @@ def wer(reference: str, hypothesis: str) -> float:
 
     normalise = EnglishTextNormalizer()
     return float(jiwer.wer(normalise(reference), normalise(hypothesis)))
+
+
+def long_form_recording(out: Path, seed: int = 0) -> Recording:
+    """Every clip with a reference, in manifest order, joined with random 0.4-1.5 s low-noise gaps."""
+    rng = np.random.default_rng(seed)
+    clips = manifest()
+    gaps = [float(g) for g in rng.uniform(0.4, 1.5, len(clips))]
+    return join_clips(clips, out, gaps_s=gaps, seed=seed)

@@ -53,6 +53,7 @@ SILENCE_FLOOR = 10 ** (-50 / 20)
 MAX_TAIL_ROUNDS = 2  # re-decodes of an uncovered tail per piece
 CUT_OVERLAP_S = 1.0  # audio decoded past a cut that is not in a pause: longer than most words
 MIN_RECUT_S = 2.0  # a truncated piece without a single closed segment is halved down to this
+LEAD_PAD = int(0.2 * SAMPLE_RATE)  # quiet audio kept before a window's first speech
 
 
 @dataclass(frozen=True)
@@ -154,8 +155,12 @@ async def transcribe_macro_chunk(
     languages: dict[int, str] = {}  # piece start -> its language; the earliest piece speaks for the chunk
 
     async def piece(p: Piece, tail_rounds: int, strict: bool = False) -> list[Segment]:
-        if envelope[p.lo : p.hi].max(initial=0.0) <= level:
+        loud = np.flatnonzero(envelope[p.lo : p.hi] > level)
+        if len(loud) == 0:
             return []  # no speech energy: nothing to hear, and nothing to invent
+        # Whisper's first timestamp is capped at 1 s and alignment starts at the first frame, so
+        # a leading pause would be glued to the first word: start the window where speech does
+        p = replace(p, lo=p.lo + max(0, int(loud[0]) - LEAD_PAD))
         result = await decode_with_fallback(pcm[p.lo : p.hi], transcribe)
         if result is None or (strict and not _confident(result)):
             return []

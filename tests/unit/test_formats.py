@@ -107,6 +107,6 @@ def test_clock_fields_use_each_formats_separator() -> None:
 
 def test_an_unknown_format_is_refused() -> None:
     empty = TranscribeOutput(segments=[], input_duration_sec=0, processing_duration_sec=0, speedup=0, text="")
-    assert set(FORMATS) == {"text", "json", "srt", "vtt"}
+    assert set(FORMATS) == {"text", "json", "srt", "vtt", "verbose_json"}
     with pytest.raises(ValueError, match="unknown format"):
         render(empty, "docx")

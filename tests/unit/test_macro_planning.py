@@ -121,9 +121,18 @@ def test_snap_cut_finds_a_pause_in_the_window(window_start: float, pause_at: int
     pcm = (rng.integers(3000, 20_000, 4 * SAMPLE_RATE) * rng.choice([-1, 1], 4 * SAMPLE_RATE)).astype(np.int16)
     pcm[pause_at : pause_at + pause_len] = rng.integers(-10, 11, pause_len)
     cut = snap_cut(window_start, pcm, smoothing_samples=1600, fallback_s=-1.0)
-    offset = cut - window_start
+    assert cut.in_pause
+    offset = cut.at_s - window_start
     assert pause_at / SAMPLE_RATE - 1e-6 <= offset <= (pause_at + pause_len) / SAMPLE_RATE + 1e-6
 
 
 def test_snap_cut_of_no_audio_falls_back_to_the_nominal_cut() -> None:
-    assert snap_cut(290.0, np.zeros(0, dtype=np.int16), 1600, fallback_s=300.0) == pytest.approx(300.0)
+    assert snap_cut(290.0, np.zeros(0, dtype=np.int16), 1600, fallback_s=300.0).at_s == pytest.approx(300.0)
+
+
+def test_a_window_without_a_pause_says_its_cut_falls_in_speech() -> None:
+    rng = np.random.default_rng(0)
+    loud = (rng.integers(2000, 20_000, 10 * 16_000) * rng.choice([-1, 1], 10 * 16_000)).astype(np.int16)
+    assert not snap_cut(0.0, loud, 1600, fallback_s=5.0).in_pause
+    loud[4 * 16_000 : 5 * 16_000] = 0
+    assert snap_cut(0.0, loud, 1600, fallback_s=5.0).in_pause
