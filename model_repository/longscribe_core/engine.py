@@ -29,8 +29,14 @@ class InvalidAudio(ValueError):
     """An item the model cannot decode (too long, not finite)."""
 
 
+LANGUAGE_ERROR = "unsupported language: "  # the prefix of UnsupportedLanguage's message, kept across BLS
+
+
 class UnsupportedLanguage(ValueError):
     """A language the loaded model cannot transcribe (any but English on a `.en` model)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(LANGUAGE_ERROR + message)
 
 
 @dataclass(frozen=True)

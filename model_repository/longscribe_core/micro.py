@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
+from numpy.typing import NDArray
 
 from . import quality
 from .audio import (
@@ -54,6 +55,13 @@ MAX_TAIL_ROUNDS = 2  # re-decodes of an uncovered tail per piece
 CUT_OVERLAP_S = 1.0  # audio decoded past a cut that is not in a pause: longer than most words
 MIN_RECUT_S = 2.0  # a truncated piece without a single closed segment is halved down to this
 LEAD_PAD = int(0.2 * SAMPLE_RATE)  # quiet audio kept before a window's first speech
+# Whisper sometimes skips a sentence inside a long window, and the alignment then stretches the
+# word before it over the skipped speech. No spoken word lasts this long: what lies past it is
+# treated as not transcribed, and decoded again when it holds this much speech.
+MAX_WORD_S = 1.5
+MIN_SKIPPED_SPEECH_S = 1.0
+LEVEL_BLOCK_S = 5.0  # the speech level is set afresh every this many seconds,
+LEVEL_CONTEXT_S = 15.0  # from the loudness of this much audio around
 
 
 @dataclass(frozen=True)
@@ -72,20 +80,38 @@ def check_micro_size(max_s: float) -> None:
 
 
 def speech_level(envelope: Envelope) -> float:
-    """The envelope level above which a chunk speaks."""
+    """The envelope level above which a short window (seconds) speaks."""
     if len(envelope) == 0:
         return SILENCE_FLOOR
     return max(SILENCE_FLOOR, SPEECH_LEVEL * float(np.percentile(envelope, LOUD_PERCENTILE)))
 
 
-def plan_pieces(envelope: Envelope, max_len: int, level: float) -> list[Piece]:
+def speech_levels(envelope: Envelope) -> Envelope:
+    """Per-sample speech level [n], each from the LEVEL_CONTEXT_S around it.
+
+    Local, so a quiet speaker after a loud one (another recording, another
+    microphone) is still heard as speech rather than as a pause.
+    """
+    n = len(envelope)
+    levels: Envelope = np.full(n, SILENCE_FLOOR)
+    block, half = int(LEVEL_BLOCK_S * SAMPLE_RATE), int(LEVEL_CONTEXT_S * SAMPLE_RATE) // 2
+    step = SAMPLE_RATE // 100  # the envelope is smooth: 10 ms steps are plenty for a percentile
+    coarse = envelope[::step]
+    for lo in range(0, n, block):
+        centre = lo + block // 2
+        around = coarse[max(0, centre - half) // step : min(n, centre + half) // step + 1]
+        levels[lo : lo + block] = speech_level(around)
+    return levels
+
+
+def plan_pieces(envelope: Envelope, max_len: int, levels: Envelope) -> list[Piece]:
     """Cut at pauses; a cut inside speech makes its two pieces overlap by CUT_OVERLAP_S each way."""
     overlap = int(CUT_OVERLAP_S * SAMPLE_RATE)
     tiles = plan_cuts(envelope, max_len=max_len, min_len=max_len // 2)
     pieces = []
     for k, (lo, hi) in enumerate(tiles):
-        hard_start = k > 0 and envelope[lo] > level
-        hard_end = k < len(tiles) - 1 and envelope[hi] > level
+        hard_start = k > 0 and envelope[lo] > levels[lo]
+        hard_end = k < len(tiles) - 1 and envelope[hi] > levels[hi]
         dec_lo = max(0, lo - overlap) if hard_start else lo
         dec_hi = min(len(envelope), hi + overlap) if hard_end else hi
         dec_hi = min(dec_hi, dec_lo + MAX_WINDOW_SAMPLES)  # Whisper hears 30 s at most
@@ -109,6 +135,27 @@ def _owned(segments: list[Segment], own_lo_s: float, own_hi_s: float) -> list[Se
             kept.append(replace(seg, start_s=max(seg.start_s, words[0].start_s), end_s=words[-1].end_s,
                                 text=text, words=tuple(words)))  # fmt: skip
     return kept
+
+
+def cap_words(segment: Segment) -> Segment:
+    """End every word at most MAX_WORD_S after it starts, and the segment with its last word."""
+    if not segment.words:
+        return segment
+    words = tuple(replace(w, end_s=min(w.end_s, w.start_s + MAX_WORD_S)) for w in segment.words)
+    return replace(segment, words=words, end_s=max(segment.start_s, min(segment.end_s, words[-1].end_s)))
+
+
+def skipped_speech(heard: list[Segment], p: Piece, speaks: NDArray[np.bool_]) -> list[tuple[int, int]]:
+    """Stretches of [p.lo, last word's end) that hold speech but no word: [lo, hi) in samples."""
+    words = [w for s in heard for w in s.words]
+    if not words:
+        return []
+    gaps: list[tuple[int, int]] = []
+    for before, after in zip(words, words[1:]):
+        lo, hi = int(before.end_s * SAMPLE_RATE), int(after.start_s * SAMPLE_RATE)
+        if hi - lo >= MIN_SKIPPED_SPEECH_S * SAMPLE_RATE and p.lo <= lo and hi <= p.hi:
+            gaps.append((lo, hi))
+    return [(lo, hi) for lo, hi in gaps if np.count_nonzero(speaks[lo:hi]) >= MIN_SKIPPED_SPEECH_S * SAMPLE_RATE]
 
 
 def _score(result: ChunkResult) -> tuple[float, float, float]:
@@ -138,7 +185,7 @@ async def decode_with_fallback(audio: FloatAudio, transcribe: TranscribePiece) -
     logprob, no_speech, ratio = _score(best)
     if no_speech > quality.MAX_NO_SPEECH_PROB and fell_back:
         return None
-    if quality.is_loop(ratio):
+    if quality.is_loop(ratio) or logprob < quality.MIN_KEPT_LOGPROB:
         return None
     segments = tuple(s for s in best.segments if quality.has_words(s.text))
     return replace(best, segments=segments)
@@ -151,11 +198,12 @@ async def transcribe_macro_chunk(
     check_micro_size(max_s)
     pcm = int16_to_float(pcm_int16)
     envelope = smoothed_energy(pcm, smoothing_samples)
-    level = speech_level(envelope)
+    levels = speech_levels(envelope)
+    speaks = envelope > levels
     languages: dict[int, str] = {}  # piece start -> its language; the earliest piece speaks for the chunk
 
     async def piece(p: Piece, tail_rounds: int, strict: bool = False) -> list[Segment]:
-        loud = np.flatnonzero(envelope[p.lo : p.hi] > level)
+        loud = np.flatnonzero(envelope[p.lo : p.hi] > levels[p.lo : p.hi])
         if len(loud) == 0:
             return []  # no speech energy: nothing to hear, and nothing to invent
         # Whisper's first timestamp is capped at 1 s and alignment starts at the first frame, so
@@ -166,8 +214,12 @@ async def transcribe_macro_chunk(
             return []
         if result.language and result.segments:
             languages.setdefault(p.own_lo, result.language)
-        heard = [s.shifted(p.lo / SAMPLE_RATE) for s in result.segments]
+        heard = [cap_words(s.shifted(p.lo / SAMPLE_RATE)) for s in result.segments]
         segments = _owned(heard, p.own_lo / SAMPLE_RATE, p.own_hi / SAMPLE_RATE)
+        if not strict:  # skipped speech inside the window, decoded on its own and held to the tail's rules
+            skipped = [Piece(a, b, max(a, p.own_lo), min(b, p.own_hi)) for a, b in skipped_speech(heard, p, speaks)]
+            found = await asyncio.gather(*(piece(g, 0, strict=True) for g in skipped))
+            segments = sorted(segments + [s for group in found for s in group], key=lambda s: s.start_s)
         if result.truncated and not heard and p.hi - p.lo >= 2 * MIN_RECUT_S * SAMPLE_RATE:
             return await _recut(p, tail_rounds)
         # how far the decoder got, whatever this piece keeps of it
@@ -177,7 +229,7 @@ async def transcribe_macro_chunk(
         tail = Piece(covered, p.hi, covered, p.own_hi)
         if result.truncated:  # real speech the decoder had no room for: decode it, same rules
             return segments + await piece(tail, tail_rounds - 1)
-        if p.hi - covered >= MIN_TAIL_S * SAMPLE_RATE and envelope[covered : p.hi].max(initial=0.0) > level:
+        if p.hi - covered >= MIN_TAIL_S * SAMPLE_RATE and np.any(envelope[covered : p.hi] > levels[covered : p.hi]):
             return segments + await piece(tail, tail_rounds - 1, strict=True)
         return segments
 
@@ -189,13 +241,13 @@ async def transcribe_macro_chunk(
         parts = await asyncio.gather(*(piece(h, tail_rounds) for h in halves))
         return [s for part in parts for s in part]
 
-    pieces = plan_pieces(envelope, int(max_s * SAMPLE_RATE), level) if len(pcm) else []
+    pieces = plan_pieces(envelope, int(max_s * SAMPLE_RATE), levels) if len(pcm) else []
     per_piece = await asyncio.gather(*(piece(p, MAX_TAIL_ROUNDS) for p in pieces))
     segments = [
-        snap_start(part, envelope, level)
+        snap_start(part, envelope, levels)
         for group in per_piece
         for seg in group
-        for part in split_at_pauses(seg, envelope, level)
+        for part in split_at_pauses(seg, envelope, levels)
     ]
     return ChunkResult(segments=tuple(segments), language=languages[min(languages)] if languages else None)
 

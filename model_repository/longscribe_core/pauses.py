@@ -19,11 +19,11 @@ START_PAD_S = 0.1  # a snapped start sits this far before the first loud sample
 MIN_SPLIT_PAUSE_S = 0.35  # a pause at least this long between two words ends a segment
 
 
-def snap_start(segment: Segment, envelope: Envelope, speech_level: float) -> Segment:
+def snap_start(segment: Segment, envelope: Envelope, levels: Envelope) -> Segment:
     """Move a segment's start forward to where its speech begins, never past its end."""
     lo = int(segment.start_s * SAMPLE_RATE)
     hi = min(int(segment.end_s * SAMPLE_RATE), len(envelope))
-    loud = np.flatnonzero(envelope[lo:hi] > speech_level) if hi > lo else np.zeros(0, dtype=np.int64)
+    loud = np.flatnonzero(envelope[lo:hi] > levels[lo:hi]) if hi > lo else np.zeros(0, dtype=np.int64)
     if len(loud) == 0:
         return segment
     start_s = max(segment.start_s, (lo + int(loud[0])) / SAMPLE_RATE - START_PAD_S)
@@ -35,12 +35,12 @@ def snap_start(segment: Segment, envelope: Envelope, speech_level: float) -> Seg
     return replace(segment, start_s=start_s, words=words)
 
 
-def longest_pause(envelope: Envelope, lo_s: float, hi_s: float, speech_level: float) -> tuple[float, float] | None:
+def longest_pause(envelope: Envelope, lo_s: float, hi_s: float, levels: Envelope) -> tuple[float, float] | None:
     """The longest quiet run inside [lo_s, hi_s), as (start_s, end_s), if one is long enough to split at."""
     lo, hi = max(0, int(lo_s * SAMPLE_RATE)), min(len(envelope), int(hi_s * SAMPLE_RATE))
     if hi - lo < MIN_SPLIT_PAUSE_S * SAMPLE_RATE:
         return None
-    quiet = np.concatenate(([False], envelope[lo:hi] <= speech_level, [False]))
+    quiet = np.concatenate(([False], envelope[lo:hi] <= levels[lo:hi], [False]))
     edges = np.flatnonzero(np.diff(quiet.astype(np.int8)))
     starts, ends = edges[::2], edges[1::2]
     if len(starts) == 0:
@@ -56,7 +56,7 @@ def _from_words(template: Segment, words: list[Word], start_s: float, end_s: flo
     return replace(template, start_s=start_s, end_s=max(start_s, end_s), text=text, words=tuple(words))
 
 
-def split_at_pauses(segment: Segment, envelope: Envelope, speech_level: float) -> list[Segment]:
+def split_at_pauses(segment: Segment, envelope: Envelope, levels: Envelope) -> list[Segment]:
     """Split a segment wherever its audio pauses between two of its words.
 
     The left part ends where the pause starts and the right part starts where
@@ -68,7 +68,7 @@ def split_at_pauses(segment: Segment, envelope: Envelope, speech_level: float) -
     parts: list[Segment] = []
     first, start_s = 0, segment.start_s
     for i in range(1, len(words)):
-        pause = longest_pause(envelope, words[i - 1].mid_s, words[i].mid_s, speech_level)
+        pause = longest_pause(envelope, words[i - 1].mid_s, words[i].mid_s, levels)
         if pause is None:
             continue
         left = [replace(w, end_s=min(w.end_s, pause[0]), start_s=min(w.start_s, pause[0])) for w in words[first:i]]

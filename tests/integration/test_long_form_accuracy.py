@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import wave
 from pathlib import Path
 from typing import Any
@@ -84,7 +85,7 @@ def test_word_timestamps_are_in_media_time_and_monotonic(many_cuts_out: dict[str
     for seg in many_cuts_out["segments"]:
         words = seg["words"]
         assert words, seg
-        assert " ".join(w["word"] for w in words) == seg["text"]
+        assert "".join(w["word"] for w in words).replace(" ", "") == seg["text"].replace(" ", "")
         for w in words:
             assert seg["start_time_sec"] - 1e-6 <= w["start_time_sec"] <= w["end_time_sec"]
             assert w["end_time_sec"] <= seg["end_time_sec"] + 1e-6
@@ -141,11 +142,13 @@ async def fetch(service_url: str, body: dict[str, Any], query: str = "") -> tupl
             return response.status, response.content_type, await response.text()
 
 
-async def test_srt_and_vtt_parse_with_real_parsers_and_match_the_json(service_url: str, media_url: str) -> None:
+async def test_srt_and_vtt_parse_with_real_parsers_and_match_the_json(
+    service_url: str, media_url: str, lj_recording: Recording
+) -> None:
     body = {"media_url": f"{media_url}/lj001.wav", "params": {"macro_chunk_size_sec": 60}}
     status, _, raw = await fetch(service_url, body)
     assert status == 200
-    segments = aiohttp.helpers.json.loads(raw)["segments"]
+    segments = json.loads(raw)["segments"]
     expected = [(s["start_time_sec"], s["end_time_sec"], s["text"]) for s in segments]
 
     status, content_type, text = await fetch(service_url, {**body, "response_format": "srt"})
@@ -170,7 +173,7 @@ async def test_text_and_verbose_json_formats(service_url: str, media_url: str) -
     assert wer(jfk.reference, text) <= 0.1
 
     status, _, raw = await fetch(service_url, {**body, "response_format": "verbose_json"})
-    verbose = aiohttp.helpers.json.loads(raw)
+    verbose = json.loads(raw)
     assert status == 200 and verbose["language_code"] == "en"
     for seg in verbose["segments"]:
         assert 0.0 <= seg["confidence"] <= 1.0

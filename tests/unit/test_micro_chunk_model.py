@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import numpy as np
 import numpy.typing as npt
@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from longscribe_core.audio import MAX_WINDOW_SAMPLES, SAMPLE_RATE, int16_to_float
-from longscribe_core.micro import CUT_OVERLAP_S, MAX_TAIL_ROUNDS, transcribe_macro_chunk
+from longscribe_core.micro import CUT_OVERLAP_S, MAX_TAIL_ROUNDS, decode_with_fallback, transcribe_macro_chunk
 from longscribe_core.quality import FALLBACK_TEMPERATURES
 from longscribe_core.segments import ChunkResult, Segment, Word
 
@@ -221,3 +221,61 @@ async def test_a_piece_the_decoder_calls_silence_is_dropped() -> None:
 
     result = await transcribe_macro_chunk(speech(20.0), 30.0, SMOOTHING, hallucinating)
     assert result.segments == ()
+
+
+def scripted(*answers: tuple[str, float, float, float]) -> Callable[..., Awaitable[ChunkResult]]:
+    """A Whisper that answers (text, avg_logprob, no_speech_prob, compression_ratio) per temperature."""
+    by_temperature = dict(zip(FALLBACK_TEMPERATURES, answers))
+
+    async def whisper(audio: npt.NDArray[np.float32], temperature: float) -> ChunkResult:
+        text, logprob, no_speech, ratio = by_temperature.get(temperature, answers[-1])
+        seg = Segment(0.0, len(audio) / SAMPLE_RATE, text, logprob, no_speech, ratio, temperature)
+        return ChunkResult(segments=(seg,), language="en")
+
+    return whisper
+
+
+LOOP = ("go on. " * 30, -0.2, 0.1, 9.0)
+GOOD = ("the real words", -0.3, 0.1, 1.2)
+
+
+async def test_a_repetition_loop_is_decoded_again_hotter_and_the_clean_decode_kept() -> None:
+    result = await decode_with_fallback(np.ones(16_000, np.float32), scripted(LOOP, GOOD))
+    assert result is not None
+    assert [(s.text, s.temperature) for s in result.segments] == [("the real words", 0.2)]
+
+
+async def test_a_loop_that_survives_every_temperature_is_dropped() -> None:
+    assert await decode_with_fallback(np.ones(16_000, np.float32), scripted(LOOP)) is None
+
+
+async def test_a_window_the_decoder_calls_silent_is_not_sampled_hotter() -> None:
+    calls: list[float] = []
+    inner = scripted(("Thank you for watching.", -1.4, 0.9, 1.1))
+
+    async def whisper(audio: npt.NDArray[np.float32], temperature: float) -> ChunkResult:
+        calls.append(temperature)
+        return await inner(audio, temperature)
+
+    assert await decode_with_fallback(np.ones(16_000, np.float32), whisper) is None
+    assert calls == [0.0]
+
+
+async def test_text_without_a_letter_or_digit_is_not_speech() -> None:
+    result = await decode_with_fallback(np.ones(16_000, np.float32), scripted((". . . ♪", -0.3, 0.1, 1.2)))
+    assert result is not None and result.segments == ()
+
+
+async def test_a_window_cut_short_by_the_token_limit_is_finished_from_its_last_closed_time() -> None:
+    pcm = speech(20.0, pause_every_s=100.0)
+    calls: list[int] = []
+
+    async def whisper(audio: npt.NDArray[np.float32], temperature: float) -> ChunkResult:
+        calls.append(len(audio))
+        if len(calls) == 1:  # ran out of tokens after 8 s of a 20 s window
+            return ChunkResult(segments=(Segment(0.0, 8.0, "first part"),), language="en", truncated=True)
+        return ChunkResult(segments=(Segment(0.0, len(audio) / SAMPLE_RATE, "the rest"),), language="en")
+
+    out = await transcribe_macro_chunk(pcm, 30.0, SMOOTHING, whisper)
+    assert [s.text for s in out.segments] == ["first part", "the rest"]
+    assert calls == [len(pcm), len(pcm) - 8 * SAMPLE_RATE]

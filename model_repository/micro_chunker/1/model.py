@@ -15,6 +15,7 @@ import json  # noqa: E402
 import numpy as np  # noqa: E402
 import triton_python_backend_utils as pb_utils  # noqa: E402
 
+from longscribe_core.engine import LANGUAGE_ERROR  # noqa: E402
 from longscribe_core.micro import transcribe_macro_chunk  # noqa: E402
 from longscribe_core.segments import ChunkResult, decode_result, encode_result  # noqa: E402
 
@@ -63,7 +64,8 @@ class TritonPythonModel:
         response = await request.async_exec()
         if response.has_error():
             error = response.error()
-            if error.code() == pb_utils.TritonError.INVALID_ARG:
+            # BLS may hand the error back as INTERNAL: the message's prefix still tells
+            if error.code() == pb_utils.TritonError.INVALID_ARG or error.message().startswith(LANGUAGE_ERROR):
                 raise ValueError(error.message())  # the caller's mistake (a language the model lacks)
             raise RuntimeError(f"whisper failed: {error.message()}")
         return decode_result(pb_utils.get_output_tensor_by_name(response, "result").as_numpy().reshape(-1)[0])
