@@ -24,19 +24,6 @@ class TimedText:
     scores: Segment | None = field(default=None, compare=False)  # the model's segment: its confidence fields
 
 
-def _owned(seg: Segment, own_from: float, own_to: float) -> Segment | None:
-    """The part of a media-time segment this chunk owns: words by their middle, else the segment by its own."""
-    if not seg.words:
-        return seg if own_from <= (seg.start_s + seg.end_s) / 2 < own_to else None
-    words = tuple(w for w in seg.words if own_from <= w.mid_s < own_to)
-    if not words:
-        return None
-    if len(words) == len(seg.words):
-        return seg
-    text = "".join(w.text for w in words).strip()
-    return replace(seg, start_s=max(seg.start_s, words[0].start_s), end_s=words[-1].end_s, text=text, words=words)
-
-
 def _clamped_words(words: Sequence[Word], start_s: float, end_s: float) -> tuple[Word, ...]:
     """Words inside [start_s, end_s] and monotonic, whatever the alignment said."""
     out: list[Word] = []
@@ -68,7 +55,7 @@ def merge_chunks(parts: Sequence[tuple[MacroChunk, ChunkResult]], duration_s: fl
         for raw in result.segments:
             if not raw.text.strip():
                 continue  # a blank segment must not move the cursor
-            seg = _owned(raw.shifted(chunk.offset_s), own_from, own_to)
+            seg = raw.shifted(chunk.offset_s).owned_part(own_from, own_to)
             if seg is None:
                 continue
             start = min(max(0.0, seg.start_s), duration_s)

@@ -119,24 +119,6 @@ def plan_pieces(envelope: Envelope, max_len: int, levels: Envelope) -> list[Piec
     return pieces
 
 
-def _owned(segments: list[Segment], own_lo_s: float, own_hi_s: float) -> list[Segment]:
-    """Keep what lies in [own_lo_s, own_hi_s): words by their middle, segments without words by theirs."""
-    kept = []
-    for seg in segments:
-        if not seg.words:
-            if own_lo_s <= (seg.start_s + seg.end_s) / 2 < own_hi_s:
-                kept.append(seg)
-            continue
-        words = [w for w in seg.words if own_lo_s <= w.mid_s < own_hi_s]
-        if len(words) == len(seg.words):
-            kept.append(seg)
-        elif words:
-            text = "".join(w.text for w in words).strip()
-            kept.append(replace(seg, start_s=max(seg.start_s, words[0].start_s), end_s=words[-1].end_s,
-                                text=text, words=tuple(words)))  # fmt: skip
-    return kept
-
-
 def cap_words(segment: Segment) -> Segment:
     """End every word at most MAX_WORD_S after it starts, and the segment with its last word."""
     if not segment.words:
@@ -215,7 +197,8 @@ async def transcribe_macro_chunk(
         if result.language and result.segments:
             languages.setdefault(p.own_lo, result.language)
         heard = [cap_words(s.shifted(p.lo / SAMPLE_RATE)) for s in result.segments]
-        segments = _owned(heard, p.own_lo / SAMPLE_RATE, p.own_hi / SAMPLE_RATE)
+        owned = (s.owned_part(p.own_lo / SAMPLE_RATE, p.own_hi / SAMPLE_RATE) for s in heard)
+        segments = [s for s in owned if s is not None]
         if not strict:  # skipped speech inside the window, decoded on its own and held to the tail's rules
             skipped = [Piece(a, b, max(a, p.own_lo), min(b, p.own_hi)) for a, b in skipped_speech(heard, p, speaks)]
             found = await asyncio.gather(*(piece(g, 0, strict=True) for g in skipped))

@@ -37,6 +37,22 @@ class Segment:
     temperature: float = 0.0  # sampling temperature of the decode that was kept
     words: tuple[Word, ...] = ()  # empty when the engine did not align words
 
+    def owned_part(self, lo_s: float, hi_s: float) -> Segment | None:
+        """What of this segment lies in [lo_s, hi_s): its words by their middle, else itself by its own.
+
+        The one rule that keeps a word heard by two overlapping pieces or
+        chunks exactly once. None when nothing lies there.
+        """
+        if not self.words:
+            return self if lo_s <= (self.start_s + self.end_s) / 2 < hi_s else None
+        words = tuple(w for w in self.words if lo_s <= w.mid_s < hi_s)
+        if not words:
+            return None
+        if len(words) == len(self.words):
+            return self
+        text = "".join(w.text for w in words).strip()
+        return replace(self, start_s=max(self.start_s, words[0].start_s), end_s=words[-1].end_s, text=text, words=words)
+
     def shifted(self, offset_s: float) -> Segment:
         """The same segment with every time moved by `offset_s`."""
         return replace(
