@@ -26,7 +26,7 @@ from typing import Any
 import aiohttp
 import numpy as np
 
-from longscribe_core.engine import default_model_path
+from longscribe_core import weights
 from orchestrator.app import create_app
 from orchestrator.net import free_port
 from orchestrator.range_server import file_app, serving
@@ -79,7 +79,7 @@ def row(recording: Recording, text: str, wall_s: float, segments: list[tuple[flo
 def faster_whisper(recording: Recording, threads: int) -> dict[str, dict[str, Any]]:
     from faster_whisper import BatchedInferencePipeline, WhisperModel
 
-    model = WhisperModel(default_model_path(), device="cpu", compute_type="int8", cpu_threads=threads)
+    model = WhisperModel(weights.resolve("tiny.en"), device="cpu", compute_type="int8", cpu_threads=threads)
     rows: dict[str, dict[str, Any]] = {}
     runs = (
         ("faster-whisper transcribe (sequential)", lambda: model.transcribe(str(recording.path), beam_size=1)),

@@ -105,6 +105,7 @@ async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
     pool = TritonPool(
         urls=settings.triton_grpc_urls,
         model=settings.micro_chunk_model,
+        whisper_model=settings.whisper_model,
         required_models=[settings.micro_chunk_model, settings.whisper_model],
         timeout_s=settings.chunk_timeout_sec,
     )

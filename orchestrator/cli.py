@@ -22,6 +22,7 @@ from .settings import Settings
 from .triton_server import TritonStartError, running_triton
 
 log = logging.getLogger("longscribe")
+MODEL_HELP = "Whisper weights: tiny.en (default, English), base (multilingual) or a CTranslate2 directory"
 
 
 @contextlib.asynccontextmanager
@@ -39,6 +40,8 @@ def _settings(args: argparse.Namespace, **overrides: object) -> Settings:
     update = {k: v for k, v in overrides.items() if v is not None}
     if getattr(args, "triton_url", None):
         update["triton_grpc_urls"] = args.triton_url
+    if getattr(args, "model", None):
+        update["whisper_weights"] = args.model
     for name in ("host", "port", "triton_http_port", "triton_grpc_port", "triton_metrics_port"):
         if getattr(args, name, None) is not None:
             update[name] = getattr(args, name)
@@ -118,6 +121,7 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--triton-url", action="append", help="use this Triton gRPC endpoint (repeatable) instead of starting one"
     )
+    serve.add_argument("--model", help=MODEL_HELP)
     serve.add_argument("--triton-http-port", type=int)
     serve.add_argument("--triton-grpc-port", type=int)
     serve.add_argument("--triton-metrics-port", type=int)
@@ -127,6 +131,7 @@ def parser() -> argparse.ArgumentParser:
     tr.add_argument("--format", choices=formats.FORMATS, default="text")
     tr.add_argument("--server", help="a running longscribe (e.g. http://127.0.0.1:8080); default: start one")
     tr.add_argument("--triton-url", action="append", help="Triton gRPC endpoint for the self-started service")
+    tr.add_argument("--model", help=MODEL_HELP + " (self-started service only)")
     tr.add_argument("--triton-http-port", type=int)
     tr.add_argument("--triton-grpc-port", type=int)
     tr.add_argument("--triton-metrics-port", type=int)

@@ -10,11 +10,11 @@ from typing import Any, TypeVar
 
 import aiohttp
 
-from longscribe_core.audio import SAMPLE_RATE
+from longscribe_core.audio import SAMPLE_RATE, Int16Audio
 from longscribe_core.micro import CUT_OVERLAP_S
 from longscribe_core.segments import ChunkResult
 
-from . import chunking, decode, merge, transcript
+from . import chunking, decode, language_detect, merge, transcript
 from .errors import MediaTooLong
 from .probe import probe
 from .range_check import check_range_support
@@ -66,8 +66,12 @@ class Pipeline:
         chunks, in_speech = await self._plan(
             url, info.duration_s, params.macro_chunk_size_sec, params.silence_detection_smoothing_num_samples
         )
-        parts = await _all([self._chunk(url, c, request, c is chunks[-1], in_speech) for c in chunks])
-        parts += await self._beyond_probe(url, parts[-1], request)
+        # the first chunk's audio decides the file's language; the others wait for it before inference
+        language: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        if params.language:
+            language.set_result(params.language)
+        parts = await _all([self._chunk(url, c, request, c is chunks[-1], language, in_speech) for c in chunks])
+        parts += await self._beyond_probe(url, parts[-1], request, language.result())
         # what FFmpeg decoded, not what the header claimed (either way it can be wrong)
         duration_s = max((p.decoded_end_s for p in parts if p.n_samples), default=0.0)
         timed = merge.merge_chunks([(p.chunk, p.result) for p in parts], duration_s)
@@ -78,6 +82,13 @@ class Pipeline:
         limit = self.settings.max_media_duration_sec
         if duration_s > limit:
             raise MediaTooLong(f"the media lasts at least {duration_s:.0f} s, over the limit of {limit:.0f} s")
+
+    async def _detect_language(self, pcm: Int16Audio) -> str | None:
+        """The language Whisper hears in the first speech of the first chunk."""
+        windows = language_detect.speech_windows(pcm[: int(language_detect.DETECT_SPAN_S * SAMPLE_RATE)])
+        if not windows:
+            return None  # no speech there: each piece decides for itself
+        return language_detect.vote(await self.pool.detect_language(windows))
 
     async def _plan(
         self, url: str, duration_s: float, macro_s: float, smoothing: int
@@ -104,6 +115,7 @@ class Pipeline:
         chunk: chunking.MacroChunk,
         request: TranscribeRequest,
         is_last: bool,
+        language: asyncio.Future[str | None],
         in_speech: frozenset[float] | set[float] = frozenset(),
     ) -> ChunkPart:
         """Decode one chunk, with context on each side, and transcribe it.
@@ -123,10 +135,17 @@ class Pipeline:
         async with self.chunk_slots:
             s = self.settings
             pcm = await decode.read_pcm(url, read_from, length, s.ffmpeg_bin, s.chunk_timeout_sec)
+            if chunk.index == 0 and not language.done():
+                try:
+                    language.set_result(await self._detect_language(pcm))
+                except Exception as exc:
+                    language.set_exception(exc)
+            # shielded: one waiter cancelled must not cancel the language for the others
+            spoken = await asyncio.shield(language)
             result = ChunkResult(segments=(), language=None)
             if len(pcm):
                 result = await self.pool.transcribe_chunk(
-                    pcm, params.micro_chunk_size_sec, params.silence_detection_smoothing_num_samples, params.language
+                    pcm, params.micro_chunk_size_sec, params.silence_detection_smoothing_num_samples, spoken
                 )
         decoded_end_s = read_from + len(pcm) / SAMPLE_RATE
         end_s = decoded_end_s if is_last else chunk.end_s
@@ -138,15 +157,19 @@ class Pipeline:
             reached_end=decoded_end_s < read_from + length - SHORT_READ_S,
         )
 
-    async def _beyond_probe(self, url: str, last: ChunkPart, request: TranscribeRequest) -> list[ChunkPart]:
+    async def _beyond_probe(
+        self, url: str, last: ChunkPart, request: TranscribeRequest, language: str | None
+    ) -> list[ChunkPart]:
         """The header under-reported the length: keep reading chunk by chunk to the real end."""
         extra: list[ChunkPart] = []
+        decided: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        decided.set_result(language)
         macro_s = request.params.macro_chunk_size_sec
         while not last.reached_end:
             self._check_length(last.decoded_end_s)
             start_s = last.decoded_end_s
             nxt = chunking.MacroChunk(last.chunk.index + 1, start_s, start_s + macro_s)
-            last = await self._chunk(url, nxt, request, True)
+            last = await self._chunk(url, nxt, request, True, decided)
             extra.append(last)
         return extra
 

@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     triton_models: list[str] = Field(
         default_factory=lambda: ["whisper", "micro_chunker"], description="models Triton loads"
     )
+    whisper_weights: str = Field(
+        "",
+        description="Whisper weights the managed Triton loads: tiny.en, base (multilingual) or a CTranslate2 "
+        "directory; empty keeps config.pbtxt's `model` parameter",
+    )
     triton_http_port: int = Field(8000, description="managed Triton's HTTP port")
     triton_grpc_port: int = Field(8001, description="managed Triton's gRPC port")
     triton_metrics_port: int = Field(8002, description="managed Triton's metrics port")

