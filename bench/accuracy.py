@@ -69,6 +69,7 @@ def row(recording: Recording, text: str, wall_s: float, segments: list[tuple[flo
     mean_err, max_err = clip_start_error(segments, recording)
     return {
         "wer": wer(recording.reference, text),
+        "text": text,  # to diff runs
         "wall_s": wall_s,
         "speedup": recording.duration_s / wall_s,
         "start_error_mean_s": mean_err,

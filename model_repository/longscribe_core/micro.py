@@ -148,29 +148,35 @@ def _score(result: ChunkResult) -> tuple[float, float, float]:
     return first.avg_logprob, first.no_speech_prob, first.compression_ratio
 
 
+def _passes(result: ChunkResult) -> bool:
+    logprob, _, ratio = _score(result)
+    return not quality.is_loop(ratio) and not quality.is_unsure(logprob)
+
+
 async def decode_with_fallback(audio: FloatAudio, transcribe: TranscribePiece) -> ChunkResult | None:
-    """Greedy, then hotter while the text loops or is unsure; None for silence or an incurable loop."""
-    best: ChunkResult | None = None
-    fell_back = False
-    for temperature in quality.FALLBACK_TEMPERATURES:
-        result = await transcribe(audio, temperature)
-        logprob, no_speech, ratio = _score(result)
-        if best is None or logprob > _score(best)[0]:
-            best = result
-        if not quality.is_loop(ratio) and not quality.is_unsure(logprob):
-            best = result
-            break
-        fell_back = True
-        if no_speech > quality.MAX_NO_SPEECH_PROB:
-            break  # the decoder hears no speech: hotter sampling would only invent some
-    assert best is not None
-    logprob, no_speech, ratio = _score(best)
-    if no_speech > quality.MAX_NO_SPEECH_PROB and fell_back:
-        return None
+    """Greedy, then hotter while the text loops or is unsure; None for silence or an incurable loop.
+
+    A hotter decode is kept only when it passes: when none does, the greedy
+    one stands or falls alone. On music or noise, a sample now and then is a
+    fluent stock phrase that scores better than the greedy babble while still
+    unsure ("I'm going to go back to the next video.", -1.8): sampling luck,
+    not hearing.
+    """
+    greedy = await transcribe(audio, quality.FALLBACK_TEMPERATURES[0])
+    chosen = greedy
+    if not _passes(greedy):
+        if _score(greedy)[1] > quality.MAX_NO_SPEECH_PROB:
+            return None  # the decoder hears no speech: hotter sampling would only invent some
+        for temperature in quality.FALLBACK_TEMPERATURES[1:]:
+            result = await transcribe(audio, temperature)
+            if _passes(result):
+                chosen = result
+                break
+    logprob, _, ratio = _score(chosen)
     if quality.is_loop(ratio) or logprob < quality.MIN_KEPT_LOGPROB:
         return None
-    segments = tuple(s for s in best.segments if quality.has_words(s.text))
-    return replace(best, segments=segments)
+    segments = tuple(s for s in chosen.segments if quality.has_words(s.text))
+    return replace(chosen, segments=segments)
 
 
 async def transcribe_macro_chunk(

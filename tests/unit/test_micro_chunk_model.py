@@ -261,6 +261,17 @@ async def test_a_window_the_decoder_calls_silent_is_not_sampled_hotter() -> None
     assert calls == [0.0]
 
 
+async def test_a_hot_sample_that_is_still_unsure_never_replaces_the_greedy_decode() -> None:
+    babble = ("a", -2.9, 0.3, 0.1)
+    stock_phrase = ("I'm going to go back to the next video.", -1.8, 0.3, 0.9)
+    assert await decode_with_fallback(np.ones(16_000, np.float32), scripted(babble, stock_phrase, babble)) is None
+
+    hard_speech = ("the words we could make out", -1.3, 0.2, 1.1)
+    result = await decode_with_fallback(np.ones(16_000, np.float32), scripted(hard_speech, stock_phrase))
+    assert result is not None
+    assert [(s.text, s.temperature) for s in result.segments] == [(hard_speech[0], 0.0)]
+
+
 async def test_text_without_a_letter_or_digit_is_not_speech() -> None:
     result = await decode_with_fallback(np.ones(16_000, np.float32), scripted((". . . ♪", -0.3, 0.1, 1.2)))
     assert result is not None and result.segments == ()
