@@ -17,11 +17,23 @@ from .segments import Segment, Word
 
 START_PAD_S = 0.1  # a snapped start sits this far before the first loud sample
 MIN_SPLIT_PAUSE_S = 0.35  # a pause at least this long between two words ends a segment
+WORD_ONSET_SLACK_S = 0.5  # how far an aligned word's start may sit from the pause before it
 
 
 def snap_start(segment: Segment, envelope: Envelope, levels: Envelope) -> Segment:
-    """Move a segment's start forward to where its speech begins, never past its end."""
+    """Move a segment's start forward to where its speech begins, never past its end.
+
+    Whisper often opens a segment where the previous one closed, so its start
+    can lie on the last sound before a pause (another speaker's tail, noise).
+    When the first aligned word comes just after a pause, speech begins after
+    that pause, not before it.
+    """
     lo = int(segment.start_s * SAMPLE_RATE)
+    if segment.words:
+        first = segment.words[0]
+        pause = longest_pause(envelope, segment.start_s, first.start_s + WORD_ONSET_SLACK_S, levels)
+        if pause is not None and pause[1] >= first.start_s - WORD_ONSET_SLACK_S:
+            lo = max(lo, int(pause[1] * SAMPLE_RATE))
     hi = min(int(segment.end_s * SAMPLE_RATE), len(envelope))
     loud = np.flatnonzero(envelope[lo:hi] > levels[lo:hi]) if hi > lo else np.zeros(0, dtype=np.int64)
     if len(loud) == 0:

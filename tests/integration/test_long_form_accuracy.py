@@ -21,8 +21,7 @@ pytestmark = pytest.mark.integration
 
 DEFAULT = {"macro_chunk_size_sec": 300, "micro_chunk_size_sec": 30}
 MANY_CUTS = {"macro_chunk_size_sec": 20, "micro_chunk_size_sec": 8}
-TRUE_START_TOLERANCE_S = 0.5  # the bound, met by at least 95 % of the clips
-WORST_START_TOLERANCE_S = 1.0  # and by every clip within this (one clip after JFK's noisy tail misses by 0.2 s)
+TRUE_START_TOLERANCE_S = 0.5  # the bound, for every clip
 
 
 @pytest.fixture(scope="module")
@@ -77,8 +76,7 @@ def test_clips_start_a_segment_within_half_a_second_of_their_true_start(
     errors = clip_start_errors(out, long_form)
     print(f"{which}: clip start error mean {np.mean(errors):.3f} s, max {max(errors):.3f} s")
     late = [(round(t, 2), round(e, 2)) for t, e in zip(long_form.clip_starts_s, errors) if e > TRUE_START_TOLERANCE_S]
-    assert len(late) <= 0.05 * len(errors), f"clips whose start no segment matches: {late}"
-    assert max(errors) <= WORST_START_TOLERANCE_S, late
+    assert not late, f"clips whose start no segment matches within {TRUE_START_TOLERANCE_S} s: {late}"
 
 
 def test_word_timestamps_are_in_media_time_and_monotonic(many_cuts_out: dict[str, Any], long_form: Recording) -> None:
