@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO   := demo/lj001-printing.mp3
 
-.PHONY: install system-deps demo test test-unit serve lint clean bench-accuracy
+.PHONY: install system-deps demo test test-unit serve lint clean bench bench-accuracy
 
 install: $(STAMP)
 
@@ -42,6 +42,10 @@ test: install
 
 test-unit: install
 	$(BIN)/python -m pytest -q tests/unit
+
+# longscribe vs faster-whisper (sequential and batched) on a 30-minute MP3: speedup, WER, time split
+bench: install
+	$(BIN)/python -m bench.speed
 
 # longscribe vs faster-whisper (sequential and batched) on a long recording: WER, forced cuts, timestamps
 bench-accuracy: install

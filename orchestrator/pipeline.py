@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
@@ -18,7 +19,7 @@ from . import chunking, decode, language_detect, merge, transcript
 from .errors import MediaTooLong
 from .probe import probe
 from .range_check import check_range_support
-from .schemas import TranscribeOutput, TranscribeRequest
+from .schemas import Timings, TranscribeOutput, TranscribeRequest
 from .settings import Settings
 from .triton_pool import TritonPool
 
@@ -59,24 +60,31 @@ class Pipeline:
 
     async def __call__(self, request: TranscribeRequest) -> TranscribeOutput:
         started = time.monotonic()
+        timings = Timings()
         s, url, params = self.settings, request.media_url, request.params
-        await check_range_support(self.session, url, s.media_timeout_sec)
-        info = await probe(url, s.ffprobe_bin, s.media_timeout_sec)
+        with _timed(timings, "probe_sec"):
+            await check_range_support(self.session, url, s.media_timeout_sec)
+            info = await probe(url, s.ffprobe_bin, s.media_timeout_sec)
         self._check_length(info.duration_s)
-        chunks, in_speech = await self._plan(
-            url, info.duration_s, params.macro_chunk_size_sec, params.silence_detection_smoothing_num_samples
-        )
+        with _timed(timings, "silence_search_sec"):
+            chunks, in_speech = await self._plan(
+                url, info.duration_s, params.macro_chunk_size_sec, params.silence_detection_smoothing_num_samples
+            )
         # the first chunk's audio decides the file's language; the others wait for it before inference
         language: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
         if params.language:
             language.set_result(params.language)
-        parts = await _all([self._chunk(url, c, request, c is chunks[-1], language, in_speech) for c in chunks])
-        parts += await self._beyond_probe(url, parts[-1], request, language.result())
-        # what FFmpeg decoded, not what the header claimed (either way it can be wrong)
-        duration_s = max((p.decoded_end_s for p in parts if p.n_samples), default=0.0)
-        timed = merge.merge_chunks([(p.chunk, p.result) for p in parts], duration_s)
+        parts = await _all(
+            [self._chunk(url, c, request, c is chunks[-1], language, timings, in_speech) for c in chunks]
+        )
+        parts += await self._beyond_probe(url, parts[-1], request, language.result(), timings)
+        with _timed(timings, "merge_sec"):
+            # what FFmpeg decoded, not what the header claimed (either way it can be wrong)
+            duration_s = max((p.decoded_end_s for p in parts if p.n_samples), default=0.0)
+            timed = merge.merge_chunks([(p.chunk, p.result) for p in parts], duration_s)
         elapsed = time.monotonic() - started
-        return transcript.build(timed, duration_s, elapsed, params.word_timestamps)
+        output = transcript.build(timed, duration_s, elapsed, params.word_timestamps)
+        return output.model_copy(update={"timings": timings})
 
     def _check_length(self, duration_s: float) -> None:
         limit = self.settings.max_media_duration_sec
@@ -116,6 +124,7 @@ class Pipeline:
         request: TranscribeRequest,
         is_last: bool,
         language: asyncio.Future[str | None],
+        timings: Timings,
         in_speech: frozenset[float] | set[float] = frozenset(),
     ) -> ChunkPart:
         """Decode one chunk, with context on each side, and transcribe it.
@@ -134,7 +143,8 @@ class Pipeline:
         length = chunk.end_s - read_from + (LAST_READ_SLACK_S if is_last else overlap(chunk.end_s))
         async with self.chunk_slots:
             s = self.settings
-            pcm = await decode.read_pcm(url, read_from, length, s.ffmpeg_bin, s.chunk_timeout_sec)
+            with _timed(timings, "decode_sec"):
+                pcm = await decode.read_pcm(url, read_from, length, s.ffmpeg_bin, s.chunk_timeout_sec)
             if chunk.index == 0 and not language.done():
                 try:
                     language.set_result(await self._detect_language(pcm))
@@ -144,9 +154,10 @@ class Pipeline:
             spoken = await asyncio.shield(language)
             result = ChunkResult(segments=(), language=None)
             if len(pcm):
-                result = await self.pool.transcribe_chunk(
-                    pcm, params.micro_chunk_size_sec, params.silence_detection_smoothing_num_samples, spoken
-                )
+                with _timed(timings, "inference_sec"):
+                    result = await self.pool.transcribe_chunk(
+                        pcm, params.micro_chunk_size_sec, params.silence_detection_smoothing_num_samples, spoken
+                    )
         decoded_end_s = read_from + len(pcm) / SAMPLE_RATE
         end_s = decoded_end_s if is_last else chunk.end_s
         return ChunkPart(
@@ -158,7 +169,7 @@ class Pipeline:
         )
 
     async def _beyond_probe(
-        self, url: str, last: ChunkPart, request: TranscribeRequest, language: str | None
+        self, url: str, last: ChunkPart, request: TranscribeRequest, language: str | None, timings: Timings
     ) -> list[ChunkPart]:
         """The header under-reported the length: keep reading chunk by chunk to the real end."""
         extra: list[ChunkPart] = []
@@ -169,9 +180,19 @@ class Pipeline:
             self._check_length(last.decoded_end_s)
             start_s = last.decoded_end_s
             nxt = chunking.MacroChunk(last.chunk.index + 1, start_s, start_s + macro_s)
-            last = await self._chunk(url, nxt, request, True, decided)
+            last = await self._chunk(url, nxt, request, True, decided, timings)
             extra.append(last)
         return extra
+
+
+@contextlib.contextmanager
+def _timed(timings: Timings, field: str) -> Iterator[None]:
+    """Add the block's wall time to one field of `timings`."""
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        setattr(timings, field, getattr(timings, field) + time.monotonic() - started)
 
 
 async def _all(coros: list[Coroutine[Any, Any, T]]) -> list[T]:

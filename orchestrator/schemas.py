@@ -129,6 +129,20 @@ class Segment(BaseModel):
     confidence: float | None = Field(None, description="0-1: mean word probability, else exp(avg_logprob)")
 
 
+class Timings(BaseModel):
+    """Where a request's time went, in seconds (verbose_json).
+
+    Chunks are read and transcribed concurrently: `decode_sec` and
+    `inference_sec` are sums over chunks and can exceed the wall time.
+    """
+
+    probe_sec: float = Field(0.0, description="range check and ffprobe")
+    silence_search_sec: float = Field(0.0, description="reading around each macro cut and moving it into a pause")
+    decode_sec: float = Field(0.0, description="FFmpeg range reads of the macro chunks, summed")
+    inference_sec: float = Field(0.0, description="Triton calls (queueing and compute), summed over chunks")
+    merge_sec: float = Field(0.0, description="joining the chunks' segments in media time")
+
+
 class TranscribeOutput(BaseModel):
     """POST /v1/transcribe answer; fields that are None are left out of the JSON."""
 
@@ -140,6 +154,7 @@ class TranscribeOutput(BaseModel):
     # verbose_json only
     language: str | None = Field(None, description="the media's main language, by speech duration (verbose_json)")
     language_code: str | None = Field(None, description="its ISO 639-1 code (verbose_json)")
+    timings: Timings | None = Field(None, description="where the time went (verbose_json)")
 
     def to_json(self) -> str:
         return self.model_dump_json(exclude_none=True)

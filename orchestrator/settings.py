@@ -46,6 +46,9 @@ class Settings(BaseSettings):
         description="Whisper weights the managed Triton loads: tiny.en, base (multilingual) or a CTranslate2 "
         "directory; empty keeps config.pbtxt's `model` parameter",
     )
+    triton_cpus: list[int] = Field(
+        default_factory=list, description="CPUs the managed Triton may run on (its share of a machine); empty: all"
+    )
     triton_http_port: int = Field(8000, description="managed Triton's HTTP port")
     triton_grpc_port: int = Field(8001, description="managed Triton's gRPC port")
     triton_metrics_port: int = Field(8002, description="managed Triton's metrics port")

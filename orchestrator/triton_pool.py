@@ -71,8 +71,13 @@ class TritonPool:
         return results[0]
 
     async def detect_language(self, windows: list[FloatAudio]) -> list[ChunkResult]:
-        """Whisper's language guess for each window (<= 30 s): `language` and `language_probability`."""
-        return await self._infer(self.whisper_model, _detect_inputs(windows), "language detection")
+        """Whisper's language guess for each window (<= 30 s): `language` and `language_probability`.
+
+        One request per window: Triton batches them, and no request can exceed the model's batch size."""
+        answers = await asyncio.gather(
+            *(self._infer(self.whisper_model, _detect_inputs([w]), "language detection") for w in windows)
+        )
+        return [result for answer in answers for result in answer]
 
     async def _infer(self, model: str, inputs: list[grpcclient.InferInput], what: str) -> list[ChunkResult]:
         """One call on the least busy endpoint; the next one when it is unreachable."""

@@ -121,6 +121,8 @@ async def running_triton(settings: Settings) -> AsyncIterator[str]:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
         start_new_session=True,  # Ctrl-C reaches us, and we stop it in order
+        # its models size their thread pools from this share (whisper: cores // instances)
+        preexec_fn=(lambda: os.sched_setaffinity(0, settings.triton_cpus)) if settings.triton_cpus else None,
     )
     assert proc.stdout is not None
     forward = asyncio.create_task(_forward_log(proc.stdout))

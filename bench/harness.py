@@ -1,0 +1,143 @@
+"""What the benchmarks share: recordings built from real speech, longscribe end to end, and the peers.
+
+longscribe always runs the whole path (REST -> orchestrator -> Triton) on a
+media server that honours Range; faster-whisper gets the same file, weights,
+compute type and threads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from longscribe_core import weights
+from orchestrator.app import create_app
+from orchestrator.net import free_port
+from orchestrator.range_server import file_app, serving
+from orchestrator.settings import Settings
+from orchestrator.triton_server import running_triton
+from tests.corpus import Recording, long_form_recording
+
+MP3_ARGS = ["-ar", "44100", "-ac", "2", "-b:a", "128k"]  # what a podcast feed serves
+
+
+@dataclass(frozen=True)
+class Result:
+    """One system on one recording."""
+
+    name: str
+    text: str
+    wall_s: float
+    segments: list[tuple[float, str]]  # (start, text)
+    extra: dict[str, Any]
+
+
+def threads() -> int:
+    return len(os.sched_getaffinity(0))
+
+
+def repeated_mp3(work: Path, minutes: float) -> Recording:
+    """The long-form recording (~5 min of real speech) as a podcast-like MP3, repeated to `minutes`.
+
+    The repeats are joined by stream copy, so a 10-hour file takes seconds to build.
+    """
+    one = long_form_recording(work / "long-form.wav")
+    piece = work / "long-form.mp3"
+    if not piece.exists():
+        subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", str(one.path), *MP3_ARGS, str(piece)])
+    copies = max(1, round(minutes * 60 / one.duration_s))
+    out = work / f"speech-{copies}x.mp3"
+    listing = work / f"concat-{copies}.txt"
+    listing.write_text(f"file '{piece.name}'\n" * copies)
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "concat", "-safe", "0", "-i", str(listing)]
+        + ["-c", "copy", str(out)],
+        check=True,
+    )
+    duration = float(
+        subprocess.run(
+            ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(out)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    reference = " ".join([one.reference] * copies)
+    starts = tuple(k * one.duration_s + s for k in range(copies) for s in one.clip_starts_s)
+    return Recording(out, reference, starts, duration)
+
+
+@contextlib.asynccontextmanager
+async def longscribe_service(media_dir: Path, replicas: int = 1) -> AsyncIterator[tuple[str, str, list[str]]]:
+    """Triton replica(s), the media server and the REST API: yield (api URL, media URL, Triton gRPC URLs).
+
+    Several replicas split the cores between them (CPU affinity), as separate machines or pods would."""
+    cores = sorted(os.sched_getaffinity(0))
+    async with contextlib.AsyncExitStack() as stack:
+        grpc_urls = []
+        for k in range(replicas):
+            settings = Settings(
+                triton_http_port=free_port(),
+                triton_grpc_port=free_port(),
+                triton_metrics_port=free_port(),
+                triton_cpus=cores[k::replicas] if replicas > 1 else [],
+            )
+            grpc_urls.append(await stack.enter_async_context(running_triton(settings)))
+        media = await stack.enter_async_context(serving(file_app(media_dir)))
+        api = await stack.enter_async_context(serving(create_app(Settings(triton_grpc_urls=grpc_urls))))
+        yield api, media, grpc_urls
+
+
+async def transcribe(api: str, media_url: str, params: dict[str, Any]) -> tuple[dict[str, Any], float]:
+    """POST one request (verbose_json, for the timings); the answer and the client-side wall time."""
+    body = {"media_url": media_url, "params": params, "response_format": "verbose_json"}
+    started = time.perf_counter()
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None)) as session:
+        async with session.post(f"{api}/v1/transcribe", json=body) as response:
+            out = await response.json()
+            if response.status != 200:
+                raise RuntimeError(f"longscribe answered {response.status}: {out}")
+    return out, time.perf_counter() - started
+
+
+def longscribe_result(name: str, out: dict[str, Any], wall_s: float, extra: dict[str, Any] | None = None) -> Result:
+    segments = [(s["start_time_sec"], s["text"]) for s in out["segments"]]
+    return Result(name, out["text"], wall_s, segments, {"timings": out.get("timings", {}), **(extra or {})})
+
+
+def faster_whisper_results(
+    path: Path, warm_up: Path | None = None, batched: bool = True, sequential: bool = True
+) -> list[Result]:
+    """faster-whisper as a user would call it: tiny.en, int8, greedy, every core; each run warmed up first."""
+    from faster_whisper import BatchedInferencePipeline, WhisperModel
+
+    model = WhisperModel(weights.resolve("tiny.en"), device="cpu", compute_type="int8", cpu_threads=threads())
+    runs = []
+    if sequential:
+        runs.append(("faster-whisper transcribe (sequential)", lambda p: model.transcribe(str(p), beam_size=1)))
+    if batched:
+        pipeline = BatchedInferencePipeline(model)
+        runs.append(
+            (
+                "faster-whisper BatchedInferencePipeline (8)",
+                lambda p: pipeline.transcribe(str(p), beam_size=1, batch_size=8),
+            )
+        )
+    results = []
+    for name, run in runs:
+        if warm_up is not None:
+            list(run(warm_up)[0])
+        started = time.perf_counter()
+        segments, _ = run(path)
+        timed = [(s.start, s.text.strip()) for s in segments]  # the generator decodes as it is read
+        wall = time.perf_counter() - started
+        results.append(Result(name, " ".join(t for _, t in timed), wall, timed, {}))
+    return results
