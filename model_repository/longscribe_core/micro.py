@@ -46,6 +46,7 @@ from .segments import ChunkResult, Segment
 # audio, sampling temperature -> what Whisper heard
 TranscribePiece = Callable[[FloatAudio, float], Awaitable[ChunkResult]]
 
+FALLBACK = quality.FALLBACK_TEMPERATURES
 MIN_TAIL_S = 1.0  # shorter uncovered tails are left alone
 SPEECH_LEVEL = 0.1  # speech: the envelope passes this share of the chunk's loud level
 LOUD_PERCENTILE = 95.0  # the chunk's "loud level"
@@ -107,7 +108,7 @@ def speech_levels(envelope: Envelope) -> Envelope:
 def plan_pieces(envelope: Envelope, max_len: int, levels: Envelope) -> list[Piece]:
     """Cut at pauses; a cut inside speech makes its two pieces overlap by CUT_OVERLAP_S each way."""
     overlap = int(CUT_OVERLAP_S * SAMPLE_RATE)
-    tiles = plan_cuts(envelope, max_len=max_len, min_len=max_len // 2)
+    tiles = plan_cuts(envelope, max_len, max_len // 2)
     pieces = []
     for k, (lo, hi) in enumerate(tiles):
         hard_start = k > 0 and envelope[lo] > levels[lo]
@@ -153,7 +154,9 @@ def _passes(result: ChunkResult) -> bool:
     return not quality.is_loop(ratio) and not quality.is_unsure(logprob)
 
 
-async def decode_with_fallback(audio: FloatAudio, transcribe: TranscribePiece) -> ChunkResult | None:
+async def decode_with_fallback(
+    audio: FloatAudio, transcribe: TranscribePiece, temperatures: tuple[float, ...] = quality.FALLBACK_TEMPERATURES
+) -> ChunkResult | None:
     """Greedy, then hotter while the text loops or is unsure; None for silence or an incurable loop.
 
     A hotter decode is kept only when it passes: when none does, the greedy
@@ -162,12 +165,12 @@ async def decode_with_fallback(audio: FloatAudio, transcribe: TranscribePiece) -
     unsure ("I'm going to go back to the next video.", -1.8): sampling luck,
     not hearing.
     """
-    greedy = await transcribe(audio, quality.FALLBACK_TEMPERATURES[0])
+    greedy = await transcribe(audio, temperatures[0])
     chosen = greedy
     if not _passes(greedy):
         if _score(greedy)[1] > quality.MAX_NO_SPEECH_PROB:
             return None  # the decoder hears no speech: hotter sampling would only invent some
-        for temperature in quality.FALLBACK_TEMPERATURES[1:]:
+        for temperature in temperatures[1:]:
             result = await transcribe(audio, temperature)
             if _passes(result):
                 chosen = result
@@ -197,7 +200,9 @@ async def transcribe_macro_chunk(
         # Whisper's first timestamp is capped at 1 s and alignment starts at the first frame, so
         # a leading pause would be glued to the first word: start the window where speech does
         p = replace(p, lo=p.lo + max(0, int(loud[0]) - LEAD_PAD))
-        result = await decode_with_fallback(pcm[p.lo : p.hi], transcribe)
+        # a second look (a tail, skipped speech) must be confident greedily: every window costs a
+        # full encoder pass, and a short clip the first decode passed over rarely earns six
+        result = await decode_with_fallback(pcm[p.lo : p.hi], transcribe, (0.0,) if strict else FALLBACK)
         if result is None or (strict and not _confident(result)):
             return []
         if result.language and result.segments:
