@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO   := demo/lj001-printing.mp3
 
-.PHONY: install system-deps demo test test-unit serve lint clean bench bench-accuracy
+.PHONY: install system-deps demo test test-unit serve lint clean bench bench-accuracy bench-memory perf
 
 install: $(STAMP)
 
@@ -46,6 +46,17 @@ test-unit: install
 # longscribe vs faster-whisper (sequential and batched) on a 30-minute MP3: speedup, WER, time split
 bench: install
 	$(BIN)/python -m bench.speed
+
+# peak RSS of the service (orchestrator, Triton, stubs) on 1-hour and 10-hour recordings (about 12 minutes)
+bench-memory: install
+	$(BIN)/python -m bench.memory
+
+# perf_analyzer against the whisper and micro_chunker models, real speech as input, several concurrencies
+perf: install
+	@/sbin/ldconfig -p | grep -q 'libb64.so.0d' || { echo "installing libb64-0d (perf_analyzer needs it)"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libb64-0d; }
+	$(BIN)/python -m pip install -q -e '.[perf]'
+	$(BIN)/python -m bench.perf
 
 # longscribe vs faster-whisper (sequential and batched) on a long recording: WER, forced cuts, timestamps
 bench-accuracy: install

@@ -44,18 +44,19 @@ def threads() -> int:
     return len(os.sched_getaffinity(0))
 
 
-def repeated_mp3(work: Path, minutes: float) -> Recording:
+def repeated_mp3(work: Path, minutes: float, mp3_args: list[str] = MP3_ARGS) -> Recording:
     """The long-form recording (~5 min of real speech) as a podcast-like MP3, repeated to `minutes`.
 
     The repeats are joined by stream copy, so a 10-hour file takes seconds to build.
     """
     one = long_form_recording(work / "long-form.wav")
-    piece = work / "long-form.mp3"
+    tag = "-".join(a.lstrip("-:") for a in mp3_args)
+    piece = work / f"long-form-{tag}.mp3"
     if not piece.exists():
-        subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", str(one.path), *MP3_ARGS, str(piece)])
+        subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", str(one.path), *mp3_args, str(piece)])
     copies = max(1, round(minutes * 60 / one.duration_s))
-    out = work / f"speech-{copies}x.mp3"
-    listing = work / f"concat-{copies}.txt"
+    out = work / f"speech-{copies}x-{tag}.mp3"
+    listing = work / f"concat-{copies}-{tag}.txt"
     listing.write_text(f"file '{piece.name}'\n" * copies)
     subprocess.run(
         ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "concat", "-safe", "0", "-i", str(listing)]

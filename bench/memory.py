@@ -1,0 +1,217 @@
+"""Memory stays flat: peak RSS of the service on 1-hour and 10-hour recordings.
+
+Builds MP3s of real speech (the long-form recording repeated; joined by
+stream copy, so building takes seconds), runs `longscribe serve` as a child
+process (the orchestrator, its managed Triton and the Python-backend stubs),
+transcribes each file through the REST API, and samples the resident memory
+of every process of the service twice a second. The service's temporary
+directory is a fresh one, watched too: no file may hold the media.
+
+    make bench-memory                       # or: .venv/bin/python -m bench.memory [--hours 1 10]
+
+Goals (issue 4): the 10-hour peak within 10 % of the 1-hour peak, under
+2 GiB in all with tiny.en, wall time linear in the audio length.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from orchestrator.net import free_port
+from orchestrator.range_server import file_app, serving
+
+from .harness import repeated_mp3
+
+RESULTS = Path(__file__).resolve().parent / "results" / "memory.json"
+SMALL_MP3 = ["-ar", "16000", "-ac", "1", "-b:a", "32k"]  # 10 hours in 144 MB
+SAMPLE_EVERY_S = 0.5
+MiB = 1024 * 1024
+
+
+def descendants(root: int) -> dict[int, str]:
+    """Every live process under `root` (and root), by pid, with its command name."""
+    parent: dict[int, int] = {}
+    names: dict[int, str] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        name, rest = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :].split()
+        parent[int(entry)], names[int(entry)] = int(rest[1]), name
+    found, frontier = {root: names.get(root, "?")}, [root]
+    while frontier:
+        pid = frontier.pop()
+        for child, ppid in parent.items():
+            if ppid == pid and child not in found:
+                found[child] = names[child]
+                frontier.append(child)
+    return found
+
+
+def rss_bytes(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def role(pid: int, name: str, root: int) -> str:
+    if pid == root:
+        return "orchestrator"
+    if name.startswith("ffmpeg") or name.startswith("ffprobe"):
+        return "ffmpeg"
+    return "triton"  # tritonserver and its Python-backend stubs
+
+
+def dir_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+@dataclass
+class Peaks:
+    by_role: dict[str, int] = field(default_factory=dict)
+    total: int = 0
+    tmp_bytes: int = 0
+
+    def sample(self, root: int, tmp: Path) -> None:
+        now: dict[str, int] = {}
+        for pid, name in descendants(root).items():
+            r = role(pid, name, root)
+            now[r] = now.get(r, 0) + rss_bytes(pid)
+        for r, value in now.items():
+            self.by_role[r] = max(self.by_role.get(r, 0), value)
+        self.total = max(self.total, sum(now.values()))
+        self.tmp_bytes = max(self.tmp_bytes, dir_bytes(tmp))
+
+
+async def transcribe_watching(api: str, media: str, root: int, tmp: Path) -> tuple[dict[str, Any], float, Peaks]:
+    peaks = Peaks()
+    body = {"media_url": media}
+    started = time.perf_counter()
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None)) as session:
+        request = asyncio.create_task(session.post(f"{api}/v1/transcribe", json=body))
+        while not request.done():
+            await asyncio.to_thread(peaks.sample, root, tmp)
+            await asyncio.sleep(SAMPLE_EVERY_S)
+        async with await request as response:
+            out = await response.json()
+            if response.status != 200:
+                raise RuntimeError(f"longscribe answered {response.status}: {out}")
+    return out, time.perf_counter() - started, peaks
+
+
+async def wait_ready(api: str, proc: subprocess.Popen[bytes], timeout_s: float = 300.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"longscribe serve exited with {proc.returncode}")
+            try:
+                async with session.get(f"{api}/readyz") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.5)
+    raise RuntimeError("longscribe serve not ready in time")
+
+
+async def run(hours: list[float], work: Path) -> list[dict[str, Any]]:
+    recordings = [repeated_mp3(work, h * 60, SMALL_MP3) for h in hours]
+    tmp = work / "service-tmp"
+    tmp.mkdir()
+    port = free_port()
+    command = [
+        sys.executable, "-m", "orchestrator.cli", "serve", "--port", str(port),
+        "--triton-http-port", str(free_port()), "--triton-grpc-port", str(free_port()),
+        "--triton-metrics-port", str(free_port()),
+    ]  # fmt: skip
+    env = {**os.environ, "TMPDIR": str(tmp)}
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    api = f"http://127.0.0.1:{port}"
+    rows = []
+    try:
+        await wait_ready(api, proc)
+        async with serving(file_app(work)) as media:
+            for recording, h in zip(recordings, hours):
+                out, wall, peaks = await transcribe_watching(api, f"{media}/{recording.path.name}", proc.pid, tmp)
+                rows.append(
+                    {
+                        "hours": h,
+                        "audio_s": out["input_duration_sec"],
+                        "wall_s": wall,
+                        "speedup": out["input_duration_sec"] / wall,
+                        "segments": len(out["segments"]),
+                        "peak_rss_bytes": peaks.by_role,
+                        "peak_total_bytes": peaks.total,
+                        "peak_tmp_bytes": peaks.tmp_bytes,
+                    }
+                )
+                print(f"{h:g} h done: {wall:.0f} s, peak {peaks.total / MiB:.0f} MiB", flush=True)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    return rows
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| audio | wall s | speedup | orchestrator MiB | Triton + stubs MiB | FFmpeg MiB | total peak MiB "
+        "| largest temp file |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        mib = {role: r["peak_rss_bytes"].get(role, 0) / MiB for role in ("orchestrator", "triton", "ffmpeg")}
+        lines.append(
+            f"| {r['hours']:g} h | {r['wall_s']:.0f} | {r['speedup']:.1f}x | {mib['orchestrator']:.0f} "
+            f"| {mib['triton']:.0f} | {mib['ffmpeg']:.0f} | {r['peak_total_bytes'] / MiB:.0f} "
+            f"| {r['peak_tmp_bytes'] / MiB:.1f} MiB |"
+        )
+    if len(rows) >= 2:
+        first, last = rows[0], rows[-1]
+        growth = last["peak_total_bytes"] / first["peak_total_bytes"] - 1
+        per_hour = [r["wall_s"] / r["hours"] for r in (first, last)]
+        lines += [
+            "",
+            f"peak {last['hours']:g} h vs {first['hours']:g} h: {100 * growth:+.1f} % (goal: within 10 %); "
+            f"largest peak {max(r['peak_total_bytes'] for r in rows) / MiB:.0f} MiB (goal: under 2048)",
+            f"wall per audio hour: {per_hour[0]:.0f} s at {first['hours']:g} h, {per_hour[1]:.0f} s at "
+            f"{last['hours']:g} h (linear: equal)",
+        ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--hours", type=float, nargs="+", default=[1.0, 10.0])
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = asyncio.run(run(args.hours, Path(tmp)))
+    print()
+    print(table(rows))
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(rows, indent=2))
+    print(f"\nwritten to {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
