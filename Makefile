@@ -47,7 +47,7 @@ test-unit: install
 bench: install
 	$(BIN)/python -m bench.speed
 
-# peak RSS of the service (orchestrator, Triton, stubs) on 1-hour and 10-hour recordings (about 12 minutes)
+# peak memory (PSS) of the service (orchestrator, Triton, stubs) on 1-hour and 10-hour recordings (about 12 minutes)
 bench-memory: install
 	$(BIN)/python -m bench.memory
 

@@ -8,6 +8,7 @@ compute type and threads.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import subprocess
 import time
@@ -50,10 +51,11 @@ def repeated_mp3(work: Path, minutes: float, mp3_args: list[str] = MP3_ARGS) -> 
     The repeats are joined by stream copy, so a 10-hour file takes seconds to build.
     """
     one = long_form_recording(work / "long-form.wav")
-    tag = "-".join(a.lstrip("-:") for a in mp3_args)
+    tag = hashlib.sha256(" ".join(mp3_args).encode()).hexdigest()[:8]  # one file per encoding
     piece = work / f"long-form-{tag}.mp3"
     if not piece.exists():
-        subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", str(one.path), *mp3_args, str(piece)])
+        args = ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", str(one.path), *mp3_args, str(piece)]
+        subprocess.run(args, check=True)
     copies = max(1, round(minutes * 60 / one.duration_s))
     out = work / f"speech-{copies}x-{tag}.mp3"
     listing = work / f"concat-{copies}-{tag}.txt"

@@ -1,10 +1,11 @@
-"""Memory stays flat: peak RSS of the service on 1-hour and 10-hour recordings.
+"""Memory stays flat: peak memory of the service on 1-hour and 10-hour recordings.
 
 Builds MP3s of real speech (the long-form recording repeated; joined by
 stream copy, so building takes seconds), runs `longscribe serve` as a child
 process (the orchestrator, its managed Triton and the Python-backend stubs),
-transcribes each file through the REST API, and samples the resident memory
-of every process of the service twice a second. The service's temporary
+transcribes each file through the REST API, and samples the memory of every
+process of the service twice a second (PSS: resident, shared pages split
+among the processes that map them, so the sum is what the service holds). The service's temporary
 directory is a fresh one, watched too: no file may hold the media.
 
     make bench-memory                       # or: .venv/bin/python -m bench.memory [--hours 1 10]
@@ -64,10 +65,12 @@ def descendants(root: int) -> dict[int, str]:
     return found
 
 
-def rss_bytes(pid: int) -> int:
+def pss_bytes(pid: int) -> int:
+    """Proportional set size: shared pages (libraries, the Python backend's shared-memory
+    region that Triton and each stub both map) count once in a sum, not once per process."""
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
                 return int(line.split()[1]) * 1024
     except OSError:
         pass
@@ -96,7 +99,7 @@ class Peaks:
         now: dict[str, int] = {}
         for pid, name in descendants(root).items():
             r = role(pid, name, root)
-            now[r] = now.get(r, 0) + rss_bytes(pid)
+            now[r] = now.get(r, 0) + pss_bytes(pid)
         for r, value in now.items():
             self.by_role[r] = max(self.by_role.get(r, 0), value)
         self.total = max(self.total, sum(now.values()))
@@ -161,7 +164,7 @@ async def run(hours: list[float], work: Path) -> list[dict[str, Any]]:
                         "wall_s": wall,
                         "speedup": out["input_duration_sec"] / wall,
                         "segments": len(out["segments"]),
-                        "peak_rss_bytes": peaks.by_role,
+                        "peak_pss_bytes": peaks.by_role,
                         "peak_total_bytes": peaks.total,
                         "peak_tmp_bytes": peaks.tmp_bytes,
                     }
@@ -180,7 +183,7 @@ def table(rows: list[dict[str, Any]]) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        mib = {role: r["peak_rss_bytes"].get(role, 0) / MiB for role in ("orchestrator", "triton", "ffmpeg")}
+        mib = {role: r["peak_pss_bytes"].get(role, 0) / MiB for role in ("orchestrator", "triton", "ffmpeg")}
         lines.append(
             f"| {r['hours']:g} h | {r['wall_s']:.0f} | {r['speedup']:.1f}x | {mib['orchestrator']:.0f} "
             f"| {mib['triton']:.0f} | {mib['ffmpeg']:.0f} | {r['peak_total_bytes'] / MiB:.0f} "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ctypes
 import logging
 import signal
 import sys
@@ -143,8 +144,26 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+M_MMAP_THRESHOLD = -3  # mallopt's parameter number, from glibc's malloc.h
+MMAP_THRESHOLD_BYTES = 1 << 20
+
+
+def return_freed_buffers_to_the_os() -> None:
+    """Give each buffer over 1 MiB (a chunk's PCM, its gRPC request) its own mapping.
+
+    glibc raises its mmap threshold to the largest buffer freed so far, after
+    which 10 MB chunk buffers come from the heap and its fragments are never
+    returned: the service grew by about 80 MB per hour of audio. A fixed
+    threshold keeps it flat. Only in this process: the inference stubs, with
+    many mid-sized arrays, run faster with glibc's default.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    return_freed_buffers_to_the_os()
     quiet = args.command == "transcribe" and not args.verbose
     logging.basicConfig(
         level=logging.WARNING if quiet else logging.INFO,

@@ -27,18 +27,26 @@ def int16_to_float(pcm: Int16Audio) -> FloatAudio:
 def smoothed_energy(pcm: FloatAudio, width_samples: int) -> Envelope:
     """|pcm| box-smoothed over `width_samples` [n] -> float64 envelope [n].
 
-    A cumulative sum makes the box filter O(n) whatever the width.
+    A cumulative sum makes the box filter O(n) whatever the width; slices,
+    not index arrays, keep a 5-minute chunk's temporaries to two arrays.
+    Near the ends the box is cut short and averages what it covers.
     """
-    mag = np.abs(pcm.astype(np.float64))
-    width = max(1, min(int(width_samples), len(mag)))
-    if len(mag) == 0:
-        return mag
-    csum = np.concatenate(([0.0], np.cumsum(mag)))
+    n = len(pcm)
+    if n == 0:
+        return np.zeros(0)
+    width = max(1, min(int(width_samples), n))
     half = width // 2
-    idx = np.arange(len(mag))
-    lo = np.clip(idx - half, 0, len(mag))
-    hi = np.clip(idx - half + width, 0, len(mag))
-    envelope: Envelope = (csum[hi] - csum[lo]) / np.maximum(hi - lo, 1)
+    csum = np.empty(n + 1)
+    csum[0] = 0.0
+    np.cumsum(np.abs(pcm), dtype=np.float64, out=csum[1:])
+    envelope: Envelope = np.empty(n)
+    # sample i averages [i - half, i - half + width), clipped to [0, n)
+    inner = n - width + 1
+    envelope[half : half + inner] = (csum[width:] - csum[:inner]) / width
+    head = np.arange(half) - half + width  # i < half: [0, i - half + width)
+    envelope[:half] = csum[head] / head
+    tail = np.arange(half + inner, n) - half  # the rest: [i - half, n)
+    envelope[half + inner :] = (csum[n] - csum[tail]) / (n - tail)
     return envelope
 
 

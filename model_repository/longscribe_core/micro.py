@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from numpy.typing import NDArray
@@ -190,11 +190,38 @@ async def transcribe_macro_chunk(
     pcm = int16_to_float(pcm_int16)
     envelope = smoothed_energy(pcm, smoothing_samples)
     levels = speech_levels(envelope)
-    speaks = envelope > levels
-    languages: dict[int, str] = {}  # piece start -> its language; the earliest piece speaks for the chunk
+    chunk = _Chunk(pcm, envelope, levels, envelope > levels, transcribe)
+    pieces = plan_pieces(envelope, int(max_s * SAMPLE_RATE), chunk.levels) if len(pcm) else []
+    per_piece = await asyncio.gather(*(chunk.piece(p, MAX_TAIL_ROUNDS) for p in pieces))
+    segments = [
+        snap_start(part, envelope, chunk.levels)
+        for group in per_piece
+        for seg in group
+        for part in split_at_pauses(seg, envelope, chunk.levels)
+    ]
+    languages = chunk.languages
+    return ChunkResult(segments=tuple(segments), language=languages[min(languages)] if languages else None)
 
-    async def piece(p: Piece, tail_rounds: int, strict: bool = False) -> list[Segment]:
-        loud = np.flatnonzero(envelope[p.lo : p.hi] > levels[p.lo : p.hi])
+
+@dataclass
+class _Chunk:
+    """One macro chunk's audio and what is known of it while its pieces are decoded.
+
+    A plain object, not closures: a closure that calls itself is a reference
+    cycle, and it kept each 5-minute chunk's arrays (100 MB) alive until the
+    garbage collector's next full pass.
+    """
+
+    pcm: FloatAudio
+    envelope: Envelope
+    levels: Envelope
+    speaks: NDArray[np.bool_]  # envelope above the local speech level
+    transcribe: TranscribePiece
+    # piece start -> its language; the earliest piece speaks for the chunk
+    languages: dict[int, str] = field(default_factory=dict)
+
+    async def piece(self, p: Piece, tail_rounds: int, strict: bool = False) -> list[Segment]:
+        loud = np.flatnonzero(self.speaks[p.lo : p.hi])
         if len(loud) == 0:
             return []  # no speech energy: nothing to hear, and nothing to invent
         # Whisper's first timestamp is capped at 1 s and alignment starts at the first frame, so
@@ -202,48 +229,39 @@ async def transcribe_macro_chunk(
         p = replace(p, lo=p.lo + max(0, int(loud[0]) - LEAD_PAD))
         # a second look (a tail, skipped speech) must be confident greedily: every window costs a
         # full encoder pass, and a short clip the first decode passed over rarely earns six
-        result = await decode_with_fallback(pcm[p.lo : p.hi], transcribe, (0.0,) if strict else FALLBACK)
+        result = await decode_with_fallback(self.pcm[p.lo : p.hi], self.transcribe, (0.0,) if strict else FALLBACK)
         if result is None or (strict and not _confident(result)):
             return []
         if result.language and result.segments:
-            languages.setdefault(p.own_lo, result.language)
+            self.languages.setdefault(p.own_lo, result.language)
         heard = [cap_words(s.shifted(p.lo / SAMPLE_RATE)) for s in result.segments]
         owned = (s.owned_part(p.own_lo / SAMPLE_RATE, p.own_hi / SAMPLE_RATE) for s in heard)
         segments = [s for s in owned if s is not None]
         if not strict:  # skipped speech inside the window, decoded on its own and held to the tail's rules
-            skipped = [Piece(a, b, max(a, p.own_lo), min(b, p.own_hi)) for a, b in skipped_speech(heard, p, speaks)]
-            found = await asyncio.gather(*(piece(g, 0, strict=True) for g in skipped))
+            stretches = skipped_speech(heard, p, self.speaks)
+            skipped = [Piece(a, b, max(a, p.own_lo), min(b, p.own_hi)) for a, b in stretches]
+            found = await asyncio.gather(*(self.piece(g, 0, strict=True) for g in skipped))
             segments = sorted(segments + [s for group in found for s in group], key=lambda s: s.start_s)
         if result.truncated and not heard and p.hi - p.lo >= 2 * MIN_RECUT_S * SAMPLE_RATE:
-            return await _recut(p, tail_rounds)
+            return await self.recut(p, tail_rounds)
         # how far the decoder got, whatever this piece keeps of it
         covered = max(p.lo, int(round(heard[-1].end_s * SAMPLE_RATE))) if heard else p.hi
         if tail_rounds == 0 or covered >= p.own_hi:
             return segments
         tail = Piece(covered, p.hi, covered, p.own_hi)
         if result.truncated:  # real speech the decoder had no room for: decode it, same rules
-            return segments + await piece(tail, tail_rounds - 1)
-        if p.hi - covered >= MIN_TAIL_S * SAMPLE_RATE and np.any(envelope[covered : p.hi] > levels[covered : p.hi]):
-            return segments + await piece(tail, tail_rounds - 1, strict=True)
+            return segments + await self.piece(tail, tail_rounds - 1)
+        if p.hi - covered >= MIN_TAIL_S * SAMPLE_RATE and np.any(self.speaks[covered : p.hi]):
+            return segments + await self.piece(tail, tail_rounds - 1, strict=True)
         return segments
 
-    async def _recut(p: Piece, tail_rounds: int) -> list[Segment]:
+    async def recut(self, p: Piece, tail_rounds: int) -> list[Segment]:
         """No closed segment before the token limit: halve the piece at its quietest middle point."""
         third = (p.hi - p.lo) // 3
-        cut = quietest_index(envelope, p.lo + third, p.hi - third)
+        cut = quietest_index(self.envelope, p.lo + third, p.hi - third)
         halves = [Piece(p.lo, cut, max(p.own_lo, p.lo), cut), Piece(cut, p.hi, cut, p.own_hi)]
-        parts = await asyncio.gather(*(piece(h, tail_rounds) for h in halves))
+        parts = await asyncio.gather(*(self.piece(h, tail_rounds) for h in halves))
         return [s for part in parts for s in part]
-
-    pieces = plan_pieces(envelope, int(max_s * SAMPLE_RATE), levels) if len(pcm) else []
-    per_piece = await asyncio.gather(*(piece(p, MAX_TAIL_ROUNDS) for p in pieces))
-    segments = [
-        snap_start(part, envelope, levels)
-        for group in per_piece
-        for seg in group
-        for part in split_at_pauses(seg, envelope, levels)
-    ]
-    return ChunkResult(segments=tuple(segments), language=languages[min(languages)] if languages else None)
 
 
 def _confident(result: ChunkResult) -> bool:
