@@ -94,7 +94,7 @@ def speech_levels(envelope: Envelope) -> Envelope:
     microphone) is still heard as speech rather than as a pause.
     """
     n = len(envelope)
-    levels: Envelope = np.full(n, SILENCE_FLOOR)
+    levels: Envelope = np.full(n, SILENCE_FLOOR, dtype=np.float32)
     block, half = int(LEVEL_BLOCK_S * SAMPLE_RATE), int(LEVEL_CONTEXT_S * SAMPLE_RATE) // 2
     step = SAMPLE_RATE // 100  # the envelope is smooth: 10 ms steps are plenty for a percentile
     coarse = envelope[::step]

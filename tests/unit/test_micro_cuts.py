@@ -124,7 +124,7 @@ def test_quietest_index_rejects_an_empty_range() -> None:
 def test_smoothed_energy_of_a_constant_signal_is_that_constant(level: float, n: int, width: int) -> None:
     envelope = smoothed_energy(np.full(n, level), width)
     assert envelope.shape == (n,)
-    np.testing.assert_allclose(envelope, abs(level), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(envelope, abs(level), rtol=1e-6, atol=1e-9)  # a float32 envelope
 
 
 @given(SEEDS, st.integers(1, 500), st.integers(1, 100))
@@ -134,11 +134,11 @@ def test_smoothed_energy_is_a_box_mean_of_the_magnitude(seed: int, n: int, width
     envelope = smoothed_energy(signal, width)
     mag = np.abs(signal)
     assert np.all(envelope >= 0.0)
-    assert np.all(envelope <= mag.max() + 1e-12)
+    assert np.all(envelope <= mag.max() * (1 + 1e-6))  # a float32 envelope
     w = min(width, n)
     for i in range(0, n, max(1, n // 7)):
         lo, hi = max(0, i - w // 2), min(n, i - w // 2 + w)
-        assert envelope[i] == pytest.approx(mag[lo:hi].mean(), rel=1e-9, abs=1e-12)
+        assert envelope[i] == pytest.approx(mag[lo:hi].mean(), rel=1e-6, abs=1e-9)
 
 
 def test_smoothed_energy_of_nothing_is_empty() -> None:
