@@ -96,7 +96,7 @@ def table(recording: Recording, results: list[Result]) -> str:
         f"| FFmpeg decode of macro chunks, summed | {t['decode_sec']:.2f} |",
         f"| inference calls, summed over chunks | {t['inference_sec']:.2f} |",
         f"| whisper: queueing, summed over requests | {triton['whisper']['queue_s']:.2f} |",
-        f"| whisper: model compute, summed per request (a batch counts for each) | {triton['whisper']['compute_s']:.2f} |",
+        f"| whisper: compute, summed per request (a batch counts for each) | {triton['whisper']['compute_s']:.2f} |",
         f"| whisper executions (batches) | {triton['whisper']['executions']:.0f} |",
         f"| micro_chunker: compute incl. waiting on whisper | {triton['micro_chunker']['compute_s']:.2f} |",
         f"| merge | {t['merge_sec']:.3f} |",
