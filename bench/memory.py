@@ -31,7 +31,7 @@ from typing import Any
 
 import aiohttp
 
-from orchestrator.net import free_port
+from orchestrator.net import free_port, wait_until_ready
 from orchestrator.range_server import file_app, serving
 
 from .harness import repeated_mp3
@@ -122,22 +122,6 @@ async def transcribe_watching(api: str, media: str, root: int, tmp: Path) -> tup
     return out, time.perf_counter() - started, peaks
 
 
-async def wait_ready(api: str, proc: subprocess.Popen[bytes], timeout_s: float = 300.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    async with aiohttp.ClientSession() as session:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"longscribe serve exited with {proc.returncode}")
-            try:
-                async with session.get(f"{api}/readyz") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.5)
-    raise RuntimeError("longscribe serve not ready in time")
-
-
 async def run(hours: list[float], work: Path) -> list[dict[str, Any]]:
     recordings = [repeated_mp3(work, h * 60, SMALL_MP3) for h in hours]
     tmp = work / "service-tmp"
@@ -153,7 +137,7 @@ async def run(hours: list[float], work: Path) -> list[dict[str, Any]]:
     api = f"http://127.0.0.1:{port}"
     rows = []
     try:
-        await wait_ready(api, proc)
+        await wait_until_ready(f"{api}/readyz", proc.poll, 300.0, "longscribe serve")
         async with serving(file_app(work)) as media:
             for recording, h in zip(recordings, hours):
                 out, wall, peaks = await transcribe_watching(api, f"{media}/{recording.path.name}", proc.pid, tmp)

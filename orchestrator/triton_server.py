@@ -16,20 +16,16 @@ import shutil
 import signal
 import site
 import sys
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import aiohttp
-
 from longscribe_core.weights import cache_root
 
+from .net import NotReady, wait_until_ready
 from .settings import Settings
 
 log = logging.getLogger("longscribe.triton")
 STOP_GRACE_S = 15.0  # SIGTERM, then SIGKILL after this
-READY_POLL_S = 0.25  # how often to ask /v2/health/ready while models load
-READY_PROBE_TIMEOUT_S = 2.0  # one readiness request
 
 
 class TritonStartError(RuntimeError):
@@ -96,20 +92,6 @@ async def _forward_log(stream: asyncio.StreamReader) -> None:
         log.info("%s", line.decode(errors="replace").rstrip())
 
 
-async def _wait_ready(proc: asyncio.subprocess.Process, url: str, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    async with aiohttp.ClientSession() as session:
-        while time.monotonic() < deadline:
-            if proc.returncode is not None:
-                raise TritonStartError(f"tritonserver exited with {proc.returncode}; see its log above")
-            with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError):
-                async with session.get(url, timeout=aiohttp.ClientTimeout(total=READY_PROBE_TIMEOUT_S)) as response:
-                    if response.status == 200:
-                        return
-            await asyncio.sleep(READY_POLL_S)
-    raise TritonStartError(f"tritonserver not ready after {timeout_s:g} s")
-
-
 @contextlib.asynccontextmanager
 async def running_triton(settings: Settings) -> AsyncIterator[str]:
     """Start Triton, wait until every model is ready, yield its gRPC URL, stop it."""
@@ -128,7 +110,12 @@ async def running_triton(settings: Settings) -> AsyncIterator[str]:
     forward = asyncio.create_task(_forward_log(proc.stdout))
     try:
         ready_url = f"http://127.0.0.1:{settings.triton_http_port}/v2/health/ready"
-        await _wait_ready(proc, ready_url, settings.triton_start_timeout_sec)
+        try:
+            await wait_until_ready(
+                ready_url, lambda: proc.returncode, settings.triton_start_timeout_sec, "tritonserver"
+            )
+        except NotReady as exc:
+            raise TritonStartError(str(exc)) from exc
         log.info("Triton ready: gRPC on 127.0.0.1:%d", settings.triton_grpc_port)
         yield f"127.0.0.1:{settings.triton_grpc_port}"
     finally:

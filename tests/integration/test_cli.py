@@ -9,10 +9,9 @@ import sys
 import time
 from pathlib import Path
 
-import aiohttp
 import pytest
 
-from orchestrator.net import free_port
+from orchestrator.net import free_port, wait_until_ready
 
 from ..corpus import manifest, wer
 
@@ -56,18 +55,8 @@ async def test_serve_answers_then_stops_triton_on_sigterm() -> None:
         stderr=asyncio.subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 240
-        async with aiohttp.ClientSession() as session:
-            while True:
-                assert time.monotonic() < deadline, "service never became ready"
-                assert proc.returncode is None, "serve exited early"
-                try:
-                    async with session.get(f"http://127.0.0.1:{port}/readyz") as response:
-                        if response.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.5)
+        # raises NotReady when serve exits early or never becomes ready
+        await wait_until_ready(f"http://127.0.0.1:{port}/readyz", lambda: proc.returncode, 240, "longscribe serve")
         assert children_of(proc.pid), "Triton should run as a child of serve"
         descendants = children_of(proc.pid)
         proc.send_signal(signal.SIGTERM)
