@@ -17,22 +17,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import numpy as np
 
-from longscribe_core import weights
-from orchestrator.app import create_app
-from orchestrator.net import free_port
-from orchestrator.range_server import file_app, serving
-from orchestrator.settings import Settings
-from orchestrator.triton_server import running_triton
 from tests.corpus import Recording, long_form_recording, wer
+
+from .harness import faster_whisper_results, longscribe_service, threads, transcribe
 
 RESULTS = Path(__file__).resolve().parent / "results" / "accuracy.json"
 DEFAULT = {"macro_chunk_size_sec": 300, "micro_chunk_size_sec": 30}
@@ -47,21 +40,13 @@ def clip_start_error(segments: list[tuple[float, str]], recording: Recording) ->
 
 
 async def longscribe(recording: Recording) -> dict[str, dict[str, Any]]:
-    """Whisper in Triton runs one intra-op thread per core (config.pbtxt `threads: 0`), as the peers here."""
-    settings = Settings(triton_http_port=free_port(), triton_grpc_port=free_port(), triton_metrics_port=free_port())
+    """Whisper in Triton shares every core among its instances, as the peers here use every core."""
     rows: dict[str, dict[str, Any]] = {}
-    async with running_triton(settings) as grpc_url, serving(file_app(recording.path.parent)) as media:
-        async with serving(create_app(settings.model_copy(update={"triton_grpc_urls": [grpc_url]}))) as api:
-            async with aiohttp.ClientSession() as session:
-                for name, params in (("default sizes", DEFAULT), ("forced cuts (20 s / 8 s)", FORCED_CUTS)):
-                    body = {"media_url": f"{media}/{recording.path.name}", "params": params}
-                    started = time.perf_counter()
-                    async with session.post(f"{api}/v1/transcribe", json=body) as response:
-                        out = await response.json()
-                        assert response.status == 200, out
-                    wall = time.perf_counter() - started
-                    segments = [(s["start_time_sec"], s["text"]) for s in out["segments"]]
-                    rows[f"longscribe, {name}"] = row(recording, out["text"], wall, segments)
+    async with longscribe_service(recording.path.parent) as (api, media, _):
+        for name, params in (("default sizes", DEFAULT), ("forced cuts (20 s / 8 s)", FORCED_CUTS)):
+            out, wall = await transcribe(api, f"{media}/{recording.path.name}", params)
+            segments = [(s["start_time_sec"], s["text"]) for s in out["segments"]]
+            rows[f"longscribe, {name}"] = row(recording, out["text"], wall, segments)
     return rows
 
 
@@ -77,25 +62,8 @@ def row(recording: Recording, text: str, wall_s: float, segments: list[tuple[flo
     }
 
 
-def faster_whisper(recording: Recording, threads: int) -> dict[str, dict[str, Any]]:
-    from faster_whisper import BatchedInferencePipeline, WhisperModel
-
-    model = WhisperModel(weights.resolve("tiny.en"), device="cpu", compute_type="int8", cpu_threads=threads)
-    rows: dict[str, dict[str, Any]] = {}
-    runs = (
-        ("faster-whisper transcribe (sequential)", lambda: model.transcribe(str(recording.path), beam_size=1)),
-        (
-            "faster-whisper BatchedInferencePipeline (8)",
-            lambda: BatchedInferencePipeline(model).transcribe(str(recording.path), beam_size=1, batch_size=8),
-        ),
-    )
-    for name, run in runs:
-        started = time.perf_counter()
-        segments, _ = run()
-        segments = [(s.start, s.text.strip()) for s in segments]
-        wall = time.perf_counter() - started
-        rows[name] = row(recording, " ".join(t for _, t in segments), wall, segments)
-    return rows
+def faster_whisper(recording: Recording) -> dict[str, dict[str, Any]]:
+    return {r.name: row(recording, r.text, r.wall_s, r.segments) for r in faster_whisper_results(recording.path)}
 
 
 def table(recording: Recording, rows: dict[str, dict[str, Any]]) -> str:
@@ -124,14 +92,13 @@ def table(recording: Recording, rows: dict[str, dict[str, Any]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.parse_args()
-    threads = os.cpu_count() or 1
     with tempfile.TemporaryDirectory() as tmp:
         recording = long_form_recording(Path(tmp) / "long-form.wav")
         rows = asyncio.run(longscribe(recording))
-        rows.update(faster_whisper(recording, threads))
+        rows.update(faster_whisper(recording))
     print(table(recording, rows))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({"duration_s": recording.duration_s, "threads": threads, "rows": rows}, indent=2))
+    RESULTS.write_text(json.dumps({"duration_s": recording.duration_s, "threads": threads(), "rows": rows}, indent=2))
     print(f"\nwritten to {RESULTS}")
 
 
