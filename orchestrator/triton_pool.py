@@ -75,7 +75,7 @@ class TritonPool:
 
         One request per window: Triton batches them, and no request can exceed the model's batch size."""
         answers = await asyncio.gather(
-            *(self._infer(self.whisper_model, _detect_inputs([w]), "language detection") for w in windows)
+            *(self._infer(self.whisper_model, _detect_inputs(w), "language detection") for w in windows)
         )
         return [result for answer in answers for result in answer]
 
@@ -109,19 +109,13 @@ class TritonPool:
         raise InferenceUnavailable("no Triton endpoint answered: " + "; ".join(tried))
 
 
-def _detect_inputs(windows: list[FloatAudio]) -> list[grpcclient.InferInput]:
-    """A batch [B, longest], zero-padded, with each window's true length."""
-    longest = max(len(w) for w in windows)
-    batch = np.zeros((len(windows), longest), dtype=np.float32)
-    for row, window in zip(batch, windows):
-        row[: len(window)] = window
-    audio = grpcclient.InferInput("audio", list(batch.shape), "FP32")
-    audio.set_data_from_numpy(batch)
-    lengths = grpcclient.InferInput("n_samples", [len(windows), 1], "INT32")
-    lengths.set_data_from_numpy(np.array([[len(w)] for w in windows], dtype=np.int32))
-    task = grpcclient.InferInput("task", [len(windows), 1], "BYTES")
-    task.set_data_from_numpy(np.array([[b"detect_language"]] * len(windows), dtype=np.object_))
-    return [audio, lengths, task]
+def _detect_inputs(window: FloatAudio) -> list[grpcclient.InferInput]:
+    """One window as a batch of one: [1, n] audio and the detect task."""
+    audio = grpcclient.InferInput("audio", [1, len(window)], "FP32")
+    audio.set_data_from_numpy(np.ascontiguousarray(window, dtype=np.float32)[None, :])
+    task = grpcclient.InferInput("task", [1, 1], "BYTES")
+    task.set_data_from_numpy(np.array([[b"detect_language"]], dtype=np.object_))
+    return [audio, task]
 
 
 def _inputs(
