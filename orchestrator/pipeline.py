@@ -77,7 +77,7 @@ class Pipeline:
         parts = await _all(
             [self._chunk(url, c, request, c is chunks[-1], language, timings, in_speech) for c in chunks]
         )
-        parts += await self._beyond_probe(url, parts[-1], request, language.result(), timings)
+        parts += await self._beyond_probe(url, parts[-1], request, language, timings)
         with _timed(timings, "merge_sec"):
             # what FFmpeg decoded, not what the header claimed (either way it can be wrong)
             duration_s = max((p.decoded_end_s for p in parts if p.n_samples), default=0.0)
@@ -169,18 +169,23 @@ class Pipeline:
         )
 
     async def _beyond_probe(
-        self, url: str, last: ChunkPart, request: TranscribeRequest, language: str | None, timings: Timings
+        self,
+        url: str,
+        last: ChunkPart,
+        request: TranscribeRequest,
+        language: asyncio.Future[str | None],
+        timings: Timings,
     ) -> list[ChunkPart]:
-        """The header under-reported the length: keep reading chunk by chunk to the real end."""
+        """The header under-reported the length: keep reading chunk by chunk to the real end.
+
+        `language` is decided by now (the first chunk has run)."""
         extra: list[ChunkPart] = []
-        decided: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
-        decided.set_result(language)
         macro_s = request.params.macro_chunk_size_sec
         while not last.reached_end:
             self._check_length(last.decoded_end_s)
             start_s = last.decoded_end_s
             nxt = chunking.MacroChunk(last.chunk.index + 1, start_s, start_s + macro_s)
-            last = await self._chunk(url, nxt, request, True, decided, timings)
+            last = await self._chunk(url, nxt, request, True, language, timings)
             extra.append(last)
         return extra
 
