@@ -27,6 +27,7 @@ from orchestrator.settings import Settings
 from orchestrator.triton_server import running_triton
 from tests.corpus import Recording, long_form_recording
 
+LOOPBACK = ["127.0.0.0/8"]  # the benchmark's media server
 MP3_ARGS = ["-ar", "44100", "-ac", "2", "-b:a", "128k"]  # what a podcast feed serves
 
 
@@ -95,7 +96,9 @@ async def longscribe_service(media_dir: Path, replicas: int = 1) -> AsyncIterato
             )
             grpc_urls.append(await stack.enter_async_context(running_triton(settings)))
         media = await stack.enter_async_context(serving(file_app(media_dir)))
-        api = await stack.enter_async_context(serving(create_app(Settings(triton_grpc_urls=grpc_urls))))
+        api = await stack.enter_async_context(
+            serving(create_app(Settings(triton_grpc_urls=grpc_urls, allowed_media_hosts=LOOPBACK)))
+        )
         yield api, media, grpc_urls
 
 

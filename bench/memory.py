@@ -132,7 +132,7 @@ async def run(hours: list[float], work: Path) -> list[dict[str, Any]]:
         "--triton-http-port", str(free_port()), "--triton-grpc-port", str(free_port()),
         "--triton-metrics-port", str(free_port()),
     ]  # fmt: skip
-    env = {**os.environ, "TMPDIR": str(tmp)}
+    env = {**os.environ, "TMPDIR": str(tmp), "LONGSCRIBE_ALLOWED_MEDIA_HOSTS": '["127.0.0.0/8"]'}
     proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     api = f"http://127.0.0.1:{port}"
     rows = []

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-import aiohttp
 from aiohttp import web
 from pydantic import ValidationError
 
-from . import formats
-from .errors import InvalidRequest, LongscribeError
+from . import auth, formats, media_guard, media_relay, openapi
+from .admission import Admission
+from .errors import InvalidRequest, LongscribeError, Overloaded, RequestTimeout
 from .pipeline import Pipeline, Transcriber
 from .schemas import TranscribeRequest
 from .settings import Settings
@@ -22,13 +23,19 @@ log = logging.getLogger("longscribe.app")
 SETTINGS = web.AppKey("settings", Settings)
 TRANSCRIBER: web.AppKey[Transcriber] = web.AppKey("transcriber")
 POOL = web.AppKey("pool", TritonPool)
+ADMISSION = web.AppKey("admission", Admission)
+KEYS: web.AppKey[list[bytes]] = web.AppKey("api_key_digests")
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json"})  # probes and the API's description
 
 MAX_BODY_BYTES = 1 << 20  # a transcribe body is a URL and a few numbers
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def _error(exc: LongscribeError) -> web.Response:
-    return web.json_response(exc.to_json(), status=exc.status)
+    response = web.json_response(exc.to_json(), status=exc.status)
+    if isinstance(exc, Overloaded):
+        response.headers["Retry-After"] = str(exc.retry_after_s)
+    return response
 
 
 @web.middleware
@@ -47,6 +54,13 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except Exception:
         log.exception("unexpected error on %s %s", request.method, request.path)
         return _error(LongscribeError("internal error"))
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path not in OPEN_PATHS:
+        auth.check(request.headers.get("Authorization"), request.app[KEYS])
+    return await handler(request)
 
 
 async def _parse(request: web.Request, settings: Settings) -> TranscribeRequest:
@@ -68,10 +82,25 @@ async def _parse(request: web.Request, settings: Settings) -> TranscribeRequest:
 
 
 async def transcribe(request: web.Request) -> web.Response:
-    parsed = await _parse(request, request.app[SETTINGS])
-    output = await request.app[TRANSCRIBER](parsed)
+    settings = request.app[SETTINGS]
+    parsed = await _parse(request, settings)
+    async with request.app[ADMISSION].slot():
+        deadline = asyncio.timeout(settings.request_timeout_sec)
+        try:
+            async with deadline:
+                output = await request.app[TRANSCRIBER](parsed)
+        except TimeoutError as exc:
+            if not deadline.expired():
+                raise
+            raise RequestTimeout(
+                f"the request took longer than {settings.request_timeout_sec:g} s and was cancelled"
+            ) from exc
     fmt = parsed.response_format
     return web.Response(text=formats.render(output, fmt), content_type=formats.CONTENT_TYPES[fmt], charset="utf-8")
+
+
+async def openapi_json(request: web.Request) -> web.Response:
+    return web.json_response(openapi.document())
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -87,8 +116,10 @@ async def readyz(request: web.Request) -> web.Response:
 
 def create_app(settings: Settings, transcriber: Transcriber | None = None) -> web.Application:
     """The service; pass `transcriber` to run without Triton (unit tests)."""
-    app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY_BYTES)
+    app = web.Application(middlewares=[error_middleware, auth_middleware], client_max_size=MAX_BODY_BYTES)
     app[SETTINGS] = settings
+    app[KEYS] = auth.load_keys(settings.api_keys, settings.api_keys_file)
+    app[ADMISSION] = Admission(settings.max_requests_in_flight, settings.max_queued_requests, settings.retry_after_sec)
     if transcriber is not None:
         app[TRANSCRIBER] = transcriber
     else:
@@ -96,6 +127,7 @@ def create_app(settings: Settings, transcriber: Transcriber | None = None) -> we
     app.router.add_post("/v1/transcribe", transcribe)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/openapi.json", openapi_json)
     return app
 
 
@@ -109,12 +141,16 @@ async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
         required_models=[settings.micro_chunk_model, settings.whisper_model],
         timeout_s=settings.chunk_timeout_sec,
     )
-    session = aiohttp.ClientSession()
+    policy = media_guard.MediaPolicy.from_list(settings.allowed_media_hosts)
+    session = media_guard.session(policy)
     app[POOL] = pool
-    transcriber: Transcriber = Pipeline(settings, session, pool)
-    app[TRANSCRIBER] = transcriber
     try:
-        yield
+        async with media_relay.relaying(
+            session, policy, settings.max_redirects, settings.media_read_retries, settings.media_timeout_sec
+        ) as relay:
+            transcriber: Transcriber = Pipeline(settings, relay, pool)
+            app[TRANSCRIBER] = transcriber
+            yield
     finally:
         await session.close()
         await pool.close()

@@ -33,7 +33,10 @@ async def service(settings: Settings, start_triton: bool) -> AsyncIterator[str]:
         if start_triton:
             grpc_url = await stack.enter_async_context(running_triton(settings))
             settings = settings.model_copy(update={"triton_grpc_urls": [grpc_url]})
-        base = await stack.enter_async_context(serving(create_app(settings), settings.host, settings.port))
+        app = create_app(settings)
+        base = await stack.enter_async_context(
+            serving(app, settings.host, settings.port, shutdown_timeout_s=settings.shutdown_grace_sec)
+        )
         yield base
 
 
@@ -75,7 +78,8 @@ async def _transcribe(args: argparse.Namespace) -> int:
     }
     async with contextlib.AsyncExitStack() as stack:
         media = args.media
-        if not media.startswith(("http://", "https://")):
+        local_file = not media.startswith(("http://", "https://"))
+        if local_file:
             path = Path(media)
             if not path.is_file():
                 print(f"longscribe: no such file: {media}", file=sys.stderr)
@@ -90,6 +94,8 @@ async def _transcribe(args: argparse.Namespace) -> int:
                 triton_http_port=free_port(),
                 triton_grpc_port=free_port(),
                 triton_metrics_port=free_port(),
+                # the local file is served on loopback, which media URLs may not reach by default
+                allowed_media_hosts=Settings().allowed_media_hosts + ["127.0.0.1"] if local_file else None,
             )
             server = await stack.enter_async_context(service(settings, start_triton=not args.triton_url))
         async with aiohttp.ClientSession() as session:

@@ -9,6 +9,15 @@ from longscribe_core.audio import SAMPLE_RATE, Int16Audio
 from . import proc
 from .errors import MediaUnreadable
 
+# FFmpeg reads only the relay (plain http on loopback), and only containers that
+# hold their own media: a playlist (HLS, DASH, concat) would send it to URLs
+# of the file's choosing, past the relay's checks.
+DEMUXERS = (
+    "aac,ac3,aiff,amr,ape,asf,au,avi,caf,dts,eac3,flac,flv,matroska,webm,mov,mp4,m4a,3gp,3g2,mj2,"
+    "mp3,mpeg,mpegts,mxf,ogg,opus,tta,w64,wav,wv"
+)
+INPUT_GUARD = ["-protocol_whitelist", "http,tcp", "-format_whitelist", DEMUXERS]
+
 
 def ffmpeg_args(ffmpeg_bin: str, url: str, start_s: float, duration_s: float) -> list[str]:
     """`-ss`/`-t` stand before `-i`: FFmpeg seeks the input (HTTP Range) instead
@@ -17,6 +26,7 @@ def ffmpeg_args(ffmpeg_bin: str, url: str, start_s: float, duration_s: float) ->
     if start_s > 0:
         args += ["-ss", f"{start_s:.6f}"]
     args += [
+        *INPUT_GUARD,
         "-t",
         f"{duration_s:.6f}",
         "-i",

@@ -2,11 +2,21 @@
 
     LongscribeError                  500 internal
     ├── InvalidRequest               422 the body or its params are wrong
+    ├── Unauthorized                 401 no valid API key
+    ├── Overloaded                   429 the queue is full (with Retry-After)
+    ├── ShuttingDown                 503 the service is stopping
+    ├── RequestTimeout               504 over the per-request limit
     ├── MediaError                   422 the media URL cannot be transcribed
-    │   ├── MediaUnreachable             DNS, refused connection, timeout
+    │   ├── MediaForbidden               private/loopback/metadata address, or a non-http redirect
+    │   ├── MediaUnreachable             refused connection, timeout
+    │   │   ├── MediaHostNotFound            the host does not resolve
+    │   │   └── MediaConnectionLost          the server kept dropping the connection mid-read
     │   ├── MediaHttpError               the media server answered 4xx/5xx
     │   ├── RangeNotSupported            no 206 to `Range: bytes=0-0`
+    │   ├── MediaEmpty                   a zero-length file
+    │   ├── MediaNotMedia                a web page, not audio or video
     │   ├── MediaUnreadable              FFmpeg finds no audio it can decode
+    │   │   └── MediaNoAudio                 a container without an audio stream
     │   └── MediaTooLong                 over the configured limit
     ├── ToolMissing                  500 FFmpeg is not installed
     └── InferenceError               502 Triton failed on a chunk
@@ -46,9 +56,27 @@ class MediaError(LongscribeError):
     hint = "Check that media_url points to an audio or video file."
 
 
+class MediaForbidden(MediaError):
+    code = "media_url_forbidden"
+    hint = (
+        "Use a public http(s) URL. To fetch from a private network, list it in LONGSCRIBE_ALLOWED_MEDIA_HOSTS "
+        "on the service."
+    )
+
+
 class MediaUnreachable(MediaError):
     code = "media_unreachable"
     hint = "Check the host name and that the server is reachable from the service."
+
+
+class MediaHostNotFound(MediaUnreachable):
+    code = "media_host_not_found"
+    hint = "Check the spelling of the host in media_url; it does not resolve in DNS."
+
+
+class MediaConnectionLost(MediaUnreachable):
+    code = "media_connection_lost"
+    hint = "The media server kept dropping the connection; retry later or serve the file from a steadier host."
 
 
 class MediaHttpError(MediaError):
@@ -63,14 +91,57 @@ class RangeNotSupported(MediaError):
     )
 
 
+class MediaEmpty(MediaError):
+    code = "media_empty"
+    hint = "The file at media_url has no bytes; check the upload finished."
+
+
+class MediaNotMedia(MediaError):
+    code = "media_not_audio"
+    hint = "media_url points to a web page: link to the audio or video file itself."
+
+
 class MediaUnreadable(MediaError):
     code = "media_unreadable"
     hint = "The URL must point to audio or video with an audio stream FFmpeg can decode."
 
 
+class MediaNoAudio(MediaUnreadable):
+    code = "media_no_audio"
+    hint = "The file has no audio track; give the original with sound."
+
+
 class MediaTooLong(MediaError):
     code = "media_too_long"
     hint = "Split the media or raise LONGSCRIBE_MAX_MEDIA_DURATION_SEC."
+
+
+class Unauthorized(LongscribeError):
+    status = 401
+    code = "unauthorized"
+    hint = "Send `Authorization: Api-Key <key>` or `Authorization: Bearer <key>` with a key the service knows."
+
+
+class Overloaded(LongscribeError):
+    status = 429
+    code = "overloaded"
+    hint = "The service is at its request limit; retry after the number of seconds in Retry-After."
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class ShuttingDown(LongscribeError):
+    status = 503
+    code = "shutting_down"
+    hint = "The service is stopping; retry on another replica or in a moment."
+
+
+class RequestTimeout(LongscribeError):
+    status = 504
+    code = "request_timeout"
+    hint = "Split the media, use the jobs API for long files, or raise LONGSCRIBE_REQUEST_TIMEOUT_SEC."
 
 
 class ToolMissing(LongscribeError):

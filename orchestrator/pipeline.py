@@ -9,14 +9,13 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
-import aiohttp
-
 from longscribe_core.audio import SAMPLE_RATE, Int16Audio
 from longscribe_core.micro import CUT_OVERLAP_S
 from longscribe_core.segments import ChunkResult
 
 from . import chunking, decode, language_detect, merge, transcript
-from .errors import MediaTooLong
+from .errors import MediaError, MediaTooLong
+from .media_relay import MediaRelay, Source
 from .probe import probe
 from .range_check import check_range_support
 from .schemas import Timings, TranscribeOutput, TranscribeRequest
@@ -48,7 +47,7 @@ class Pipeline:
     """
 
     settings: Settings
-    session: aiohttp.ClientSession
+    relay: MediaRelay
     pool: TritonPool
     chunk_slots: asyncio.Semaphore = field(init=False)
     search_slots: asyncio.Semaphore = field(init=False)
@@ -59,25 +58,34 @@ class Pipeline:
         self.search_slots = asyncio.Semaphore(SILENCE_SEARCHES_IN_FLIGHT)
 
     async def __call__(self, request: TranscribeRequest) -> TranscribeOutput:
+        with self.relay.open(request.media_url) as source:
+            try:
+                return await self._transcribe(request, source)
+            except MediaError:
+                source.check()  # FFmpeg only saw a broken read: the relay knows why
+                raise
+
+    async def _transcribe(self, request: TranscribeRequest, source: Source) -> TranscribeOutput:
         started = time.monotonic()
         timings = Timings()
-        s, url, params = self.settings, request.media_url, request.params
+        s, params = self.settings, request.params
         with _timed(timings, "probe_sec"):
-            await check_range_support(self.session, url, s.media_timeout_sec)
-            info = await probe(url, s.ffprobe_bin, s.media_timeout_sec)
+            await check_range_support(self.relay, request.media_url)
+            info = await probe(source.local_url, s.ffprobe_bin, s.media_timeout_sec)
         self._check_length(info.duration_s)
         with _timed(timings, "silence_search_sec"):
             chunks, in_speech = await self._plan(
-                url, info.duration_s, params.macro_chunk_size_sec, params.silence_detection_smoothing_num_samples
+                source, info.duration_s, params.macro_chunk_size_sec, params.silence_detection_smoothing_num_samples
             )
         # the first chunk's audio decides the file's language; the others wait for it before inference
         language: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
         if params.language:
             language.set_result(params.language)
         parts = await _all(
-            [self._chunk(url, c, request, c is chunks[-1], language, timings, in_speech) for c in chunks]
+            [self._chunk(source, c, request, c is chunks[-1], language, timings, in_speech) for c in chunks]
         )
-        parts += await self._beyond_probe(url, parts[-1], request, language, timings)
+        parts += await self._beyond_probe(source, parts[-1], request, language, timings)
+        source.check()  # a read the relay could not finish must not pass as the whole media
         with _timed(timings, "merge_sec"):
             # what FFmpeg decoded, not what the header claimed (either way it can be wrong)
             duration_s = max((p.decoded_end_s for p in parts if p.n_samples), default=0.0)
@@ -98,8 +106,14 @@ class Pipeline:
             return None  # no speech there: each piece decides for itself
         return language_detect.vote(await self.pool.detect_language(windows))
 
+    async def _read(self, source: Source, start_s: float, duration_s: float, timeout_s: float) -> Int16Audio:
+        """PCM of one time range, read through the relay; a read the relay cut short raises its reason."""
+        pcm = await decode.read_pcm(source.local_url, start_s, duration_s, self.settings.ffmpeg_bin, timeout_s)
+        source.check()
+        return pcm
+
     async def _plan(
-        self, url: str, duration_s: float, macro_s: float, smoothing: int
+        self, source: Source, duration_s: float, macro_s: float, smoothing: int
     ) -> tuple[list[chunking.MacroChunk], set[float]]:
         """Move every nominal cut into a pause, reading only a window around each.
 
@@ -110,7 +124,7 @@ class Pipeline:
         async def snap(nominal_s: float) -> chunking.Cut:
             lo, hi = chunking.search_window(nominal_s, macro_s, duration_s, self.settings.silence_search_window_sec)
             async with self.search_slots:
-                pcm = await decode.read_pcm(url, lo, hi - lo, self.settings.ffmpeg_bin, self.settings.media_timeout_sec)
+                pcm = await self._read(source, lo, hi - lo, self.settings.media_timeout_sec)
             return chunking.snap_cut(lo, pcm, smoothing, fallback_s=nominal_s)
 
         cuts = await _all([snap(c) for c in chunking.nominal_cuts(duration_s, macro_s)])
@@ -119,7 +133,7 @@ class Pipeline:
 
     async def _chunk(
         self,
-        url: str,
+        source: Source,
         chunk: chunking.MacroChunk,
         request: TranscribeRequest,
         is_last: bool,
@@ -144,7 +158,7 @@ class Pipeline:
         async with self.chunk_slots:
             s = self.settings
             with _timed(timings, "decode_sec"):
-                pcm = await decode.read_pcm(url, read_from, length, s.ffmpeg_bin, s.chunk_timeout_sec)
+                pcm = await self._read(source, read_from, length, s.chunk_timeout_sec)
             if chunk.index == 0 and not language.done():
                 try:
                     language.set_result(await self._detect_language(pcm))
@@ -170,7 +184,7 @@ class Pipeline:
 
     async def _beyond_probe(
         self,
-        url: str,
+        source: Source,
         last: ChunkPart,
         request: TranscribeRequest,
         language: asyncio.Future[str | None],
@@ -185,7 +199,7 @@ class Pipeline:
             self._check_length(last.decoded_end_s)
             start_s = last.decoded_end_s
             nxt = chunking.MacroChunk(last.chunk.index + 1, start_s, start_s + macro_s)
-            last = await self._chunk(url, nxt, request, True, language, timings)
+            last = await self._chunk(source, nxt, request, True, language, timings)
             extra.append(last)
         return extra
 

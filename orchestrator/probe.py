@@ -6,7 +6,8 @@ import json
 from dataclasses import dataclass
 
 from . import proc
-from .errors import MediaUnreachable, MediaUnreadable
+from .decode import INPUT_GUARD
+from .errors import MediaNoAudio, MediaUnreachable, MediaUnreadable
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,7 @@ async def probe(url: str, ffprobe_bin: str, timeout_s: float) -> MediaInfo:
     args = [
         ffprobe_bin, "-v", "error", "-print_format", "json",
         "-show_entries", "format=duration:stream=codec_type,codec_name,sample_rate,channels,duration",
-        url,
+        *INPUT_GUARD, url,
     ]  # fmt: skip
     try:
         done = await proc.run(args, timeout_s)
@@ -33,7 +34,7 @@ async def probe(url: str, ffprobe_bin: str, timeout_s: float) -> MediaInfo:
     info = json.loads(done.stdout or b"{}")
     audio = [s for s in info.get("streams", []) if s.get("codec_type") == "audio"]
     if not audio:
-        raise MediaUnreadable("the media has no audio stream")
+        raise MediaNoAudio("the media has no audio stream")
     duration = _first_float(info.get("format", {}).get("duration"), audio[0].get("duration"))
     if duration is None or duration <= 0:
         raise MediaUnreadable("the media's duration is unknown or zero (a live stream or an empty file?)")

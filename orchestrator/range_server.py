@@ -30,9 +30,16 @@ def file_app(root: Path) -> web.Application:
 
 
 @contextlib.asynccontextmanager
-async def serving(app: web.Application, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
-    """Run `app` on loopback; yield its base URL (a free port unless given)."""
-    runner = web.AppRunner(app, access_log=None)
+async def serving(
+    app: web.Application, host: str = "127.0.0.1", port: int = 0, shutdown_timeout_s: float = 60.0
+) -> AsyncIterator[str]:
+    """Run `app` on loopback; yield its base URL (a free port unless given).
+
+    A client that hangs up cancels its handler (its FFmpeg and inference with
+    it). On exit the port closes first; handlers still running get
+    `shutdown_timeout_s` to finish before they are cancelled.
+    """
+    runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=shutdown_timeout_s)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

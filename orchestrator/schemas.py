@@ -88,7 +88,10 @@ class TranscribeRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    media_url: str = Field(description="http(s) URL of audio or video; the server must honour Range requests")
+    media_url: str = Field(
+        description="http(s) URL of audio or video; the server must honour Range requests",
+        json_schema_extra={"format": "uri", "pattern": "^https?://"},
+    )
     params: TranscribeParams = Field(default_factory=TranscribeParams)
     response_format: ResponseFormat = Field(
         "json", description="json (default), text, srt, vtt, or verbose_json with per-segment scores"

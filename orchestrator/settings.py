@@ -31,8 +31,30 @@ class Settings(BaseSettings):
     )
     max_macro_chunk_size_sec: float = Field(3600.0, gt=0, description="largest macro_chunk_size_sec accepted")
     max_media_duration_sec: float = Field(12 * 3600.0, gt=0, description="longer media is refused")
+    request_timeout_sec: float = Field(
+        7200.0, gt=0, description="limit for one whole request; past it the request is cancelled (504)"
+    )
+    max_requests_in_flight: int = Field(4, ge=1, description="requests transcribed at once")
+    max_queued_requests: int = Field(16, ge=0, description="requests waiting for a slot; beyond, 429")
+    retry_after_sec: int = Field(5, ge=1, description="Retry-After sent with a 429")
+    shutdown_grace_sec: float = Field(
+        120.0, ge=0, description="on SIGTERM, time in-flight requests get to finish before they are cancelled"
+    )
+    api_keys: list[str] = Field(
+        default_factory=list, description="accepted API keys (JSON list); with api_keys_file empty too, no auth"
+    )
+    api_keys_file: Path | None = Field(None, description="a file of API keys, one per line")
     chunk_timeout_sec: float = Field(900.0, gt=0, description="limit for one macro chunk's inference")
     media_timeout_sec: float = Field(30.0, gt=0, description="limit for the range check and ffprobe")
+    allowed_media_hosts: list[str] = Field(
+        default_factory=list,
+        description="hosts, addresses or CIDR networks media may come from although private, loopback or "
+        "link-local (e.g. 10.0.0.0/8, media.internal); public addresses are always allowed",
+    )
+    max_redirects: int = Field(5, ge=0, le=20, description="redirects followed from media_url, each checked")
+    media_read_retries: int = Field(
+        3, ge=0, description="times one read resumes after the media server drops the connection"
+    )
     ffmpeg_bin: str = Field("ffmpeg", description="FFmpeg executable")
     ffprobe_bin: str = Field("ffprobe", description="ffprobe executable")
 

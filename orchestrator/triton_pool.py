@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,6 +21,26 @@ _UNREACHABLE = ("StatusCode.UNAVAILABLE",)
 _TIMED_OUT = "StatusCode.DEADLINE_EXCEEDED"
 _INVALID = "StatusCode.INVALID_ARGUMENT"  # the models' word for the caller's mistake (a language the model lacks)
 READINESS_TIMEOUT_S = 5.0  # a health probe must not wait on a busy server
+SHUNNED_S = 10.0  # an endpoint that just failed is tried last for this long
+# When every endpoint is unreachable, keep trying this long before answering 503:
+# a replica that is restarting, or a channel between reconnect attempts, is back within it.
+ALL_DOWN_GRACE_S = 5.0
+ALL_DOWN_RETRY_S = 1.0
+# A replica that dies is noticed within seconds, and one that comes back is
+# reconnected within seconds: gRPC's defaults (20 s connect timeout, backoff up to
+# 2 minutes) would keep a restarted replica idle, and a silent one would hold
+# calls until their deadline.
+CHANNEL_ARGS = [
+    ("grpc.max_send_message_length", 2**31 - 1),  # a macro chunk's PCM is tens of MB
+    ("grpc.max_receive_message_length", 2**31 - 1),
+    ("grpc.keepalive_time_ms", 10_000),
+    ("grpc.keepalive_timeout_ms", 5_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),
+    ("grpc.initial_reconnect_backoff_ms", 500),
+    ("grpc.min_reconnect_backoff_ms", 2_000),  # also gRPC's connect timeout
+    ("grpc.max_reconnect_backoff_ms", 2_000),
+]
 
 
 @dataclass
@@ -27,6 +48,11 @@ class Endpoint:
     url: str
     client: grpcclient.InferenceServerClient
     in_flight: int = 0
+    failed_at: float = -SHUNNED_S  # monotonic time of its last unreachable answer
+
+    def order(self) -> tuple[bool, int]:
+        """Healthy and least busy first; a recently failed one only as a last resort."""
+        return time.monotonic() - self.failed_at < SHUNNED_S, self.in_flight
 
 
 @dataclass
@@ -41,7 +67,9 @@ class TritonPool:
     endpoints: list[Endpoint] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.endpoints = [Endpoint(url, grpcclient.InferenceServerClient(url)) for url in self.urls]
+        self.endpoints = [
+            Endpoint(url, grpcclient.InferenceServerClient(url, channel_args=CHANNEL_ARGS)) for url in self.urls
+        ]
 
     async def close(self) -> None:
         await asyncio.gather(*(e.client.close() for e in self.endpoints), return_exceptions=True)
@@ -80,9 +108,24 @@ class TritonPool:
         return [result for answer in answers for result in answer]
 
     async def _infer(self, model: str, inputs: list[grpcclient.InferInput], what: str) -> list[ChunkResult]:
-        """One call on the least busy endpoint; the next one when it is unreachable."""
+        """One call on the least busy endpoint; the next one when it is unreachable or dies mid-call.
+
+        Retrying elsewhere is safe: a call has no effect but its answer."""
+        deadline = time.monotonic() + ALL_DOWN_GRACE_S
+        while True:
+            answer, tried = await self._try_each(model, inputs, what)
+            if answer is not None:
+                return answer
+            if time.monotonic() >= deadline:
+                raise InferenceUnavailable("no Triton endpoint answered: " + "; ".join(tried))
+            await asyncio.sleep(ALL_DOWN_RETRY_S)
+
+    async def _try_each(
+        self, model: str, inputs: list[grpcclient.InferInput], what: str
+    ) -> tuple[list[ChunkResult] | None, list[str]]:
+        """The answer of the first endpoint that gives one, or None and why each failed."""
         tried: list[str] = []
-        for endpoint in sorted(self.endpoints, key=lambda e: e.in_flight):
+        for endpoint in sorted(self.endpoints, key=Endpoint.order):
             endpoint.in_flight += 1
             try:
                 response = await endpoint.client.infer(
@@ -93,6 +136,7 @@ class TritonPool:
                 )
             except InferenceServerException as exc:
                 if str(exc.status()) in _UNREACHABLE:
+                    endpoint.failed_at = time.monotonic()
                     tried.append(f"{endpoint.url}: {exc.message()}")
                     continue
                 if str(exc.status()) == _INVALID:
@@ -105,8 +149,8 @@ class TritonPool:
                 raise InferenceError(f"Triton failed on {what}: {exc.message()}") from exc
             finally:
                 endpoint.in_flight -= 1
-            return [decode_result(raw) for raw in response.as_numpy("result").reshape(-1)]
-        raise InferenceUnavailable("no Triton endpoint answered: " + "; ".join(tried))
+            return [decode_result(raw) for raw in response.as_numpy("result").reshape(-1)], tried
+        return None, tried
 
 
 def _detect_inputs(window: FloatAudio) -> list[grpcclient.InferInput]:

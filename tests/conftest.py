@@ -17,6 +17,7 @@ from orchestrator.settings import Settings
 from orchestrator.triton_server import running_triton
 
 from .corpus import Recording, clips_under, join_clips, speech_dir
+from .media_servers import LOOPBACK
 
 
 @pytest.fixture(scope="session")
@@ -63,6 +64,6 @@ async def triton_grpc_url() -> AsyncIterator[str]:
 
 @pytest_asyncio.fixture(scope="session")
 async def service_url(triton_grpc_url: str) -> AsyncIterator[str]:
-    settings = Settings(triton_grpc_urls=[triton_grpc_url])
+    settings = Settings(triton_grpc_urls=[triton_grpc_url], allowed_media_hosts=LOOPBACK)
     async with serving(create_app(settings)) as base:
         yield base

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import pytest
 
 from orchestrator.net import free_port, wait_until_ready
 
-from ..corpus import manifest, wer
+from ..corpus import Recording, manifest, wer
+from ..media_servers import LOOPBACK
 
 pytestmark = pytest.mark.integration
 LONGSCRIBE = [sys.executable, "-m", "orchestrator.cli"]
@@ -38,7 +42,9 @@ def children_of(pid: int) -> list[int]:
     return found
 
 
-async def test_serve_answers_then_stops_triton_on_sigterm() -> None:
+async def test_sigterm_stops_accepting_finishes_the_request_in_flight_then_stops_triton(
+    media_url: str, lj_recording: Recording
+) -> None:
     port, ports = free_port(), [str(free_port()) for _ in range(3)]
     proc = await asyncio.create_subprocess_exec(
         *LONGSCRIBE,
@@ -53,13 +59,23 @@ async def test_serve_answers_then_stops_triton_on_sigterm() -> None:
         ports[2],
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,
+        env={**os.environ, "LONGSCRIBE_ALLOWED_MEDIA_HOSTS": json.dumps(LOOPBACK)},
     )
     try:
         # raises NotReady when serve exits early or never becomes ready
         await wait_until_ready(f"http://127.0.0.1:{port}/readyz", lambda: proc.returncode, 240, "longscribe serve")
         assert children_of(proc.pid), "Triton should run as a child of serve"
         descendants = children_of(proc.pid)
-        proc.send_signal(signal.SIGTERM)
+        async with aiohttp.ClientSession() as session:
+            in_flight = asyncio.create_task(post_json(session, port, {"media_url": f"{media_url}/lj001.wav"}))
+            await asyncio.sleep(1.0)  # the request is being transcribed
+            proc.send_signal(signal.SIGTERM)
+            await asyncio.sleep(0.5)
+            with pytest.raises(aiohttp.ClientConnectionError):  # no longer accepting
+                await post_json(session, port, {"media_url": f"{media_url}/lj001.wav"})
+            status, out = await in_flight
+        assert status == 200, out
+        assert wer(lj_recording.reference, out["text"]) <= 0.08  # finished, not cut short
         assert await asyncio.wait_for(proc.wait(), 60) == 0
         time.sleep(0.5)
         assert not [p for p in descendants if Path(f"/proc/{p}").exists()], "Triton or a stub outlived serve"
@@ -67,6 +83,11 @@ async def test_serve_answers_then_stops_triton_on_sigterm() -> None:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def post_json(session: aiohttp.ClientSession, port: int, body: dict[str, Any]) -> tuple[int, Any]:
+    async with session.post(f"http://127.0.0.1:{port}/v1/transcribe", json=body) as response:
+        return response.status, await response.json()
 
 
 async def test_transcribe_serves_a_local_path_over_loopback(service_url: str) -> None:

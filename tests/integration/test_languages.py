@@ -19,6 +19,7 @@ from orchestrator.settings import Settings
 from orchestrator.triton_server import running_triton
 
 from ..corpus import Clip, clips_under, decode_pcm, join_clips, speech_dir, synthetic_speech, wer
+from ..media_servers import LOOPBACK
 
 pytestmark = pytest.mark.integration
 MAX_SYNTHETIC_WER = 0.35  # espeak-ng's robotic voice through Whisper base, int8, greedy
@@ -33,7 +34,7 @@ async def base_grpc_url() -> AsyncIterator[str]:
 
 @pytest_asyncio.fixture(scope="module")
 async def base_service_url(base_grpc_url: str) -> AsyncIterator[str]:
-    async with serving(create_app(Settings(triton_grpc_urls=[base_grpc_url]))) as base:
+    async with serving(create_app(Settings(triton_grpc_urls=[base_grpc_url], allowed_media_hosts=LOOPBACK))) as base:
         yield base
 
 

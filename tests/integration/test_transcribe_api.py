@@ -16,6 +16,7 @@ from orchestrator.settings import Settings
 
 from ..corpus import Recording, manifest, wer
 from ..counting_server import Served, counting_app
+from ..media_servers import LOOPBACK
 
 pytestmark = pytest.mark.integration
 
@@ -107,7 +108,7 @@ async def test_chunks_spread_over_endpoints_and_skip_a_dead_one(
     triton_grpc_url: str, media_url: str, lj_recording: Recording
 ) -> None:
     dead = f"127.0.0.1:{free_port()}"
-    settings = Settings(triton_grpc_urls=[dead, triton_grpc_url])
+    settings = Settings(triton_grpc_urls=[dead, triton_grpc_url], allowed_media_hosts=LOOPBACK)
     async with serving(create_app(settings)) as service:
         params = {"macro_chunk_size_sec": 60, "micro_chunk_size_sec": 30}
         status, out = await post(service, {"media_url": f"{media_url}/lj001.wav", "params": params})

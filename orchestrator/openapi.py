@@ -1,0 +1,99 @@
+"""The OpenAPI document the service serves at /openapi.json, built from the pydantic shapes."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from .schemas import RESPONSE_FORMATS, TranscribeOutput, TranscribeRequest
+
+REF = "#/components/schemas/{model}"
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message", "hint"],
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "hint": {"type": "string"}},
+        }
+    },
+}
+ERRORS = {
+    "401": "no valid API key (when keys are configured)",
+    "413": "the body is over 1 MiB",
+    "422": "the request or the media cannot be transcribed; `error.code` says which",
+    "429": "too many requests in flight; see Retry-After",
+    "502": "inference failed",
+    "503": "no inference endpoint answers, or the service is stopping",
+    "504": "over the per-request time limit",
+}
+
+
+def _schemas() -> dict[str, Any]:
+    found: dict[str, Any] = {"Error": ERROR_SCHEMA}
+    for model in (TranscribeRequest, TranscribeOutput):
+        schema = model.model_json_schema(ref_template=REF)
+        found.update(schema.pop("$defs", {}))
+        found[model.__name__] = schema
+    return found
+
+
+def _error_responses() -> dict[str, Any]:
+    content = {"application/json": {"schema": {"$ref": REF.format(model="Error")}}}
+    return {status: {"description": text, "content": content} for status, text in ERRORS.items()}
+
+
+@functools.cache
+def document() -> dict[str, Any]:
+    probe = {"200": {"description": "ok"}, "503": {"description": "not ready"}}
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "longscribe",
+            "version": "1",
+            "description": "Long-form speech at a URL to a timestamped transcript; errors are "
+            '`{"error": {"code", "message", "hint"}}`.',
+        },
+        "paths": {
+            "/v1/transcribe": {
+                "post": {
+                    "summary": "Transcribe the media at media_url",
+                    "parameters": [
+                        {
+                            "name": "response_format",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "string", "enum": list(RESPONSE_FORMATS)},
+                        }
+                    ],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": {"$ref": REF.format(model="TranscribeRequest")}}},
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "the transcript (JSON unless response_format asks for text, srt or vtt)",
+                            "content": {
+                                "application/json": {"schema": {"$ref": REF.format(model="TranscribeOutput")}},
+                                "text/plain": {"schema": {"type": "string"}},
+                                "text/vtt": {"schema": {"type": "string"}},
+                                "application/x-subrip": {"schema": {"type": "string"}},
+                            },
+                        },
+                        **_error_responses(),
+                    },
+                    "security": [{"ApiKey": []}, {"Bearer": []}, {}],
+                }
+            },
+            "/healthz": {"get": {"summary": "the process is up", "responses": {"200": {"description": "ok"}}}},
+            "/readyz": {"get": {"summary": "every Triton endpoint has its models ready", "responses": probe}},
+        },
+        "components": {
+            "schemas": _schemas(),
+            "securitySchemes": {
+                "ApiKey": {"type": "apiKey", "in": "header", "name": "Authorization", "description": "Api-Key <key>"},
+                "Bearer": {"type": "http", "scheme": "bearer"},
+            },
+        },
+    }

@@ -1,0 +1,126 @@
+"""Faults caused for real: a replica SIGKILLed mid-job, all replicas down and one back,
+a media server that drops connections, a client that hangs up."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import pytest_asyncio
+
+from orchestrator.app import POOL, create_app
+from orchestrator.net import free_port
+from orchestrator.range_server import serving
+from orchestrator.settings import Settings
+from orchestrator.triton_server import running_triton
+
+from ..corpus import Recording, wer
+from ..media_servers import LOOPBACK, Drops, misbehaving_app
+from .test_cli import children_of
+
+pytestmark = pytest.mark.integration
+
+
+async def post(service: str, body: dict[str, Any], timeout_s: float = 300) -> tuple[int, Any]:
+    async with aiohttp.ClientSession() as session:
+        async with session.post(
+            f"{service}/v1/transcribe", json=body, timeout=aiohttp.ClientTimeout(total=timeout_s)
+        ) as response:
+            return response.status, await response.json()
+
+
+def triton_ports() -> dict[str, int]:
+    return {"triton_http_port": free_port(), "triton_grpc_port": free_port(), "triton_metrics_port": free_port()}
+
+
+def kill_replica(grpc_port: int) -> None:
+    """SIGKILL the tritonserver on `grpc_port` and its stubs, as when a machine dies."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            args = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if args[0].endswith(b"tritonserver") and str(grpc_port).encode() in args:
+            os.killpg(int(entry.name), signal.SIGKILL)  # its own session: the stubs go too
+            return
+    raise AssertionError(f"no tritonserver on gRPC port {grpc_port}")
+
+
+async def wait_for(condition: Any, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.02)
+
+
+@pytest_asyncio.fixture(scope="session")
+async def dropping_url(media_root: Path) -> AsyncIterator[tuple[str, Drops]]:
+    drops = Drops(after_bytes=256 * 1024, budget=3)
+    async with serving(misbehaving_app(media_root, drops)) as base:
+        yield base, drops
+
+
+async def test_a_replica_killed_mid_job_hands_its_chunks_to_the_other_and_one_back_is_used_again(
+    triton_grpc_url: str, media_url: str, lj_recording: Recording
+) -> None:
+    ports = triton_ports()
+    body = {"media_url": f"{media_url}/lj001.wav", "params": {"macro_chunk_size_sec": 60}}
+    async with running_triton(Settings(**ports)) as doomed:
+        app = create_app(Settings(triton_grpc_urls=[doomed, triton_grpc_url], allowed_media_hosts=LOOPBACK))
+        async with serving(app) as service:
+            job = asyncio.create_task(post(service, body))
+            victim = next(e for e in app[POOL].endpoints if e.url == doomed)
+            await wait_for(lambda: victim.in_flight > 0, 60, "a chunk on the doomed replica")
+            kill_replica(ports["triton_grpc_port"])
+            status, out = await job
+        assert status == 200, out
+        assert wer(lj_recording.reference, out["text"]) <= 0.08  # nothing lost with the replica
+
+        # the same replica alone, dead: a clear 503 within seconds
+        alone = create_app(Settings(triton_grpc_urls=[doomed], allowed_media_hosts=LOOPBACK))
+        async with serving(alone) as service:
+            started = time.monotonic()
+            status, out = await post(service, body)
+            assert status == 503 and out["error"]["code"] == "inference_unavailable", out
+            assert time.monotonic() - started < 15
+            async with running_triton(Settings(**ports)):  # back, on the same address
+                status, out = await post(service, body)  # no restart of the orchestrator
+            assert status == 200, out
+
+
+async def test_a_connection_dropped_mid_read_is_resumed_where_it_stopped(
+    service_url: str, dropping_url: tuple[str, Drops], lj_recording: Recording
+) -> None:
+    base, drops = dropping_url
+    body = {"media_url": f"{base}/drop-some/lj001.wav", "params": {"macro_chunk_size_sec": 60}}
+    status, out = await post(service_url, body)
+    assert status == 200, out
+    assert drops.dropped, "the server should have dropped some reads"
+    assert wer(lj_recording.reference, out["text"]) <= 0.08
+    assert out["input_duration_sec"] == pytest.approx(lj_recording.duration_s, abs=0.1)
+
+
+async def test_a_client_that_hangs_up_leaves_no_ffmpeg_behind(service_url: str, media_url: str) -> None:
+    body = {"media_url": f"{media_url}/lj001.wav", "params": {"macro_chunk_size_sec": 30}}
+
+    def ffmpegs() -> list[int]:
+        names = {}
+        for pid in children_of(os.getpid()):
+            try:
+                names[pid] = Path(f"/proc/{pid}/comm").read_text().strip()
+            except OSError:
+                continue
+        return [pid for pid, name in names.items() if name in ("ffmpeg", "ffprobe")]
+
+    with pytest.raises(asyncio.TimeoutError):
+        await post(service_url, body, timeout_s=1.5)
+    await wait_for(lambda: not ffmpegs(), 10, "FFmpeg processes to be killed")
