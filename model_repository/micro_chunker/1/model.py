@@ -19,6 +19,8 @@ from longscribe_core.engine import LANGUAGE_ERROR  # noqa: E402
 from longscribe_core.micro import transcribe_macro_chunk  # noqa: E402
 from longscribe_core.segments import ChunkResult, decode_result, encode_result  # noqa: E402
 
+CANCEL_POLL_S = 1.0  # how often a running chunk asks whether its caller gave up
+
 
 def _scalar(request, name: str):
     tensor = pb_utils.get_input_tensor_by_name(request, name)
@@ -43,9 +45,18 @@ class TritonPythonModel:
             max_s = float(_scalar(request, "micro_chunk_size_sec"))
             width = int(_scalar(request, "silence_detection_smoothing_num_samples"))
             language = _scalar(request, "language")
-            result = await transcribe_macro_chunk(
-                pcm, max_s, width, lambda piece, temperature: self._transcribe(piece, language, temperature)
+            work = asyncio.ensure_future(
+                transcribe_macro_chunk(
+                    pcm, max_s, width, lambda piece, temperature: self._transcribe(piece, language, temperature)
+                )
             )
+            # a client that hung up (or a replica's caller that timed out) stops the pieces not yet sent
+            while not (await asyncio.wait({work}, timeout=CANCEL_POLL_S))[0]:
+                if request.is_cancelled():
+                    work.cancel()
+                    error = pb_utils.TritonError("the caller cancelled the request", pb_utils.TritonError.CANCELLED)
+                    return pb_utils.InferenceResponse(error=error)
+            result = work.result()
         except Exception as exc:
             code = pb_utils.TritonError.INVALID_ARG if isinstance(exc, ValueError) else pb_utils.TritonError.INTERNAL
             return pb_utils.InferenceResponse(error=pb_utils.TritonError(str(exc), code))
