@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO   := demo/lj001-printing.mp3
 
-.PHONY: install system-deps demo test test-unit serve lint clean bench bench-accuracy bench-memory perf
+.PHONY: install system-deps demo test test-unit serve lint clean bench bench-accuracy bench-memory perf soak
 
 install: $(STAMP)
 
@@ -59,6 +59,10 @@ perf: install
 	$(BIN)/python -m bench.perf
 
 # longscribe vs faster-whisper (sequential and batched) on a long recording: WER, forced cuts, timestamps
+# 40 concurrent short requests for 60 s plus 3 long ones: only 200 or 429, and no leak afterwards
+soak: install
+	$(BIN)/python -m bench.soak
+
 bench-accuracy: install
 	$(BIN)/python -m bench.accuracy
 
