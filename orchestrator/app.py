@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -10,7 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from aiohttp import web
 from pydantic import ValidationError
 
-from . import auth, formats, media_guard, media_relay, openapi
+from . import auth, discovery, formats, media_guard, media_relay, openapi
 from .admission import Admission
 from .errors import InvalidRequest, LongscribeError, Overloaded, RequestTimeout
 from .pipeline import Pipeline, Transcriber
@@ -24,6 +25,7 @@ SETTINGS = web.AppKey("settings", Settings)
 TRANSCRIBER: web.AppKey[Transcriber] = web.AppKey("transcriber")
 POOL = web.AppKey("pool", TritonPool)
 ADMISSION = web.AppKey("admission", Admission)
+RESOLVE: web.AppKey[discovery.Resolve] = web.AppKey("resolve")
 KEYS: web.AppKey[list[bytes]] = web.AppKey("api_key_digests")
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json"})  # probes and the API's description
 
@@ -114,10 +116,13 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response({"ready": ready, "endpoints": endpoints}, status=200 if ready else 503)
 
 
-def create_app(settings: Settings, transcriber: Transcriber | None = None) -> web.Application:
-    """The service; pass `transcriber` to run without Triton (unit tests)."""
+def create_app(
+    settings: Settings, transcriber: Transcriber | None = None, resolve: discovery.Resolve = discovery.resolve_dns
+) -> web.Application:
+    """The service; pass `transcriber` to run without Triton (unit tests), `resolve` to play the DNS."""
     app = web.Application(middlewares=[error_middleware, auth_middleware], client_max_size=MAX_BODY_BYTES)
     app[SETTINGS] = settings
+    app[RESOLVE] = resolve
     app[KEYS] = auth.load_keys(settings.api_keys, settings.api_keys_file)
     app[ADMISSION] = Admission(settings.max_requests_in_flight, settings.max_queued_requests, settings.retry_after_sec)
     if transcriber is not None:
@@ -145,9 +150,18 @@ async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
     session = media_guard.session(policy)
     app[POOL] = pool
     try:
-        async with media_relay.relaying(
-            session, policy, settings.max_redirects, settings.media_read_retries, settings.media_timeout_sec
-        ) as relay:
+        async with contextlib.AsyncExitStack() as stack:
+            if settings.triton_discovery_dns:
+                await stack.enter_async_context(
+                    discovery.discovering(
+                        pool, settings.triton_discovery_dns, settings.triton_discovery_interval_sec, app[RESOLVE]
+                    )
+                )
+            relay = await stack.enter_async_context(
+                media_relay.relaying(
+                    session, policy, settings.max_redirects, settings.media_read_retries, settings.media_timeout_sec
+                )
+            )
             transcriber: Transcriber = Pipeline(settings, relay, pool)
             app[TRANSCRIBER] = transcriber
             yield

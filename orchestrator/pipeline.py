@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
@@ -39,6 +39,28 @@ class ChunkPart:
 
 
 @dataclass
+class ChunkSlots:
+    """At most `per_endpoint` macro chunks in flight per Triton endpoint, however many there are now."""
+
+    per_endpoint: int
+    pool: TritonPool
+    in_use: int = 0
+    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    @contextlib.asynccontextmanager
+    async def __call__(self) -> AsyncIterator[None]:
+        async with self.changed:
+            await self.changed.wait_for(lambda: self.in_use < self.per_endpoint * max(1, len(self.pool.endpoints)))
+            self.in_use += 1
+        try:
+            yield
+        finally:
+            async with self.changed:
+                self.in_use -= 1
+                self.changed.notify_all()
+
+
+@dataclass
 class Pipeline:
     """The real transcriber; `app.create_app` takes any `Transcriber`.
 
@@ -49,12 +71,11 @@ class Pipeline:
     settings: Settings
     relay: MediaRelay
     pool: TritonPool
-    chunk_slots: asyncio.Semaphore = field(init=False)
+    chunk_slots: ChunkSlots = field(init=False)
     search_slots: asyncio.Semaphore = field(init=False)
 
     def __post_init__(self) -> None:
-        per_endpoint = self.settings.chunks_in_flight_per_endpoint
-        self.chunk_slots = asyncio.Semaphore(per_endpoint * len(self.settings.triton_grpc_urls))
+        self.chunk_slots = ChunkSlots(self.settings.chunks_in_flight_per_endpoint, self.pool)
         self.search_slots = asyncio.Semaphore(SILENCE_SEARCHES_IN_FLIGHT)
 
     async def __call__(self, request: TranscribeRequest) -> TranscribeOutput:
@@ -155,7 +176,7 @@ class Pipeline:
 
         read_from = max(0.0, chunk.start_s - overlap(chunk.start_s))
         length = chunk.end_s - read_from + (LAST_READ_SLACK_S if is_last else overlap(chunk.end_s))
-        async with self.chunk_slots:
+        async with self.chunk_slots():
             s = self.settings
             with _timed(timings, "decode_sec"):
                 pcm = await self._read(source, read_from, length, s.chunk_timeout_sec)

@@ -21,6 +21,12 @@ class Settings(BaseSettings):
         default_factory=lambda: ["127.0.0.1:8001"],
         description="Triton gRPC endpoints (host:port); macro chunks spread over all of them",
     )
+    triton_discovery_dns: str = Field(
+        "",
+        description="host:port of a headless Service; every address it resolves to is a Triton endpoint "
+        "(replaces triton_grpc_urls), refreshed every triton_discovery_interval_sec",
+    )
+    triton_discovery_interval_sec: float = Field(10.0, gt=0, description="how often the DNS name is resolved again")
     micro_chunk_model: str = Field("micro_chunker", description="Triton model that takes a macro chunk")
     whisper_model: str = Field("whisper", description="Triton model the micro chunker calls (checked by /readyz)")
     chunks_in_flight_per_endpoint: int = Field(

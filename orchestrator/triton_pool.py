@@ -66,13 +66,26 @@ class TritonPool:
     timeout_s: float
     endpoints: list[Endpoint] = field(init=False)
 
+    retired: list[Endpoint] = field(init=False, default_factory=list)  # removed, closed once idle
+
     def __post_init__(self) -> None:
-        self.endpoints = [
-            Endpoint(url, grpcclient.InferenceServerClient(url, channel_args=CHANNEL_ARGS)) for url in self.urls
-        ]
+        self.endpoints = [_endpoint(url) for url in self.urls]
+
+    async def set_urls(self, urls: list[str]) -> None:
+        """Serve from `urls` from now on: new endpoints are added, missing ones retired.
+
+        A retired endpoint's calls in flight finish; its client closes when idle."""
+        known = {e.url: e for e in self.endpoints}
+        self.retired += [e for e in self.endpoints if e.url not in urls]
+        self.endpoints = [known.get(url) or _endpoint(url) for url in dict.fromkeys(urls)]
+        self.urls = [e.url for e in self.endpoints]
+        idle = [e for e in self.retired if e.in_flight == 0]
+        self.retired = [e for e in self.retired if e.in_flight > 0]
+        await asyncio.gather(*(e.client.close() for e in idle), return_exceptions=True)
 
     async def close(self) -> None:
-        await asyncio.gather(*(e.client.close() for e in self.endpoints), return_exceptions=True)
+        clients = [e.client for e in self.endpoints + self.retired]
+        await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
 
     async def readiness(self) -> dict[str, bool]:
         """Each endpoint: every required model ready (the micro chunker is useless without whisper)."""
@@ -87,8 +100,9 @@ class TritonPool:
                 return False
             return all(states)
 
-        states = await asyncio.gather(*(one(e) for e in self.endpoints))
-        return dict(zip(self.urls, states))
+        endpoints = list(self.endpoints)
+        states = await asyncio.gather(*(one(e) for e in endpoints))
+        return {e.url: state for e, state in zip(endpoints, states)}
 
     async def transcribe_chunk(
         self, pcm: Int16Audio, micro_chunk_size_s: float, smoothing_samples: int, language: str | None = None
@@ -151,6 +165,10 @@ class TritonPool:
                 endpoint.in_flight -= 1
             return [decode_result(raw) for raw in response.as_numpy("result").reshape(-1)], tried
         return None, tried
+
+
+def _endpoint(url: str) -> Endpoint:
+    return Endpoint(url, grpcclient.InferenceServerClient(url, channel_args=CHANNEL_ARGS))
 
 
 def _detect_inputs(window: FloatAudio) -> list[grpcclient.InferInput]:
