@@ -67,7 +67,7 @@ def server_env(settings: Settings) -> dict[str, str]:
     site_dirs = [str(settings.model_repository), *site.getsitepackages()]
     env["LONGSCRIBE_SITE_DIRS"] = os.pathsep.join(site_dirs)
     if settings.whisper_weights:
-        env["LONGSCRIBE_WHISPER_WEIGHTS"] = settings.whisper_weights
+        env["LONGSCRIBE_WHISPER_MODEL"] = settings.whisper_weights  # whisper/1/model.py: env beats config.pbtxt
     return env
 
 

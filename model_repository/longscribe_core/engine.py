@@ -43,13 +43,15 @@ class UnsupportedLanguage(ValueError):
 class EngineConfig:
     """How to load and run the model; filled from config.pbtxt parameters."""
 
-    model_path: str  # a CTranslate2 Whisper directory (see weights.resolve)
+    model_path: str  # a CTranslate2 Whisper directory (see weights.resolve), or a TensorRT-LLM build
+    engine: str = "ctranslate2"  # or "tensorrt_llm" (GPU image only)
     device: str = "cpu"
     compute_type: str = "int8"  # int8 on CPU; float16 / int8_float16 on GPU
     threads: int = 0  # intra-op threads; 0 means one per core
     beam_size: int = 1  # greedy by default: the CPU speed/accuracy sweet spot
     max_length: int = MAX_TOTAL_TOKENS  # decoder tokens per window; lower only to test truncation
     align_words: bool = True  # word times from cross-attention: true segment starts, clean cuts
+    max_batch_size: int = 16  # TensorRT-LLM sizes its buffers for this; the Triton model's max_batch_size
 
 
 class Engine(Protocol):
@@ -65,6 +67,20 @@ class Engine(Protocol):
 
     def detect_language(self, audio: list[FloatAudio]) -> list[ChunkResult | Exception]:
         """Each waveform's most likely language and its probability, no text; English on `.en` models."""
+
+
+ENGINES = ("ctranslate2", "tensorrt_llm")
+
+
+def load_engine(config: EngineConfig) -> Engine:
+    """The engine `config.engine` names; TensorRT-LLM is imported only when asked for."""
+    if config.engine == "ctranslate2":
+        return CTranslate2Engine(config)
+    if config.engine == "tensorrt_llm":
+        from .engine_trtllm import TensorRTLLMEngine  # needs the GPU image's tensorrt_llm and torch
+
+        return TensorRTLLMEngine(config)
+    raise ValueError(f"unknown engine {config.engine!r}; use one of {ENGINES}")
 
 
 class CTranslate2Engine:

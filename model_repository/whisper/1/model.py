@@ -16,19 +16,17 @@ import numpy as np  # noqa: E402
 import triton_python_backend_utils as pb_utils  # noqa: E402
 
 from longscribe_core import weights  # noqa: E402
-from longscribe_core.engine import CTranslate2Engine, EngineConfig  # noqa: E402
+from longscribe_core.engine import EngineConfig, load_engine  # noqa: E402
 from longscribe_core.segments import encode_result  # noqa: E402
-
-# Settings.whisper_weights of the managed server; wins over the `model` parameter
-MODEL_ENV = "LONGSCRIBE_WHISPER_WEIGHTS"
-
 
 TRANSCRIBE, DETECT_LANGUAGE = "transcribe", "detect_language"
 TASKS = (TRANSCRIBE, DETECT_LANGUAGE)
 
 
 def _param(config: dict, key: str, default: str) -> str:
-    value = config.get("parameters", {}).get(key, {}).get("string_value", "")
+    """A config.pbtxt parameter; LONGSCRIBE_WHISPER_<KEY> in the environment wins (containers set it)."""
+    value = os.environ.get(f"LONGSCRIBE_WHISPER_{key.upper()}") or ""
+    value = value or config.get("parameters", {}).get(key, {}).get("string_value", "")
     return value or default
 
 
@@ -60,11 +58,13 @@ class TritonPythonModel:
     def initialize(self, args):
         config = json.loads(args["model_config"])
         engine = _param(config, "engine", "ctranslate2")
-        if engine != "ctranslate2":
-            raise pb_utils.TritonModelException(f"engine {engine!r} is not available here")
-        self.engine = CTranslate2Engine(
+        model = _param(config, "model", "tiny.en")
+        self.engine = load_engine(
             EngineConfig(
-                model_path=weights.resolve(os.environ.get(MODEL_ENV) or _param(config, "model", "tiny.en")),
+                # a TensorRT-LLM build is a directory already; CTranslate2 weights may be a name
+                model_path=model if engine == "tensorrt_llm" else weights.resolve(model),
+                engine=engine,
+                max_batch_size=int(config.get("max_batch_size", 4)) or 1,
                 device=_param(config, "device", "cpu"),
                 compute_type=_param(config, "compute_type", "int8"),
                 threads=int(_param(config, "threads", "0")) or _threads_per_instance(config),

@@ -1,0 +1,185 @@
+"""Whisper on TensorRT-LLM (GPU): the same `Engine` contract as CTranslate2.
+
+Written against TensorRT-LLM 0.16 (the runtime in Triton's 24.12-trtllm image)
+and NVIDIA's Whisper example (`examples/whisper/run.py`: `ModelRunnerCpp` with
+`is_enc_dec=True`). Engines come from `docker/build_engines.sh`. Not exercised
+in CI (no GPU, no TensorRT-LLM there): the contract suite in
+`tests/integration/test_engine_contract.py` runs it wherever it imports.
+
+Differences from the CTranslate2 engine, by design of the runtime:
+- the prompt keeps timestamps (no `<|notimestamps|>`), so segments are timed as
+  on the CPU path; decoding is greedy at every temperature (the C++ runtime's
+  sampling would need per-request sampling configs; the fallback then repeats
+  the greedy decode and the caller keeps the better-scored one);
+- no word alignment (no cross-attention DTW in the runtime): segments carry no
+  words, so the micro chunker's skipped-speech check has nothing to check;
+- no no-speech probability: the caller's silence guard is the energy gate.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .audio import MAX_WINDOW_SAMPLES, SAMPLE_RATE, FloatAudio
+from .engine import MAX_TOTAL_TOKENS, EngineConfig, InvalidAudio, UnsupportedLanguage
+from .mel import HOP_LENGTH, N_FFT, N_FRAMES, mel_filters
+from .quality import compression_ratio
+from .segments import ChunkResult, Segment
+from .timestamps import split_on_timestamps
+
+PROMPT_TOKENS = 4  # <|startoftranscript|><|lang|><|transcribe|> and room for one more
+KV_CACHE_FRACTION = 0.9  # of free GPU memory, as NVIDIA's example
+CROSS_KV_CACHE_FRACTION = 0.5  # of that, for the encoder output the decoder attends to
+
+
+class TensorRTLLMEngine:
+    """`model_path` is the build's output: `encoder/`, `decoder/` and the Whisper `tokenizer.json`."""
+
+    def __init__(self, config: EngineConfig) -> None:
+        import torch
+        from tensorrt_llm.runtime import ModelRunnerCpp
+        from tokenizers import Tokenizer
+
+        root = Path(config.model_path)
+        encoder_config = json.loads((root / "encoder" / "config.json").read_text())
+        self.n_mels = int(encoder_config["pretrained_config"]["n_mels"])  # 128 for large-v3(-turbo), else 80
+        self._torch = torch
+        self._config = config
+        self._runner = ModelRunnerCpp.from_dir(
+            engine_dir=str(root),
+            is_enc_dec=True,
+            max_batch_size=config.max_batch_size,
+            max_input_len=N_FRAMES,
+            max_output_len=config.max_length // 2,
+            max_beam_width=config.beam_size,
+            kv_cache_free_gpu_memory_fraction=KV_CACHE_FRACTION,
+            cross_kv_cache_fraction=CROSS_KV_CACHE_FRACTION,
+        )
+        self._tokenizer = Tokenizer.from_file(str(root / "tokenizer.json"))
+        self._eot = self._id("<|endoftext|>")
+        self._timestamp_begin = self._id("<|notimestamps|>") + 1
+        self.is_multilingual = self._tokenizer.get_vocab_size() >= 51865
+        device = torch.device("cuda")
+        self._filters = torch.from_numpy(mel_filters(self.n_mels)).to(device)
+        self._window = torch.hann_window(N_FFT, device=device)
+
+    def _id(self, token: str) -> int:
+        token_id = self._tokenizer.token_to_id(token)
+        if token_id is None:
+            raise ValueError(f"tokenizer has no {token}")
+        return int(token_id)
+
+    def check_language(self, language: str | None) -> None:
+        if language and not self.is_multilingual and language != "en":
+            raise UnsupportedLanguage(f"the loaded Whisper engine is English-only and cannot transcribe {language!r}")
+        if language and self._tokenizer.token_to_id(f"<|{language}|>") is None:
+            raise UnsupportedLanguage(f"Whisper does not know the language code {language!r}")
+
+    def _mel(self, audio: FloatAudio) -> Any:
+        """log-mel [n_mels, 3000] on the GPU, float16, the same math as `mel.log_mel`."""
+        torch = self._torch
+        wave = torch.zeros(MAX_WINDOW_SAMPLES, device="cuda")
+        wave[: len(audio)] = torch.from_numpy(np.asarray(audio, dtype=np.float32)).to("cuda")
+        stft = torch.stft(wave, N_FFT, HOP_LENGTH, window=self._window, return_complex=True)
+        power = stft[..., :-1].abs() ** 2
+        log_spec = torch.clamp(self._filters @ power, min=1e-10).log10()
+        log_spec = torch.maximum(log_spec, log_spec.max() - 8.0)
+        return ((log_spec + 4.0) / 4.0).half()
+
+    def _prompt(self, language: str | None) -> list[int]:
+        if not self.is_multilingual:
+            return [self._id("<|startoftranscript|>")]
+        return [self._id("<|startoftranscript|>"), self._id(f"<|{language or 'en'}|>"), self._id("<|transcribe|>")]
+
+    def _checked(self, audio: list[FloatAudio]) -> tuple[list[ChunkResult | Exception], list[tuple[int, FloatAudio]]]:
+        results: list[ChunkResult | Exception] = [InvalidAudio("not decoded")] * len(audio)
+        good = []
+        for i, item in enumerate(audio):
+            if item.ndim != 1 or len(item) > MAX_WINDOW_SAMPLES:
+                results[i] = InvalidAudio(f"expected mono audio of at most 30 s, got shape {item.shape}")
+            elif not np.all(np.isfinite(item)):
+                results[i] = InvalidAudio("audio holds NaN or infinite samples")
+            else:
+                good.append((i, item))
+        return results, good
+
+    def detect_language(self, audio: list[FloatAudio]) -> list[ChunkResult | Exception]:
+        """One decoder step after <|startoftranscript|>: the language token it picks (probability not exposed)."""
+        results, good = self._checked(audio)
+        if not self.is_multilingual:
+            for i, _ in good:
+                results[i] = ChunkResult(segments=(), language="en", language_probability=1.0)
+            return results
+        ids = self._generate([item for _, item in good], [[self._id("<|startoftranscript|>")]] * len(good), 1)
+        for (i, _), tokens in zip(good, ids):
+            token = self._tokenizer.id_to_token(tokens[0]) if tokens else "<|en|>"
+            results[i] = ChunkResult(segments=(), language=str(token).strip("<|>"), language_probability=1.0)
+        return results
+
+    def _generate(self, audio: list[FloatAudio], prompts: list[list[int]], max_new_tokens: int) -> list[list[int]]:
+        """Generated token ids per item, prompt excluded."""
+        torch = self._torch
+        mels = [self._mel(item).transpose(0, 1).contiguous() for item in audio]  # [frames, n_mels] each
+        lengths = torch.full((len(audio),), N_FRAMES, dtype=torch.int32, device="cuda")
+        outputs = self._runner.generate(
+            batch_input_ids=[torch.tensor(p, dtype=torch.int32) for p in prompts],
+            encoder_input_features=mels,
+            encoder_output_lengths=lengths // 2,
+            max_new_tokens=max_new_tokens,
+            end_id=self._eot,
+            pad_id=self._eot,
+            num_beams=self._config.beam_size,
+            output_sequence_lengths=True,
+            return_dict=True,
+        )
+        torch.cuda.synchronize()
+        ids = outputs["output_ids"].cpu().numpy()
+        ends = outputs["sequence_lengths"].cpu().numpy()
+        return [
+            [int(t) for t in ids[b][0][len(prompts[b]) : int(ends[b][0])] if int(t) != self._eot]
+            for b in range(len(prompts))
+        ]
+
+    def transcribe(
+        self, audio: list[FloatAudio], language: str | None, temperature: float = 0.0
+    ) -> list[ChunkResult | Exception]:
+        self.check_language(language)
+        results, good = self._checked(audio)
+        if not good:
+            return results
+        languages = (
+            [language] * len(good)
+            if language or not self.is_multilingual
+            else [
+                r.language if isinstance(r, ChunkResult) else None for r in self.detect_language([a for _, a in good])
+            ]
+        )
+        prompts = [self._prompt(lang) for lang in languages]
+        budget = min(self._config.max_length, MAX_TOTAL_TOKENS) // 2
+        generated = self._generate([item for _, item in good], prompts, budget)
+        for (i, item), tokens, lang in zip(good, generated, languages):
+            spans = split_on_timestamps(tokens, self._timestamp_begin, self._eot, len(item) / SAMPLE_RATE)
+            truncated = len(tokens) >= budget
+            if truncated and tokens and tokens[-1] < self._timestamp_begin and spans:
+                spans = spans[:-1]
+            texts = [self._tokenizer.decode(list(span.tokens)).strip() for span in spans]
+            ratio = compression_ratio(" ".join(texts))
+            segments = tuple(
+                Segment(
+                    span.start_s,
+                    max(span.start_s, span.end_s),
+                    text,
+                    avg_logprob=0.0,
+                    no_speech_prob=0.0,
+                    compression_ratio=ratio,
+                    temperature=temperature,
+                )  # fmt: skip
+                for span, text in zip(spans, texts)
+                if text
+            )
+            results[i] = ChunkResult(segments=segments, language=lang or "en", truncated=truncated)
+        return results

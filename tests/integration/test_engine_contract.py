@@ -1,0 +1,96 @@
+"""The contract every whisper engine keeps, so the Triton model and everything above it
+do not care which one runs: one suite, run against each engine that can load here.
+
+CI runs it on CTranslate2 (CPU). On a GPU machine with the Triton image, set
+LONGSCRIBE_TRTLLM_ENGINE_DIR to a `docker/build_engines.sh` output and the same
+suite runs on TensorRT-LLM (CTranslate2 then on CUDA too).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import numpy as np
+import pytest
+
+from longscribe_core import weights
+from longscribe_core.audio import SAMPLE_RATE
+from longscribe_core.engine import Engine, EngineConfig, InvalidAudio, UnsupportedLanguage, load_engine
+from longscribe_core.segments import ChunkResult
+
+from ..corpus import decode_pcm, manifest, wer
+
+TRTLLM_DIR = os.environ.get("LONGSCRIBE_TRTLLM_ENGINE_DIR", "")
+
+
+def configs() -> list[object]:
+    found: list[object] = [
+        pytest.param(EngineConfig(model_path=weights.resolve("tiny.en"), threads=2), id="ctranslate2-cpu")
+    ]
+    gpu = importlib.util.find_spec("tensorrt_llm") is not None and bool(TRTLLM_DIR)
+    skip = pytest.mark.skipif(not gpu, reason="needs the GPU image and LONGSCRIBE_TRTLLM_ENGINE_DIR")
+    found.append(
+        pytest.param(EngineConfig(model_path=TRTLLM_DIR, engine="tensorrt_llm"), id="tensorrt_llm", marks=skip)
+    )
+    found.append(
+        pytest.param(
+            EngineConfig(model_path=weights.resolve("tiny.en"), device="cuda", compute_type="float16"),
+            id="ctranslate2-cuda",
+            marks=skip,
+        )
+    )
+    return found
+
+
+@pytest.fixture(scope="module", params=configs())
+def engine(request: pytest.FixtureRequest) -> Engine:
+    return load_engine(request.param)
+
+
+@pytest.fixture(scope="module")
+def jfk() -> tuple[np.ndarray, str]:
+    clip = next(c for c in manifest() if c.path.name == "jfk.flac")
+    return decode_pcm(clip.path).astype(np.float32) / 32768.0, clip.reference
+
+
+def test_real_speech_comes_back_as_timed_segments_inside_the_window(
+    engine: Engine, jfk: tuple[np.ndarray, str]
+) -> None:
+    audio, reference = jfk
+    (result,) = engine.transcribe([audio], None)
+    assert isinstance(result, ChunkResult)
+    assert wer(reference, " ".join(s.text for s in result.segments)) <= 0.15
+    assert result.language == "en" and not result.truncated
+    duration = len(audio) / SAMPLE_RATE
+    for segment in result.segments:
+        assert 0.0 <= segment.start_s <= segment.end_s <= duration + 0.5
+
+
+def test_each_item_gets_its_own_answer_and_a_bad_item_fails_alone(engine: Engine, jfk: tuple[np.ndarray, str]) -> None:
+    audio, _ = jfk
+    nan = audio.copy()
+    nan[100] = np.nan
+    too_long = np.zeros(31 * SAMPLE_RATE, dtype=np.float32)
+    results = engine.transcribe([audio[: 5 * SAMPLE_RATE], nan, too_long, audio], None)
+    assert len(results) == 4
+    assert isinstance(results[0], ChunkResult) and isinstance(results[3], ChunkResult)
+    assert isinstance(results[1], InvalidAudio) and isinstance(results[2], InvalidAudio)
+    assert results[3].segments and results[0].segments
+
+
+def test_language_detection_names_a_language_with_its_probability(engine: Engine, jfk: tuple[np.ndarray, str]) -> None:
+    audio, _ = jfk
+    results = engine.detect_language([audio, audio[: 3 * SAMPLE_RATE]])
+    assert len(results) == 2
+    for result in results:
+        assert isinstance(result, ChunkResult)
+        assert result.language == "en" and 0.0 <= (result.language_probability or 0.0) <= 1.0
+        assert result.segments == ()
+
+
+def test_a_language_the_model_lacks_is_refused_before_any_work(engine: Engine) -> None:
+    with pytest.raises(UnsupportedLanguage):
+        engine.check_language("xx")
+    engine.check_language("en")
+    engine.check_language(None)
