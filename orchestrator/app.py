@@ -7,15 +7,16 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 from aiohttp import web
 from pydantic import ValidationError
 
-from . import auth, discovery, formats, media_guard, media_relay, openapi
+from . import auth, discovery, formats, media_guard, media_relay, openai_api, openapi
 from .admission import Admission
 from .errors import InvalidRequest, LongscribeError, Overloaded, RequestTimeout
 from .pipeline import Pipeline, Transcriber
-from .schemas import TranscribeRequest
+from .schemas import TranscribeOutput, TranscribeRequest
 from .settings import Settings
 from .triton_pool import TritonPool
 
@@ -83,22 +84,33 @@ async def _parse(request: web.Request, settings: Settings) -> TranscribeRequest:
     return parsed
 
 
-async def transcribe(request: web.Request) -> web.Response:
-    settings = request.app[SETTINGS]
-    parsed = await _parse(request, settings)
-    async with request.app[ADMISSION].slot():
+async def run_transcription(
+    app: web.Application, parsed: TranscribeRequest, upload: Path | None = None
+) -> TranscribeOutput:
+    """One transcription under the service's admission control and per-request deadline."""
+    settings = app[SETTINGS]
+    async with app[ADMISSION].slot():
         deadline = asyncio.timeout(settings.request_timeout_sec)
         try:
             async with deadline:
-                output = await request.app[TRANSCRIBER](parsed)
+                return await app[TRANSCRIBER](parsed, upload) if upload else await app[TRANSCRIBER](parsed)
         except TimeoutError as exc:
             if not deadline.expired():
                 raise
             raise RequestTimeout(
                 f"the request took longer than {settings.request_timeout_sec:g} s and was cancelled"
             ) from exc
+
+
+async def transcribe(request: web.Request) -> web.Response:
+    parsed = await _parse(request, request.app[SETTINGS])
+    output = await run_transcription(request.app, parsed)
     fmt = parsed.response_format
     return web.Response(text=formats.render(output, fmt), content_type=formats.CONTENT_TYPES[fmt], charset="utf-8")
+
+
+async def openai_transcriptions(request: web.Request) -> web.Response:
+    return await openai_api.transcriptions(request, request.app[SETTINGS], run_transcription)
 
 
 async def openapi_json(request: web.Request) -> web.Response:
@@ -130,6 +142,7 @@ def create_app(
     else:
         app.cleanup_ctx.append(_pipeline_ctx)
     app.router.add_post("/v1/transcribe", transcribe)
+    app.router.add_post("/v1/audio/transcriptions", openai_transcriptions)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/openapi.json", openapi_json)

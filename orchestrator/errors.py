@@ -3,6 +3,7 @@
     LongscribeError                  500 internal
     ├── InvalidRequest               422 the body or its params are wrong
     ├── Unauthorized                 401 no valid API key
+    ├── UploadTooLarge               413 an upload over max_upload_bytes
     ├── Overloaded                   429 the queue is full (with Retry-After)
     ├── ShuttingDown                 503 the service is stopping
     ├── RequestTimeout               504 over the per-request limit
@@ -120,6 +121,12 @@ class Unauthorized(LongscribeError):
     status = 401
     code = "unauthorized"
     hint = "Send `Authorization: Api-Key <key>` or `Authorization: Bearer <key>` with a key the service knows."
+
+
+class UploadTooLarge(LongscribeError):
+    status = 413
+    code = "upload_too_large"
+    hint = "Upload a smaller file, or put it at a URL and send `url` instead (no size limit there)."
 
 
 class Overloaded(LongscribeError):

@@ -21,6 +21,7 @@ import secrets
 import socket
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import aiohttp
 from aiohttp import web
@@ -38,11 +39,12 @@ PASSED_HEADERS = ("Content-Type", "Content-Length", "Content-Range", "Accept-Ran
 
 @dataclass
 class Source:
-    """One request's media: the real URL, its local alias, and the first thing that went wrong."""
+    """One request's media: the real URL (or an uploaded file), its local alias, and the first thing that went wrong."""
 
     url: str
     local_url: str
     failure: LongscribeError | None = None
+    path: Path | None = None  # an upload: served from disk, no fetch
 
     def check(self) -> None:
         """Raise what went wrong while relaying, if anything did."""
@@ -61,9 +63,10 @@ class MediaRelay:
     sources: dict[str, Source] = field(default_factory=dict)
 
     @contextlib.contextmanager
-    def open(self, url: str) -> Iterator[Source]:
+    def open(self, url: str, path: Path | None = None) -> Iterator[Source]:
+        """A local alias for `url`, or for the uploaded file at `path`, while the block runs."""
         token = secrets.token_urlsafe(16)
-        source = Source(url, f"{self.base}/media/{token}")
+        source = Source(url, f"{self.base}/media/{token}", path=path)
         self.sources[token] = source
         try:
             yield source
@@ -88,6 +91,8 @@ class MediaRelay:
         source = self.sources.get(request.match_info["token"])
         if source is None:
             raise web.HTTPNotFound()
+        if source.path is not None:
+            return web.FileResponse(source.path)  # honours Range, as the pipeline needs
         first, last = _byte_range(request.headers.get("Range"))
         try:
             upstream = await self.fetch(source.url, _range_headers(first, last))

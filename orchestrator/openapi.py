@@ -19,6 +19,19 @@ ERROR_SCHEMA = {
         }
     },
 }
+OPENAI_FORM = {
+    "type": "object",
+    "properties": {
+        "file": {"type": "string", "format": "binary"},
+        "url": {"type": "string", "description": "instead of file: media at an http(s) URL"},
+        "model": {"type": "string"},
+        "language": {"type": "string"},
+        "prompt": {"type": "string"},
+        "response_format": {"type": "string", "enum": ["json", "text", "srt", "vtt", "verbose_json"]},
+        "temperature": {"type": "number", "minimum": 0, "maximum": 1},
+        "timestamp_granularities[]": {"type": "array", "items": {"type": "string", "enum": ["segment", "word"]}},
+    },
+}
 ERRORS = {
     "401": "no valid API key (when keys are configured)",
     "413": "the body is over 1 MiB",
@@ -81,6 +94,20 @@ def document() -> dict[str, Any]:
                                 "application/x-subrip": {"schema": {"type": "string"}},
                             },
                         },
+                        **_error_responses(),
+                    },
+                    "security": [{"ApiKey": []}, {"Bearer": []}, {}],
+                }
+            },
+            "/v1/audio/transcriptions": {
+                "post": {
+                    "summary": "OpenAI-compatible: transcribe an uploaded file (or, as an extension, a url)",
+                    "requestBody": {
+                        "required": True,
+                        "content": {"multipart/form-data": {"schema": OPENAI_FORM}},
+                    },
+                    "responses": {
+                        "200": {"description": "{text}, OpenAI's verbose_json, or text / srt / vtt"},
                         **_error_responses(),
                     },
                     "security": [{"ApiKey": []}, {"Bearer": []}, {}],

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Coroutine, Iterator
 from dataclasses import dataclass, field, replace
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
 
 from longscribe_core.audio import SAMPLE_RATE, Int16Audio
 from longscribe_core.micro import CUT_OVERLAP_S
@@ -23,7 +24,12 @@ from .settings import Settings
 from .triton_pool import TritonPool
 
 T = TypeVar("T")
-Transcriber = Callable[[TranscribeRequest], Awaitable[TranscribeOutput]]
+
+
+class Transcriber(Protocol):
+    def __call__(self, request: TranscribeRequest, upload: Path | None = None) -> Awaitable[TranscribeOutput]: ...
+
+
 SILENCE_SEARCHES_IN_FLIGHT = 4  # each is one short FFmpeg range read
 LAST_READ_SLACK_S = 60.0  # the last chunk reads this far past the probed end, to catch a short probe
 SHORT_READ_S = 0.5  # a read this much shorter than asked for has reached the end of the media
@@ -78,8 +84,9 @@ class Pipeline:
         self.chunk_slots = ChunkSlots(self.settings.chunks_in_flight_per_endpoint, self.pool)
         self.search_slots = asyncio.Semaphore(SILENCE_SEARCHES_IN_FLIGHT)
 
-    async def __call__(self, request: TranscribeRequest) -> TranscribeOutput:
-        with self.relay.open(request.media_url) as source:
+    async def __call__(self, request: TranscribeRequest, upload: Path | None = None) -> TranscribeOutput:
+        """Transcribe `request.media_url`, or the uploaded file `upload` with the request's params."""
+        with self.relay.open(request.media_url, path=upload) as source:
             try:
                 return await self._transcribe(request, source)
             except MediaError:
@@ -91,7 +98,8 @@ class Pipeline:
         timings = Timings()
         s, params = self.settings, request.params
         with _timed(timings, "probe_sec"):
-            await check_range_support(self.relay, request.media_url)
+            if source.path is None:  # an upload is on this disk: nothing to check
+                await check_range_support(self.relay, request.media_url)
             info = await probe(source.local_url, s.ffprobe_bin, s.media_timeout_sec)
         self._check_length(info.duration_s)
         with _timed(timings, "silence_search_sec"):

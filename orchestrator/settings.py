@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     shutdown_grace_sec: float = Field(
         120.0, ge=0, description="on SIGTERM, time in-flight requests get to finish before they are cancelled"
     )
+    max_upload_bytes: int = Field(2 * 1024**3, gt=0, description="largest file accepted by /v1/audio/transcriptions")
+    upload_dir: Path | None = Field(
+        None, description="where uploads wait while transcribed; empty: the system temp dir"
+    )
     api_keys: list[str] = Field(
         default_factory=list, description="accepted API keys (JSON list); with api_keys_file empty too, no auth"
     )

@@ -53,6 +53,7 @@ def live_service() -> Iterator[str]:
     [
         ("/v1/transcribe", "POST", GenerationMode.POSITIVE),
         ("/v1/transcribe", "POST", GenerationMode.NEGATIVE),  # bodies that break the schema
+        ("/v1/audio/transcriptions", "POST", GenerationMode.POSITIVE),
         ("/healthz", "GET", GenerationMode.POSITIVE),
         ("/readyz", "GET", GenerationMode.POSITIVE),
     ],
@@ -70,7 +71,7 @@ def test_no_request_makes_the_service_fail_or_hang(
         response = case.call(base_url=live_service, timeout=MAX_WAIT_S)
         seen[response.status_code] = seen.get(response.status_code, 0) + 1
         assert response.status_code < 500 or path == "/readyz", response.text  # readyz: 503 means "no Triton"
-        if response.status_code >= 400 and path == "/v1/transcribe":
+        if response.status_code >= 400 and path.startswith("/v1/"):
             error = response.json()["error"]
             assert error["code"] and error["message"] and error["hint"]
 
