@@ -9,12 +9,14 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+import prometheus_client
 from aiohttp import web
 from pydantic import ValidationError
 
 from . import auth, discovery, formats, media_guard, media_relay, openai_api, openapi
 from .admission import Admission
 from .errors import InvalidRequest, LongscribeError, Overloaded, RequestTimeout
+from .observability import REQUEST_ID, REQUEST_ID_HEADER, Metrics, new_request_id
 from .pipeline import Pipeline, Transcriber
 from .schemas import TranscribeOutput, TranscribeRequest
 from .settings import Settings
@@ -27,8 +29,9 @@ TRANSCRIBER: web.AppKey[Transcriber] = web.AppKey("transcriber")
 POOL = web.AppKey("pool", TritonPool)
 ADMISSION = web.AppKey("admission", Admission)
 RESOLVE: web.AppKey[discovery.Resolve] = web.AppKey("resolve")
+METRICS = web.AppKey("metrics", Metrics)
 KEYS: web.AppKey[list[bytes]] = web.AppKey("api_key_digests")
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json"})  # probes and the API's description
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json", "/metrics"})  # probes, the API's description
 
 MAX_BODY_BYTES = 1 << 20  # a transcribe body is a URL and a few numbers
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -39,6 +42,21 @@ def _error(exc: LongscribeError) -> web.Response:
     if isinstance(exc, Overloaded):
         response.headers["Retry-After"] = str(exc.retry_after_s)
     return response
+
+
+@web.middleware
+async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The request's id in every log line, in the answer, and in each Triton call; /v1 outcomes counted."""
+    token = REQUEST_ID.set(new_request_id(request.headers.get(REQUEST_ID_HEADER)))
+    try:
+        response = await handler(request)
+        response.headers[REQUEST_ID_HEADER] = REQUEST_ID.get()
+        if request.path.startswith("/v1/"):
+            route = request.match_info.route.resource.canonical if request.match_info.route.resource else "?"
+            request.app[METRICS].requests.labels(route, str(response.status)).inc()
+        return response
+    finally:
+        REQUEST_ID.reset(token)
 
 
 @web.middleware
@@ -88,18 +106,23 @@ async def run_transcription(
     app: web.Application, parsed: TranscribeRequest, upload: Path | None = None
 ) -> TranscribeOutput:
     """One transcription under the service's admission control and per-request deadline."""
-    settings = app[SETTINGS]
-    async with app[ADMISSION].slot():
-        deadline = asyncio.timeout(settings.request_timeout_sec)
-        try:
-            async with deadline:
-                return await app[TRANSCRIBER](parsed, upload) if upload else await app[TRANSCRIBER](parsed)
-        except TimeoutError as exc:
-            if not deadline.expired():
-                raise
-            raise RequestTimeout(
-                f"the request took longer than {settings.request_timeout_sec:g} s and was cancelled"
-            ) from exc
+    settings, metrics = app[SETTINGS], app[METRICS]
+    deadline = asyncio.timeout(settings.request_timeout_sec)  # counts from now: waiting in the queue included
+    metrics.in_flight.inc()
+    try:
+        async with app[ADMISSION].slot(), deadline:
+            output = await app[TRANSCRIBER](parsed, upload) if upload else await app[TRANSCRIBER](parsed)
+    except TimeoutError as exc:
+        if not deadline.expired():
+            raise
+        raise RequestTimeout(
+            f"the request took longer than {settings.request_timeout_sec:g} s and was cancelled"
+        ) from exc
+    finally:
+        metrics.in_flight.dec()
+    metrics.audio_seconds.inc(output.input_duration_sec)
+    metrics.speedup.observe(output.speedup)
+    return output
 
 
 async def transcribe(request: web.Request) -> web.Response:
@@ -111,6 +134,16 @@ async def transcribe(request: web.Request) -> web.Response:
 
 async def openai_transcriptions(request: web.Request) -> web.Response:
     return await openai_api.transcriptions(request, request.app[SETTINGS], run_transcription)
+
+
+async def metrics_endpoint(request: web.Request) -> web.Response:
+    metrics = request.app[METRICS]
+    pool = request.app.get(POOL)
+    if pool is not None:
+        for url, ready in (await pool.readiness()).items():
+            metrics.endpoint_up.labels(url).set(1 if ready else 0)
+    body = prometheus_client.generate_latest(metrics.registry)
+    return web.Response(body=body, headers={"Content-Type": prometheus_client.CONTENT_TYPE_LATEST})
 
 
 async def openapi_json(request: web.Request) -> web.Response:
@@ -132,7 +165,10 @@ def create_app(
     settings: Settings, transcriber: Transcriber | None = None, resolve: discovery.Resolve = discovery.resolve_dns
 ) -> web.Application:
     """The service; pass `transcriber` to run without Triton (unit tests), `resolve` to play the DNS."""
-    app = web.Application(middlewares=[error_middleware, auth_middleware], client_max_size=MAX_BODY_BYTES)
+    app = web.Application(
+        middlewares=[request_id_middleware, error_middleware, auth_middleware], client_max_size=MAX_BODY_BYTES
+    )
+    app[METRICS] = Metrics()
     app[SETTINGS] = settings
     app[RESOLVE] = resolve
     app[KEYS] = auth.load_keys(settings.api_keys, settings.api_keys_file)
@@ -146,6 +182,7 @@ def create_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/openapi.json", openapi_json)
+    app.router.add_get("/metrics", metrics_endpoint)
     return app
 
 
@@ -175,7 +212,7 @@ async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
                     session, policy, settings.max_redirects, settings.media_read_retries, settings.media_timeout_sec
                 )
             )
-            transcriber: Transcriber = Pipeline(settings, relay, pool)
+            transcriber: Transcriber = Pipeline(settings, relay, pool, observe_chunk=app[METRICS].chunk_seconds.observe)
             app[TRANSCRIBER] = transcriber
             yield
     finally:

@@ -17,6 +17,7 @@ import aiohttp
 from . import formats
 from .app import create_app
 from .net import free_port
+from .observability import use_json_logs
 from .range_server import serving, serving_file
 from .schemas import TranscribeOutput
 from .settings import Settings
@@ -176,11 +177,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     return_freed_buffers_to_the_os()
     quiet = args.command == "transcribe" and not args.verbose
-    logging.basicConfig(
-        level=logging.WARNING if quiet else logging.INFO,
-        format="%(asctime)s %(name)s %(levelname)s %(message)s",
-        stream=sys.stderr,
-    )
+    level = logging.WARNING if quiet else logging.INFO
+    if Settings().log_format == "json":
+        use_json_logs(level)
+    else:
+        logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
     try:
         return asyncio.run(_serve(args) if args.command == "serve" else _transcribe(args))
     except TritonStartError as exc:

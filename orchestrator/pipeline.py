@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -77,6 +77,7 @@ class Pipeline:
     settings: Settings
     relay: MediaRelay
     pool: TritonPool
+    observe_chunk: Callable[[float], None] = lambda seconds: None  # each macro chunk's Triton time
     chunk_slots: ChunkSlots = field(init=False)
     search_slots: asyncio.Semaphore = field(init=False)
 
@@ -197,10 +198,12 @@ class Pipeline:
             spoken = await asyncio.shield(language)
             result = ChunkResult(segments=(), language=None)
             if len(pcm):
+                started = time.monotonic()
                 with _timed(timings, "inference_sec"):
                     result = await self.pool.transcribe_chunk(
                         pcm, params.micro_chunk_size_sec, params.silence_detection_smoothing_num_samples, spoken
                     )
+                self.observe_chunk(time.monotonic() - started)
         decoded_end_s = read_from + len(pcm) / SAMPLE_RATE
         end_s = decoded_end_s if is_last else chunk.end_s
         return ChunkPart(

@@ -14,6 +14,7 @@ from longscribe_core.audio import FloatAudio, Int16Audio
 from longscribe_core.segments import ChunkResult, decode_result
 
 from .errors import InferenceError, InferenceUnavailable, InvalidRequest
+from .observability import REQUEST_ID
 
 # "this endpoint is not there": worth trying another. A deadline is not in
 # here: a chunk that timed out would only be run again elsewhere.
@@ -147,6 +148,7 @@ class TritonPool:
                     inputs,
                     outputs=[grpcclient.InferRequestedOutput("result")],
                     client_timeout=self.timeout_s,
+                    request_id=REQUEST_ID.get(),  # the edge's id, in Triton's logs and traces
                 )
             except InferenceServerException as exc:
                 if str(exc.status()) in _UNREACHABLE:

@@ -218,3 +218,15 @@ async def test_media_whose_header_over_reports_its_length_reports_the_true_lengt
     assert out["input_duration_sec"] == pytest.approx(true_s, abs=2.0)
     assert_well_formed(out, out["input_duration_sec"])
     assert wer(lj_recording.reference, out["text"]) <= 0.08
+
+
+async def test_metrics_show_chunk_latency_and_endpoint_health(
+    service_url: str, media_url: str, triton_grpc_url: str
+) -> None:
+    status, _ = await post(service_url, {"media_url": f"{media_url}/speech/jfk.flac"})
+    assert status == 200
+    async with aiohttp.ClientSession() as session, session.get(f"{service_url}/metrics") as response:
+        scraped = await response.text()
+    assert f'longscribe_triton_endpoint_up{{endpoint="{triton_grpc_url}"}} 1.0' in scraped
+    count = next(line for line in scraped.splitlines() if line.startswith("longscribe_chunk_inference_seconds_count"))
+    assert float(count.split()[-1]) >= 1

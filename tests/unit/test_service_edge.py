@@ -126,3 +126,35 @@ async def test_the_openapi_document_describes_the_transcribe_endpoint() -> None:
     assert post_op["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/TranscribeRequest")
     assert {"200", "401", "422", "429", "503", "504"} <= set(post_op["responses"])
     assert "TranscribeParams" in document["components"]["schemas"]
+
+
+async def test_metrics_count_outcomes_audio_and_speed_and_request_ids_travel() -> None:
+    async with service(Settings(), instant) as (session, base):
+        async with session.post(
+            f"{base}/v1/transcribe", json=SEED_BODY, headers={"X-Request-Id": "caller-42"}
+        ) as response:
+            assert response.headers["X-Request-Id"] == "caller-42"
+        async with session.post(f"{base}/v1/transcribe", data="{not json") as response:
+            assert response.status == 422 and len(response.headers["X-Request-Id"]) == 32  # one made up
+        async with session.get(f"{base}/metrics") as response:
+            assert response.status == 200
+            scraped = await response.text()
+    assert 'longscribe_requests_total{route="/v1/transcribe",status="200"} 1.0' in scraped
+    assert 'longscribe_requests_total{route="/v1/transcribe",status="422"} 1.0' in scraped
+    assert "longscribe_audio_seconds_total 1.5" in scraped
+    assert "longscribe_speedup_count 1.0" in scraped
+    assert "longscribe_requests_in_flight 0.0" in scraped
+
+
+def test_json_logs_carry_the_request_id() -> None:
+    import json as json_module
+
+    from orchestrator.observability import REQUEST_ID, JsonFormatter
+
+    token = REQUEST_ID.set("abc123")
+    try:
+        record = logging.LogRecord("longscribe.app", logging.INFO, __file__, 1, "chunk %d done", (3,), None)
+        line = json_module.loads(JsonFormatter().format(record))
+    finally:
+        REQUEST_ID.reset(token)
+    assert line["request_id"] == "abc123" and line["message"] == "chunk 3 done" and line["level"] == "info"

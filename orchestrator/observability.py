@@ -1,0 +1,83 @@
+"""Prometheus metrics, request ids and JSON logs.
+
+Every request gets an id (the caller's `X-Request-Id`, else a new one), sent
+back in the answer, written in every log line of that request, and passed to
+Triton as the inference request id, so one transcription can be followed from
+the edge to the model.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
+REQUEST_ID_HEADER = "X-Request-Id"
+MAX_REQUEST_ID = 128  # a caller's id longer than this is replaced, not trusted into logs
+
+
+def new_request_id(offered: str | None) -> str:
+    if offered and len(offered) <= MAX_REQUEST_ID and offered.isprintable():
+        return offered
+    return uuid.uuid4().hex
+
+
+@dataclass
+class Metrics:
+    """One registry per app, so tests and several apps in one process do not share counts."""
+
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.requests = Counter(
+            "longscribe_requests", "Requests by route and outcome (HTTP status)", ["route", "status"], registry=r
+        )
+        self.audio_seconds = Counter("longscribe_audio_seconds", "Seconds of media transcribed", registry=r)
+        self.speedup = Histogram(
+            "longscribe_speedup",
+            "Media seconds per wall second, per request",
+            buckets=(1, 5, 10, 20, 40, 60, 80, 120, 200, 400, 1000),
+            registry=r,
+        )
+        self.chunk_seconds = Histogram(
+            "longscribe_chunk_inference_seconds",
+            "Triton time (queue + compute) per macro chunk",
+            buckets=(0.5, 1, 2, 5, 10, 20, 40, 80, 160, 320),
+            registry=r,
+        )
+        self.in_flight = Gauge("longscribe_requests_in_flight", "Transcriptions running or queued", registry=r)
+        self.jobs_in_flight = Gauge("longscribe_jobs_in_flight", "Jobs not yet finished", registry=r)
+        self.endpoint_up = Gauge(
+            "longscribe_triton_endpoint_up", "1 when the endpoint has its models ready", ["endpoint"], registry=r
+        )
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, request id, and the exception if any."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        request_id = REQUEST_ID.get()
+        if request_id:
+            line["request_id"] = request_id
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, ensure_ascii=False)
+
+
+def use_json_logs(level: int) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter())
+    logging.basicConfig(level=level, handlers=[handler], force=True)
