@@ -26,14 +26,18 @@ class Admission:
     def __post_init__(self) -> None:
         self.slots = asyncio.Semaphore(self.running_limit)
 
-    @contextlib.asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
+    def check_room(self) -> None:
+        """Raise Overloaded now if a new request would be refused (jobs ask before they are accepted)."""
         if self.slots.locked() and self.waiting >= self.queue_limit:
             raise Overloaded(
                 f"the service is running {self.running_limit} requests with {self.waiting} waiting; "
                 f"retry in {self.retry_after_s} s",
                 retry_after_s=self.retry_after_s,
             )
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        self.check_room()
         self.waiting += 1
         try:
             await self.slots.acquire()

@@ -9,15 +9,17 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+import aiohttp
 import prometheus_client
 from aiohttp import web
 from pydantic import ValidationError
+from yarl import URL
 
-from . import auth, discovery, formats, media_guard, media_relay, openai_api, openapi
+from . import auth, discovery, formats, jobs, media_guard, media_relay, openai_api, openapi
 from .admission import Admission
-from .errors import InvalidRequest, LongscribeError, Overloaded, RequestTimeout
+from .errors import InvalidRequest, JobNotFound, LongscribeError, Overloaded, RequestTimeout
 from .observability import REQUEST_ID, REQUEST_ID_HEADER, Metrics, new_request_id
-from .pipeline import Pipeline, Transcriber
+from .pipeline import OnProgress, Pipeline, Transcriber
 from .schemas import TranscribeOutput, TranscribeRequest
 from .settings import Settings
 from .triton_pool import TritonPool
@@ -30,6 +32,8 @@ POOL = web.AppKey("pool", TritonPool)
 ADMISSION = web.AppKey("admission", Admission)
 RESOLVE: web.AppKey[discovery.Resolve] = web.AppKey("resolve")
 METRICS = web.AppKey("metrics", Metrics)
+JOBS = web.AppKey("jobs", jobs.JobStore)
+WEBHOOKS: web.AppKey[tuple[aiohttp.ClientSession, media_guard.MediaPolicy]] = web.AppKey("webhooks")
 KEYS: web.AppKey[list[bytes]] = web.AppKey("api_key_digests")
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json", "/metrics"})  # probes, the API's description
 
@@ -84,7 +88,9 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     return await handler(request)
 
 
-async def _parse(request: web.Request, settings: Settings) -> TranscribeRequest:
+async def _parse(
+    request: web.Request, settings: Settings, model: type[TranscribeRequest] = TranscribeRequest
+) -> TranscribeRequest:
     try:
         body = await request.json()
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -92,7 +98,7 @@ async def _parse(request: web.Request, settings: Settings) -> TranscribeRequest:
     if "response_format" in request.query and isinstance(body, dict):
         body = {**body, "response_format": request.query["response_format"]}  # the query wins
     try:
-        parsed = TranscribeRequest.model_validate(body)
+        parsed = model.model_validate(body)
         parsed.params.check_limits(settings.max_macro_chunk_size_sec)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors())
@@ -103,7 +109,7 @@ async def _parse(request: web.Request, settings: Settings) -> TranscribeRequest:
 
 
 async def run_transcription(
-    app: web.Application, parsed: TranscribeRequest, upload: Path | None = None
+    app: web.Application, parsed: TranscribeRequest, upload: Path | None = None, progress: OnProgress | None = None
 ) -> TranscribeOutput:
     """One transcription under the service's admission control and per-request deadline."""
     settings, metrics = app[SETTINGS], app[METRICS]
@@ -111,7 +117,10 @@ async def run_transcription(
     metrics.in_flight.inc()
     try:
         async with app[ADMISSION].slot(), deadline:
-            output = await app[TRANSCRIBER](parsed, upload) if upload else await app[TRANSCRIBER](parsed)
+            if upload or progress:
+                output = await app[TRANSCRIBER](parsed, upload, progress)
+            else:  # the plain call: stand-in transcribers in the unit tests take only the request
+                output = await app[TRANSCRIBER](parsed)
     except TimeoutError as exc:
         if not deadline.expired():
             raise
@@ -136,8 +145,48 @@ async def openai_transcriptions(request: web.Request) -> web.Response:
     return await openai_api.transcriptions(request, request.app[SETTINGS], run_transcription)
 
 
+async def start_job(request: web.Request) -> web.Response:
+    parsed = await _parse(request, request.app[SETTINGS], jobs.JobRequest)
+    request.app[ADMISSION].check_room()
+    job = request.app[JOBS].start(jobs.JobRequest.model_validate(parsed.model_dump()))
+    request.app[METRICS].jobs_in_flight.set(request.app[JOBS].in_flight())
+    body = {**job.to_json(), "links": {"self": f"/v1/jobs/{job.id}", "events": f"/v1/jobs/{job.id}/events"}}
+    return web.json_response(body, status=202, headers={"Location": f"/v1/jobs/{job.id}"})
+
+
+def _job(request: web.Request) -> jobs.Job:
+    job = request.app[JOBS].get(request.match_info["job_id"])
+    if job is None:
+        raise JobNotFound(f"no job {request.match_info['job_id']!r}")
+    return job
+
+
+async def get_job(request: web.Request) -> web.Response:
+    return web.json_response(_job(request).to_json())
+
+
+async def cancel_job(request: web.Request) -> web.Response:
+    """Cancel and wait for the job to wind down (its FFmpeg and inference stop)."""
+    job = _job(request)
+    request.app[JOBS].cancel(job)
+    if job.task is not None:
+        await asyncio.wait({job.task})
+    return web.json_response(job.to_json())
+
+
+async def job_events(request: web.Request) -> web.StreamResponse:
+    """Server-sent events: `status`, one `chunk` per finished macro chunk, then `end` with the job."""
+    job = _job(request)
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+    await response.prepare(request)
+    async for event in jobs.events(job):
+        await response.write(f"event: {event['event']}\ndata: {json.dumps(event['data'])}\n\n".encode())
+    return response
+
+
 async def metrics_endpoint(request: web.Request) -> web.Response:
     metrics = request.app[METRICS]
+    metrics.jobs_in_flight.set(request.app[JOBS].in_flight())
     pool = request.app.get(POOL)
     if pool is not None:
         for url, ready in (await pool.readiness()).items():
@@ -173,17 +222,48 @@ def create_app(
     app[RESOLVE] = resolve
     app[KEYS] = auth.load_keys(settings.api_keys, settings.api_keys_file)
     app[ADMISSION] = Admission(settings.max_requests_in_flight, settings.max_queued_requests, settings.retry_after_sec)
+    app[JOBS] = jobs.JobStore(
+        run=lambda request, progress: run_transcription(app, request, None, progress),
+        ttl_s=settings.job_ttl_sec,
+        webhook_secret=settings.webhook_secret,
+        post_webhook=lambda url, body, headers: _post_webhook(app, url, body, headers),
+    )
+    app.cleanup_ctx.append(_jobs_ctx)
     if transcriber is not None:
         app[TRANSCRIBER] = transcriber
     else:
         app.cleanup_ctx.append(_pipeline_ctx)
     app.router.add_post("/v1/transcribe", transcribe)
     app.router.add_post("/v1/audio/transcriptions", openai_transcriptions)
+    app.router.add_post("/v1/jobs", start_job)
+    app.router.add_get("/v1/jobs/{job_id}", get_job)
+    app.router.add_delete("/v1/jobs/{job_id}", cancel_job)
+    app.router.add_get("/v1/jobs/{job_id}/events", job_events)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/openapi.json", openapi_json)
     app.router.add_get("/metrics", metrics_endpoint)
     return app
+
+
+async def _jobs_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Webhooks go out through the media guard (a stranger names the URL); jobs stop with the app."""
+    policy = media_guard.MediaPolicy.from_list(app[SETTINGS].allowed_media_hosts)
+    async with media_guard.session(policy) as session:
+        app[WEBHOOKS] = (session, policy)
+        try:
+            yield
+        finally:
+            await app[JOBS].close()
+
+
+async def _post_webhook(app: web.Application, url: str, body: bytes, headers: dict[str, str]) -> None:
+    session, policy = app[WEBHOOKS]
+    media_guard.check_literal(URL(url), policy)
+    timeout = aiohttp.ClientTimeout(total=jobs.WEBHOOK_TIMEOUT_S)
+    async with session.post(url, data=body, headers=headers, allow_redirects=False, timeout=timeout) as response:
+        if response.status >= 300:
+            log.warning("webhook %s answered %d", url, response.status)
 
 
 async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:

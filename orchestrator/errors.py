@@ -3,6 +3,7 @@
     LongscribeError                  500 internal
     ├── InvalidRequest               422 the body or its params are wrong
     ├── Unauthorized                 401 no valid API key
+    ├── JobNotFound                  404 no such job (or it expired)
     ├── UploadTooLarge               413 an upload over max_upload_bytes
     ├── Overloaded                   429 the queue is full (with Retry-After)
     ├── ShuttingDown                 503 the service is stopping
@@ -41,8 +42,11 @@ class LongscribeError(Exception):
         if hint is not None:
             self.hint = hint
 
+    def detail(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message, "hint": self.hint}
+
     def to_json(self) -> dict[str, object]:
-        return {"error": {"code": self.code, "message": self.message, "hint": self.hint}}
+        return {"error": self.detail()}
 
 
 class InvalidRequest(LongscribeError):
@@ -121,6 +125,12 @@ class Unauthorized(LongscribeError):
     status = 401
     code = "unauthorized"
     hint = "Send `Authorization: Api-Key <key>` or `Authorization: Bearer <key>` with a key the service knows."
+
+
+class JobNotFound(LongscribeError):
+    status = 404
+    code = "job_not_found"
+    hint = "Check the id; finished jobs are kept for LONGSCRIBE_JOB_TTL_SEC (1 hour by default)."
 
 
 class UploadTooLarge(LongscribeError):

@@ -26,8 +26,24 @@ from .triton_pool import TritonPool
 T = TypeVar("T")
 
 
+@dataclass(frozen=True)
+class Progress:
+    """Reported each time a macro chunk finishes."""
+
+    chunks_done: int
+    chunks_total: int  # as planned from the probed length (more if the media runs past it)
+    audio_done_s: float  # media seconds in finished chunks
+    duration_s: float  # the probed length
+    prefix: TranscribeOutput  # the transcript of the finished chunks from the start, in order
+
+
+OnProgress = Callable[[Progress], None]
+
+
 class Transcriber(Protocol):
-    def __call__(self, request: TranscribeRequest, upload: Path | None = None) -> Awaitable[TranscribeOutput]: ...
+    def __call__(
+        self, request: TranscribeRequest, upload: Path | None = None, progress: OnProgress | None = None
+    ) -> Awaitable[TranscribeOutput]: ...
 
 
 SILENCE_SEARCHES_IN_FLIGHT = 4  # each is one short FFmpeg range read
@@ -85,16 +101,18 @@ class Pipeline:
         self.chunk_slots = ChunkSlots(self.settings.chunks_in_flight_per_endpoint, self.pool)
         self.search_slots = asyncio.Semaphore(SILENCE_SEARCHES_IN_FLIGHT)
 
-    async def __call__(self, request: TranscribeRequest, upload: Path | None = None) -> TranscribeOutput:
+    async def __call__(
+        self, request: TranscribeRequest, upload: Path | None = None, progress: OnProgress | None = None
+    ) -> TranscribeOutput:
         """Transcribe `request.media_url`, or the uploaded file `upload` with the request's params."""
         with self.relay.open(request.media_url, path=upload) as source:
             try:
-                return await self._transcribe(request, source)
+                return await self._transcribe(request, source, progress or (lambda p: None))
             except MediaError:
                 source.check()  # FFmpeg only saw a broken read: the relay knows why
                 raise
 
-    async def _transcribe(self, request: TranscribeRequest, source: Source) -> TranscribeOutput:
+    async def _transcribe(self, request: TranscribeRequest, source: Source, progress: OnProgress) -> TranscribeOutput:
         started = time.monotonic()
         timings = Timings()
         s, params = self.settings, request.params
@@ -111,8 +129,12 @@ class Pipeline:
         language: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
         if params.language:
             language.set_result(params.language)
+        tracker = _Tracker(len(chunks), info.duration_s, started, params.word_timestamps, progress)
         parts = await _all(
-            [self._chunk(source, c, request, c is chunks[-1], language, timings, in_speech) for c in chunks]
+            [
+                tracker.track(self._chunk(source, c, request, c is chunks[-1], language, timings, in_speech))
+                for c in chunks
+            ]
         )
         parts += await self._beyond_probe(source, parts[-1], request, language, timings)
         source.check()  # a read the relay could not finish must not pass as the whole media
@@ -234,6 +256,37 @@ class Pipeline:
             last = await self._chunk(source, nxt, request, True, language, timings)
             extra.append(last)
         return extra
+
+
+@dataclass
+class _Tracker:
+    """Finished chunks -> Progress, with the transcript of the finished prefix."""
+
+    chunks_total: int
+    duration_s: float
+    started: float
+    with_words: bool
+    report: OnProgress
+    done: dict[int, ChunkPart] = field(default_factory=dict)
+
+    async def track(self, work: Coroutine[Any, Any, ChunkPart]) -> ChunkPart:
+        part = await work
+        self.done[part.chunk.index] = part
+        prefix: list[ChunkPart] = []
+        while len(prefix) in self.done:
+            prefix.append(self.done[len(prefix)])
+        end_s = prefix[-1].chunk.end_s if prefix else 0.0
+        timed = merge.merge_chunks([(p.chunk, p.result) for p in prefix], end_s) if prefix else []
+        self.report(
+            Progress(
+                chunks_done=len(self.done),
+                chunks_total=max(self.chunks_total, len(self.done)),
+                audio_done_s=sum(p.chunk.duration_s for p in self.done.values()),
+                duration_s=self.duration_s,
+                prefix=transcript.build(timed, end_s, time.monotonic() - self.started, self.with_words),
+            )
+        )
+        return part
 
 
 @contextlib.contextmanager

@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     upload_dir: Path | None = Field(
         None, description="where uploads wait while transcribed; empty: the system temp dir"
     )
+    job_ttl_sec: float = Field(3600.0, gt=0, description="how long a finished job's result is kept")
+    webhook_secret: str = Field("", description="HMAC-SHA256 key that signs job webhooks; empty: unsigned")
     api_keys: list[str] = Field(
         default_factory=list, description="accepted API keys (JSON list); with api_keys_file empty too, no auth"
     )

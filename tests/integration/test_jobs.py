@@ -1,0 +1,132 @@
+"""Jobs for long media: progress by polling and by server-sent events, the finished prefix,
+cancel, a signed webhook, and what is kept afterwards."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import pytest_asyncio
+from aiohttp import web
+
+from orchestrator.app import create_app
+from orchestrator.jobs import SIGNATURE_HEADER, sign
+from orchestrator.range_server import serving
+from orchestrator.settings import Settings
+
+from ..corpus import Recording, wer
+from ..media_servers import LOOPBACK
+from .test_faults import wait_for
+
+pytestmark = pytest.mark.integration
+SECRET = "webhook-secret-5d1"
+
+
+@pytest_asyncio.fixture(scope="module")
+async def jobs_api(triton_grpc_url: str) -> AsyncIterator[str]:
+    settings = Settings(triton_grpc_urls=[triton_grpc_url], allowed_media_hosts=LOOPBACK, webhook_secret=SECRET)
+    async with serving(create_app(settings)) as base:
+        yield base
+
+
+async def start(session: aiohttp.ClientSession, api: str, body: dict[str, Any]) -> str:
+    async with session.post(f"{api}/v1/jobs", json=body) as response:
+        assert response.status == 202, await response.text()
+        job = await response.json()
+        assert response.headers["Location"] == f"/v1/jobs/{job['id']}"
+        return str(job["id"])
+
+
+async def sse(session: aiohttp.ClientSession, url: str) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    async with session.get(url) as response:
+        assert response.headers["Content-Type"].startswith("text/event-stream")
+        name = ""
+        async for raw in response.content:
+            line = raw.decode().rstrip("\n")
+            if line.startswith("event: "):
+                name = line[len("event: ") :]
+            elif line.startswith("data: "):
+                yield name, json.loads(line[len("data: ") :])
+
+
+async def test_a_job_streams_progress_per_chunk_then_its_transcript(
+    jobs_api: str, media_url: str, lj_recording: Recording
+) -> None:
+    body = {"media_url": f"{media_url}/lj001.wav", "params": {"macro_chunk_size_sec": 60}}
+    async with aiohttp.ClientSession() as session:
+        job_id = await start(session, jobs_api, body)
+        chunks, partial_seen, end = [], False, None
+        async for name, data in sse(session, f"{jobs_api}/v1/jobs/{job_id}/events"):
+            if name == "chunk":
+                chunks.append(data)
+                async with session.get(f"{jobs_api}/v1/jobs/{job_id}") as response:
+                    polled = await response.json()
+                partial_seen |= polled["status"] == "running" and "partial" in polled
+            elif name == "end":
+                end = data
+        assert end is not None and end["status"] == "succeeded"
+        assert len(chunks) >= 3
+        done = [c["chunks_done"] for c in chunks]
+        assert done == sorted(done) and chunks[-1]["chunks_done"] == chunks[-1]["chunks_total"]
+        assert all(c["audio_total_sec"] == pytest.approx(lj_recording.duration_s, abs=0.5) for c in chunks)
+        assert partial_seen or len(chunks) == 1, "the finished prefix shows while the job runs"
+        assert wer(lj_recording.reference, end["result"]["text"]) <= 0.08
+        async with session.get(f"{jobs_api}/v1/jobs/{job_id}") as response:  # kept after the end
+            kept = await response.json()
+        assert kept["status"] == "succeeded" and kept["progress"]["eta_sec"] is None
+        assert kept["progress"]["audio_done_sec"] == pytest.approx(lj_recording.duration_s, abs=0.5)
+
+
+async def test_cancelling_a_job_stops_its_work(jobs_api: str, media_url: str) -> None:
+    from .test_cli import children_of
+
+    body = {"media_url": f"{media_url}/lj001.wav", "params": {"macro_chunk_size_sec": 30}}
+    async with aiohttp.ClientSession() as session:
+        job_id = await start(session, jobs_api, body)
+        async for name, _ in sse(session, f"{jobs_api}/v1/jobs/{job_id}/events"):
+            if name == "chunk":
+                break
+        async with session.delete(f"{jobs_api}/v1/jobs/{job_id}") as response:
+            assert (await response.json())["status"] == "cancelled"
+
+    def ffmpegs() -> list[int]:
+        found = []
+        for pid in children_of(os.getpid()):
+            try:
+                if Path(f"/proc/{pid}/comm").read_text().strip() in ("ffmpeg", "ffprobe"):
+                    found.append(pid)
+            except OSError:
+                continue
+        return found
+
+    await wait_for(lambda: not ffmpegs(), 10, "FFmpeg to stop with the job")
+
+
+async def test_a_finished_job_calls_its_webhook_signed(jobs_api: str, media_url: str) -> None:
+    received: asyncio.Queue[tuple[bytes, str]] = asyncio.Queue()
+
+    async def hook(request: web.Request) -> web.Response:
+        await received.put((await request.read(), request.headers.get(SIGNATURE_HEADER, "")))
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    async with serving(app) as hook_base, aiohttp.ClientSession() as session:
+        body = {"media_url": f"{media_url}/speech/jfk.flac", "webhook_url": f"{hook_base}/hook"}
+        job_id = await start(session, jobs_api, body)
+        payload, signature = await asyncio.wait_for(received.get(), 60)
+    assert signature == sign(payload, SECRET)
+    sent = json.loads(payload)
+    assert sent["id"] == job_id and sent["status"] == "succeeded" and sent["result"]["text"]
+
+
+async def test_an_unknown_job_is_a_clear_404(jobs_api: str) -> None:
+    async with aiohttp.ClientSession() as session, session.get(f"{jobs_api}/v1/jobs/nope") as response:
+        assert response.status == 404
+        assert (await response.json())["error"]["code"] == "job_not_found"
