@@ -5,8 +5,8 @@
 # example's convert_checkpoint.py), on the GPU the engines will serve on: an engine is
 # specific to its GPU architecture and TensorRT-LLM version.
 #
-#   docker compose -f docker/compose.yaml run --rm --entrypoint /opt/longscribe/build_engines.sh \
-#       -v "$PWD/assets:/assets:ro" triton-0 large-v3 /engines/large-v3
+#   docker compose -f docker/compose.yaml --profile tools run --rm -v "$PWD/assets:/assets:ro" \
+#       build-engines large-v3 /engines/large-v3
 #   usage: build_engines.sh MODEL OUT_DIR [CHECKPOINT.pt]
 #     MODEL: large-v3 | large-v3-turbo (128 mel bins) | large-v2 | medium | small | base | tiny (80 mel bins)
 #     CHECKPOINT.pt: OpenAI's checkpoint file; default: $WHISPER_ASSETS/MODEL.pt (/assets)
@@ -21,12 +21,14 @@ MODEL=${1:?model name, e.g. large-v3}
 OUT=${2:?output directory, e.g. /engines/large-v3}
 ASSETS=${WHISPER_ASSETS:-/assets}
 CHECKPOINT=${3:-$ASSETS/$MODEL.pt}
-EXAMPLE=${TRTLLM_WHISPER_EXAMPLE:-/app/examples/whisper}  # where the image keeps convert_checkpoint.py
+# The image has no TensorRT-LLM examples: Dockerfile.triton fetches the v0.16.0 converter, which
+# must match the runtime's version (another version's tensor names fail trtllm-build)
+EXAMPLE=${TRTLLM_WHISPER_EXAMPLE:-/opt/longscribe/whisper}
 
 # Batch: the `whisper` model's max_batch_size in the GPU image (docker/Dockerfile.triton sets 16).
 MAX_BATCH_SIZE=16
-# Greedy decoding, as on the CPU path; raise with the model's beam_size parameter.
-MAX_BEAM_WIDTH=1
+# Greedy decoding, as on the CPU path. A beam_size parameter above this needs engines rebuilt with it.
+MAX_BEAM_WIDTH=${MAX_BEAM_WIDTH:-1}
 # float16 activations; weights int8 weight-only: half the memory, near-float accuracy on Whisper.
 DTYPE=float16
 WEIGHT_ONLY=int8
@@ -54,7 +56,8 @@ trtllm-build --checkpoint_dir "$work/checkpoint/encoder" --output_dir "$OUT/enco
   --max_batch_size "$MAX_BATCH_SIZE" \
   --gemm_plugin disable \
   --bert_attention_plugin "$DTYPE" \
-  --max_input_len 3000 --max_seq_len 3000
+  --max_input_len 3000 --max_seq_len 3000 \
+  --max_num_tokens $((MAX_BATCH_SIZE * 3000))  # the default 8192 would run two windows per step
 
 # Decoder: prompts of at most 14 tokens (<|startoftranscript|><|lang|><|transcribe|> and
 # room), 224 generated tokens (half of Whisper's 448-token context, as the CPU engine),

@@ -1,6 +1,6 @@
 """Triton replicas found by DNS: a Kubernetes headless Service names every ready pod.
 
-`triton_discovery_dns` = `triton.longscribe.svc.cluster.local:8001`: every
+`triton_discovery_dns` = `triton-headless.longscribe.svc.cluster.local:8001`: every
 address the name resolves to is an endpoint on that port. The list is
 refreshed every `triton_discovery_interval_sec`; a pod that stops being ready
 leaves the DNS answer and the pool, and one that comes back is added again.

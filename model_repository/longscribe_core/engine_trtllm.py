@@ -8,17 +8,22 @@ in CI (no GPU, no TensorRT-LLM there): the contract suite in
 
 Differences from the CTranslate2 engine, by design of the runtime:
 - the prompt keeps timestamps (no `<|notimestamps|>`), so segments are timed as
-  on the CPU path; decoding is greedy at every temperature (the C++ runtime's
-  sampling would need per-request sampling configs; the fallback then repeats
-  the greedy decode and the caller keeps the better-scored one);
+  on the CPU path; greedy at temperature 0, sampled above it (one
+  `SamplingConfig` per call, and the Triton model calls once per temperature);
+  `avg_logprob` is the mean log-probability of the generated tokens, so the
+  caller's unsure and loop guards work as on the CPU path;
 - no word alignment (no cross-attention DTW in the runtime): segments carry no
   words, so the micro chunker's skipped-speech check has nothing to check;
-- no no-speech probability: the caller's silence guard is the energy gate.
+- no no-speech probability, and no timestamp rules in decoding (first within
+  1 s, paired, increasing) nor blank suppression: the caller's silence guard is
+  the energy gate, and `split_on_timestamps` drops spans that run backwards.
+  Logits processors could add the rules; not done.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +36,7 @@ from .quality import compression_ratio
 from .segments import ChunkResult, Segment
 from .timestamps import split_on_timestamps
 
-PROMPT_TOKENS = 4  # <|startoftranscript|><|lang|><|transcribe|> and room for one more
+LANGUAGE_CODE = re.compile(r"[a-z]{2,3}")  # Whisper's language tokens: <|en|>, <|haw|>, <|yue|>
 KV_CACHE_FRACTION = 0.9  # of free GPU memory, as NVIDIA's example
 CROSS_KV_CACHE_FRACTION = 0.5  # of that, for the encoder output the decoder attends to
 
@@ -55,14 +60,16 @@ class TensorRTLLMEngine:
             max_batch_size=config.max_batch_size,
             max_input_len=N_FRAMES,
             max_output_len=config.max_length // 2,
-            max_beam_width=config.beam_size,
+            max_beam_width=config.beam_size,  # at most what the engine was built for (build_engines.sh)
             kv_cache_free_gpu_memory_fraction=KV_CACHE_FRACTION,
             cross_kv_cache_fraction=CROSS_KV_CACHE_FRACTION,
         )
         self._tokenizer = Tokenizer.from_file(str(root / "tokenizer.json"))
         self._eot = self._id("<|endoftext|>")
         self._timestamp_begin = self._id("<|notimestamps|>") + 1
-        self.is_multilingual = self._tokenizer.get_vocab_size() >= 51865
+        # from the engine, as NVIDIA's run.py: tokenizer.json may omit the timestamp tokens
+        decoder_config = json.loads((root / "decoder" / "config.json").read_text())
+        self.is_multilingual = int(decoder_config["pretrained_config"]["vocab_size"]) >= 51865
         device = torch.device("cuda")
         self._filters = torch.from_numpy(mel_filters(self.n_mels)).to(device)
         self._window = torch.hann_window(N_FFT, device=device)
@@ -114,14 +121,21 @@ class TensorRTLLMEngine:
             for i, _ in good:
                 results[i] = ChunkResult(segments=(), language="en", language_probability=1.0)
             return results
-        ids = self._generate([item for _, item in good], [[self._id("<|startoftranscript|>")]] * len(good), 1)
+        if not good:
+            return results
+        ids, _ = self._generate([item for _, item in good], [[self._id("<|startoftranscript|>")]] * len(good), 1, 0.0)
         for (i, _), tokens in zip(good, ids):
-            token = self._tokenizer.id_to_token(tokens[0]) if tokens else "<|en|>"
-            results[i] = ChunkResult(segments=(), language=str(token).strip("<|>"), language_probability=1.0)
+            # free decoding, not limited to language tokens: anything else means "not sure", not a language
+            token = str(self._tokenizer.id_to_token(tokens[0])) if tokens else ""
+            code = token.strip("<|>")
+            known = token.startswith("<|") and LANGUAGE_CODE.fullmatch(code) is not None
+            results[i] = ChunkResult(segments=(), language=code if known else None, language_probability=None)
         return results
 
-    def _generate(self, audio: list[FloatAudio], prompts: list[list[int]], max_new_tokens: int) -> list[list[int]]:
-        """Generated token ids per item, prompt excluded."""
+    def _generate(
+        self, audio: list[FloatAudio], prompts: list[list[int]], max_new_tokens: int, temperature: float
+    ) -> tuple[list[list[int]], list[float]]:
+        """Generated token ids per item (prompt excluded), and their mean log-probability."""
         torch = self._torch
         mels = [self._mel(item).transpose(0, 1).contiguous() for item in audio]  # [frames, n_mels] each
         lengths = torch.full((len(audio),), N_FRAMES, dtype=torch.int32, device="cuda")
@@ -132,17 +146,24 @@ class TensorRTLLMEngine:
             max_new_tokens=max_new_tokens,
             end_id=self._eot,
             pad_id=self._eot,
-            num_beams=self._config.beam_size,
+            num_beams=self._config.beam_size if temperature == 0 else 1,
+            # greedy at 0; otherwise sample from the whole distribution, as openai/whisper
+            **({"temperature": temperature, "top_k": 0, "top_p": 1.0} if temperature > 0 else {}),
             output_sequence_lengths=True,
+            output_log_probs=True,
             return_dict=True,
         )
         torch.cuda.synchronize()
         ids = outputs["output_ids"].cpu().numpy()
         ends = outputs["sequence_lengths"].cpu().numpy()
-        return [
-            [int(t) for t in ids[b][0][len(prompts[b]) : int(ends[b][0])] if int(t) != self._eot]
-            for b in range(len(prompts))
-        ]
+        log_probs = outputs["log_probs"].cpu().numpy()  # [batch, beams, generated]
+        tokens, scores = [], []
+        for b in range(len(prompts)):
+            generated = [int(t) for t in ids[b][0][len(prompts[b]) : int(ends[b][0])]]
+            n = len(generated)
+            tokens.append([t for t in generated if t != self._eot])
+            scores.append(float(np.mean(log_probs[b][0][:n])) if n else 0.0)
+        return tokens, scores
 
     def transcribe(
         self, audio: list[FloatAudio], language: str | None, temperature: float = 0.0
@@ -160,8 +181,8 @@ class TensorRTLLMEngine:
         )
         prompts = [self._prompt(lang) for lang in languages]
         budget = min(self._config.max_length, MAX_TOTAL_TOKENS) // 2
-        generated = self._generate([item for _, item in good], prompts, budget)
-        for (i, item), tokens, lang in zip(good, generated, languages):
+        generated, scores = self._generate([item for _, item in good], prompts, budget, temperature)
+        for (i, item), tokens, score, lang in zip(good, generated, scores, languages):
             spans = split_on_timestamps(tokens, self._timestamp_begin, self._eot, len(item) / SAMPLE_RATE)
             truncated = len(tokens) >= budget
             if truncated and tokens and tokens[-1] < self._timestamp_begin and spans:
@@ -173,7 +194,7 @@ class TensorRTLLMEngine:
                     span.start_s,
                     max(span.start_s, span.end_s),
                     text,
-                    avg_logprob=0.0,
+                    avg_logprob=score,
                     no_speech_prob=0.0,
                     compression_ratio=ratio,
                     temperature=temperature,
