@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import ctypes
+import json
 import logging
 import signal
 import sys
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import aiohttp
 
-from . import formats
+from . import formats, progress
 from .app import create_app
 from .net import free_port
 from .observability import use_json_logs
@@ -99,23 +100,25 @@ async def _transcribe(args: argparse.Namespace) -> int:
                 allowed_media_hosts=Settings().allowed_media_hosts + ["127.0.0.1"] if local_file else None,
             )
             server = await stack.enter_async_context(service(settings, start_triton=not args.triton_url))
-        async with aiohttp.ClientSession() as session:
-            async with session.post(
-                f"{server.rstrip('/')}/v1/transcribe",
-                # the fullest answer; every format is rendered from it here
-                json={"media_url": media, "params": params, "response_format": "verbose_json"},
-            ) as response:
-                body = await response.text()
-                if response.status != 200:
-                    print(f"longscribe: HTTP {response.status}: {body}", file=sys.stderr)
-                    return 1
-    output = TranscribeOutput.model_validate_json(body)
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None)) as session:
+            try:  # a job: progress as it goes, and Ctrl-C cancels it on the server
+                job = await progress.run_job(
+                    session, server.rstrip("/"), {"media_url": media, "params": params}, quiet=args.quiet
+                )
+            except progress.JobRefused as exc:
+                print(f"longscribe: {exc}", file=sys.stderr)
+                return 1
+    if job["status"] != "succeeded":
+        print(f"longscribe: the job {job['status']}: {json.dumps(job.get('error'))}", file=sys.stderr)
+        return 1
+    output = TranscribeOutput.model_validate(job["result"])
     print(formats.render(output, args.format))
-    print(
-        f"input_duration_sec={output.input_duration_sec:.1f} "
-        f"processing_duration_sec={output.processing_duration_sec:.2f} speedup={output.speedup:.1f}x",
-        file=sys.stderr,
-    )
+    if not args.quiet:
+        print(
+            f"input_duration_sec={output.input_duration_sec:.1f} "
+            f"processing_duration_sec={output.processing_duration_sec:.2f} speedup={output.speedup:.1f}x",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -153,6 +156,7 @@ def parser() -> argparse.ArgumentParser:
     tr.add_argument("--language", help="ISO 639-1 code; default: English, or detected on a multilingual model")
     tr.add_argument("--word-timestamps", action="store_true", help="add word times (json formats)")
     tr.add_argument("-v", "--verbose", action="store_true", help="show Triton's log")
+    tr.add_argument("-q", "--quiet", action="store_true", help="no progress line and no summary: only the transcript")
     return top
 
 

@@ -126,3 +126,45 @@ async def test_transcribe_reports_a_missing_file() -> None:
     _, stderr = await proc.communicate()
     assert proc.returncode == 2
     assert b"no such file" in stderr
+
+
+async def test_transcribe_shows_progress_per_chunk_and_quiet_shows_nothing(
+    service_url: str, media_root: Path, lj_recording: Recording
+) -> None:
+    async def run(*extra: str) -> tuple[int, str, str]:
+        proc = await asyncio.create_subprocess_exec(
+            *LONGSCRIBE, "transcribe", str(media_root / "lj001.wav"), "--server", service_url,
+            "--macro-chunk-size-sec", "60", *extra,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        stdout, stderr = await asyncio.wait_for(proc.communicate(), 180)
+        return proc.returncode or 0, stdout.decode(), stderr.decode()
+
+    code, text, log = await run()
+    assert code == 0, log
+    lines = [line for line in log.splitlines() if line.startswith("[")]
+    assert len(lines) >= 3 and "audio" in lines[-1] and "x" in lines[-1]
+    assert lines[-1].startswith("[" + "#" * 24 + "]")
+    assert wer(lj_recording.reference, text) <= 0.08
+    code, text, log = await run("--quiet")
+    assert code == 0 and log == "" and text.strip()
+
+
+async def test_ctrl_c_cancels_the_job_on_the_server(service_url: str, media_root: Path) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        *LONGSCRIBE, "transcribe", str(media_root / "lj001.wav"), "--server", service_url,
+        "--macro-chunk-size-sec", "30",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    while not (await proc.stderr.readline()).startswith(b"["):  # the first chunk is done
+        pass
+    proc.send_signal(signal.SIGINT)
+    assert await asyncio.wait_for(proc.wait(), 60) == 130
+    async with aiohttp.ClientSession() as session:
+        for _ in range(50):
+            async with session.get(f"{service_url}/metrics") as response:
+                if "longscribe_jobs_in_flight 0.0" in await response.text():
+                    return
+            await asyncio.sleep(0.1)
+    raise AssertionError("the job kept running after Ctrl-C")
