@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO   := demo/lj001-printing.mp3
 
-.PHONY: install system-deps demo test test-unit serve lint clean bench bench-accuracy bench-memory perf soak
+.PHONY: install system-deps browser-deps demo test test-unit serve lint clean bench bench-accuracy bench-memory perf soak
 
 install: $(STAMP)
 
@@ -37,8 +37,17 @@ demo: install
 serve: install
 	$(BIN)/longscribe serve
 
-test: install
+test: install browser-deps
 	$(BIN)/python -m pytest -q -rs
+
+# the web page's end-to-end test drives Debian's Chromium (no browser download at run time)
+browser-deps:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+	  echo "installing chromium and chromium-driver with apt-get (the web page's test)"; \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    chromium chromium-driver; \
+	fi
 
 test-unit: install
 	$(BIN)/python -m pytest -q tests/unit

@@ -20,7 +20,7 @@ from .admission import Admission
 from .errors import InvalidRequest, JobNotFound, LongscribeError, Overloaded, RequestTimeout
 from .observability import REQUEST_ID, REQUEST_ID_HEADER, Metrics, new_request_id
 from .pipeline import OnProgress, Pipeline, Transcriber
-from .schemas import TranscribeOutput, TranscribeRequest
+from .schemas import TranscribeOutput, TranscribeParams, TranscribeRequest
 from .settings import Settings
 from .triton_pool import TritonPool
 
@@ -35,7 +35,7 @@ METRICS = web.AppKey("metrics", Metrics)
 JOBS = web.AppKey("jobs", jobs.JobStore)
 WEBHOOKS: web.AppKey[tuple[aiohttp.ClientSession, media_guard.MediaPolicy]] = web.AppKey("webhooks")
 KEYS: web.AppKey[list[bytes]] = web.AppKey("api_key_digests")
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json", "/metrics"})  # probes, the API's description
+OPEN_PATHS = frozenset({"/", "/healthz", "/readyz", "/openapi.json", "/metrics"})  # probes, the API's description
 
 MAX_BODY_BYTES = 1 << 20  # a transcribe body is a URL and a few numbers
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -146,9 +146,26 @@ async def openai_transcriptions(request: web.Request) -> web.Response:
 
 
 async def start_job(request: web.Request) -> web.Response:
-    parsed = await _parse(request, request.app[SETTINGS], jobs.JobRequest)
+    """JSON (the /v1/transcribe body, plus webhook_url), or multipart: `file` and optional `params` JSON."""
+    settings = request.app[SETTINGS]
     request.app[ADMISSION].check_room()
-    job = request.app[JOBS].start(jobs.JobRequest.model_validate(parsed.model_dump()))
+    if request.content_type == "multipart/form-data":
+        form = await openai_api.read_form(request, settings.upload_dir, settings.max_upload_bytes)
+        try:
+            if form.upload is None:
+                raise InvalidRequest("a multipart job needs a `file`; for a URL send JSON")
+            params = TranscribeParams.model_validate_json(form.one("params") or "{}")
+            params.check_limits(settings.max_macro_chunk_size_sec)
+        except (ValidationError, ValueError) as exc:
+            if form.upload is not None:
+                form.upload.unlink(missing_ok=True)
+            raise InvalidRequest(f"invalid params: {exc}") from exc
+        # an upload has no URL: the job is handed the file itself
+        job_request = jobs.JobRequest.model_construct(media_url="upload:", params=params, webhook_url=None)
+        job = request.app[JOBS].start(job_request, upload=form.upload)
+    else:
+        parsed = await _parse(request, settings, jobs.JobRequest)
+        job = request.app[JOBS].start(jobs.JobRequest.model_validate(parsed.model_dump()))
     request.app[METRICS].jobs_in_flight.set(request.app[JOBS].in_flight())
     body = {**job.to_json(), "links": {"self": f"/v1/jobs/{job.id}", "events": f"/v1/jobs/{job.id}/events"}}
     return web.json_response(body, status=202, headers={"Location": f"/v1/jobs/{job.id}"})
@@ -163,6 +180,23 @@ def _job(request: web.Request) -> jobs.Job:
 
 async def get_job(request: web.Request) -> web.Response:
     return web.json_response(_job(request).to_json())
+
+
+async def job_transcript(request: web.Request) -> web.Response:
+    """The finished transcript as a download: ?format=srt|vtt|text|json|verbose_json."""
+    job = _job(request)
+    fmt = request.query.get("format", "json")
+    if fmt not in formats.FORMATS:
+        raise InvalidRequest(f"format must be one of {', '.join(formats.FORMATS)}")
+    if job.result is None:
+        raise InvalidRequest(f"the job is {job.status}: the transcript exists once it has succeeded")
+    extension = {"text": "txt", "verbose_json": "json"}.get(fmt, fmt)
+    return web.Response(
+        text=formats.render(job.result, fmt),
+        content_type=formats.CONTENT_TYPES[fmt],
+        charset="utf-8",
+        headers={"Content-Disposition": f'attachment; filename="transcript-{job.id}.{extension}"'},
+    )
 
 
 async def cancel_job(request: web.Request) -> web.Response:
@@ -195,6 +229,14 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": prometheus_client.CONTENT_TYPE_LATEST})
 
 
+WEB_PAGE = Path(__file__).resolve().parent / "web" / "index.html"
+
+
+async def web_page(request: web.Request) -> web.FileResponse:
+    """One static page: paste a URL or drop a file, watch it move, read and play the transcript."""
+    return web.FileResponse(WEB_PAGE, headers={"Cache-Control": "no-cache"})
+
+
 async def openapi_json(request: web.Request) -> web.Response:
     return web.json_response(openapi.document())
 
@@ -223,7 +265,7 @@ def create_app(
     app[KEYS] = auth.load_keys(settings.api_keys, settings.api_keys_file)
     app[ADMISSION] = Admission(settings.max_requests_in_flight, settings.max_queued_requests, settings.retry_after_sec)
     app[JOBS] = jobs.JobStore(
-        run=lambda request, progress: run_transcription(app, request, None, progress),
+        run=lambda request, progress, upload: run_transcription(app, request, upload, progress),
         ttl_s=settings.job_ttl_sec,
         webhook_secret=settings.webhook_secret,
         post_webhook=lambda url, body, headers: _post_webhook(app, url, body, headers),
@@ -233,12 +275,14 @@ def create_app(
         app[TRANSCRIBER] = transcriber
     else:
         app.cleanup_ctx.append(_pipeline_ctx)
+    app.router.add_get("/", web_page)
     app.router.add_post("/v1/transcribe", transcribe)
     app.router.add_post("/v1/audio/transcriptions", openai_transcriptions)
     app.router.add_post("/v1/jobs", start_job)
     app.router.add_get("/v1/jobs/{job_id}", get_job)
     app.router.add_delete("/v1/jobs/{job_id}", cancel_job)
     app.router.add_get("/v1/jobs/{job_id}/events", job_events)
+    app.router.add_get("/v1/jobs/{job_id}/transcript", job_transcript)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/openapi.json", openapi_json)

@@ -22,6 +22,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import aiohttp
@@ -37,7 +38,7 @@ Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 FINISHED: tuple[Status, ...] = ("succeeded", "failed", "cancelled")
 WEBHOOK_TIMEOUT_S = 10.0
 SIGNATURE_HEADER = "X-Longscribe-Signature"
-Run = Callable[[TranscribeRequest, Callable[[Progress], None]], Awaitable[TranscribeOutput]]
+Run = Callable[[TranscribeRequest, Callable[[Progress], None], Path | None], Awaitable[TranscribeOutput]]
 PostWebhook = Callable[[str, bytes, dict[str, str]], Awaitable[None]]
 
 
@@ -55,6 +56,7 @@ def sign(body: bytes, secret: str) -> str:
 class Job:
     id: str
     request: JobRequest
+    upload: Path | None = None  # an uploaded file, deleted when the job ends
     status: Status = "queued"
     created: float = field(default_factory=time.time)
     started: float | None = None
@@ -115,9 +117,9 @@ class JobStore:
     post_webhook: PostWebhook
     jobs: dict[str, Job] = field(default_factory=dict)
 
-    def start(self, request: JobRequest) -> Job:
+    def start(self, request: JobRequest, upload: Path | None = None) -> Job:
         self.forget_expired()
-        job = Job(secrets.token_urlsafe(12), request)
+        job = Job(secrets.token_urlsafe(12), request, upload)
         self.jobs[job.id] = job
         job.task = asyncio.create_task(self._run(job))
         return job
@@ -142,7 +144,7 @@ class JobStore:
         job.status, job.started = "running", time.time()
         job.emit({"event": "status", "data": {"status": "running"}})
         try:
-            job.result = await self.run(job.request, job.on_progress)
+            job.result = await self.run(job.request, job.on_progress, job.upload)
             job.status = "succeeded"
         except asyncio.CancelledError:
             job.status = "cancelled"
@@ -151,6 +153,9 @@ class JobStore:
         except Exception:
             log.exception("job %s failed", job.id)
             job.status, job.error = "failed", LongscribeError("internal error").detail()
+        finally:
+            if job.upload is not None:
+                job.upload.unlink(missing_ok=True)
         job.finished = time.time()
         job.emit({"event": "end", "data": job.to_json()})
         if job.request.webhook_url:

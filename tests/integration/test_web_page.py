@@ -1,0 +1,93 @@
+"""The web page in headless Chromium: drop a file, watch it move, play a segment, download SRT.
+
+Debian's chromium and chromedriver (installed by `make test`); Selenium drives
+them, with the driver's path given, so nothing is downloaded at run time.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+import srt
+
+from orchestrator.app import create_app
+from orchestrator.range_server import serving
+from orchestrator.settings import Settings
+
+from ..corpus import manifest, speech_dir, wer
+from ..media_servers import LOOPBACK
+
+pytestmark = pytest.mark.integration
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+
+
+@pytest_asyncio.fixture(scope="module")
+async def page_url(triton_grpc_url: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    uploads = tmp_path_factory.mktemp("page-uploads")
+    settings = Settings(triton_grpc_urls=[triton_grpc_url], allowed_media_hosts=LOOPBACK, upload_dir=uploads)
+    async with serving(create_app(settings)) as base:
+        yield base
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[object]:
+    if not (CHROMIUM and CHROMEDRIVER):
+        pytest.fail("chromium and chromedriver are needed: `make test` installs them (apt-get)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1100,900"):
+        options.add_argument(flag)
+    options.add_experimental_option("prefs", {"download.default_directory": str(tmp_path)})
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+async def test_drop_a_file_watch_it_play_a_segment_and_download_srt(
+    page_url: str, browser: object, tmp_path: Path
+) -> None:
+    import asyncio
+
+    from selenium.webdriver.common.by import By
+
+    driver = browser  # a selenium WebDriver; its calls block, so they run in a thread
+    jfk = next(c for c in manifest() if c.path.name == "jfk.flac")
+
+    def drive() -> list[str]:
+        driver.get(page_url)  # type: ignore[attr-defined]
+        chooser = driver.find_element(By.ID, "file")  # type: ignore[attr-defined]
+        driver.execute_script("arguments[0].hidden = false", chooser)  # type: ignore[attr-defined]
+        chooser.send_keys(str(speech_dir() / "jfk.flac"))
+        deadline = time.monotonic() + 120
+        while driver.find_element(By.ID, "downloads").get_attribute("hidden") is not None:  # type: ignore[attr-defined]
+            assert time.monotonic() < deadline, driver.find_element(By.ID, "status").text  # type: ignore[attr-defined]
+            time.sleep(0.2)
+        status = driver.find_element(By.ID, "status").text  # type: ignore[attr-defined]
+        segments = driver.find_elements(By.CSS_SELECTOR, "#segments li")  # type: ignore[attr-defined]
+        segments[-1].click()
+        start = float(segments[-1].get_attribute("data-start"))
+        played = driver.execute_script("return document.getElementById('player').currentTime")  # type: ignore[attr-defined]
+        assert abs(played - start) < 0.5, (played, start)
+        driver.find_element(By.CSS_SELECTOR, "#downloads [data-format=srt]").click()  # type: ignore[attr-defined]
+        return [status, *(s.text for s in segments)]
+
+    status, *shown = await asyncio.to_thread(drive)
+    assert status.startswith("Done:")
+    assert wer(jfk.reference, " ".join(line.split(maxsplit=1)[1] for line in shown)) <= 0.10
+    for _ in range(100):
+        downloaded = list(tmp_path.glob("transcript*.srt"))
+        if downloaded:
+            break
+        await asyncio.sleep(0.1)
+    cues = list(srt.parse(downloaded[0].read_text()))
+    assert wer(jfk.reference, " ".join(c.content for c in cues)) <= 0.10
