@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from .jobs import JobRequest
 from .schemas import RESPONSE_FORMATS, TranscribeOutput, TranscribeRequest
 
 REF = "#/components/schemas/{model}"
@@ -32,9 +33,11 @@ OPENAI_FORM = {
         "timestamp_granularities[]": {"type": "array", "items": {"type": "string", "enum": ["segment", "word"]}},
     },
 }
+JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
 ERRORS = {
     "401": "no valid API key (when keys are configured)",
-    "413": "the body is over 1 MiB",
+    "404": "no such job",
+    "413": "the body is over 1 MiB, or an upload over max_upload_bytes",
     "422": "the request or the media cannot be transcribed; `error.code` says which",
     "429": "too many requests in flight; see Retry-After",
     "502": "inference failed",
@@ -45,7 +48,7 @@ ERRORS = {
 
 def _schemas() -> dict[str, Any]:
     found: dict[str, Any] = {"Error": ERROR_SCHEMA}
-    for model in (TranscribeRequest, TranscribeOutput):
+    for model in (TranscribeRequest, TranscribeOutput, JobRequest):
         schema = model.model_json_schema(ref_template=REF)
         found.update(schema.pop("$defs", {}))
         found[model.__name__] = schema
@@ -113,6 +116,53 @@ def document() -> dict[str, Any]:
                     "security": [{"ApiKey": []}, {"Bearer": []}, {}],
                 }
             },
+            "/v1/jobs": {
+                "post": {
+                    "summary": "Start a job: the /v1/transcribe body plus webhook_url (or a multipart file)",
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": {"$ref": REF.format(model="JobRequest")}}},
+                    },
+                    "responses": {
+                        "202": {"description": "the job, with links to itself and its events"},
+                        **_error_responses(),
+                    },  # fmt: skip
+                    "security": [{"ApiKey": []}, {"Bearer": []}, {}],
+                }
+            },
+            "/v1/jobs/{job_id}": {
+                "parameters": [JOB_ID],
+                "get": {
+                    "summary": "status, progress, the finished prefix or the result",
+                    "responses": {"200": {"description": "the job"}, **_error_responses()},
+                },
+                "delete": {
+                    "summary": "cancel",
+                    "responses": {"200": {"description": "the job, cancelled"}, **_error_responses()},
+                },
+            },  # fmt: skip
+            "/v1/jobs/{job_id}/events": {
+                "parameters": [JOB_ID],
+                "get": {
+                    "summary": "server-sent events: status, chunk, end",
+                    "responses": {"200": {"description": "text/event-stream"}, **_error_responses()},
+                },
+            },  # fmt: skip
+            "/v1/jobs/{job_id}/transcript": {
+                "parameters": [
+                    JOB_ID,
+                    {
+                        "name": "format",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string", "enum": list(RESPONSE_FORMATS)},
+                    },
+                ],
+                "get": {
+                    "summary": "the finished transcript as a file",
+                    "responses": {"200": {"description": "the transcript"}, **_error_responses()},
+                },
+            },  # fmt: skip
             "/healthz": {"get": {"summary": "the process is up", "responses": {"200": {"description": "ok"}}}},
             "/readyz": {"get": {"summary": "every Triton endpoint has its models ready", "responses": probe}},
         },

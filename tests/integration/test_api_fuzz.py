@@ -54,6 +54,10 @@ def live_service() -> Iterator[str]:
         ("/v1/transcribe", "POST", GenerationMode.POSITIVE),
         ("/v1/transcribe", "POST", GenerationMode.NEGATIVE),  # bodies that break the schema
         ("/v1/audio/transcriptions", "POST", GenerationMode.POSITIVE),
+        ("/v1/jobs", "POST", GenerationMode.POSITIVE),
+        ("/v1/jobs", "POST", GenerationMode.NEGATIVE),
+        ("/v1/jobs/{job_id}", "GET", GenerationMode.POSITIVE),
+        ("/v1/jobs/{job_id}/transcript", "GET", GenerationMode.POSITIVE),
         ("/healthz", "GET", GenerationMode.POSITIVE),
         ("/readyz", "GET", GenerationMode.POSITIVE),
     ],
