@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import os
 import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -40,6 +41,15 @@ class Result:
     wall_s: float
     segments: list[tuple[float, str]]  # (start, text)
     extra: dict[str, Any]
+
+
+def serve_command(port: int) -> list[str]:
+    """`longscribe serve` on `port`, its managed Triton on free ports: the service as a user runs it."""
+    return [
+        sys.executable, "-m", "orchestrator.cli", "serve", "--port", str(port),
+        "--triton-http-port", str(free_port()), "--triton-grpc-port", str(free_port()),
+        "--triton-metrics-port", str(free_port()),
+    ]  # fmt: skip
 
 
 def threads() -> int:

@@ -22,7 +22,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -34,7 +33,7 @@ import aiohttp
 from orchestrator.net import free_port, wait_until_ready
 from orchestrator.range_server import file_app, serving
 
-from .harness import repeated_mp3
+from .harness import repeated_mp3, serve_command
 
 RESULTS = Path(__file__).resolve().parent / "results" / "memory.json"
 SMALL_MP3 = ["-ar", "16000", "-ac", "1", "-b:a", "32k"]  # 10 hours in 144 MB
@@ -127,11 +126,7 @@ async def run(hours: list[float], work: Path) -> list[dict[str, Any]]:
     tmp = work / "service-tmp"
     tmp.mkdir()
     port = free_port()
-    command = [
-        sys.executable, "-m", "orchestrator.cli", "serve", "--port", str(port),
-        "--triton-http-port", str(free_port()), "--triton-grpc-port", str(free_port()),
-        "--triton-metrics-port", str(free_port()),
-    ]  # fmt: skip
+    command = serve_command(port)
     env = {**os.environ, "TMPDIR": str(tmp), "LONGSCRIBE_ALLOWED_MEDIA_HOSTS": '["127.0.0.0/8"]'}
     proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     api = f"http://127.0.0.1:{port}"

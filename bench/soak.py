@@ -31,6 +31,7 @@ from orchestrator.net import free_port, wait_until_ready
 from orchestrator.range_server import file_app, serving
 from tests.corpus import long_form_recording, speech_dir
 
+from .harness import serve_command
 from .memory import descendants, pss_bytes
 
 RESULTS = Path(__file__).resolve().parent / "results" / "soak.json"
@@ -79,11 +80,7 @@ async def run(clients: int, seconds: float, long_clients: int, rounds: int, work
     shutil.copy(speech_dir() / "jfk.flac", work / "short.flac")
     long_form_recording(work / "long.wav")
     port = free_port()
-    command = [
-        sys.executable, "-m", "orchestrator.cli", "serve", "--port", str(port),
-        "--triton-http-port", str(free_port()), "--triton-grpc-port", str(free_port()),
-        "--triton-metrics-port", str(free_port()),
-    ]  # fmt: skip
+    command = serve_command(port)
     env = {**os.environ, "LONGSCRIBE_ALLOWED_MEDIA_HOSTS": '["127.0.0.0/8"]'}
     proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     api = f"http://127.0.0.1:{port}/v1/transcribe"

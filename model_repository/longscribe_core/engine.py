@@ -72,6 +72,54 @@ class Engine(Protocol):
 ENGINES = ("ctranslate2", "tensorrt_llm")
 
 
+def _check(audio: FloatAudio) -> FloatAudio:
+    if audio.ndim != 1:
+        raise InvalidAudio(f"expected mono audio [n], got shape {audio.shape}")
+    if len(audio) > MAX_WINDOW_SAMPLES:
+        raise InvalidAudio(f"{len(audio) / SAMPLE_RATE:.2f} s is longer than Whisper's 30 s window")
+    if not np.all(np.isfinite(audio)):
+        raise InvalidAudio("audio holds NaN or infinite samples")
+    return audio.astype(np.float32, copy=False)
+
+
+def checked(audio: list[FloatAudio]) -> tuple[list[ChunkResult | Exception], list[tuple[int, FloatAudio]]]:
+    """Results with each bad item's error in place, and the good items to run (every engine's first step)."""
+    results: list[ChunkResult | Exception] = [InvalidAudio("not decoded")] * len(audio)
+    good: list[tuple[int, FloatAudio]] = []
+    for i, item in enumerate(audio):
+        try:
+            good.append((i, _check(item)))
+        except InvalidAudio as exc:
+            results[i] = exc
+    return results, good
+
+
+def window_segments(
+    spans: list[TokenSpan],
+    texts: list[str],
+    avg_logprob: float,
+    no_speech_prob: float,
+    temperature: float,
+    words: list[tuple[Word, ...]] | None = None,
+) -> tuple[Segment, ...]:
+    """One decoded window's spans -> segments, each with the window's scores; empty texts dropped."""
+    ratio = compression_ratio(" ".join(texts))
+    return tuple(
+        Segment(
+            span.start_s,
+            max(span.start_s, span.end_s),
+            text,
+            avg_logprob=avg_logprob,
+            no_speech_prob=no_speech_prob,
+            compression_ratio=ratio,
+            temperature=temperature,
+            words=span_words,
+        )
+        for span, text, span_words in zip(spans, texts, words or [() for _ in spans])
+        if text
+    )
+
+
 def load_engine(config: EngineConfig) -> Engine:
     """The engine `config.engine` names; TensorRT-LLM is imported only when asked for."""
     if config.engine == "ctranslate2":
@@ -133,15 +181,6 @@ class CTranslate2Engine:
         if self._tokenizer.token_to_id(f"<|{language}|>") is None:
             raise UnsupportedLanguage(f"Whisper does not know the language code {language!r}")
 
-    def _check(self, audio: FloatAudio) -> FloatAudio:
-        if audio.ndim != 1:
-            raise InvalidAudio(f"expected mono audio [n], got shape {audio.shape}")
-        if len(audio) > MAX_WINDOW_SAMPLES:
-            raise InvalidAudio(f"{len(audio) / SAMPLE_RATE:.2f} s is longer than Whisper's 30 s window")
-        if not np.all(np.isfinite(audio)):
-            raise InvalidAudio("audio holds NaN or infinite samples")
-        return audio.astype(np.float32, copy=False)
-
     def _languages(self, features: object, requested: str | None, n: int) -> list[str]:
         if not self.is_multilingual:
             return ["en"] * n
@@ -150,24 +189,13 @@ class CTranslate2Engine:
         detected = self._model.detect_language(features)
         return [best[0][0].strip("<|>") for best in detected]
 
-    def _checked(self, audio: list[FloatAudio]) -> tuple[list[ChunkResult | Exception], list[tuple[int, FloatAudio]]]:
-        """Results with each bad item's error in place, and the good items to run."""
-        results: list[ChunkResult | Exception] = [InvalidAudio("not decoded")] * len(audio)
-        good: list[tuple[int, FloatAudio]] = []
-        for i, item in enumerate(audio):
-            try:
-                good.append((i, self._check(item)))
-            except InvalidAudio as exc:
-                results[i] = exc
-        return results, good
-
     def _encode(self, good: list[tuple[int, FloatAudio]]) -> object:
         mels = np.stack([log_mel(item, self.n_mels) for _, item in good])
         return self._model.encode(self._ct2.StorageView.from_array(np.ascontiguousarray(mels)))
 
     def detect_language(self, audio: list[FloatAudio]) -> list[ChunkResult | Exception]:
         """See `Engine.detect_language`."""
-        results, good = self._checked(audio)
+        results, good = checked(audio)
         if not self.is_multilingual:
             for i, _ in good:
                 results[i] = ChunkResult(segments=(), language="en", language_probability=1.0)
@@ -183,7 +211,7 @@ class CTranslate2Engine:
     ) -> list[ChunkResult | Exception]:
         """See `Engine.transcribe`."""
         self.check_language(language)
-        results, good = self._checked(audio)
+        results, good = checked(audio)
         if not good:
             return results
         # encoded once, for language detection, decoding and word alignment alike
@@ -271,19 +299,5 @@ class CTranslate2Engine:
         avg_logprob = float(out.scores[0])  # type: ignore[attr-defined]  # length-normalised
         no_speech_prob = float(out.no_speech_prob)  # type: ignore[attr-defined]
         texts = [self._tokenizer.decode(list(span.tokens)).strip() for span in spans]
-        ratio = compression_ratio(" ".join(texts))
-        segments = tuple(
-            Segment(
-                span.start_s,
-                max(span.start_s, span.end_s),
-                text,
-                avg_logprob=avg_logprob,
-                no_speech_prob=no_speech_prob,
-                compression_ratio=ratio,
-                temperature=temperature,
-                words=span_words,
-            )
-            for span, text, span_words in zip(spans, texts, words)
-            if text
-        )
+        segments = window_segments(spans, texts, avg_logprob, no_speech_prob, temperature, words)
         return ChunkResult(segments=segments, language=language, truncated=truncated)

@@ -30,10 +30,9 @@ from typing import Any
 import numpy as np
 
 from .audio import MAX_WINDOW_SAMPLES, SAMPLE_RATE, FloatAudio
-from .engine import MAX_TOTAL_TOKENS, EngineConfig, InvalidAudio, UnsupportedLanguage
+from .engine import MAX_TOTAL_TOKENS, EngineConfig, UnsupportedLanguage, checked, window_segments
 from .mel import HOP_LENGTH, N_FFT, N_FRAMES, mel_filters
-from .quality import compression_ratio
-from .segments import ChunkResult, Segment
+from .segments import ChunkResult
 from .timestamps import split_on_timestamps
 
 LANGUAGE_CODE = re.compile(r"[a-z]{2,3}")  # Whisper's language tokens: <|en|>, <|haw|>, <|yue|>
@@ -102,21 +101,9 @@ class TensorRTLLMEngine:
             return [self._id("<|startoftranscript|>")]
         return [self._id("<|startoftranscript|>"), self._id(f"<|{language or 'en'}|>"), self._id("<|transcribe|>")]
 
-    def _checked(self, audio: list[FloatAudio]) -> tuple[list[ChunkResult | Exception], list[tuple[int, FloatAudio]]]:
-        results: list[ChunkResult | Exception] = [InvalidAudio("not decoded")] * len(audio)
-        good = []
-        for i, item in enumerate(audio):
-            if item.ndim != 1 or len(item) > MAX_WINDOW_SAMPLES:
-                results[i] = InvalidAudio(f"expected mono audio of at most 30 s, got shape {item.shape}")
-            elif not np.all(np.isfinite(item)):
-                results[i] = InvalidAudio("audio holds NaN or infinite samples")
-            else:
-                good.append((i, item))
-        return results, good
-
     def detect_language(self, audio: list[FloatAudio]) -> list[ChunkResult | Exception]:
         """One decoder step after <|startoftranscript|>: the language token it picks (probability not exposed)."""
-        results, good = self._checked(audio)
+        results, good = checked(audio)
         if not self.is_multilingual:
             for i, _ in good:
                 results[i] = ChunkResult(segments=(), language="en", language_probability=1.0)
@@ -169,7 +156,7 @@ class TensorRTLLMEngine:
         self, audio: list[FloatAudio], language: str | None, temperature: float = 0.0
     ) -> list[ChunkResult | Exception]:
         self.check_language(language)
-        results, good = self._checked(audio)
+        results, good = checked(audio)
         if not good:
             return results
         languages = (
@@ -188,19 +175,6 @@ class TensorRTLLMEngine:
             if truncated and tokens and tokens[-1] < self._timestamp_begin and spans:
                 spans = spans[:-1]
             texts = [self._tokenizer.decode(list(span.tokens)).strip() for span in spans]
-            ratio = compression_ratio(" ".join(texts))
-            segments = tuple(
-                Segment(
-                    span.start_s,
-                    max(span.start_s, span.end_s),
-                    text,
-                    avg_logprob=score,
-                    no_speech_prob=0.0,
-                    compression_ratio=ratio,
-                    temperature=temperature,
-                )  # fmt: skip
-                for span, text in zip(spans, texts)
-                if text
-            )
+            segments = window_segments(spans, texts, score, 0.0, temperature)
             results[i] = ChunkResult(segments=segments, language=lang or "en", truncated=truncated)
         return results

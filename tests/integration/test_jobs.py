@@ -17,6 +17,7 @@ from aiohttp import web
 
 from orchestrator.app import create_app
 from orchestrator.jobs import SIGNATURE_HEADER, sign
+from orchestrator.progress import sse_events
 from orchestrator.range_server import serving
 from orchestrator.settings import Settings
 
@@ -46,13 +47,8 @@ async def start(session: aiohttp.ClientSession, api: str, body: dict[str, Any]) 
 async def sse(session: aiohttp.ClientSession, url: str) -> AsyncIterator[tuple[str, dict[str, Any]]]:
     async with session.get(url) as response:
         assert response.headers["Content-Type"].startswith("text/event-stream")
-        name = ""
-        async for raw in response.content:
-            line = raw.decode().rstrip("\n")
-            if line.startswith("event: "):
-                name = line[len("event: ") :]
-            elif line.startswith("data: "):
-                yield name, json.loads(line[len("data: ") :])
+        async for event in sse_events(response):
+            yield event
 
 
 async def test_a_job_streams_progress_per_chunk_then_its_transcript(
