@@ -59,15 +59,15 @@ trtllm-build --checkpoint_dir "$work/checkpoint/encoder" --output_dir "$OUT/enco
   --max_input_len 3000 --max_seq_len 3000 \
   --max_num_tokens $((MAX_BATCH_SIZE * 3000))  # the default 8192 would run two windows per step
 
-# Decoder: prompts of at most 14 tokens (<|startoftranscript|><|lang|><|transcribe|> and
-# room), 224 generated tokens (half of Whisper's 448-token context, as the CPU engine),
+# Decoder: inputs of at most 208 tokens (a prompt's 200 with <|startofprev|>, then
+# <|startoftranscript|><|lang|><|transcribe|>), 224 generated tokens (half of Whisper's 448-token context, as the CPU engine),
 # cross-attention over the encoder's 3000-frame input. Paged KV cache and packed inputs
 # are what the C++ runtime (ModelRunnerCpp) needs for in-flight batching.
 trtllm-build --checkpoint_dir "$work/checkpoint/decoder" --output_dir "$OUT/decoder" \
   --moe_plugin disable \
   --max_beam_width "$MAX_BEAM_WIDTH" \
   --max_batch_size "$MAX_BATCH_SIZE" \
-  --max_input_len 14 --max_seq_len 238 \
+  --max_input_len 208 --max_seq_len 432 \
   --max_encoder_input_len 3000 \
   --gemm_plugin "$DTYPE" \
   --bert_attention_plugin "$DTYPE" \

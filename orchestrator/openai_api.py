@@ -5,8 +5,8 @@ A multipart `file` is streamed to a temporary file under `max_upload_bytes`
 relay, with Range), and deleted afterwards, on error and on cancel too. As
 an extension, a `url` field instead of `file` transcribes media at a URL.
 `model` is accepted and ignored (the service runs the model it was started
-with); `prompt` is accepted and ignored for now; `temperature` is validated,
-and decoding starts greedy and falls back hotter as always.
+with); `prompt` guides every window, as params.prompt; `temperature` is
+validated, and decoding starts greedy and falls back hotter as always.
 """
 
 from __future__ import annotations
@@ -109,7 +109,11 @@ def _request(form: Form) -> TranscribeRequest:
     except ValueError as exc:
         raise InvalidRequest("temperature must be a number from 0 to 1") from exc
     try:
-        params = TranscribeParams(language=form.one("language") or None, word_timestamps="word" in granularities)
+        params = TranscribeParams(
+            language=form.one("language") or None,
+            word_timestamps="word" in granularities,
+            prompt=form.one("prompt") or None,
+        )
         if form.upload is None:
             return TranscribeRequest(media_url=str(url), params=params, response_format="verbose_json")
     except ValidationError as exc:

@@ -223,7 +223,11 @@ class Pipeline:
                 started = time.monotonic()
                 with _timed(timings, "inference_sec"):
                     result = await self.pool.transcribe_chunk(
-                        pcm, params.micro_chunk_size_sec, params.silence_detection_smoothing_num_samples, spoken
+                        pcm,
+                        params.micro_chunk_size_sec,
+                        params.silence_detection_smoothing_num_samples,
+                        spoken,
+                        params.prompt,
                     )
                 self.observe_chunk(time.monotonic() - started)
         decoded_end_s = read_from + len(pcm) / SAMPLE_RATE

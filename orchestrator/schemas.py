@@ -17,6 +17,7 @@ from longscribe_core.audio import MAX_WINDOW_S, SAMPLE_RATE
 
 from .languages import LANGUAGE_NAMES
 
+MAX_PROMPT_CHARS = 2000  # far past the 200 tokens used: a longer one is a mistake, not a hint
 MIN_MICRO_CHUNK_S = 1.0  # shorter pieces only multiply Whisper calls; Whisper needs context
 ResponseFormat = Literal["json", "text", "srt", "vtt", "verbose_json"]
 RESPONSE_FORMATS: tuple[ResponseFormat, ...] = ("json", "text", "srt", "vtt", "verbose_json")
@@ -49,6 +50,12 @@ class TranscribeParams(BaseModel):
         "else detected and reported per segment",
     )
     word_timestamps: bool = Field(False, description="add each word with its start, end and probability")
+    prompt: str | None = Field(
+        None,
+        max_length=MAX_PROMPT_CHARS,
+        description="text that guides spelling and style (names, jargon), given to every window as Whisper's "
+        "initial prompt; its last 200 tokens are used",
+    )
 
     @field_validator("language")
     @classmethod

@@ -106,10 +106,15 @@ class TritonPool:
         return {e.url: state for e, state in zip(endpoints, states)}
 
     async def transcribe_chunk(
-        self, pcm: Int16Audio, micro_chunk_size_s: float, smoothing_samples: int, language: str | None = None
+        self,
+        pcm: Int16Audio,
+        micro_chunk_size_s: float,
+        smoothing_samples: int,
+        language: str | None = None,
+        prompt: str | None = None,
     ) -> ChunkResult:
         """int16 PCM of one macro chunk -> segments relative to its start."""
-        inputs = _inputs(pcm, micro_chunk_size_s, smoothing_samples, language)
+        inputs = _inputs(pcm, micro_chunk_size_s, smoothing_samples, language, prompt)
         results = await self._infer(self.model, inputs, "a chunk")
         return results[0]
 
@@ -183,7 +188,7 @@ def _detect_inputs(window: FloatAudio) -> list[grpcclient.InferInput]:
 
 
 def _inputs(
-    pcm: Int16Audio, micro_chunk_size_s: float, smoothing_samples: int, language: str | None
+    pcm: Int16Audio, micro_chunk_size_s: float, smoothing_samples: int, language: str | None, prompt: str | None
 ) -> list[grpcclient.InferInput]:
     audio = grpcclient.InferInput("audio", [len(pcm)], "INT16")
     audio.set_data_from_numpy(np.ascontiguousarray(pcm, dtype=np.int16))
@@ -196,4 +201,8 @@ def _inputs(
         lang = grpcclient.InferInput("language", [1], "BYTES")
         lang.set_data_from_numpy(np.array([language.encode()], dtype=np.object_))
         inputs.append(lang)
+    if prompt:
+        text = grpcclient.InferInput("prompt", [1], "BYTES")
+        text.set_data_from_numpy(np.array([prompt.encode()], dtype=np.object_))
+        inputs.append(text)
     return inputs

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -21,6 +21,9 @@ from .timestamps import TokenSpan, split_on_timestamps
 from .words import assign_to_spans, timed_words
 
 MAX_TOTAL_TOKENS = 448  # Whisper's decoder context: prompt + generated
+# earlier text kept from a prompt: with <|startofprev|>, the 3-token start and 224 generated tokens,
+# the whole stays inside the decoder's 448 positions (openai/whisper keeps 223 and stops early instead)
+MAX_PROMPT_TOKENS = 200
 MAX_INITIAL_TIMESTAMP_INDEX = 50  # first timestamp within 1 s, as in openai/whisper
 MEDIAN_FILTER_WIDTH = 7  # smooths the attention before DTW, as openai/whisper
 
@@ -61,9 +64,9 @@ class Engine(Protocol):
         """Raise UnsupportedLanguage before any work for a language the model lacks."""
 
     def transcribe(
-        self, audio: list[FloatAudio], language: str | None, temperature: float = 0.0
+        self, audio: list[FloatAudio], language: str | None, temperature: float = 0.0, prompt: str | None = None
     ) -> list[ChunkResult | Exception]:
-        """float32 waveforms at 16 kHz, each <= 30 s -> one result or error per item."""
+        """float32 waveforms at 16 kHz, each <= 30 s -> one result or error per item; `prompt` guides spelling."""
 
     def detect_language(self, audio: list[FloatAudio]) -> list[ChunkResult | Exception]:
         """Each waveform's most likely language and its probability, no text; English on `.en` models."""
@@ -92,6 +95,14 @@ def checked(audio: list[FloatAudio]) -> tuple[list[ChunkResult | Exception], lis
         except InvalidAudio as exc:
             results[i] = exc
     return results, good
+
+
+def previous_text(tokenizer: Any, prompt: str | None) -> list[int]:
+    """`<|startofprev|>` and the prompt's last tokens: how Whisper is given earlier text (openai/whisper)."""
+    if not prompt or not prompt.strip():
+        return []
+    tokens = tokenizer.encode(" " + prompt.strip(), add_special_tokens=False).ids
+    return [int(tokenizer.token_to_id("<|startofprev|>")), *tokens[-MAX_PROMPT_TOKENS:]]
 
 
 def window_segments(
@@ -207,7 +218,7 @@ class CTranslate2Engine:
         return results
 
     def transcribe(
-        self, audio: list[FloatAudio], language: str | None, temperature: float = 0.0
+        self, audio: list[FloatAudio], language: str | None, temperature: float = 0.0, prompt: str | None = None
     ) -> list[ChunkResult | Exception]:
         """See `Engine.transcribe`."""
         self.check_language(language)
@@ -217,7 +228,8 @@ class CTranslate2Engine:
         # encoded once, for language detection, decoding and word alignment alike
         encoded = self._encode(good)
         languages = self._languages(encoded, language, len(good))
-        prompts = [self._prompt(lang) for lang in languages]
+        previous = previous_text(self._tokenizer, prompt)
+        prompts = [previous + self._prompt(lang) for lang in languages]
         config = self._config
         outputs = self._model.generate(
             encoded,
@@ -233,15 +245,13 @@ class CTranslate2Engine:
             sampling_topk=1 if temperature == 0 else 0,
             sampling_temperature=temperature if temperature > 0 else 1.0,
         )
-        decoded = [
-            self._spans(out, len(item) / SAMPLE_RATE, prompt) for (_, item), out, prompt in zip(good, outputs, prompts)
-        ]
+        decoded = [self._spans(out, len(item) / SAMPLE_RATE) for (_, item), out in zip(good, outputs)]
         words = self._align(encoded, [d[0] for d in decoded], [len(item) for _, item in good], languages)
         for (i, _), out, (spans, truncated), lang, item_words in zip(good, outputs, decoded, languages, words):
             results[i] = self._to_result(out, spans, truncated, lang, temperature, item_words)
         return results
 
-    def _spans(self, out: object, duration_s: float, prompt: list[int]) -> tuple[list[TokenSpan], bool]:
+    def _spans(self, out: object, duration_s: float) -> tuple[list[TokenSpan], bool]:
         """Timed token spans, and whether the decoder ran out of tokens before the window's end."""
         tokens = list(out.sequences_ids[0])  # type: ignore[attr-defined]
         spans = split_on_timestamps(tokens, self._timestamp_begin, self._eot, duration_s)

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from .audio import MAX_WINDOW_SAMPLES, SAMPLE_RATE, FloatAudio
-from .engine import MAX_TOTAL_TOKENS, EngineConfig, UnsupportedLanguage, checked, window_segments
+from .engine import MAX_TOTAL_TOKENS, EngineConfig, UnsupportedLanguage, checked, previous_text, window_segments
 from .mel import HOP_LENGTH, N_FFT, N_FRAMES, mel_filters
 from .segments import ChunkResult
 from .timestamps import split_on_timestamps
@@ -153,7 +153,7 @@ class TensorRTLLMEngine:
         return tokens, scores
 
     def transcribe(
-        self, audio: list[FloatAudio], language: str | None, temperature: float = 0.0
+        self, audio: list[FloatAudio], language: str | None, temperature: float = 0.0, prompt: str | None = None
     ) -> list[ChunkResult | Exception]:
         self.check_language(language)
         results, good = checked(audio)
@@ -166,7 +166,8 @@ class TensorRTLLMEngine:
                 r.language if isinstance(r, ChunkResult) else None for r in self.detect_language([a for _, a in good])
             ]
         )
-        prompts = [self._prompt(lang) for lang in languages]
+        previous = previous_text(self._tokenizer, prompt)  # the decoder engine takes up to 208 input tokens
+        prompts = [previous + self._prompt(lang) for lang in languages]
         budget = min(self._config.max_length, MAX_TOTAL_TOKENS) // 2
         generated, scores = self._generate([item for _, item in good], prompts, budget, temperature)
         for (i, item), tokens, score, lang in zip(good, generated, scores, languages):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -94,3 +95,18 @@ def test_a_language_the_model_lacks_is_refused_before_any_work(engine: Engine) -
         engine.check_language("xx")
     engine.check_language("en")
     engine.check_language(None)
+
+
+def test_a_prompt_is_given_as_earlier_text_and_capped(engine: Engine, jfk: tuple[np.ndarray, str]) -> None:
+    from tokenizers import Tokenizer
+
+    from longscribe_core.engine import MAX_PROMPT_TOKENS, previous_text
+
+    audio, reference = jfk
+    (result,) = engine.transcribe([audio], None, 0.0, "President Kennedy's inaugural address.")
+    assert isinstance(result, ChunkResult)
+    assert wer(reference, " ".join(s.text for s in result.segments)) <= 0.15
+    tokenizer = Tokenizer.from_file(str(Path(weights.resolve("tiny.en")) / "tokenizer.json"))
+    tokens = previous_text(tokenizer, "word " * 1000)
+    assert tokens[0] == tokenizer.token_to_id("<|startofprev|>") and len(tokens) == MAX_PROMPT_TOKENS + 1
+    assert previous_text(tokenizer, "   ") == []

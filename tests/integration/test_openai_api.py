@@ -104,3 +104,15 @@ async def test_no_file_and_no_url_is_a_clear_client_error(api: str) -> None:
         async with session.post(f"{api}/v1/audio/transcriptions", data=form) as response:
             assert response.status == 422
             assert "file" in (await response.json())["error"]["message"]
+
+
+async def test_a_prompt_teaches_the_spelling_of_names(api: str) -> None:
+    clip = speech_dir() / "ljspeech" / "LJ001-0031.wav"  # "... Sweynheim and Pannartz ... Subiaco near Rome"
+    with clip.open("rb") as audio:
+        plain = await client(api).audio.transcriptions.create(model="whisper-1", file=audio)
+    with clip.open("rb") as audio:
+        guided = await client(api).audio.transcriptions.create(
+            model="whisper-1", file=audio, prompt="Sweynheim and Pannartz printed at Subiaco."
+        )
+    assert "Pannartz" not in plain.text and "Subiaco" not in plain.text  # tiny.en alone misspells both
+    assert "Pannartz" in guided.text and "Subiaco" in guided.text

@@ -45,9 +45,10 @@ class TritonPythonModel:
             max_s = float(_scalar(request, "micro_chunk_size_sec"))
             width = int(_scalar(request, "silence_detection_smoothing_num_samples"))
             language = _scalar(request, "language")
+            prompt = _scalar(request, "prompt")
             work = asyncio.ensure_future(
                 transcribe_macro_chunk(
-                    pcm, max_s, width, lambda piece, temperature: self._transcribe(piece, language, temperature)
+                    pcm, max_s, width, lambda piece, temperature: self._transcribe(piece, language, temperature, prompt)
                 )
             )
             # a client that hung up (or a replica's caller that timed out) stops the pieces not yet sent
@@ -63,10 +64,12 @@ class TritonPythonModel:
         out = np.array([encode_result(result)], dtype=np.object_)
         return pb_utils.InferenceResponse([pb_utils.Tensor("result", out)])
 
-    async def _transcribe(self, piece: np.ndarray, language, temperature: float) -> ChunkResult:
+    async def _transcribe(self, piece: np.ndarray, language, temperature: float, prompt=None) -> ChunkResult:
         inputs = [pb_utils.Tensor("audio", piece[None, :].astype(np.float32))]
         if language:
             inputs.append(pb_utils.Tensor("language", np.array([[language.encode()]], dtype=np.object_)))
+        if prompt:
+            inputs.append(pb_utils.Tensor("prompt", np.array([[prompt.encode()]], dtype=np.object_)))
         if temperature:
             inputs.append(pb_utils.Tensor("temperature", np.array([[temperature]], dtype=np.float32)))
         request = pb_utils.InferenceRequest(

@@ -83,20 +83,25 @@ class TritonPythonModel:
                     raise ValueError(f"unknown task {task!r}; use one of {TASKS}")
                 language = _scalar(request, "language", None) or None
                 self.engine.check_language(language)
-                options = (task, language, float(_scalar(request, "temperature", 0.0)))
+                options = (
+                    task,
+                    language,
+                    float(_scalar(request, "temperature", 0.0)),
+                    _scalar(request, "prompt", None) or None,
+                )
                 parsed.append((i, _items(request), options))
             except Exception as exc:
                 responses[i] = _error(exc)
-        # one engine call per (task, language, temperature) in the batch: normally one, greedy
+        # one engine call per (task, language, temperature, prompt) in the batch: normally one, greedy
         for options in {opts for _, _, opts in parsed}:
             group = [(i, items) for i, items, opts in parsed if opts == options]
             flat = [item for _, items in group for item in items]
-            task, language, temperature = options
+            task, language, temperature, prompt = options
             try:
                 if task == DETECT_LANGUAGE:
                     results = self.engine.detect_language(flat)
                 else:
-                    results = self.engine.transcribe(flat, language, temperature)
+                    results = self.engine.transcribe(flat, language, temperature, prompt)
             except Exception as exc:
                 results = [exc] * len(flat)
             cursor = 0
