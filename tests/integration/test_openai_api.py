@@ -107,7 +107,8 @@ async def test_no_file_and_no_url_is_a_clear_client_error(api: str) -> None:
 
 
 async def test_a_prompt_teaches_the_spelling_of_names(api: str) -> None:
-    clip = speech_dir() / "ljspeech" / "LJ001-0031.wav"  # "... Sweynheim and Pannartz ... Subiaco near Rome"
+    # "... Sweynheim and Pannartz ... Subiaco near Rome" (.wav beside the checkout, .flac in tests/data)
+    clip = next(c.path for c in manifest() if c.path.stem == "LJ001-0031")
     with clip.open("rb") as audio:
         plain = await client(api).audio.transcriptions.create(model="whisper-1", file=audio)
     with clip.open("rb") as audio:
