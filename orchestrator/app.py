@@ -33,7 +33,7 @@ ADMISSION = web.AppKey("admission", Admission)
 RESOLVE: web.AppKey[discovery.Resolve] = web.AppKey("resolve")
 METRICS = web.AppKey("metrics", Metrics)
 JOBS = web.AppKey("jobs", jobs.JobStore)
-WEBHOOKS: web.AppKey[tuple[aiohttp.ClientSession, media_guard.MediaPolicy]] = web.AppKey("webhooks")
+MEDIA_CLIENT: web.AppKey[tuple[aiohttp.ClientSession, media_guard.MediaPolicy]] = web.AppKey("media_client")
 KEYS: web.AppKey[list[bytes]] = web.AppKey("api_key_digests")
 OPEN_PATHS = frozenset({"/", "/healthz", "/readyz", "/openapi.json", "/metrics"})  # probes, the API's description
 
@@ -270,7 +270,8 @@ def create_app(
         webhook_secret=settings.webhook_secret,
         post_webhook=lambda url, body, headers: _post_webhook(app, url, body, headers),
     )
-    app.cleanup_ctx.append(_jobs_ctx)
+    app.cleanup_ctx.append(_media_client_ctx)
+    app.on_shutdown.append(_stop_jobs)
     if transcriber is not None:
         app[TRANSCRIBER] = transcriber
     else:
@@ -290,19 +291,21 @@ def create_app(
     return app
 
 
-async def _jobs_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Webhooks go out through the media guard (a stranger names the URL); jobs stop with the app."""
+async def _media_client_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The one guarded HTTP client, for media and webhooks alike (a stranger names both URLs)."""
     policy = media_guard.MediaPolicy.from_list(app[SETTINGS].allowed_media_hosts)
     async with media_guard.session(policy) as session:
-        app[WEBHOOKS] = (session, policy)
-        try:
-            yield
-        finally:
-            await app[JOBS].close()
+        app[MEDIA_CLIENT] = (session, policy)
+        yield
+
+
+async def _stop_jobs(app: web.Application) -> None:
+    """On shutdown, before any client closes: a job cancelled later would find its relay and pool gone."""
+    await app[JOBS].close()
 
 
 async def _post_webhook(app: web.Application, url: str, body: bytes, headers: dict[str, str]) -> None:
-    session, policy = app[WEBHOOKS]
+    session, policy = app[MEDIA_CLIENT]
     media_guard.check_literal(URL(url), policy)
     timeout = aiohttp.ClientTimeout(total=jobs.WEBHOOK_TIMEOUT_S)
     async with session.post(url, data=body, headers=headers, allow_redirects=False, timeout=timeout) as response:
@@ -320,8 +323,7 @@ async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
         required_models=[settings.micro_chunk_model, settings.whisper_model],
         timeout_s=settings.chunk_timeout_sec,
     )
-    policy = media_guard.MediaPolicy.from_list(settings.allowed_media_hosts)
-    session = media_guard.session(policy)
+    session, policy = app[MEDIA_CLIENT]  # opened by _media_client_ctx, which runs first
     app[POOL] = pool
     try:
         async with contextlib.AsyncExitStack() as stack:
@@ -340,5 +342,4 @@ async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
             app[TRANSCRIBER] = transcriber
             yield
     finally:
-        await session.close()
         await pool.close()

@@ -105,6 +105,15 @@ def previous_text(tokenizer: Any, prompt: str | None) -> list[int]:
     return [int(tokenizer.token_to_id("<|startofprev|>")), *tokens[-MAX_PROMPT_TOKENS:]]
 
 
+def english_only(
+    results: list[ChunkResult | Exception], good: list[tuple[int, FloatAudio]]
+) -> list[ChunkResult | Exception]:
+    """Language detection on an English-only model: every good item is English, for sure."""
+    for i, _ in good:
+        results[i] = ChunkResult(segments=(), language="en", language_probability=1.0)
+    return results
+
+
 def window_segments(
     spans: list[TokenSpan],
     texts: list[str],
@@ -208,9 +217,7 @@ class CTranslate2Engine:
         """See `Engine.detect_language`."""
         results, good = checked(audio)
         if not self.is_multilingual:
-            for i, _ in good:
-                results[i] = ChunkResult(segments=(), language="en", language_probability=1.0)
-            return results
+            return english_only(results, good)
         if good:
             for (i, _), best in zip(good, self._model.detect_language(self._encode(good))):
                 token, probability = best[0]

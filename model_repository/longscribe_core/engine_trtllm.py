@@ -30,7 +30,15 @@ from typing import Any
 import numpy as np
 
 from .audio import MAX_WINDOW_SAMPLES, SAMPLE_RATE, FloatAudio
-from .engine import MAX_TOTAL_TOKENS, EngineConfig, UnsupportedLanguage, checked, previous_text, window_segments
+from .engine import (
+    MAX_TOTAL_TOKENS,
+    EngineConfig,
+    UnsupportedLanguage,
+    checked,
+    english_only,
+    previous_text,
+    window_segments,
+)
 from .mel import HOP_LENGTH, N_FFT, N_FRAMES, mel_filters
 from .segments import ChunkResult
 from .timestamps import split_on_timestamps
@@ -105,9 +113,7 @@ class TensorRTLLMEngine:
         """One decoder step after <|startoftranscript|>: the language token it picks (probability not exposed)."""
         results, good = checked(audio)
         if not self.is_multilingual:
-            for i, _ in good:
-                results[i] = ChunkResult(segments=(), language="en", language_probability=1.0)
-            return results
+            return english_only(results, good)
         if not good:
             return results
         ids, _ = self._generate([item for _, item in good], [[self._id("<|startoftranscript|>")]] * len(good), 1, 0.0)
