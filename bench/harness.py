@@ -21,11 +21,11 @@ from typing import Any
 import aiohttp
 
 from longscribe_core import weights
-from orchestrator.app import create_app
-from orchestrator.net import free_port
-from orchestrator.range_server import file_app, serving
+from orchestrator.api.app import create_app
+from orchestrator.common.fileserver import file_app
+from orchestrator.common.net import free_port, serving
+from orchestrator.infer.triton_server import running_triton
 from orchestrator.settings import Settings
-from orchestrator.triton_server import running_triton
 from tests.corpus import Recording, long_form_recording
 
 LOOPBACK = ["127.0.0.0/8"]  # the benchmark's media server

@@ -30,8 +30,8 @@ from typing import Any
 
 import aiohttp
 
-from orchestrator.net import free_port, wait_until_ready
-from orchestrator.range_server import file_app, serving
+from orchestrator.common.fileserver import file_app
+from orchestrator.common.net import free_port, serving, wait_until_ready
 
 from .harness import repeated_mp3, serve_command
 

@@ -28,9 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from orchestrator.net import free_port
+from orchestrator.common.net import free_port
+from orchestrator.infer.triton_server import running_triton
 from orchestrator.settings import Settings
-from orchestrator.triton_server import running_triton
 from tests.corpus import clips_under, decode_pcm, manifest
 
 RESULTS = Path(__file__).resolve().parent / "results" / "perf.json"

@@ -5,39 +5,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from longscribe_core.audio import SAMPLE_RATE, Int16Audio
-from longscribe_core.micro import CUT_OVERLAP_S
+from longscribe_core.segmentation.micro import CUT_OVERLAP_S
 from longscribe_core.segments import ChunkResult
-
-from . import chunking, decode, language_detect, merge, transcript
-from .errors import MediaError, MediaTooLong
-from .media_relay import MediaRelay, Source
-from .probe import probe
-from .range_check import check_range_support
-from .schemas import Timings, TranscribeOutput, TranscribeRequest
-from .settings import Settings
-from .triton_pool import TritonPool
+from orchestrator.assemble import merge, transcript
+from orchestrator.assemble.progress import ChunkPart, OnProgress, Tracker
+from orchestrator.errors import MediaError, MediaTooLong
+from orchestrator.infer.pool import TritonPool
+from orchestrator.infer.slots import ChunkSlots
+from orchestrator.media import ffmpeg
+from orchestrator.media.probe import probe
+from orchestrator.media.range_check import check_range_support
+from orchestrator.media.relay import MediaRelay, Source
+from orchestrator.plan import language as spoken
+from orchestrator.plan import macro
+from orchestrator.schemas import Timings, TranscribeOutput, TranscribeRequest
+from orchestrator.settings import Settings
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Progress:
-    """Reported each time a macro chunk finishes."""
-
-    chunks_done: int
-    chunks_total: int  # as planned from the probed length (more if the media runs past it)
-    audio_done_s: float  # media seconds in finished chunks
-    duration_s: float  # the probed length
-    prefix: TranscribeOutput  # the transcript of the finished chunks from the start, in order
-
-
-OnProgress = Callable[[Progress], None]
 
 
 class Transcriber(Protocol):
@@ -49,37 +39,6 @@ class Transcriber(Protocol):
 SILENCE_SEARCHES_IN_FLIGHT = 4  # each is one short FFmpeg range read
 LAST_READ_SLACK_S = 60.0  # the last chunk reads this far past the probed end, to catch a short probe
 SHORT_READ_S = 0.5  # a read this much shorter than asked for has reached the end of the media
-
-
-@dataclass(frozen=True)
-class ChunkPart:
-    chunk: chunking.MacroChunk
-    result: ChunkResult
-    decoded_end_s: float  # media time where the decoded audio stopped
-    n_samples: int  # how much was decoded; 0 past the real end of an over-reported file
-    reached_end: bool  # FFmpeg ran out of media before the requested length
-
-
-@dataclass
-class ChunkSlots:
-    """At most `per_endpoint` macro chunks in flight per Triton endpoint, however many there are now."""
-
-    per_endpoint: int
-    pool: TritonPool
-    in_use: int = 0
-    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
-
-    @contextlib.asynccontextmanager
-    async def __call__(self) -> AsyncIterator[None]:
-        async with self.changed:
-            await self.changed.wait_for(lambda: self.in_use < self.per_endpoint * max(1, len(self.pool.endpoints)))
-            self.in_use += 1
-        try:
-            yield
-        finally:
-            async with self.changed:
-                self.in_use -= 1
-                self.changed.notify_all()
 
 
 @dataclass
@@ -129,7 +88,7 @@ class Pipeline:
         language: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
         if params.language:
             language.set_result(params.language)
-        tracker = _Tracker(len(chunks), info.duration_s, started, params.word_timestamps, progress)
+        tracker = Tracker(len(chunks), info.duration_s, started, params.word_timestamps, progress)
         parts = await _all(
             [
                 tracker.track(self._chunk(source, c, request, c is chunks[-1], language, timings, in_speech))
@@ -153,40 +112,40 @@ class Pipeline:
 
     async def _detect_language(self, pcm: Int16Audio) -> str | None:
         """The language Whisper hears in the first speech of the first chunk."""
-        windows = language_detect.speech_windows(pcm[: int(language_detect.DETECT_SPAN_S * SAMPLE_RATE)])
+        windows = spoken.speech_windows(pcm[: int(spoken.DETECT_SPAN_S * SAMPLE_RATE)])
         if not windows:
             return None  # no speech there: each piece decides for itself
-        return language_detect.vote(await self.pool.detect_language(windows))
+        return spoken.vote(await self.pool.detect_language(windows))
 
     async def _read(self, source: Source, start_s: float, duration_s: float, timeout_s: float) -> Int16Audio:
         """PCM of one time range, read through the relay; a read the relay cut short raises its reason."""
-        pcm = await decode.read_pcm(source.local_url, start_s, duration_s, self.settings.ffmpeg_bin, timeout_s)
+        pcm = await ffmpeg.read_pcm(source.local_url, start_s, duration_s, self.settings.ffmpeg_bin, timeout_s)
         source.check()
         return pcm
 
     async def _plan(
         self, source: Source, duration_s: float, macro_s: float, smoothing: int
-    ) -> tuple[list[chunking.MacroChunk], set[float]]:
+    ) -> tuple[list[macro.MacroChunk], set[float]]:
         """Move every nominal cut into a pause, reading only a window around each.
 
         Also returns the cuts that found no pause: the chunks on both sides of
         those are read with overlap, and the merge keeps each word once.
         """
 
-        async def snap(nominal_s: float) -> chunking.Cut:
-            lo, hi = chunking.search_window(nominal_s, macro_s, duration_s, self.settings.silence_search_window_sec)
+        async def snap(nominal_s: float) -> macro.Cut:
+            lo, hi = macro.search_window(nominal_s, macro_s, duration_s, self.settings.silence_search_window_sec)
             async with self.search_slots:
                 pcm = await self._read(source, lo, hi - lo, self.settings.media_timeout_sec)
-            return chunking.snap_cut(lo, pcm, smoothing, fallback_s=nominal_s)
+            return macro.snap_cut(lo, pcm, smoothing, fallback_s=nominal_s)
 
-        cuts = await _all([snap(c) for c in chunking.nominal_cuts(duration_s, macro_s)])
-        chunks = chunking.plan_chunks(duration_s, [c.at_s for c in cuts])
+        cuts = await _all([snap(c) for c in macro.nominal_cuts(duration_s, macro_s)])
+        chunks = macro.plan_chunks(duration_s, [c.at_s for c in cuts])
         return chunks, {c.at_s for c in cuts if not c.in_pause}
 
     async def _chunk(
         self,
         source: Source,
-        chunk: chunking.MacroChunk,
+        chunk: macro.MacroChunk,
         request: TranscribeRequest,
         is_last: bool,
         language: asyncio.Future[str | None],
@@ -256,41 +215,10 @@ class Pipeline:
         while not last.reached_end:
             self._check_length(last.decoded_end_s)
             start_s = last.decoded_end_s
-            nxt = chunking.MacroChunk(last.chunk.index + 1, start_s, start_s + macro_s)
+            nxt = macro.MacroChunk(last.chunk.index + 1, start_s, start_s + macro_s)
             last = await self._chunk(source, nxt, request, True, language, timings)
             extra.append(last)
         return extra
-
-
-@dataclass
-class _Tracker:
-    """Finished chunks -> Progress, with the transcript of the finished prefix."""
-
-    chunks_total: int
-    duration_s: float
-    started: float
-    with_words: bool
-    report: OnProgress
-    done: dict[int, ChunkPart] = field(default_factory=dict)
-
-    async def track(self, work: Coroutine[Any, Any, ChunkPart]) -> ChunkPart:
-        part = await work
-        self.done[part.chunk.index] = part
-        prefix: list[ChunkPart] = []
-        while len(prefix) in self.done:
-            prefix.append(self.done[len(prefix)])
-        end_s = prefix[-1].chunk.end_s if prefix else 0.0
-        timed = merge.merge_chunks([(p.chunk, p.result) for p in prefix], end_s) if prefix else []
-        self.report(
-            Progress(
-                chunks_done=len(self.done),
-                chunks_total=max(self.chunks_total, len(self.done)),
-                audio_done_s=sum(p.chunk.duration_s for p in self.done.values()),
-                duration_s=self.duration_s,
-                prefix=transcript.build(timed, end_s, time.monotonic() - self.started, self.with_words),
-            )
-        )
-        return part
 
 
 @contextlib.contextmanager

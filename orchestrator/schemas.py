@@ -14,8 +14,7 @@ from urllib.parse import urlparse
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from longscribe_core.audio import MAX_WINDOW_S, SAMPLE_RATE
-
-from .languages import LANGUAGE_NAMES
+from orchestrator.languages import LANGUAGE_NAMES
 
 MAX_PROMPT_CHARS = 2000  # far past the 200 tokens used: a longer one is a mistake, not a hint
 MIN_MICRO_CHUNK_S = 1.0  # shorter pieces only multiply Whisper calls; Whisper needs context

@@ -10,11 +10,11 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 
-from orchestrator.app import create_app
-from orchestrator.net import free_port
-from orchestrator.range_server import file_app, serving
+from orchestrator.api.app import create_app
+from orchestrator.common.fileserver import file_app
+from orchestrator.common.net import free_port, serving
+from orchestrator.infer.triton_server import running_triton
 from orchestrator.settings import Settings
-from orchestrator.triton_server import running_triton
 
 from .corpus import Recording, clips_under, join_clips, speech_dir
 from .media_servers import LOOPBACK

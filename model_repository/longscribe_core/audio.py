@@ -17,6 +17,10 @@ SAMPLE_RATE = 16_000  # Whisper's only input rate
 MAX_WINDOW_S = 30.0  # Whisper's encoder sees exactly 30 s
 MAX_WINDOW_SAMPLES = int(MAX_WINDOW_S * SAMPLE_RATE)  # 480_000
 INT16_SCALE = 32_768.0  # s16le full scale
+SPEECH_LEVEL = 0.1  # speech: the envelope passes this share of the chunk's loud level
+LOUD_PERCENTILE = 95.0  # the chunk's "loud level"
+# Below this mean |sample| over 0.1 s (about -50 dBFS) there is no speech whatever the chunk's loudness
+SILENCE_FLOOR = 10 ** (-50 / 20)
 
 
 def int16_to_float(pcm: Int16Audio) -> FloatAudio:
@@ -94,3 +98,10 @@ def plan_cuts(
     if start < n:
         pieces.append((start, n))
     return pieces
+
+
+def speech_level(envelope: Envelope) -> float:
+    """The envelope level above which a short window (seconds) speaks."""
+    if len(envelope) == 0:
+        return SILENCE_FLOOR
+    return max(SILENCE_FLOOR, SPEECH_LEVEL * float(np.percentile(envelope, LOUD_PERCENTILE)))

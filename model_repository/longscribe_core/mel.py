@@ -10,7 +10,7 @@ from functools import lru_cache
 import numpy as np
 from numpy.typing import NDArray
 
-from .audio import MAX_WINDOW_SAMPLES, SAMPLE_RATE, FloatAudio
+from longscribe_core.audio import MAX_WINDOW_SAMPLES, SAMPLE_RATE, FloatAudio
 
 N_FFT = 400  # 25 ms window
 HOP_LENGTH = 160  # 10 ms hop

@@ -17,9 +17,8 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 
-from orchestrator.app import create_app
-from orchestrator.net import free_port
-from orchestrator.range_server import serving
+from orchestrator.api.app import create_app
+from orchestrator.common.net import free_port, serving
 from orchestrator.settings import Settings
 
 MAX_WAIT_S = 15.0  # the media timeout below, twice over: nothing may take longer

@@ -17,9 +17,9 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from orchestrator.app import create_app
-from orchestrator.net import free_port
-from orchestrator.range_server import file_app, serving
+from orchestrator.api.app import create_app
+from orchestrator.common.fileserver import file_app
+from orchestrator.common.net import free_port, serving
 from orchestrator.settings import Settings
 
 from ..media_servers import LOOPBACK, Drops, misbehaving_app

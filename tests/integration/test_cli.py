@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from orchestrator.net import free_port, wait_until_ready
+from orchestrator.common.net import free_port, wait_until_ready
 
 from ..corpus import Recording, manifest, wer
 from ..media_servers import LOOPBACK

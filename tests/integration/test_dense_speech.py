@@ -9,8 +9,9 @@ import pytest
 
 from longscribe_core import weights
 from longscribe_core.audio import MAX_WINDOW_SAMPLES, SAMPLE_RATE
-from longscribe_core.engine import CTranslate2Engine, EngineConfig
-from longscribe_core.micro import transcribe_macro_chunk
+from longscribe_core.engines.base import EngineConfig
+from longscribe_core.engines.ct2 import CTranslate2Engine
+from longscribe_core.segmentation.micro import transcribe_macro_chunk
 from longscribe_core.segments import ChunkResult
 
 from ..corpus import clips_under, decode_pcm, wer

@@ -17,7 +17,8 @@ import pytest
 
 from longscribe_core import weights
 from longscribe_core.audio import SAMPLE_RATE
-from longscribe_core.engine import Engine, EngineConfig, InvalidAudio, UnsupportedLanguage, load_engine
+from longscribe_core.engines import load_engine
+from longscribe_core.engines.base import Engine, EngineConfig, InvalidAudio, UnsupportedLanguage
 from longscribe_core.segments import ChunkResult
 
 from ..corpus import decode_pcm, manifest, wer
@@ -100,7 +101,7 @@ def test_a_language_the_model_lacks_is_refused_before_any_work(engine: Engine) -
 def test_a_prompt_is_given_as_earlier_text_and_capped(engine: Engine, jfk: tuple[np.ndarray, str]) -> None:
     from tokenizers import Tokenizer
 
-    from longscribe_core.engine import MAX_PROMPT_TOKENS, previous_text
+    from longscribe_core.engines.base import MAX_PROMPT_TOKENS, previous_text
 
     audio, reference = jfk
     (result,) = engine.transcribe([audio], None, 0.0, "President Kennedy's inaugural address.")

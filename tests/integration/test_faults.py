@@ -15,11 +15,10 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from orchestrator.app import POOL, create_app
-from orchestrator.net import free_port
-from orchestrator.range_server import serving
+from orchestrator.api.app import POOL, create_app
+from orchestrator.common.net import free_port, serving
+from orchestrator.infer.triton_server import running_triton
 from orchestrator.settings import Settings
-from orchestrator.triton_server import running_triton
 
 from ..corpus import Recording, wer
 from ..media_servers import LOOPBACK, Drops, misbehaving_app

@@ -15,10 +15,10 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 
-from orchestrator.app import create_app
-from orchestrator.jobs import SIGNATURE_HEADER, sign
-from orchestrator.progress import sse_events
-from orchestrator.range_server import serving
+from orchestrator.api.app import create_app
+from orchestrator.cli.progress import sse_events
+from orchestrator.common.net import serving
+from orchestrator.jobs.store import SIGNATURE_HEADER, sign
 from orchestrator.settings import Settings
 
 from ..corpus import Recording, wer

@@ -12,11 +12,10 @@ import pytest_asyncio
 import tritonclient.grpc.aio as grpcclient
 
 from longscribe_core.segments import decode_result
-from orchestrator.app import create_app
-from orchestrator.net import free_port
-from orchestrator.range_server import serving
+from orchestrator.api.app import create_app
+from orchestrator.common.net import free_port, serving
+from orchestrator.infer.triton_server import running_triton
 from orchestrator.settings import Settings
-from orchestrator.triton_server import running_triton
 
 from ..corpus import Clip, clips_under, decode_pcm, join_clips, speech_dir, synthetic_speech, wer
 from ..media_servers import LOOPBACK

@@ -11,8 +11,8 @@ import pytest
 import pytest_asyncio
 import srt
 
-from orchestrator.app import create_app
-from orchestrator.range_server import serving
+from orchestrator.api.app import create_app
+from orchestrator.common.net import serving
 from orchestrator.settings import Settings
 
 from ..corpus import manifest, speech_dir, wer

@@ -9,9 +9,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from orchestrator.app import create_app
-from orchestrator.net import free_port
-from orchestrator.range_server import serving
+from orchestrator.api.app import create_app
+from orchestrator.common.net import free_port, serving
 from orchestrator.settings import Settings
 
 from ..corpus import Recording, manifest, wer

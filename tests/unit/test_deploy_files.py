@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from orchestrator.app import create_app
+from orchestrator.api.app import create_app
 from orchestrator.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]

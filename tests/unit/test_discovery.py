@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator import discovery
+from orchestrator.infer import discovery
 
 
 def test_every_address_becomes_an_endpoint_on_the_services_port() -> None:

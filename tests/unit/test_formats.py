@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orchestrator.formats import FORMATS, render, to_srt, to_vtt
+from orchestrator.formats.writers import FORMATS, render, to_srt, to_vtt
 from orchestrator.schemas import Segment, TranscribeOutput
 
 CLOCK = r"(\d{2,}):(\d{2}):(\d{2})[,.](\d{3})"

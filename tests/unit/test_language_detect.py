@@ -6,7 +6,7 @@ import numpy as np
 
 from longscribe_core.audio import MAX_WINDOW_SAMPLES, SAMPLE_RATE
 from longscribe_core.segments import ChunkResult
-from orchestrator.language_detect import MAX_WINDOWS, speech_windows, vote
+from orchestrator.plan.language import MAX_WINDOWS, speech_windows, vote
 
 
 def tone(seconds: float, amplitude: float = 8000) -> np.ndarray:

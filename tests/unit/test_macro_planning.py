@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from longscribe_core.audio import SAMPLE_RATE
-from orchestrator.chunking import (
+from orchestrator.plan.macro import (
     MIN_CHUNK_S,
     SHORT_TAIL_FRACTION,
     MacroChunk,

@@ -8,8 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from longscribe_core.segments import ChunkResult, Segment
-from orchestrator.chunking import MacroChunk, plan_chunks
-from orchestrator.merge import TimedText, join_text, merge_chunks
+from orchestrator.assemble.merge import TimedText, join_text, merge_chunks
+from orchestrator.plan.macro import MacroChunk, plan_chunks
 
 Part = tuple[MacroChunk, ChunkResult]
 

@@ -12,8 +12,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from longscribe_core.audio import MAX_WINDOW_SAMPLES, SAMPLE_RATE, int16_to_float
-from longscribe_core.micro import CUT_OVERLAP_S, MAX_TAIL_ROUNDS, decode_with_fallback, transcribe_macro_chunk
 from longscribe_core.quality import FALLBACK_TEMPERATURES
+from longscribe_core.segmentation.micro import (
+    CUT_OVERLAP_S,
+    MAX_TAIL_ROUNDS,
+    decode_with_fallback,
+    transcribe_macro_chunk,
+)
 from longscribe_core.segments import ChunkResult, Segment, Word
 
 SMOOTHING = 1600

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from longscribe_core.audio import SAMPLE_RATE
-from longscribe_core.pauses import START_PAD_S, snap_start, split_at_pauses
+from longscribe_core.segmentation.pauses import START_PAD_S, snap_start, split_at_pauses
 from longscribe_core.segments import Segment, Word
 
 LEVEL = 0.1

@@ -11,10 +11,10 @@ import aiohttp
 import pytest
 from pydantic import ValidationError
 
-from orchestrator.app import create_app
+from orchestrator.api.app import create_app
+from orchestrator.common.net import serving
 from orchestrator.errors import RangeNotSupported
 from orchestrator.pipeline import Transcriber
-from orchestrator.range_server import serving
 from orchestrator.schemas import Segment, TranscribeOutput, TranscribeRequest
 from orchestrator.settings import Settings
 
@@ -185,7 +185,7 @@ async def test_a_macro_size_over_the_configured_cap_is_refused() -> None:
 
 
 async def test_a_missing_ffmpeg_is_named_not_a_bare_500() -> None:
-    from orchestrator import proc
+    from orchestrator.common import proc
     from orchestrator.errors import ToolMissing
 
     with pytest.raises(ToolMissing, match="no-such-ffmpeg"):

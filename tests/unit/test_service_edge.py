@@ -12,8 +12,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from orchestrator.app import create_app
-from orchestrator.range_server import serving
+from orchestrator.api.app import create_app
+from orchestrator.common.net import serving
 from orchestrator.schemas import TranscribeOutput, TranscribeRequest
 from orchestrator.settings import Settings
 
@@ -149,7 +149,7 @@ async def test_metrics_count_outcomes_audio_and_speed_and_request_ids_travel() -
 def test_json_logs_carry_the_request_id() -> None:
     import json as json_module
 
-    from orchestrator.observability import REQUEST_ID, JsonFormatter
+    from orchestrator.common.observability import REQUEST_ID, JsonFormatter
 
     token = REQUEST_ID.set("abc123")
     try:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from longscribe_core.timestamps import TIME_PRECISION_S, TokenSpan, split_on_timestamps
+from longscribe_core.engines.timestamps import TIME_PRECISION_S, TokenSpan, split_on_timestamps
 
 EOT = 50_256
 TS = 50_364  # <|0.00|>; <|t|> is TS + t / 0.02

@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from orchestrator.infer.triton_server import backend_dir, pytriton_root, server_args, server_env
 from orchestrator.settings import Settings
-from orchestrator.triton_server import backend_dir, pytriton_root, server_args, server_env
 
 
 def test_backend_dir_holds_the_stub_for_the_running_python(tmp_path: Path) -> None:

@@ -15,8 +15,8 @@ import json  # noqa: E402
 import numpy as np  # noqa: E402
 import triton_python_backend_utils as pb_utils  # noqa: E402
 
-from longscribe_core.engine import LANGUAGE_ERROR  # noqa: E402
-from longscribe_core.micro import transcribe_macro_chunk  # noqa: E402
+from longscribe_core.engines.base import LANGUAGE_ERROR  # noqa: E402
+from longscribe_core.segmentation.micro import transcribe_macro_chunk  # noqa: E402
 from longscribe_core.segments import ChunkResult, decode_result, encode_result  # noqa: E402
 
 CANCEL_POLL_S = 1.0  # how often a running chunk asks whether its caller gave up

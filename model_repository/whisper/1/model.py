@@ -16,7 +16,7 @@ import numpy as np  # noqa: E402
 import triton_python_backend_utils as pb_utils  # noqa: E402
 
 from longscribe_core import weights  # noqa: E402
-from longscribe_core.engine import EngineConfig, load_engine  # noqa: E402
+from longscribe_core.engines import EngineConfig, load_engine  # noqa: E402
 from longscribe_core.segments import encode_result  # noqa: E402
 
 TRANSCRIBE, DETECT_LANGUAGE = "transcribe", "detect_language"

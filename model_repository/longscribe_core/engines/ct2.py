@@ -1,0 +1,193 @@
+"""Whisper on CTranslate2 (CPU, or CUDA where the wheel has it): one `generate` call per batch."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from longscribe_core.audio import SAMPLE_RATE, FloatAudio
+from longscribe_core.engines.base import (
+    MAX_INITIAL_TIMESTAMP_INDEX,
+    MEDIAN_FILTER_WIDTH,
+    EngineConfig,
+    UnsupportedLanguage,
+    checked,
+    english_only,
+    previous_text,
+    window_segments,
+)
+from longscribe_core.engines.timestamps import TokenSpan, split_on_timestamps
+from longscribe_core.engines.words import assign_to_spans, timed_words
+from longscribe_core.mel import HOP_LENGTH, N_FRAMES, log_mel
+from longscribe_core.segments import ChunkResult, Word
+
+
+class CTranslate2Engine:
+    """Whisper on CTranslate2: one `generate` call per batch."""
+
+    def __init__(self, config: EngineConfig) -> None:
+        import ctranslate2
+        from tokenizers import Tokenizer
+
+        path = Path(config.model_path)
+        threads = config.threads or (os.cpu_count() or 1)
+        self._ct2 = ctranslate2
+        self._model = ctranslate2.models.Whisper(
+            str(path),
+            device=config.device,
+            compute_type=config.compute_type,
+            intra_threads=threads,
+            inter_threads=1,
+        )
+        self._tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
+        self._config = config
+        self._sot = self._token_id("<|startoftranscript|>")
+        self._eot = self._token_id("<|endoftext|>")
+        self._transcribe_task = self._token_id("<|transcribe|>")
+        # timestamp ids follow <|notimestamps|>; tokenizer.json does not list them
+        self._timestamp_begin = self._token_id("<|notimestamps|>") + 1
+        self.is_multilingual = bool(self._model.is_multilingual)
+        self.n_mels = int(self._model.n_mels)
+
+    def _token_id(self, token: str) -> int:
+        token_id = self._tokenizer.token_to_id(token)
+        if token_id is None:
+            raise ValueError(f"tokenizer has no {token}")
+        return int(token_id)
+
+    def _prompt(self, language: str | None) -> list[int]:
+        if not self.is_multilingual:
+            return [self._sot]
+        return [self._sot, self._token_id(f"<|{language or 'en'}|>"), self._transcribe_task]
+
+    def check_language(self, language: str | None) -> None:
+        """See `Engine.check_language`."""
+        if not language:
+            return
+        if not self.is_multilingual and language != "en":
+            raise UnsupportedLanguage(
+                f"the loaded Whisper model is English-only and cannot transcribe language {language!r}; "
+                "omit `language` or configure a multilingual model"
+            )
+        if self._tokenizer.token_to_id(f"<|{language}|>") is None:
+            raise UnsupportedLanguage(f"Whisper does not know the language code {language!r}")
+
+    def _languages(self, features: object, requested: str | None, n: int) -> list[str]:
+        if not self.is_multilingual:
+            return ["en"] * n
+        if requested:
+            return [requested] * n
+        detected = self._model.detect_language(features)
+        return [best[0][0].strip("<|>") for best in detected]
+
+    def _encode(self, good: list[tuple[int, FloatAudio]]) -> object:
+        mels = np.stack([log_mel(item, self.n_mels) for _, item in good])
+        return self._model.encode(self._ct2.StorageView.from_array(np.ascontiguousarray(mels)))
+
+    def detect_language(self, audio: list[FloatAudio]) -> list[ChunkResult | Exception]:
+        """See `Engine.detect_language`."""
+        results, good = checked(audio)
+        if not self.is_multilingual:
+            return english_only(results, good)
+        if good:
+            for (i, _), best in zip(good, self._model.detect_language(self._encode(good))):
+                token, probability = best[0]
+                results[i] = ChunkResult(segments=(), language=token.strip("<|>"), language_probability=probability)
+        return results
+
+    def transcribe(
+        self, audio: list[FloatAudio], language: str | None, temperature: float = 0.0, prompt: str | None = None
+    ) -> list[ChunkResult | Exception]:
+        """See `Engine.transcribe`."""
+        self.check_language(language)
+        results, good = checked(audio)
+        if not good:
+            return results
+        # encoded once, for language detection, decoding and word alignment alike
+        encoded = self._encode(good)
+        languages = self._languages(encoded, language, len(good))
+        previous = previous_text(self._tokenizer, prompt)
+        prompts = [previous + self._prompt(lang) for lang in languages]
+        config = self._config
+        outputs = self._model.generate(
+            encoded,
+            prompts,
+            beam_size=config.beam_size if temperature == 0 else 1,
+            max_length=config.max_length,
+            return_scores=True,
+            return_no_speech_prob=True,
+            suppress_blank=True,
+            suppress_tokens=[-1],
+            max_initial_timestamp_index=MAX_INITIAL_TIMESTAMP_INDEX,
+            # greedy at 0; otherwise sample from the whole distribution, as openai/whisper
+            sampling_topk=1 if temperature == 0 else 0,
+            sampling_temperature=temperature if temperature > 0 else 1.0,
+        )
+        decoded = [self._spans(out, len(item) / SAMPLE_RATE) for (_, item), out in zip(good, outputs)]
+        words = self._align(encoded, [d[0] for d in decoded], [len(item) for _, item in good], languages)
+        for (i, _), out, (spans, truncated), lang, item_words in zip(good, outputs, decoded, languages, words):
+            results[i] = self._to_result(out, spans, truncated, lang, temperature, item_words)
+        return results
+
+    def _spans(self, out: object, duration_s: float) -> tuple[list[TokenSpan], bool]:
+        """Timed token spans, and whether the decoder ran out of tokens before the window's end."""
+        tokens = list(out.sequences_ids[0])  # type: ignore[attr-defined]
+        spans = split_on_timestamps(tokens, self._timestamp_begin, self._eot, duration_s)
+        # CTranslate2 generates at most max_length // 2 tokens (openai/whisper's sample_len is n_ctx // 2)
+        truncated = len(tokens) >= self._config.max_length // 2
+        unclosed = bool(tokens) and tokens[-1] < self._timestamp_begin
+        if truncated and unclosed and spans:
+            spans = spans[:-1]  # its end is unknown: the caller decodes again from the last closed time
+        return spans, truncated
+
+    def _align(
+        self, encoded: object, spans: list[list[TokenSpan]], n_samples: list[int], languages: list[str]
+    ) -> list[list[tuple[Word, ...]]]:
+        """Word times per span, for every item with text; empty where alignment is off."""
+        empty: list[list[tuple[Word, ...]]] = [[() for _ in item] for item in spans]
+        texts = [[t for span in item for t in span.tokens] for item in spans]
+        todo = [i for i, tokens in enumerate(texts) if tokens]
+        if not self._config.align_words or not todo:
+            return empty
+        # the path must end where the text ends, or DTW stretches the last word over the trailing audio
+        mel_frames_per_s = SAMPLE_RATE // HOP_LENGTH
+        frames = {
+            i: min(N_FRAMES, -(-n_samples[i] // HOP_LENGTH), int(spans[i][-1].end_s * mel_frames_per_s) + 1)
+            for i in todo
+        }
+        # the start sequence names the language, as decoding did: one align call per language in the batch
+        for language in {languages[i] for i in todo}:
+            group = [i for i in todo if languages[i] == language]
+            rows = encoded  # align only the items with text
+            if len(group) < len(texts):
+                rows = self._ct2.StorageView.from_array(np.asarray(encoded)[group])
+            aligned = self._model.align(
+                rows,
+                self._prompt(language),
+                [texts[i] for i in group],
+                [frames[i] for i in group],
+                median_filter_width=MEDIAN_FILTER_WIDTH,
+            )
+            for i, result in zip(group, aligned):
+                timed = timed_words(
+                    texts[i], result.alignments, result.text_token_probs, self._tokenizer.decode, language
+                )
+                empty[i] = assign_to_spans(timed, [len(span.tokens) for span in spans[i]])
+        return empty
+
+    def _to_result(
+        self,
+        out: object,
+        spans: list[TokenSpan],
+        truncated: bool,
+        language: str,
+        temperature: float,
+        words: list[tuple[Word, ...]],
+    ) -> ChunkResult:
+        avg_logprob = float(out.scores[0])  # type: ignore[attr-defined]  # length-normalised
+        no_speech_prob = float(out.no_speech_prob)  # type: ignore[attr-defined]
+        texts = [self._tokenizer.decode(list(span.tokens)).strip() for span in spans]
+        segments = window_segments(spans, texts, avg_logprob, no_speech_prob, temperature, words)
+        return ChunkResult(segments=segments, language=language, truncated=truncated)

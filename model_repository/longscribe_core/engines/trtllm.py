@@ -1,0 +1,187 @@
+"""Whisper on TensorRT-LLM (GPU): the same `Engine` contract as CTranslate2.
+
+Written against TensorRT-LLM 0.16 (the runtime in Triton's 24.12-trtllm image)
+and NVIDIA's Whisper example (`examples/whisper/run.py`: `ModelRunnerCpp` with
+`is_enc_dec=True`). Engines come from `docker/build_engines.sh`. Not exercised
+in CI (no GPU, no TensorRT-LLM there): the contract suite in
+`tests/integration/test_engine_contract.py` runs it wherever it imports.
+
+Differences from the CTranslate2 engine, by design of the runtime:
+- the prompt keeps timestamps (no `<|notimestamps|>`), so segments are timed as
+  on the CPU path; greedy at temperature 0, sampled above it (one
+  `SamplingConfig` per call, and the Triton model calls once per temperature);
+  `avg_logprob` is the mean log-probability of the generated tokens, so the
+  caller's unsure and loop guards work as on the CPU path;
+- no word alignment (no cross-attention DTW in the runtime): segments carry no
+  words, so the micro chunker's skipped-speech check has nothing to check;
+- no no-speech probability, and no timestamp rules in decoding (first within
+  1 s, paired, increasing) nor blank suppression: the caller's silence guard is
+  the energy gate, and `split_on_timestamps` drops spans that run backwards.
+  Logits processors could add the rules; not done.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from longscribe_core.audio import MAX_WINDOW_SAMPLES, SAMPLE_RATE, FloatAudio
+from longscribe_core.engines.base import (
+    MAX_TOTAL_TOKENS,
+    EngineConfig,
+    UnsupportedLanguage,
+    checked,
+    english_only,
+    previous_text,
+    window_segments,
+)
+from longscribe_core.engines.timestamps import split_on_timestamps
+from longscribe_core.mel import HOP_LENGTH, N_FFT, N_FRAMES, mel_filters
+from longscribe_core.segments import ChunkResult
+
+LANGUAGE_CODE = re.compile(r"[a-z]{2,3}")  # Whisper's language tokens: <|en|>, <|haw|>, <|yue|>
+KV_CACHE_FRACTION = 0.9  # of free GPU memory, as NVIDIA's example
+CROSS_KV_CACHE_FRACTION = 0.5  # of that, for the encoder output the decoder attends to
+
+
+class TensorRTLLMEngine:
+    """`model_path` is the build's output: `encoder/`, `decoder/` and the Whisper `tokenizer.json`."""
+
+    def __init__(self, config: EngineConfig) -> None:
+        import torch
+        from tensorrt_llm.runtime import ModelRunnerCpp
+        from tokenizers import Tokenizer
+
+        root = Path(config.model_path)
+        encoder_config = json.loads((root / "encoder" / "config.json").read_text())
+        self.n_mels = int(encoder_config["pretrained_config"]["n_mels"])  # 128 for large-v3(-turbo), else 80
+        self._torch = torch
+        self._config = config
+        self._runner = ModelRunnerCpp.from_dir(
+            engine_dir=str(root),
+            is_enc_dec=True,
+            max_batch_size=config.max_batch_size,
+            max_input_len=N_FRAMES,
+            max_output_len=config.max_length // 2,
+            max_beam_width=config.beam_size,  # at most what the engine was built for (build_engines.sh)
+            kv_cache_free_gpu_memory_fraction=KV_CACHE_FRACTION,
+            cross_kv_cache_fraction=CROSS_KV_CACHE_FRACTION,
+        )
+        self._tokenizer = Tokenizer.from_file(str(root / "tokenizer.json"))
+        self._eot = self._id("<|endoftext|>")
+        self._timestamp_begin = self._id("<|notimestamps|>") + 1
+        # from the engine, as NVIDIA's run.py: tokenizer.json may omit the timestamp tokens
+        decoder_config = json.loads((root / "decoder" / "config.json").read_text())
+        self.is_multilingual = int(decoder_config["pretrained_config"]["vocab_size"]) >= 51865
+        device = torch.device("cuda")
+        self._filters = torch.from_numpy(mel_filters(self.n_mels)).to(device)
+        self._window = torch.hann_window(N_FFT, device=device)
+
+    def _id(self, token: str) -> int:
+        token_id = self._tokenizer.token_to_id(token)
+        if token_id is None:
+            raise ValueError(f"tokenizer has no {token}")
+        return int(token_id)
+
+    def check_language(self, language: str | None) -> None:
+        if language and not self.is_multilingual and language != "en":
+            raise UnsupportedLanguage(f"the loaded Whisper engine is English-only and cannot transcribe {language!r}")
+        if language and self._tokenizer.token_to_id(f"<|{language}|>") is None:
+            raise UnsupportedLanguage(f"Whisper does not know the language code {language!r}")
+
+    def _mel(self, audio: FloatAudio) -> Any:
+        """log-mel [n_mels, 3000] on the GPU, float16, the same math as `mel.log_mel`."""
+        torch = self._torch
+        wave = torch.zeros(MAX_WINDOW_SAMPLES, device="cuda")
+        wave[: len(audio)] = torch.from_numpy(np.asarray(audio, dtype=np.float32)).to("cuda")
+        stft = torch.stft(wave, N_FFT, HOP_LENGTH, window=self._window, return_complex=True)
+        power = stft[..., :-1].abs() ** 2
+        log_spec = torch.clamp(self._filters @ power, min=1e-10).log10()
+        log_spec = torch.maximum(log_spec, log_spec.max() - 8.0)
+        return ((log_spec + 4.0) / 4.0).half()
+
+    def _prompt(self, language: str | None) -> list[int]:
+        if not self.is_multilingual:
+            return [self._id("<|startoftranscript|>")]
+        return [self._id("<|startoftranscript|>"), self._id(f"<|{language or 'en'}|>"), self._id("<|transcribe|>")]
+
+    def detect_language(self, audio: list[FloatAudio]) -> list[ChunkResult | Exception]:
+        """One decoder step after <|startoftranscript|>: the language token it picks (probability not exposed)."""
+        results, good = checked(audio)
+        if not self.is_multilingual:
+            return english_only(results, good)
+        if not good:
+            return results
+        ids, _ = self._generate([item for _, item in good], [[self._id("<|startoftranscript|>")]] * len(good), 1, 0.0)
+        for (i, _), tokens in zip(good, ids):
+            # free decoding, not limited to language tokens: anything else means "not sure", not a language
+            token = str(self._tokenizer.id_to_token(tokens[0])) if tokens else ""
+            code = token.strip("<|>")
+            known = token.startswith("<|") and LANGUAGE_CODE.fullmatch(code) is not None
+            results[i] = ChunkResult(segments=(), language=code if known else None, language_probability=None)
+        return results
+
+    def _generate(
+        self, audio: list[FloatAudio], prompts: list[list[int]], max_new_tokens: int, temperature: float
+    ) -> tuple[list[list[int]], list[float]]:
+        """Generated token ids per item (prompt excluded), and their mean log-probability."""
+        torch = self._torch
+        mels = [self._mel(item).transpose(0, 1).contiguous() for item in audio]  # [frames, n_mels] each
+        lengths = torch.full((len(audio),), N_FRAMES, dtype=torch.int32, device="cuda")
+        outputs = self._runner.generate(
+            batch_input_ids=[torch.tensor(p, dtype=torch.int32) for p in prompts],
+            encoder_input_features=mels,
+            encoder_output_lengths=lengths // 2,
+            max_new_tokens=max_new_tokens,
+            end_id=self._eot,
+            pad_id=self._eot,
+            num_beams=self._config.beam_size if temperature == 0 else 1,
+            # greedy at 0; otherwise sample from the whole distribution, as openai/whisper
+            **({"temperature": temperature, "top_k": 0, "top_p": 1.0} if temperature > 0 else {}),
+            output_sequence_lengths=True,
+            output_log_probs=True,
+            return_dict=True,
+        )
+        torch.cuda.synchronize()
+        ids = outputs["output_ids"].cpu().numpy()
+        ends = outputs["sequence_lengths"].cpu().numpy()
+        log_probs = outputs["log_probs"].cpu().numpy()  # [batch, beams, generated]
+        tokens, scores = [], []
+        for b in range(len(prompts)):
+            generated = [int(t) for t in ids[b][0][len(prompts[b]) : int(ends[b][0])]]
+            n = len(generated)
+            tokens.append([t for t in generated if t != self._eot])
+            scores.append(float(np.mean(log_probs[b][0][:n])) if n else 0.0)
+        return tokens, scores
+
+    def transcribe(
+        self, audio: list[FloatAudio], language: str | None, temperature: float = 0.0, prompt: str | None = None
+    ) -> list[ChunkResult | Exception]:
+        self.check_language(language)
+        results, good = checked(audio)
+        if not good:
+            return results
+        languages = (
+            [language] * len(good)
+            if language or not self.is_multilingual
+            else [
+                r.language if isinstance(r, ChunkResult) else None for r in self.detect_language([a for _, a in good])
+            ]
+        )
+        previous = previous_text(self._tokenizer, prompt)  # the decoder engine takes up to 208 input tokens
+        prompts = [previous + self._prompt(lang) for lang in languages]
+        budget = min(self._config.max_length, MAX_TOTAL_TOKENS) // 2
+        generated, scores = self._generate([item for _, item in good], prompts, budget, temperature)
+        for (i, item), tokens, score, lang in zip(good, generated, scores, languages):
+            spans = split_on_timestamps(tokens, self._timestamp_begin, self._eot, len(item) / SAMPLE_RATE)
+            truncated = len(tokens) >= budget
+            if truncated and tokens and tokens[-1] < self._timestamp_begin and spans:
+                spans = spans[:-1]
+            texts = [self._tokenizer.decode(list(span.tokens)).strip() for span in spans]
+            segments = window_segments(spans, texts, score, 0.0, temperature)
+            results[i] = ChunkResult(segments=segments, language=lang or "en", truncated=truncated)
+        return results

@@ -1,0 +1,177 @@
+"""POST /v1/audio/transcriptions in OpenAI's shape: the official client works unchanged.
+
+A multipart `file` is streamed to a temporary file under `max_upload_bytes`
+(413 beyond), transcribed through the same pipeline (served to FFmpeg by the
+relay, with Range), and deleted afterwards, on error and on cancel too. As
+an extension, a `url` field instead of `file` transcribes media at a URL.
+`model` is accepted and ignored (the service runs the model it was started
+with); `prompt` guides every window, as params.prompt; `temperature` is
+validated, and decoding starts greedy and falls back hotter as always.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
+from pydantic import ValidationError
+
+from orchestrator import formats
+from orchestrator.errors import InvalidRequest, UploadTooLarge
+from orchestrator.schemas import TranscribeOutput, TranscribeParams, TranscribeRequest
+from orchestrator.settings import Settings
+
+RunTranscription = Callable[[web.Application, TranscribeRequest, Path | None], Awaitable[TranscribeOutput]]
+FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
+GRANULARITIES = ("segment", "word")
+READ_BYTES = 1 << 20
+
+
+@dataclass
+class Form:
+    fields: dict[str, list[str]] = field(default_factory=dict)
+    upload: Path | None = None
+
+    def one(self, name: str) -> str | None:
+        values = self.fields.get(name)
+        return values[-1] if values else None
+
+    def all(self, *names: str) -> list[str]:
+        return [v for name in names for v in self.fields.get(name, [])]
+
+
+async def read_form(request: web.Request, upload_dir: Path | None, max_bytes: int) -> Form:
+    """The multipart fields, and the `file` part streamed to disk; nothing left behind on failure."""
+    form = Form()
+    if request.content_type != "multipart/form-data":  # a url and options only: a plain form
+        if request.content_type != "application/x-www-form-urlencoded":
+            raise InvalidRequest("send multipart/form-data (a `file`) or a form with `url`")
+        for name, value in (await request.post()).items():
+            form.fields.setdefault(name, []).append(str(value))
+        return form
+    try:
+        reader = await request.multipart()
+        async for part in reader:
+            if not isinstance(part, BodyPartReader) or part.name is None:
+                continue
+            if part.name == "file" and part.filename is not None:
+                form.upload = await _save(part, upload_dir, max_bytes)
+            else:
+                form.fields.setdefault(part.name, []).append(await part.text())
+    except (HttpProcessingError, ValueError, LookupError) as exc:  # a malformed body, header or charset
+        if form.upload is not None:
+            form.upload.unlink(missing_ok=True)
+        raise InvalidRequest(f"the multipart body could not be read: {exc}") from exc
+    except BaseException:
+        if form.upload is not None:
+            form.upload.unlink(missing_ok=True)
+        raise
+    return form
+
+
+async def _save(part: BodyPartReader, upload_dir: Path | None, max_bytes: int) -> Path:
+    suffix = Path(part.filename or "").suffix[:16]  # FFmpeg probes content, the suffix only helps
+    handle, name = tempfile.mkstemp(prefix="longscribe-upload-", suffix=suffix, dir=upload_dir)
+    path, size = Path(name), 0
+    try:
+        with os.fdopen(handle, "wb") as out:
+            while chunk := await part.read_chunk(READ_BYTES):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise UploadTooLarge(f"the upload is over the limit of {max_bytes} bytes")
+                out.write(chunk)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _request(form: Form) -> TranscribeRequest:
+    url = form.one("url")
+    if form.upload is None and not url:
+        raise InvalidRequest("send the audio as a multipart `file`, or its address as `url`")
+    granularities = form.all("timestamp_granularities[]", "timestamp_granularities")
+    unknown = set(granularities) - set(GRANULARITIES)
+    if unknown:
+        raise InvalidRequest(f"timestamp_granularities: unknown {sorted(unknown)}; use segment and/or word")
+    temperature = form.one("temperature")
+    try:
+        if temperature is not None and not 0.0 <= float(temperature) <= 1.0:
+            raise ValueError
+    except ValueError as exc:
+        raise InvalidRequest("temperature must be a number from 0 to 1") from exc
+    try:
+        params = TranscribeParams(
+            language=form.one("language") or None,
+            word_timestamps="word" in granularities,
+            prompt=form.one("prompt") or None,
+        )
+        if form.upload is None:
+            return TranscribeRequest(media_url=str(url), params=params, response_format="verbose_json")
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise InvalidRequest(f"invalid request: {problems}") from exc
+    # an upload has no URL: the pipeline is handed the file itself
+    return TranscribeRequest.model_construct(media_url="upload:", params=params, response_format="verbose_json")
+
+
+def _verbose(output: TranscribeOutput, words: bool) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "task": "transcribe",
+        "language": output.language or next((s.language for s in output.segments if s.language), None) or "english",
+        "duration": output.input_duration_sec,
+        "text": output.text,
+        "segments": [
+            {
+                "id": i,
+                "seek": 0,
+                "start": s.start_time_sec,
+                "end": s.end_time_sec,
+                "text": s.text,
+                "tokens": [],
+                "temperature": s.temperature or 0.0,
+                "avg_logprob": s.avg_logprob or 0.0,
+                "compression_ratio": s.compression_ratio or 0.0,
+                "no_speech_prob": s.no_speech_prob or 0.0,
+            }
+            for i, s in enumerate(output.segments)
+        ],
+    }
+    if words:
+        body["words"] = [
+            {"word": w.word, "start": w.start_time_sec, "end": w.end_time_sec}
+            for s in output.segments
+            for w in s.words or []
+        ]
+    return body
+
+
+def render(output: TranscribeOutput, fmt: str, words: bool) -> web.Response:
+    if fmt == "json":
+        return web.json_response({"text": output.text})
+    if fmt == "verbose_json":
+        return web.json_response(_verbose(output, words), dumps=json.dumps)
+    return web.Response(text=formats.render(output, fmt), content_type=formats.CONTENT_TYPES[fmt], charset="utf-8")
+
+
+async def transcriptions(request: web.Request, settings: Settings, run: RunTranscription) -> web.Response:
+    form = await read_form(request, settings.upload_dir, settings.max_upload_bytes)
+    try:
+        fmt = form.one("response_format") or "json"
+        if fmt not in FORMATS:
+            raise InvalidRequest(f"response_format must be one of {', '.join(FORMATS)}")
+        parsed = _request(form)
+        output = await run(request.app, parsed, form.upload)
+    finally:
+        if form.upload is not None:
+            with contextlib.suppress(OSError):
+                form.upload.unlink()
+    return render(output, fmt, words=parsed.params.word_timestamps)

@@ -1,0 +1,176 @@
+"""The OpenAPI document the service serves at /openapi.json, built from the pydantic shapes."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from orchestrator.jobs.store import JobRequest
+from orchestrator.schemas import RESPONSE_FORMATS, TranscribeOutput, TranscribeRequest
+
+REF = "#/components/schemas/{model}"
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message", "hint"],
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "hint": {"type": "string"}},
+        }
+    },
+}
+OPENAI_FORM = {
+    "type": "object",
+    "properties": {
+        "file": {"type": "string", "format": "binary"},
+        "url": {"type": "string", "description": "instead of file: media at an http(s) URL"},
+        "model": {"type": "string"},
+        "language": {"type": "string"},
+        "prompt": {"type": "string"},
+        "response_format": {"type": "string", "enum": ["json", "text", "srt", "vtt", "verbose_json"]},
+        "temperature": {"type": "number", "minimum": 0, "maximum": 1},
+        "timestamp_granularities[]": {"type": "array", "items": {"type": "string", "enum": ["segment", "word"]}},
+    },
+}
+JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
+ERRORS = {
+    "401": "no valid API key (when keys are configured)",
+    "404": "no such job",
+    "413": "the body is over 1 MiB, or an upload over max_upload_bytes",
+    "422": "the request or the media cannot be transcribed; `error.code` says which",
+    "429": "too many requests in flight; see Retry-After",
+    "502": "inference failed",
+    "503": "no inference endpoint answers, or the service is stopping",
+    "504": "over the per-request time limit",
+}
+
+
+def _schemas() -> dict[str, Any]:
+    found: dict[str, Any] = {"Error": ERROR_SCHEMA}
+    for model in (TranscribeRequest, TranscribeOutput, JobRequest):
+        schema = model.model_json_schema(ref_template=REF)
+        found.update(schema.pop("$defs", {}))
+        found[model.__name__] = schema
+    return found
+
+
+def _error_responses() -> dict[str, Any]:
+    content = {"application/json": {"schema": {"$ref": REF.format(model="Error")}}}
+    return {status: {"description": text, "content": content} for status, text in ERRORS.items()}
+
+
+@functools.cache
+def document() -> dict[str, Any]:
+    probe = {"200": {"description": "ok"}, "503": {"description": "not ready"}}
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "longscribe",
+            "version": "1",
+            "description": "Long-form speech at a URL to a timestamped transcript; errors are "
+            '`{"error": {"code", "message", "hint"}}`.',
+        },
+        "paths": {
+            "/v1/transcribe": {
+                "post": {
+                    "summary": "Transcribe the media at media_url",
+                    "parameters": [
+                        {
+                            "name": "response_format",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "string", "enum": list(RESPONSE_FORMATS)},
+                        }
+                    ],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": {"$ref": REF.format(model="TranscribeRequest")}}},
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "the transcript (JSON unless response_format asks for text, srt or vtt)",
+                            "content": {
+                                "application/json": {"schema": {"$ref": REF.format(model="TranscribeOutput")}},
+                                "text/plain": {"schema": {"type": "string"}},
+                                "text/vtt": {"schema": {"type": "string"}},
+                                "application/x-subrip": {"schema": {"type": "string"}},
+                            },
+                        },
+                        **_error_responses(),
+                    },
+                    "security": [{"ApiKey": []}, {"Bearer": []}, {}],
+                }
+            },
+            "/v1/audio/transcriptions": {
+                "post": {
+                    "summary": "OpenAI-compatible: transcribe an uploaded file (or, as an extension, a url)",
+                    "requestBody": {
+                        "required": True,
+                        "content": {"multipart/form-data": {"schema": OPENAI_FORM}},
+                    },
+                    "responses": {
+                        "200": {"description": "{text}, OpenAI's verbose_json, or text / srt / vtt"},
+                        **_error_responses(),
+                    },
+                    "security": [{"ApiKey": []}, {"Bearer": []}, {}],
+                }
+            },
+            "/v1/jobs": {
+                "post": {
+                    "summary": "Start a job: the /v1/transcribe body plus webhook_url (or a multipart file)",
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": {"$ref": REF.format(model="JobRequest")}}},
+                    },
+                    "responses": {
+                        "202": {"description": "the job, with links to itself and its events"},
+                        **_error_responses(),
+                    },  # fmt: skip
+                    "security": [{"ApiKey": []}, {"Bearer": []}, {}],
+                }
+            },
+            "/v1/jobs/{job_id}": {
+                "parameters": [JOB_ID],
+                "get": {
+                    "summary": "status, progress, the finished prefix or the result",
+                    "responses": {"200": {"description": "the job"}, **_error_responses()},
+                },
+                "delete": {
+                    "summary": "cancel",
+                    "responses": {"200": {"description": "the job, cancelled"}, **_error_responses()},
+                },
+            },  # fmt: skip
+            "/v1/jobs/{job_id}/events": {
+                "parameters": [JOB_ID],
+                "get": {
+                    "summary": "server-sent events: status, chunk, end",
+                    "responses": {"200": {"description": "text/event-stream"}, **_error_responses()},
+                },
+            },  # fmt: skip
+            "/v1/jobs/{job_id}/transcript": {
+                "parameters": [
+                    JOB_ID,
+                    {
+                        "name": "format",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string", "enum": list(RESPONSE_FORMATS)},
+                    },
+                ],
+                "get": {
+                    "summary": "the finished transcript as a file",
+                    "responses": {"200": {"description": "the transcript"}, **_error_responses()},
+                },
+            },  # fmt: skip
+            "/healthz": {"get": {"summary": "the process is up", "responses": {"200": {"description": "ok"}}}},
+            "/readyz": {"get": {"summary": "every Triton endpoint has its models ready", "responses": probe}},
+        },
+        "components": {
+            "schemas": _schemas(),
+            "securitySchemes": {
+                "ApiKey": {"type": "apiKey", "in": "header", "name": "Authorization", "description": "Api-Key <key>"},
+                "Bearer": {"type": "http", "scheme": "bearer"},
+            },
+        },
+    }

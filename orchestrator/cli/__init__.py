@@ -1,0 +1,1 @@
+"""The `longscribe` command: `serve` and `transcribe`; nothing imports from here."""

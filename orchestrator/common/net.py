@@ -1,0 +1,63 @@
+"""Loopback helpers: free ports, serving an aiohttp app, and waiting for a child service to answer."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import time
+from collections.abc import AsyncIterator, Callable
+
+import aiohttp
+from aiohttp import web
+
+READY_POLL_S = 0.25  # how often to ask while a service starts
+READY_PROBE_TIMEOUT_S = 2.0  # one readiness request: a busy server must not stall the wait
+
+
+class NotReady(RuntimeError):
+    """A child service exited, or did not answer 200 in time."""
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (another process may still take it before use)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def wait_until_ready(url: str, exit_code: Callable[[], int | None], timeout_s: float, what: str) -> None:
+    """Poll `url` until it answers 200; stop early when `exit_code()` says the process has exited."""
+    deadline = time.monotonic() + timeout_s
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            code = exit_code()
+            if code is not None:
+                raise NotReady(f"{what} exited with {code}; see its log above")
+            with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError):
+                async with session.get(url, timeout=aiohttp.ClientTimeout(total=READY_PROBE_TIMEOUT_S)) as response:
+                    if response.status == 200:
+                        return
+            await asyncio.sleep(READY_POLL_S)
+    raise NotReady(f"{what} not ready after {timeout_s:g} s")
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    app: web.Application, host: str = "127.0.0.1", port: int = 0, shutdown_timeout_s: float = 60.0
+) -> AsyncIterator[str]:
+    """Run `app` on loopback; yield its base URL (a free port unless given).
+
+    A client that hangs up cancels its handler (its FFmpeg and inference with
+    it). On exit the port closes first; handlers still running get
+    `shutdown_timeout_s` to finish before they are cancelled.
+    """
+    runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=shutdown_timeout_s)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    try:
+        sock = site._server.sockets[0]  # type: ignore[union-attr]
+        yield f"http://{host}:{sock.getsockname()[1]}"
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,1 @@
+"""Step 3, inference: the Triton client pool, replicas found by DNS, the managed `tritonserver`, and chunk slots."""

@@ -1,0 +1,137 @@
+"""Run the `tritonserver` binary from the nvidia-pytriton wheel as a managed child.
+
+The wheel carries the server, the Python backend and one backend stub per
+Python version. We assemble a private backend directory with the stub for the
+running Python, and tell the stub (which ignores PYTHONPATH) where this
+environment's packages are through LONGSCRIBE_SITE_DIRS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import site
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from longscribe_core.weights import cache_root
+from orchestrator.common.net import NotReady, wait_until_ready
+from orchestrator.settings import Settings
+
+log = logging.getLogger("longscribe.triton")
+STOP_GRACE_S = 15.0  # SIGTERM, then SIGKILL after this
+
+
+class TritonStartError(RuntimeError):
+    """The managed server exited or did not become ready in time."""
+
+
+def pytriton_root() -> Path:
+    import pytriton  # the wheel is only a carrier for the binary here
+
+    return Path(pytriton.__file__).resolve().parent / "tritonserver"
+
+
+def backend_dir(cache: Path) -> Path:
+    """<cache>/backends/python/ holding the backend library, its utils and our stub."""
+    root = pytriton_root()
+    python = cache / "backends" / "python"
+    python.mkdir(parents=True, exist_ok=True)
+    for name in ("libtriton_python.so", "triton_python_backend_utils.py"):
+        link, target = python / name, root / "backends" / "python" / name
+        if link.is_symlink() and link.readlink() == target:
+            continue
+        link.unlink(missing_ok=True)  # stale: another environment's wheel
+        link.symlink_to(target)
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    stub = root / "python_backend_stubs" / version / "triton_python_backend_stub"
+    if not stub.exists():
+        raise TritonStartError(f"the nvidia-pytriton wheel has no Python-backend stub for Python {version}")
+    target = python / "triton_python_backend_stub"
+    if not target.exists() or target.stat().st_size != stub.stat().st_size:
+        shutil.copy2(stub, target)
+    return cache / "backends"
+
+
+def server_env(settings: Settings) -> dict[str, str]:
+    """The stub finds the wheel's vendored libs and this environment's packages."""
+    env = dict(os.environ)
+    wheel_libs = pytriton_root().parent.parent / "nvidia_pytriton.libs"
+    env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [str(wheel_libs), env.get("LD_LIBRARY_PATH")]))
+    site_dirs = [str(settings.model_repository), *site.getsitepackages()]
+    env["LONGSCRIBE_SITE_DIRS"] = os.pathsep.join(site_dirs)
+    if settings.whisper_weights:
+        env["LONGSCRIBE_WHISPER_MODEL"] = settings.whisper_weights  # whisper/1/model.py: env beats config.pbtxt
+    return env
+
+
+def server_args(settings: Settings, backends: Path) -> list[str]:
+    args = [
+        str(pytriton_root() / "bin" / "tritonserver"),
+        "--model-repository", str(settings.model_repository),
+        "--backend-directory", str(backends),
+        "--http-port", str(settings.triton_http_port),
+        "--grpc-port", str(settings.triton_grpc_port),
+        "--metrics-port", str(settings.triton_metrics_port),
+        # explicit: the repository also holds longscribe_core, which is no model
+        "--model-control-mode", "explicit",
+    ]  # fmt: skip
+    for model in settings.triton_models:
+        args += ["--load-model", model]
+    return args
+
+
+async def _forward_log(stream: asyncio.StreamReader) -> None:
+    async for line in stream:
+        log.info("%s", line.decode(errors="replace").rstrip())
+
+
+@contextlib.asynccontextmanager
+async def running_triton(settings: Settings) -> AsyncIterator[str]:
+    """Start Triton, wait until every model is ready, yield its gRPC URL, stop it."""
+    args = server_args(settings, backend_dir(cache_root()))
+    proc = await asyncio.create_subprocess_exec(
+        *args,
+        env=server_env(settings),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        start_new_session=True,  # Ctrl-C reaches us, and we stop it in order
+        # its models size their thread pools from this share (whisper: cores // instances)
+        preexec_fn=(lambda: os.sched_setaffinity(0, settings.triton_cpus)) if settings.triton_cpus else None,
+    )
+    assert proc.stdout is not None
+    forward = asyncio.create_task(_forward_log(proc.stdout))
+    try:
+        ready_url = f"http://127.0.0.1:{settings.triton_http_port}/v2/health/ready"
+        try:
+            await wait_until_ready(
+                ready_url, lambda: proc.returncode, settings.triton_start_timeout_sec, "tritonserver"
+            )
+        except NotReady as exc:
+            raise TritonStartError(str(exc)) from exc
+        log.info("Triton ready: gRPC on 127.0.0.1:%d", settings.triton_grpc_port)
+        yield f"127.0.0.1:{settings.triton_grpc_port}"
+    finally:
+        await _stop(proc)
+        forward.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await forward
+
+
+async def _stop(proc: asyncio.subprocess.Process) -> None:
+    if proc.returncode is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(signal.SIGTERM)
+    try:
+        await asyncio.wait_for(asyncio.shield(proc.wait()), STOP_GRACE_S)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # the stubs too
+        await proc.wait()
