@@ -1,117 +1,44 @@
-"""The REST edge: routes, and the one place errors become HTTP answers."""
+"""The service: its routes, and what lives as long as the app (clients, pool, relay, jobs)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import prometheus_client
 from aiohttp import web
-from pydantic import ValidationError
 from yarl import URL
 
 from orchestrator import formats
-from orchestrator.api import auth, openai_compat, openapi
+from orchestrator.api import auth, job_routes, openai_compat, openapi
 from orchestrator.api.admission import Admission
+from orchestrator.api.edge import (
+    MAX_BODY_BYTES,
+    auth_middleware,
+    error_middleware,
+    parse_request,
+    request_id_middleware,
+)
+from orchestrator.api.keys import ADMISSION, JOBS, KEYS, MEDIA_CLIENT, METRICS, POOL, RESOLVE, SETTINGS, TRANSCRIBER
 from orchestrator.assemble.progress import OnProgress
-from orchestrator.common.observability import REQUEST_ID, REQUEST_ID_HEADER, Metrics, new_request_id
-from orchestrator.errors import InvalidRequest, JobNotFound, LongscribeError, Overloaded, RequestTimeout
+from orchestrator.common.observability import Metrics
+from orchestrator.errors import RequestTimeout
 from orchestrator.infer import discovery
 from orchestrator.infer.pool import TritonPool
 from orchestrator.jobs import store as jobs
 from orchestrator.media import guard
 from orchestrator.media.relay import relaying
 from orchestrator.pipeline import Pipeline, Transcriber
-from orchestrator.schemas import TranscribeOutput, TranscribeParams, TranscribeRequest
+from orchestrator.schemas import TranscribeOutput, TranscribeRequest
 from orchestrator.settings import Settings
 
 log = logging.getLogger("longscribe.app")
 
-SETTINGS = web.AppKey("settings", Settings)
-TRANSCRIBER: web.AppKey[Transcriber] = web.AppKey("transcriber")
-POOL = web.AppKey("pool", TritonPool)
-ADMISSION = web.AppKey("admission", Admission)
-RESOLVE: web.AppKey[discovery.Resolve] = web.AppKey("resolve")
-METRICS = web.AppKey("metrics", Metrics)
-JOBS = web.AppKey("jobs", jobs.JobStore)
-MEDIA_CLIENT: web.AppKey[tuple[aiohttp.ClientSession, guard.MediaPolicy]] = web.AppKey("media_client")
-KEYS: web.AppKey[list[bytes]] = web.AppKey("api_key_digests")
-OPEN_PATHS = frozenset({"/", "/healthz", "/readyz", "/openapi.json", "/metrics"})  # probes, the API's description
-
-MAX_BODY_BYTES = 1 << 20  # a transcribe body is a URL and a few numbers
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def _error(exc: LongscribeError) -> web.Response:
-    response = web.json_response(exc.to_json(), status=exc.status)
-    if isinstance(exc, Overloaded):
-        response.headers["Retry-After"] = str(exc.retry_after_s)
-    return response
-
-
-@web.middleware
-async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """The request's id in every log line, in the answer, and in each Triton call; /v1 outcomes counted."""
-    token = REQUEST_ID.set(new_request_id(request.headers.get(REQUEST_ID_HEADER)))
-    try:
-        response = await handler(request)
-        response.headers[REQUEST_ID_HEADER] = REQUEST_ID.get()
-        if request.path.startswith("/v1/"):
-            route = request.match_info.route.resource.canonical if request.match_info.route.resource else "?"
-            request.app[METRICS].requests.labels(route, str(response.status)).inc()
-        return response
-    finally:
-        REQUEST_ID.reset(token)
-
-
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Named errors -> their status and JSON; anything else -> a bare 500, logged."""
-    try:
-        return await handler(request)
-    except LongscribeError as exc:
-        log.info("%s %s -> %s %s", request.method, request.path, exc.status, exc.message)
-        return _error(exc)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        body = {"error": {"code": "http_error", "message": exc.reason, "hint": "Check the method and path."}}
-        return web.json_response(body, status=exc.status)
-    except Exception:
-        log.exception("unexpected error on %s %s", request.method, request.path)
-        return _error(LongscribeError("internal error"))
-
-
-@web.middleware
-async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path not in OPEN_PATHS:
-        auth.check(request.headers.get("Authorization"), request.app[KEYS])
-    return await handler(request)
-
-
-async def _parse(
-    request: web.Request, settings: Settings, model: type[TranscribeRequest] = TranscribeRequest
-) -> TranscribeRequest:
-    try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidRequest(f"the body is not valid JSON: {exc}") from exc
-    if "response_format" in request.query and isinstance(body, dict):
-        body = {**body, "response_format": request.query["response_format"]}  # the query wins
-    try:
-        parsed = model.model_validate(body)
-        parsed.params.check_limits(settings.max_macro_chunk_size_sec)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors())
-        raise InvalidRequest(f"invalid request: {problems}") from exc
-    except ValueError as exc:
-        raise InvalidRequest(f"invalid request: {exc}") from exc
-    return parsed
+__all__ = ["POOL", "create_app", "run_transcription"]
 
 
 async def run_transcription(
@@ -141,7 +68,7 @@ async def run_transcription(
 
 
 async def transcribe(request: web.Request) -> web.Response:
-    parsed = await _parse(request, request.app[SETTINGS])
+    parsed = await parse_request(request, request.app[SETTINGS])
     output = await run_transcription(request.app, parsed)
     fmt = parsed.response_format
     return web.Response(text=formats.render(output, fmt), content_type=formats.CONTENT_TYPES[fmt], charset="utf-8")
@@ -149,79 +76,6 @@ async def transcribe(request: web.Request) -> web.Response:
 
 async def openai_transcriptions(request: web.Request) -> web.Response:
     return await openai_compat.transcriptions(request, request.app[SETTINGS], run_transcription)
-
-
-async def start_job(request: web.Request) -> web.Response:
-    """JSON (the /v1/transcribe body, plus webhook_url), or multipart: `file` and optional `params` JSON."""
-    settings = request.app[SETTINGS]
-    request.app[ADMISSION].check_room()
-    if request.content_type == "multipart/form-data":
-        form = await openai_compat.read_form(request, settings.upload_dir, settings.max_upload_bytes)
-        try:
-            if form.upload is None:
-                raise InvalidRequest("a multipart job needs a `file`; for a URL send JSON")
-            params = TranscribeParams.model_validate_json(form.one("params") or "{}")
-            params.check_limits(settings.max_macro_chunk_size_sec)
-        except (ValidationError, ValueError) as exc:
-            if form.upload is not None:
-                form.upload.unlink(missing_ok=True)
-            raise InvalidRequest(f"invalid params: {exc}") from exc
-        # an upload has no URL: the job is handed the file itself
-        job_request = jobs.JobRequest.model_construct(media_url="upload:", params=params, webhook_url=None)
-        job = request.app[JOBS].start(job_request, upload=form.upload)
-    else:
-        parsed = await _parse(request, settings, jobs.JobRequest)
-        job = request.app[JOBS].start(jobs.JobRequest.model_validate(parsed.model_dump()))
-    request.app[METRICS].jobs_in_flight.set(request.app[JOBS].in_flight())
-    body = {**job.to_json(), "links": {"self": f"/v1/jobs/{job.id}", "events": f"/v1/jobs/{job.id}/events"}}
-    return web.json_response(body, status=202, headers={"Location": f"/v1/jobs/{job.id}"})
-
-
-def _job(request: web.Request) -> jobs.Job:
-    job = request.app[JOBS].get(request.match_info["job_id"])
-    if job is None:
-        raise JobNotFound(f"no job {request.match_info['job_id']!r}")
-    return job
-
-
-async def get_job(request: web.Request) -> web.Response:
-    return web.json_response(_job(request).to_json())
-
-
-async def job_transcript(request: web.Request) -> web.Response:
-    """The finished transcript as a download: ?format=srt|vtt|text|json|verbose_json."""
-    job = _job(request)
-    fmt = request.query.get("format", "json")
-    if fmt not in formats.FORMATS:
-        raise InvalidRequest(f"format must be one of {', '.join(formats.FORMATS)}")
-    if job.result is None:
-        raise InvalidRequest(f"the job is {job.status}: the transcript exists once it has succeeded")
-    extension = {"text": "txt", "verbose_json": "json"}.get(fmt, fmt)
-    return web.Response(
-        text=formats.render(job.result, fmt),
-        content_type=formats.CONTENT_TYPES[fmt],
-        charset="utf-8",
-        headers={"Content-Disposition": f'attachment; filename="transcript-{job.id}.{extension}"'},
-    )
-
-
-async def cancel_job(request: web.Request) -> web.Response:
-    """Cancel and wait for the job to wind down (its FFmpeg and inference stop)."""
-    job = _job(request)
-    request.app[JOBS].cancel(job)
-    if job.task is not None:
-        await asyncio.wait({job.task})
-    return web.json_response(job.to_json())
-
-
-async def job_events(request: web.Request) -> web.StreamResponse:
-    """Server-sent events: `status`, one `chunk` per finished macro chunk, then `end` with the job."""
-    job = _job(request)
-    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
-    await response.prepare(request)
-    async for event in jobs.events(job):
-        await response.write(f"event: {event['event']}\ndata: {json.dumps(event['data'])}\n\n".encode())
-    return response
 
 
 async def metrics_endpoint(request: web.Request) -> web.Response:
@@ -285,11 +139,11 @@ def create_app(
     app.router.add_get("/", web_page)
     app.router.add_post("/v1/transcribe", transcribe)
     app.router.add_post("/v1/audio/transcriptions", openai_transcriptions)
-    app.router.add_post("/v1/jobs", start_job)
-    app.router.add_get("/v1/jobs/{job_id}", get_job)
-    app.router.add_delete("/v1/jobs/{job_id}", cancel_job)
-    app.router.add_get("/v1/jobs/{job_id}/events", job_events)
-    app.router.add_get("/v1/jobs/{job_id}/transcript", job_transcript)
+    app.router.add_post("/v1/jobs", job_routes.start_job)
+    app.router.add_get("/v1/jobs/{job_id}", job_routes.get_job)
+    app.router.add_delete("/v1/jobs/{job_id}", job_routes.cancel_job)
+    app.router.add_get("/v1/jobs/{job_id}/events", job_routes.job_events)
+    app.router.add_get("/v1/jobs/{job_id}/transcript", job_routes.job_transcript)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/openapi.json", openapi_json)

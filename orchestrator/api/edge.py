@@ -1,0 +1,93 @@
+"""The edge every request passes: request ids, API keys, bodies parsed, and the one place
+named errors become HTTP answers."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from orchestrator.api import auth
+from orchestrator.api.keys import KEYS, METRICS
+from orchestrator.common.observability import REQUEST_ID, REQUEST_ID_HEADER, new_request_id
+from orchestrator.errors import InvalidRequest, LongscribeError, Overloaded
+from orchestrator.schemas import TranscribeRequest
+from orchestrator.settings import Settings
+
+log = logging.getLogger("longscribe.app")
+
+MAX_BODY_BYTES = 1 << 20  # a transcribe body is a URL and a few numbers
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+OPEN_PATHS = frozenset({"/", "/healthz", "/readyz", "/openapi.json", "/metrics"})  # probes, the API's description
+
+
+def _error(exc: LongscribeError) -> web.Response:
+    response = web.json_response(exc.to_json(), status=exc.status)
+    if isinstance(exc, Overloaded):
+        response.headers["Retry-After"] = str(exc.retry_after_s)
+    return response
+
+
+@web.middleware
+async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The request's id in every log line, in the answer, and in each Triton call; /v1 outcomes counted."""
+    token = REQUEST_ID.set(new_request_id(request.headers.get(REQUEST_ID_HEADER)))
+    try:
+        response = await handler(request)
+        response.headers[REQUEST_ID_HEADER] = REQUEST_ID.get()
+        if request.path.startswith("/v1/"):
+            route = request.match_info.route.resource.canonical if request.match_info.route.resource else "?"
+            request.app[METRICS].requests.labels(route, str(response.status)).inc()
+        return response
+    finally:
+        REQUEST_ID.reset(token)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Named errors -> their status and JSON; anything else -> a bare 500, logged."""
+    try:
+        return await handler(request)
+    except LongscribeError as exc:
+        log.info("%s %s -> %s %s", request.method, request.path, exc.status, exc.message)
+        return _error(exc)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        body = {"error": {"code": "http_error", "message": exc.reason, "hint": "Check the method and path."}}
+        return web.json_response(body, status=exc.status)
+    except Exception:
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        return _error(LongscribeError("internal error"))
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path not in OPEN_PATHS:
+        auth.check(request.headers.get("Authorization"), request.app[KEYS])
+    return await handler(request)
+
+
+async def parse_request(
+    request: web.Request, settings: Settings, model: type[TranscribeRequest] = TranscribeRequest
+) -> TranscribeRequest:
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidRequest(f"the body is not valid JSON: {exc}") from exc
+    if "response_format" in request.query and isinstance(body, dict):
+        body = {**body, "response_format": request.query["response_format"]}  # the query wins
+    try:
+        parsed = model.model_validate(body)
+        parsed.params.check_limits(settings.max_macro_chunk_size_sec)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors())
+        raise InvalidRequest(f"invalid request: {problems}") from exc
+    except ValueError as exc:
+        raise InvalidRequest(f"invalid request: {exc}") from exc
+    return parsed

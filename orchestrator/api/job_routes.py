@@ -1,0 +1,90 @@
+"""/v1/jobs: start, read, cancel, stream events, download the transcript."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from orchestrator import formats
+from orchestrator.api import openai_compat
+from orchestrator.api.edge import parse_request
+from orchestrator.api.keys import ADMISSION, JOBS, METRICS, SETTINGS
+from orchestrator.errors import InvalidRequest, JobNotFound
+from orchestrator.jobs import store as jobs
+from orchestrator.schemas import TranscribeParams
+
+
+async def start_job(request: web.Request) -> web.Response:
+    """JSON (the /v1/transcribe body, plus webhook_url), or multipart: `file` and optional `params` JSON."""
+    settings = request.app[SETTINGS]
+    request.app[ADMISSION].check_room()
+    if request.content_type == "multipart/form-data":
+        form = await openai_compat.read_form(request, settings.upload_dir, settings.max_upload_bytes)
+        try:
+            if form.upload is None:
+                raise InvalidRequest("a multipart job needs a `file`; for a URL send JSON")
+            params = TranscribeParams.model_validate_json(form.one("params") or "{}")
+            params.check_limits(settings.max_macro_chunk_size_sec)
+        except (ValidationError, ValueError) as exc:
+            if form.upload is not None:
+                form.upload.unlink(missing_ok=True)
+            raise InvalidRequest(f"invalid params: {exc}") from exc
+        # an upload has no URL: the job is handed the file itself
+        job_request = jobs.JobRequest.model_construct(media_url="upload:", params=params, webhook_url=None)
+        job = request.app[JOBS].start(job_request, upload=form.upload)
+    else:
+        parsed = await parse_request(request, settings, jobs.JobRequest)
+        job = request.app[JOBS].start(jobs.JobRequest.model_validate(parsed.model_dump()))
+    request.app[METRICS].jobs_in_flight.set(request.app[JOBS].in_flight())
+    body = {**job.to_json(), "links": {"self": f"/v1/jobs/{job.id}", "events": f"/v1/jobs/{job.id}/events"}}
+    return web.json_response(body, status=202, headers={"Location": f"/v1/jobs/{job.id}"})
+
+
+def _job(request: web.Request) -> jobs.Job:
+    job = request.app[JOBS].get(request.match_info["job_id"])
+    if job is None:
+        raise JobNotFound(f"no job {request.match_info['job_id']!r}")
+    return job
+
+
+async def get_job(request: web.Request) -> web.Response:
+    return web.json_response(_job(request).to_json())
+
+
+async def job_transcript(request: web.Request) -> web.Response:
+    """The finished transcript as a download: ?format=srt|vtt|text|json|verbose_json."""
+    job = _job(request)
+    fmt = request.query.get("format", "json")
+    if fmt not in formats.FORMATS:
+        raise InvalidRequest(f"format must be one of {', '.join(formats.FORMATS)}")
+    if job.result is None:
+        raise InvalidRequest(f"the job is {job.status}: the transcript exists once it has succeeded")
+    extension = {"text": "txt", "verbose_json": "json"}.get(fmt, fmt)
+    return web.Response(
+        text=formats.render(job.result, fmt),
+        content_type=formats.CONTENT_TYPES[fmt],
+        charset="utf-8",
+        headers={"Content-Disposition": f'attachment; filename="transcript-{job.id}.{extension}"'},
+    )
+
+
+async def cancel_job(request: web.Request) -> web.Response:
+    """Cancel and wait for the job to wind down (its FFmpeg and inference stop)."""
+    job = _job(request)
+    request.app[JOBS].cancel(job)
+    if job.task is not None:
+        await asyncio.wait({job.task})
+    return web.json_response(job.to_json())
+
+
+async def job_events(request: web.Request) -> web.StreamResponse:
+    """Server-sent events: `status`, one `chunk` per finished macro chunk, then `end` with the job."""
+    job = _job(request)
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+    await response.prepare(request)
+    async for event in jobs.events(job):
+        await response.write(f"event: {event['event']}\ndata: {json.dumps(event['data'])}\n\n".encode())
+    return response

@@ -1,0 +1,25 @@
+"""What the app holds for its handlers, by typed key."""
+
+from __future__ import annotations
+
+import aiohttp
+from aiohttp import web
+
+from orchestrator.api.admission import Admission
+from orchestrator.common.observability import Metrics
+from orchestrator.infer import discovery
+from orchestrator.infer.pool import TritonPool
+from orchestrator.jobs import store as jobs
+from orchestrator.media import guard
+from orchestrator.pipeline import Transcriber
+from orchestrator.settings import Settings
+
+SETTINGS = web.AppKey("settings", Settings)
+TRANSCRIBER: web.AppKey[Transcriber] = web.AppKey("transcriber")
+POOL = web.AppKey("pool", TritonPool)
+ADMISSION = web.AppKey("admission", Admission)
+RESOLVE: web.AppKey[discovery.Resolve] = web.AppKey("resolve")
+METRICS = web.AppKey("metrics", Metrics)
+JOBS = web.AppKey("jobs", jobs.JobStore)
+MEDIA_CLIENT: web.AppKey[tuple[aiohttp.ClientSession, guard.MediaPolicy]] = web.AppKey("media_client")
+KEYS: web.AppKey[list[bytes]] = web.AppKey("api_key_digests")
