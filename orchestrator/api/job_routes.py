@@ -6,6 +6,7 @@ import asyncio
 import json
 
 from aiohttp import web
+from aiohttp_sse import sse_response
 from pydantic import ValidationError
 
 from orchestrator import formats
@@ -13,7 +14,9 @@ from orchestrator.api import openai_compat
 from orchestrator.api.edge import parse_request
 from orchestrator.api.keys import ADMISSION, JOBS, METRICS, SETTINGS
 from orchestrator.errors import InvalidRequest, JobNotFound
+from orchestrator.jobs import events as event_log
 from orchestrator.jobs import store as jobs
+from orchestrator.jobs.links import links
 from orchestrator.schemas import TranscribeParams
 
 
@@ -39,7 +42,7 @@ async def start_job(request: web.Request) -> web.Response:
         parsed = await parse_request(request, settings, jobs.JobRequest)
         job = request.app[JOBS].start(jobs.JobRequest.model_validate(parsed.model_dump()))
     request.app[METRICS].jobs_in_flight.set(request.app[JOBS].in_flight())
-    body = {**job.to_json(), "links": {"self": f"/v1/jobs/{job.id}", "events": f"/v1/jobs/{job.id}/events"}}
+    body = {**job.to_json(), "links": links(job.id)}
     return web.json_response(body, status=202, headers={"Location": f"/v1/jobs/{job.id}"})
 
 
@@ -54,21 +57,37 @@ async def get_job(request: web.Request) -> web.Response:
     return web.json_response(_job(request).to_json())
 
 
-async def job_transcript(request: web.Request) -> web.Response:
-    """The finished transcript as a download: ?format=srt|vtt|text|json|verbose_json."""
+async def job_transcript(request: web.Request) -> web.StreamResponse:
+    """The finished transcript as a download, ?format=srt|vtt|text|json|verbose_json, streamed in pieces
+    so neither its size nor its rendering holds up the loop."""
     job = _job(request)
     fmt = request.query.get("format", "json")
     if fmt not in formats.FORMATS:
         raise InvalidRequest(f"format must be one of {', '.join(formats.FORMATS)}")
-    if job.result is None:
+    output = await event_log.result(request.app[JOBS], job.id)
+    if output is None:
         raise InvalidRequest(f"the job is {job.status}: the transcript exists once it has succeeded")
     extension = {"text": "txt", "verbose_json": "json"}.get(fmt, fmt)
-    return web.Response(
-        text=formats.render(job.result, fmt),
-        content_type=formats.CONTENT_TYPES[fmt],
-        charset="utf-8",
-        headers={"Content-Disposition": f'attachment; filename="transcript-{job.id}.{extension}"'},
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": f"{formats.CONTENT_TYPES[fmt]}; charset=utf-8",
+            "Content-Disposition": f'attachment; filename="transcript-{job.id}.{extension}"',
+        }
     )
+    response.enable_chunked_encoding()
+    await response.prepare(request)
+    piece_bytes = request.app[SETTINGS].transcript_piece_bytes
+    buffer: list[bytes] = []
+    held = 0
+    for piece in formats.pieces(output, fmt):
+        buffer.append(piece.encode())
+        held += len(buffer[-1])
+        if held >= piece_bytes:
+            await response.write(b"".join(buffer))  # waits for the client, and lets the loop run
+            buffer, held = [], 0
+    await response.write(b"".join(buffer))
+    await response.write_eof()
+    return response
 
 
 async def cancel_job(request: web.Request) -> web.Response:
@@ -81,10 +100,19 @@ async def cancel_job(request: web.Request) -> web.Response:
 
 
 async def job_events(request: web.Request) -> web.StreamResponse:
-    """Server-sent events: `status`, one `chunk` per finished macro chunk, then `end` with the job."""
+    """Server-sent events: `status`, one `chunk` per finished macro chunk, then `end` with status and links.
+
+    Each event has an `id:`; a client that reconnects with `Last-Event-ID` gets
+    the events after it. An idle stream gets a comment every
+    `sse_keepalive_sec`, so proxies do not close it."""
     job = _job(request)
-    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
-    await response.prepare(request)
-    async for event in jobs.events(job):
-        await response.write(f"event: {event['event']}\ndata: {json.dumps(event['data'])}\n\n".encode())
-    return response
+    last_event_id = request.headers.get("Last-Event-ID")
+    event_log.first_after(last_event_id)  # a bad id is a 400, before the stream starts
+    keepalive_s = request.app[SETTINGS].sse_keepalive_sec
+    async with sse_response(request, ping_interval=keepalive_s, sep="\n") as stream:
+        try:
+            async for event in event_log.events(request.app[JOBS], job.id, last_event_id):
+                await stream.send(json.dumps(event.data), id=event.id, event=event.event)
+        except ConnectionResetError:
+            pass  # the client left; it may come back with Last-Event-ID
+    return stream

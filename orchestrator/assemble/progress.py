@@ -1,8 +1,8 @@
-"""Finished macro chunks -> progress reports, each with the transcript of the finished prefix."""
+"""Finished macro chunks -> progress reports, each with what the finished prefix gained."""
 
 from __future__ import annotations
 
-import time
+import math
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,7 +10,7 @@ from typing import Any
 from longscribe_core.segments import ChunkResult
 from orchestrator.assemble import merge, transcript
 from orchestrator.plan.macro import MacroChunk
-from orchestrator.schemas import TranscribeOutput
+from orchestrator.schemas import Segment
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,9 @@ class Progress:
     chunks_total: int  # as planned from the probed length (more if the media runs past it)
     audio_done_s: float  # media seconds in finished chunks
     duration_s: float  # the probed length
-    prefix: TranscribeOutput  # the transcript of the finished chunks from the start, in order
+    # segments the finished prefix (chunks 0..k, in order) gained with this chunk: usually one chunk's
+    # worth, more when it closed a gap left by chunks that finished early; never the prefix itself
+    added: tuple[Segment, ...] = ()
 
 
 OnProgress = Callable[[Progress], None]
@@ -40,7 +42,7 @@ OnProgress = Callable[[Progress], None]
 
 @dataclass
 class Tracker:
-    """Finished chunks -> Progress, with the transcript of the finished prefix."""
+    """Finished chunks -> Progress; the finished prefix is merged as it grows, never rebuilt."""
 
     chunks_total: int
     duration_s: float
@@ -48,22 +50,37 @@ class Tracker:
     with_words: bool
     report: OnProgress
     done: dict[int, ChunkPart] = field(default_factory=dict)
+    audio_done_s: float = 0.0
+    prefix_chunks: int = 0  # chunks 0..prefix_chunks-1 are merged
+    kept_end_s: float | None = None  # where the merged prefix's last segment ends
 
     async def track(self, work: Coroutine[Any, Any, ChunkPart]) -> ChunkPart:
         part = await work
         self.done[part.chunk.index] = part
-        prefix: list[ChunkPart] = []
-        while len(prefix) in self.done:
-            prefix.append(self.done[len(prefix)])
-        end_s = prefix[-1].chunk.end_s if prefix else 0.0
-        timed = merge.merge_chunks([(p.chunk, p.result) for p in prefix], end_s) if prefix else []
+        self.audio_done_s += part.chunk.duration_s
+        added: list[merge.TimedText] = []
+        while self.prefix_chunks in self.done:
+            joined = self.done.pop(self.prefix_chunks)  # only chunks ahead of the prefix wait here
+            added += self._join(joined)
+            self.prefix_chunks += 1
         self.report(
             Progress(
-                chunks_done=len(self.done),
-                chunks_total=max(self.chunks_total, len(self.done)),
-                audio_done_s=sum(p.chunk.duration_s for p in self.done.values()),
+                chunks_done=self.prefix_chunks + len(self.done),
+                chunks_total=max(self.chunks_total, self.prefix_chunks + len(self.done)),
+                audio_done_s=self.audio_done_s,
                 duration_s=self.duration_s,
-                prefix=transcript.build(timed, end_s, time.monotonic() - self.started, self.with_words),
+                added=tuple(transcript.segment(t, self.with_words) for t in added),
             )
         )
         return part
+
+    def _join(self, part: ChunkPart) -> list[merge.TimedText]:
+        """The chunk's share, owned as `merge.merge_chunks` will own it (the last planned chunk owns the tail)."""
+        first, last = part.chunk.index == 0, part.chunk.index >= self.chunks_total - 1
+        own_from = -math.inf if first else part.chunk.start_s
+        own_to = math.inf if last else part.chunk.end_s
+        end_s = self.duration_s if last else part.chunk.end_s
+        timed = merge.stitch(part.chunk, part.result, own_from, own_to, end_s, self.kept_end_s)
+        if timed:
+            self.kept_end_s = timed[-1].end_s
+        return timed

@@ -13,8 +13,6 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import aiohttp
-
 from orchestrator import formats
 from orchestrator.api.app import create_app
 from orchestrator.cli import progress
@@ -22,7 +20,6 @@ from orchestrator.common.fileserver import serving_file
 from orchestrator.common.net import free_port, serving
 from orchestrator.common.observability import use_json_logs
 from orchestrator.infer.triton_server import TritonStartError, running_triton
-from orchestrator.schemas import TranscribeOutput
 from orchestrator.settings import Settings
 
 log = logging.getLogger("longscribe")
@@ -101,23 +98,27 @@ async def _transcribe(args: argparse.Namespace) -> int:
                 allowed_media_hosts=Settings().allowed_media_hosts + ["127.0.0.1"] if local_file else None,
             )
             server = await stack.enter_async_context(service(settings, start_triton=not args.triton_url))
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None)) as session:
+        server = server.rstrip("/")
+        async with progress.client() as http:
             try:  # a job: progress as it goes, and Ctrl-C cancels it on the server
-                job = await progress.run_job(
-                    session, server.rstrip("/"), {"media_url": media, "params": params}, quiet=args.quiet
+                job = await progress.run_job(http, server, {"media_url": media, "params": params}, quiet=args.quiet)
+                if job["status"] != "succeeded":
+                    print(f"longscribe: the job {job['status']}: {json.dumps(job.get('error'))}", file=sys.stderr)
+                    return 1
+                # the end event only links the transcript: it is fetched, streamed straight to stdout
+                await progress.download(
+                    http, f"{server}{job['links']['transcript']}?format={args.format}", sys.stdout.buffer
                 )
             except progress.JobRefused as exc:
                 print(f"longscribe: {exc}", file=sys.stderr)
                 return 1
-    if job["status"] != "succeeded":
-        print(f"longscribe: the job {job['status']}: {json.dumps(job.get('error'))}", file=sys.stderr)
-        return 1
-    output = TranscribeOutput.model_validate(job["result"])
-    print(formats.render(output, args.format))
-    if not args.quiet:
+    sys.stdout.buffer.write(b"\n")
+    sys.stdout.flush()
+    summary = job.get("summary") or {}
+    if not args.quiet and summary:
         print(
-            f"input_duration_sec={output.input_duration_sec:.1f} "
-            f"processing_duration_sec={output.processing_duration_sec:.2f} speedup={output.speedup:.1f}x",
+            f"input_duration_sec={summary['input_duration_sec']:.1f} "
+            f"processing_duration_sec={summary['processing_duration_sec']:.2f} speedup={summary['speedup']:.1f}x",
             file=sys.stderr,
         )
     return 0

@@ -3,7 +3,10 @@
 A job runs the same transcription as POST /v1/transcribe, in the background,
 under the same admission control. Each finished macro chunk updates its
 progress (audio seconds done of total, chunks done, speed so far, ETA) and
-the finished prefix of the transcript, and is sent to every event stream.
+the finished prefix of the transcript, and is sent to every event stream
+(`jobs.events`) with only the segments the prefix gained: no event grows
+with the media's length. The `end` event says how it ended and where the
+transcript is (`links`); the transcript itself is fetched, streamed.
 Finished jobs are kept `job_ttl_sec`, then forgotten. An optional webhook
 gets the final job as JSON, signed with HMAC-SHA256 over the body
 (`X-Longscribe-Signature: sha256=<hex>`, key `LONGSCRIBE_WEBHOOK_SECRET`),
@@ -20,7 +23,7 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -30,7 +33,8 @@ from pydantic import Field
 
 from orchestrator.assemble.progress import Progress
 from orchestrator.errors import LongscribeError
-from orchestrator.schemas import TranscribeOutput, TranscribeRequest
+from orchestrator.jobs.links import links
+from orchestrator.schemas import Segment, TranscribeOutput, TranscribeRequest
 
 log = logging.getLogger("longscribe.jobs")
 
@@ -65,6 +69,7 @@ class Job:
     result: TranscribeOutput | None = None
     error: dict[str, Any] | None = None
     task: asyncio.Task[None] | None = None
+    partial: list[Segment] = field(default_factory=list)  # the finished prefix, grown chunk by chunk
     events: list[dict[str, Any]] = field(default_factory=list)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -75,7 +80,9 @@ class Job:
 
     def on_progress(self, progress: Progress) -> None:
         self.progress = progress
-        self.emit({"event": "chunk", "data": self.progress_json()})
+        self.partial += progress.added
+        added = [s.model_dump(mode="json", exclude_none=True) for s in progress.added]
+        self.emit({"event": "chunk", "data": {**self.progress_json(), "segments": added}})
 
     def progress_json(self) -> dict[str, Any]:
         p = self.progress
@@ -103,7 +110,30 @@ class Job:
         if self.result is not None:
             body["result"] = json.loads(self.result.to_json())
         elif self.progress is not None:
-            body["partial"] = json.loads(self.progress.prefix.to_json())
+            body["partial"] = {
+                "segments": [s.model_dump(mode="json", exclude_none=True) for s in self.partial],
+                "text": " ".join(s.text for s in self.partial),
+            }
+        if self.error is not None:
+            body["error"] = self.error
+        return body
+
+    def end_json(self) -> dict[str, Any]:
+        """The `end` event: how the job ended, its totals, and links; the transcript is at links.transcript."""
+        body: dict[str, Any] = {
+            "id": self.id,
+            "status": self.status,
+            "created_at": self.created,
+            "progress": self.progress_json(),
+            "links": links(self.id),
+        }
+        if self.result is not None:
+            body["summary"] = {
+                "input_duration_sec": self.result.input_duration_sec,
+                "processing_duration_sec": self.result.processing_duration_sec,
+                "speedup": self.result.speedup,
+                "segments": len(self.result.segments),
+            }
         if self.error is not None:
             body["error"] = self.error
         return body
@@ -157,7 +187,7 @@ class JobStore:
             if job.upload is not None:
                 job.upload.unlink(missing_ok=True)
         job.finished = time.time()
-        job.emit({"event": "end", "data": job.to_json()})
+        job.emit({"event": "end", "data": job.end_json()})
         if job.request.webhook_url:
             await self._notify(job)
 
@@ -177,19 +207,3 @@ class JobStore:
             task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.gather(*tasks, return_exceptions=True)
-
-
-async def events(job: Job) -> AsyncIterator[dict[str, Any]]:
-    """Every event of the job so far, then each new one, until its end."""
-    sent = 0
-    while True:
-        waiter = job.changed
-        while sent < len(job.events):
-            event = job.events[sent]
-            sent += 1
-            yield event
-            if event["event"] == "end":
-                return
-        if job.status in FINISHED and sent >= len(job.events):
-            return
-        await waiter.wait()

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orchestrator.formats.writers import FORMATS, render, to_srt, to_vtt
+from orchestrator.formats.writers import FORMATS, TEXT_PIECE_CHARS, pieces, render, to_srt, to_vtt
 from orchestrator.schemas import Segment, TranscribeOutput
 
 CLOCK = r"(\d{2,}):(\d{2}):(\d{2})[,.](\d{3})"
@@ -110,3 +110,23 @@ def test_an_unknown_format_is_refused() -> None:
     assert set(FORMATS) == {"text", "json", "srt", "vtt", "verbose_json"}
     with pytest.raises(ValueError, match="unknown format"):
         render(empty, "docx")
+
+
+def _with_verbose_fields(output: TranscribeOutput) -> TranscribeOutput:
+    segments = [
+        s.model_copy(update={"avg_logprob": -0.25, "confidence": 0.8, "words": [], "language": "english"})
+        for s in output.segments
+    ]
+    return output.model_copy(update={"segments": segments, "language": "english", "language_code": "en"})
+
+
+@given(outputs(), st.sampled_from(FORMATS), st.booleans())
+def test_every_format_streamed_in_pieces_is_the_whole_rendering(
+    output: TranscribeOutput, fmt: str, verbose_fields: bool
+) -> None:
+    if verbose_fields:
+        output = _with_verbose_fields(output)
+    parts = list(pieces(output, fmt))
+    assert "".join(parts) == render(output, fmt)
+    longest_segment = max((len(s.model_dump_json()) for s in output.segments), default=0)
+    assert all(len(p) <= max(longest_segment, TEXT_PIECE_CHARS) + 200 for p in parts), "no piece holds it all"
