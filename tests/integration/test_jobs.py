@@ -83,6 +83,33 @@ async def test_a_job_streams_progress_per_chunk_then_its_transcript(
         assert kept["progress"]["audio_done_sec"] == pytest.approx(lj_recording.duration_s, abs=0.5)
 
 
+async def raw_events(url: str, last_id: str | None = None, stop_after: int | None = None) -> list[tuple[str, str, str]]:
+    """(id, event, data) as sent, until `end` or `stop_after` events; then the client hangs up."""
+    headers = {"Last-Event-ID": last_id} if last_id is not None else {}
+    seen: list[tuple[str, str, str]] = []
+    async with httpx.AsyncClient(timeout=120.0) as http, aconnect_sse(http, "GET", url, headers=headers) as source:
+        async for event in source.aiter_sse():
+            seen.append((event.id, event.event, event.data))
+            if event.event == "end" or len(seen) == stop_after:
+                break
+    return seen
+
+
+async def test_a_client_that_reconnects_with_last_event_id_gets_every_event_once(jobs_api: str, media_url: str) -> None:
+    body = {"media_url": f"{media_url}/lj001.wav", "params": {"macro_chunk_size_sec": 40}}
+    async with aiohttp.ClientSession() as session:
+        job_id = await start(session, jobs_api, body)
+    url = f"{jobs_api}/v1/jobs/{job_id}/events"
+    first = await raw_events(url, stop_after=2)  # running, the first chunk; then the connection drops
+    await asyncio.sleep(3.0)  # more chunks finish while nobody listens
+    rest = await raw_events(url, last_id=first[-1][0])
+    replay = await raw_events(url)  # the whole log, after the end
+    assert rest[-1][1] == "end" and len(rest) >= 3
+    assert first + rest == replay, "nothing lost, nothing repeated"
+    ids = [event_id for event_id, _, _ in replay]
+    assert all(ids) and len(set(ids)) == len(ids), "every event has its own id"
+
+
 async def test_cancelling_a_job_stops_its_work(jobs_api: str, media_url: str) -> None:
     from .test_cli import children_of
 
