@@ -131,6 +131,7 @@ def create_app(
         post_webhook=lambda url, body, headers: _post_webhook(app, url, body, headers),
     )
     app.cleanup_ctx.append(_media_client_ctx)
+    app.cleanup_ctx.append(_loop_lag_probe_ctx)
     app.on_shutdown.append(_stop_jobs)
     if transcriber is not None:
         app[TRANSCRIBER] = transcriber
@@ -157,6 +158,15 @@ async def _media_client_ctx(app: web.Application) -> AsyncIterator[None]:
     async with guard.session(policy) as session:
         app[MEDIA_CLIENT] = (session, policy)
         yield
+
+
+async def _loop_lag_probe_ctx(app: web.Application) -> AsyncIterator[None]:
+    """A timer that measures how long the event loop is blocked, as long as the app runs (on /metrics)."""
+    probe = asyncio.create_task(app[METRICS].probe_loop_lag(app[SETTINGS].loop_lag_probe_sec))
+    yield
+    probe.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await probe
 
 
 async def _stop_jobs(app: web.Application) -> None:

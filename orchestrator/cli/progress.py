@@ -59,6 +59,8 @@ async def job_events(http: httpx.AsyncClient, events_url: str) -> AsyncIterator[
                     body = json.loads(await source.response.aread() or b"{}")
                     raise JobRefused(source.response.status_code, body)
                 async for sse in source.aiter_sse():
+                    if not sse.data:
+                        continue  # httpx-sse dispatches a keep-alive comment as an empty event once ids are seen
                     failures = 0
                     if sse.id:
                         last_id = sse.id
@@ -88,6 +90,9 @@ async def run_job(
         raise JobRefused(response.status_code, started)
     job_url = f"{server}/v1/jobs/{started['id']}"
     tty = out.isatty()
+    if not quiet:  # its id, to look it up, follow or cancel it from elsewhere
+        out.write(f"job {started['id']}: {job_url}\n")
+        out.flush()
     try:
         async for name, data in job_events(http, f"{job_url}/events"):
             if name == "chunk" and not quiet:

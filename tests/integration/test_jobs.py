@@ -50,7 +50,8 @@ async def sse(session: aiohttp.ClientSession, url: str) -> AsyncIterator[tuple[s
     async with httpx.AsyncClient(timeout=60.0) as http, aconnect_sse(http, "GET", url) as source:
         assert source.response.headers["Content-Type"].startswith("text/event-stream")
         async for event in source.aiter_sse():
-            yield event.event, event.json()
+            if event.data:  # not a keep-alive comment, which httpx-sse dispatches as an empty event
+                yield event.event, event.json()
 
 
 async def test_a_job_streams_progress_per_chunk_then_its_transcript(
@@ -89,6 +90,8 @@ async def raw_events(url: str, last_id: str | None = None, stop_after: int | Non
     seen: list[tuple[str, str, str]] = []
     async with httpx.AsyncClient(timeout=120.0) as http, aconnect_sse(http, "GET", url, headers=headers) as source:
         async for event in source.aiter_sse():
+            if not event.data:
+                continue  # a keep-alive comment, which httpx-sse dispatches as an empty event
             seen.append((event.id, event.event, event.data))
             if event.event == "end" or len(seen) == stop_after:
                 break

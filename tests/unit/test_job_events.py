@@ -82,6 +82,8 @@ async def read_events(
     seen: list[tuple[str, str, str]] = []
     async with aconnect_sse(http, "GET", f"/v1/jobs/{job_id}/events", headers=headers) as source:
         async for sse in source.aiter_sse():
+            if not sse.data:
+                continue  # a keep-alive comment, which httpx-sse dispatches as an empty event
             seen.append((sse.id, sse.event, sse.data))
             if sse.event == "end" or len(seen) == stop_after:
                 break
@@ -167,9 +169,9 @@ async def test_the_cli_reads_events_of_any_size_and_resumes_a_dropped_stream() -
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
         if last is None:
-            await response.write(f'id: 0\nevent: chunk\ndata: {{"pad": "{huge}"}}\n\n'.encode())
+            await response.write(f'id: 0\nevent: chunk\ndata: {{"pad": "{huge}"}}\n\n: keep-alive\n\n'.encode())
             return response  # cut before the end
-        await response.write(b': keep-alive\n\nid: 1\nevent: end\ndata: {"status": "succeeded"}\n\n')
+        await response.write(b'id: 1\nevent: end\ndata: {"status": "succeeded"}\n\n')
         return response
 
     app = web.Application()
