@@ -13,8 +13,7 @@ import prometheus_client
 from aiohttp import web
 from yarl import URL
 
-from orchestrator import formats
-from orchestrator.api import auth, job_routes, openai_compat, openapi
+from orchestrator.api import auth, job_routes, openai_compat, openapi, transcripts
 from orchestrator.api.admission import Admission
 from orchestrator.api.edge import (
     MAX_BODY_BYTES,
@@ -22,6 +21,7 @@ from orchestrator.api.edge import (
     error_middleware,
     parse_request,
     request_id_middleware,
+    send_request_id,
 )
 from orchestrator.api.keys import ADMISSION, JOBS, KEYS, MEDIA_CLIENT, METRICS, POOL, RESOLVE, SETTINGS, TRANSCRIBER
 from orchestrator.assemble.progress import OnProgress
@@ -67,11 +67,12 @@ async def run_transcription(
     return output
 
 
-async def transcribe(request: web.Request) -> web.Response:
+async def transcribe(request: web.Request) -> web.StreamResponse:
     parsed = await parse_request(request, request.app[SETTINGS])
     output = await run_transcription(request.app, parsed)
-    fmt = parsed.response_format
-    return web.Response(text=formats.render(output, fmt), content_type=formats.CONTENT_TYPES[fmt], charset="utf-8")
+    return await transcripts.stream(
+        request, output, parsed.response_format, request.app[SETTINGS].transcript_piece_bytes
+    )
 
 
 async def openai_transcriptions(request: web.Request) -> web.Response:
@@ -119,6 +120,7 @@ def create_app(
     app = web.Application(
         middlewares=[request_id_middleware, error_middleware, auth_middleware], client_max_size=MAX_BODY_BYTES
     )
+    app.on_response_prepare.append(send_request_id)
     app[METRICS] = Metrics()
     app[SETTINGS] = settings
     app[RESOLVE] = resolve

@@ -10,7 +10,7 @@ from aiohttp_sse import sse_response
 from pydantic import ValidationError
 
 from orchestrator import formats
-from orchestrator.api import openai_compat
+from orchestrator.api import openai_compat, transcripts
 from orchestrator.api.edge import parse_request
 from orchestrator.api.keys import ADMISSION, JOBS, METRICS, SETTINGS
 from orchestrator.errors import InvalidRequest, JobNotFound
@@ -68,26 +68,8 @@ async def job_transcript(request: web.Request) -> web.StreamResponse:
     if output is None:
         raise InvalidRequest(f"the job is {job.status}: the transcript exists once it has succeeded")
     extension = {"text": "txt", "verbose_json": "json"}.get(fmt, fmt)
-    response = web.StreamResponse(
-        headers={
-            "Content-Type": f"{formats.CONTENT_TYPES[fmt]}; charset=utf-8",
-            "Content-Disposition": f'attachment; filename="transcript-{job.id}.{extension}"',
-        }
-    )
-    response.enable_chunked_encoding()
-    await response.prepare(request)
-    piece_bytes = request.app[SETTINGS].transcript_piece_bytes
-    buffer: list[bytes] = []
-    held = 0
-    for piece in formats.pieces(output, fmt):
-        buffer.append(piece.encode())
-        held += len(buffer[-1])
-        if held >= piece_bytes:
-            await response.write(b"".join(buffer))  # waits for the client, and lets the loop run
-            buffer, held = [], 0
-    await response.write(b"".join(buffer))
-    await response.write_eof()
-    return response
+    disposition = {"Content-Disposition": f'attachment; filename="transcript-{job.id}.{extension}"'}
+    return await transcripts.stream(request, output, fmt, request.app[SETTINGS].transcript_piece_bytes, disposition)
 
 
 async def cancel_job(request: web.Request) -> web.Response:
