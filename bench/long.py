@@ -12,6 +12,11 @@ its event loop was blocked.
 
     make bench-long                       # 10 hours, about 15 minutes of the whole machine
     .venv/bin/python -m bench.long --hours 0.1
+    .venv/bin/python -m bench.long --hours 1 --slow-callbacks   # what blocked the loop (asyncio debug mode)
+
+`--slow-callbacks` runs the service in asyncio's debug mode, which logs every
+callback that held the loop over 100 ms, and prints the slowest; debug mode
+costs speed, so its wall times are not the benchmark's.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -152,11 +158,20 @@ async def one_run(api: str, media_url: str, service_pid: int, out: Path) -> dict
     }
 
 
-async def run(hours: list[float], work: Path) -> list[dict[str, Any]]:
+def slowest_callbacks(log: str, top: int = 8) -> list[str]:
+    """asyncio debug mode's `Executing <...> took 0.123 seconds` lines, slowest first."""
+    found = re.findall(r"Executing (.*?) took (\d+\.\d+) seconds", log)
+    return [f"{float(s) * 1000:.0f} ms  {what[:200]}" for what, s in sorted(found, key=lambda f: -float(f[1]))[:top]]
+
+
+async def run(hours: list[float], work: Path, debug_log: Path | None = None) -> list[dict[str, Any]]:
     recordings = [repeated_recording(work, h * 60, SMALL_MP3) for h in hours]
     port = free_port()
     env = {**os.environ, "LONGSCRIBE_ALLOWED_MEDIA_HOSTS": '["127.0.0.0/8"]'}
-    service = subprocess.Popen(serve_command(port), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if debug_log is not None:
+        env["PYTHONASYNCIODEBUG"] = "1"
+    log_sink = debug_log.open("wb") if debug_log is not None else subprocess.DEVNULL
+    service = subprocess.Popen(serve_command(port), env=env, stdout=subprocess.DEVNULL, stderr=log_sink)
     api = f"http://127.0.0.1:{port}"
     rows = []
     try:
@@ -169,6 +184,8 @@ async def run(hours: list[float], work: Path) -> list[dict[str, Any]]:
     finally:
         service.send_signal(signal.SIGTERM)
         service.wait(timeout=120)
+        if not isinstance(log_sink, int):
+            log_sink.close()
     return rows
 
 
@@ -194,11 +211,17 @@ def table(rows: list[dict[str, Any]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--hours", type=float, nargs="+", default=[10.0], help="recording lengths, one run each")
+    parser.add_argument("--slow-callbacks", action="store_true", help="asyncio debug mode: list what blocked the loop")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        rows = asyncio.run(run(args.hours, Path(tmp)))
+        debug_log = Path(tmp) / "service.log" if args.slow_callbacks else None
+        rows = asyncio.run(run(args.hours, Path(tmp), debug_log))
+        slowest = slowest_callbacks(debug_log.read_text(errors="replace")) if debug_log else []
     print()
     print(table(rows))
+    if args.slow_callbacks:
+        print("\nslowest callbacks (asyncio debug mode, over 100 ms):")
+        print("\n".join(slowest) or "none")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(rows, indent=2))
     print(f"\nwritten to {RESULTS}")

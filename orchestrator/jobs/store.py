@@ -176,6 +176,7 @@ class JobStore:
         try:
             job.result = await self.run(job.request, job.on_progress, job.upload)
             job.status = "succeeded"
+            job.partial = []  # the result supersedes the prefix: not two copies for the job's TTL
         except asyncio.CancelledError:
             job.status = "cancelled"
         except LongscribeError as exc:
