@@ -27,7 +27,7 @@ from orchestrator.api.keys import ADMISSION, JOBS, KEYS, MEDIA_CLIENT, METRICS, 
 from orchestrator.assemble.progress import OnProgress
 from orchestrator.common.observability import Metrics
 from orchestrator.errors import RequestTimeout
-from orchestrator.infer import discovery
+from orchestrator.infer import capacity, discovery
 from orchestrator.infer.pool import TritonPool
 from orchestrator.jobs import store as jobs
 from orchestrator.media import guard
@@ -182,6 +182,7 @@ async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
         whisper_model=settings.whisper_model,
         required_models=[settings.micro_chunk_model, settings.whisper_model],
         timeout_s=settings.chunk_timeout_sec,
+        on_instances=lambda url, instances: capacity.warn_on_mismatch(settings, instances, f"Triton at {url}"),
     )
     session, policy = app[MEDIA_CLIENT]  # opened by _media_client_ctx, which runs first
     app[POOL] = pool
