@@ -99,6 +99,8 @@ class Settings(BaseSettings):
     )
     ffmpeg_bin: str = Field("ffmpeg", description="FFmpeg executable")
     ffprobe_bin: str = Field("ffprobe", description="ffprobe executable")
+    # Jobs on Redis (the job store defines this too; keep one definition when merged)
+    redis_url: str = Field("", description="Redis of the job store, e.g. redis://host:6379/0; /readyz PINGs it")
 
     # The managed Triton of `longscribe serve`
     model_repository: Path = Field(REPO_ROOT / "model_repository", description="Triton model repository")

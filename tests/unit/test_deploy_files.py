@@ -6,16 +6,20 @@ and parsed, and every name in them is checked against what the code reads.
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
 
 from orchestrator.api.app import create_app
+from orchestrator.infer import capacity
 from orchestrator.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -153,3 +157,104 @@ def test_kubernetes_triton_orchestrator_and_autoscaler_agree(monkeypatch: pytest
     adapter = yaml.safe_load((K8S / "prometheus-adapter-rules.yaml").read_text())["rules"]["custom"][0]
     assert adapter["name"]["as"] == metric
     assert f'model="{DEFAULTS.whisper_model}"' in adapter["metricsQuery"]
+
+
+# The capacity model: one number, LONGSCRIBE_CHUNKS_PER_TRITON, reaches Triton and the orchestrators alike.
+
+ENTRYPOINT = DOCKER / "triton_entrypoint.sh"
+MICRO_CHUNKER = REPO / "model_repository" / "micro_chunker"
+
+
+def instances_triton_starts_with(env: dict[str, str], tmp_path: Path) -> int:
+    """Run the image's entrypoint on a copy of the repository with this env; the count it leaves."""
+    models = tmp_path / "models"
+    (models / "micro_chunker").mkdir(parents=True)
+    shutil.copy(MICRO_CHUNKER / "config.pbtxt", models / "micro_chunker" / "config.pbtxt")
+    run_env = {"PATH": os.environ["PATH"], **{k: str(v) for k, v in env.items()}}
+    done = subprocess.run(
+        [str(ENTRYPOINT), "true", f"--model-repository={models}"], env=run_env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    return capacity.instance_count(capacity.read_config(models / "micro_chunker" / "config.pbtxt"))
+
+
+def test_the_triton_entrypoint_sets_the_instances_and_refuses_nonsense(tmp_path: Path) -> None:
+    assert instances_triton_starts_with({}, tmp_path / "a") == DEFAULTS.chunks_per_triton  # unset: the file's
+    assert instances_triton_starts_with({"LONGSCRIBE_CHUNKS_PER_TRITON": "8"}, tmp_path / "b") == 8
+    for bad in ("0", "eight", "-3"):
+        done = subprocess.run(
+            [str(ENTRYPOINT), "true"], env={"PATH": os.environ["PATH"], "LONGSCRIBE_CHUNKS_PER_TRITON": bad}
+        )
+        assert done.returncode != 0
+    text = (DOCKER / "Dockerfile.triton").read_text()
+    entrypoint = re.findall(r"^ENTRYPOINT \[(.+?)\]$", text, re.M | re.S)[0]
+    assert entrypoint.startswith('"/opt/longscribe/triton_entrypoint.sh"') and "--model-repository=/models" in text
+    assert "docker/triton_entrypoint.sh" in text
+
+
+def assert_one_capacity(orchestrator: Settings, triton_env: dict[str, str], replicas: int, tmp_path: Path) -> None:
+    assert "LONGSCRIBE_CHUNKS_IN_FLIGHT_PER_ENDPOINT" not in triton_env  # derived, not set a second time
+    assert int(triton_env["LONGSCRIBE_CHUNKS_PER_TRITON"]) == orchestrator.chunks_per_triton
+    assert orchestrator.orchestrator_replicas == replicas
+    assert orchestrator.chunks_per_triton % replicas == 0, "each orchestrator's share must be whole"
+    instances = instances_triton_starts_with(triton_env, tmp_path)
+    assert capacity.check(orchestrator, instances, "deployment") is None
+    assert orchestrator.max_requests_in_flight == orchestrator.chunks_in_flight_per_endpoint + 1
+
+
+def test_compose_gives_triton_and_the_orchestrator_one_capacity_and_a_durable_redis(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    services = compose()["services"]
+    orchestrators = [s for s in services.values() if s.get("build", {}).get("dockerfile", "").endswith("orchestrator")]
+    env = orchestrators[0]["environment"]
+    assert "LONGSCRIBE_CHUNKS_IN_FLIGHT_PER_ENDPOINT" not in env
+    settings = check_orchestrator_env(env, monkeypatch)
+    for name, service in services.items():
+        if name.startswith("triton"):
+            assert_one_capacity(settings, service["environment"], len(orchestrators), tmp_path / name)
+
+    redis = services["redis"]
+    assert redis["command"][redis["command"].index("--appendonly") + 1] == "yes"
+    assert any(v.endswith(":/data") for v in redis["volumes"])
+    url = urlsplit(settings.redis_url)
+    assert url.scheme == "redis" and url.hostname == "redis" and str(url.port) in redis["expose"]
+    grace = DEFAULTS.shutdown_grace_sec
+    assert float(orchestrators[0]["stop_grace_period"].rstrip("s")) > grace
+
+
+def env_of(container_spec: dict[str, Any], docs: list[dict[str, Any]]) -> dict[str, str]:
+    """A container's environment: its ConfigMaps (envFrom), then its own env."""
+    env: dict[str, str] = {}
+    for source in container_spec.get("envFrom", []):
+        env.update(find(docs, "ConfigMap", source["configMapRef"]["name"])["data"])
+    env.update({e["name"]: e["value"] for e in container_spec.get("env", [])})
+    return env
+
+
+def test_kubernetes_shares_one_capacity_has_redis_and_rolls_gently(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    docs = k8s_documents()
+    namespace = yaml.safe_load((K8S / "kustomization.yaml").read_text())["namespace"]
+    deployment = find(docs, "Deployment", "orchestrator")
+    orchestrator = container(deployment)
+    settings = check_orchestrator_env(env_of(orchestrator, docs), monkeypatch)
+    triton_env = env_of(container(find(docs, "Deployment", "triton")), docs)
+    assert_one_capacity(settings, triton_env, deployment["spec"]["replicas"], tmp_path)
+
+    redis = find(docs, "StatefulSet", "redis")
+    args = container(redis)["args"]
+    assert args[args.index("--appendonly") + 1] == "yes"
+    data_mount = next(m for m in container(redis)["volumeMounts"] if m["mountPath"] == "/data")
+    assert data_mount["name"] in {t["metadata"]["name"] for t in redis["spec"]["volumeClaimTemplates"]}
+    service = find(docs, "Service", "redis")
+    url = urlsplit(settings.redis_url)
+    assert url.hostname == f"{service['metadata']['name']}.{namespace}.svc.cluster.local"
+    assert url.port in {p["port"] for p in service["spec"]["ports"]}
+
+    pod = deployment["spec"]["template"]["spec"]
+    pre_stop = orchestrator["lifecycle"]["preStop"]["exec"]["command"]
+    assert pre_stop[0] == "sleep" and float(pre_stop[1]) > 0
+    assert pod["terminationGracePeriodSeconds"] > float(pre_stop[1]) + settings.shutdown_grace_sec
+    assert orchestrator["readinessProbe"]["httpGet"]["path"] == "/readyz"
