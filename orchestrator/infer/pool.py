@@ -113,6 +113,27 @@ class TritonPool:
         states = await asyncio.gather(*(one(e) for e in endpoints))
         return {e.url: state for e, state in zip(endpoints, states)}
 
+    async def queue_stats(self) -> dict[tuple[str, str], tuple[int, int]]:
+        """Per (endpoint, model): Triton's cumulative queue microseconds and successful requests.
+
+        The queue users' chunks wait in on the far side; an endpoint that does not answer is left out."""
+
+        async def one(endpoint: Endpoint) -> dict[tuple[str, str], tuple[int, int]]:
+            try:
+                answer = await endpoint.client.get_inference_statistics(client_timeout=READINESS_TIMEOUT_S)
+            except InferenceServerException:
+                return {}
+            totals: dict[tuple[str, str], tuple[int, int]] = {}
+            for model in answer.model_stats:
+                if model.name in self.required_models:
+                    queue_us, n = totals.get((endpoint.url, model.name), (0, 0))
+                    stats = model.inference_stats
+                    totals[endpoint.url, model.name] = (queue_us + stats.queue.ns // 1000, n + stats.success.count)
+            return totals
+
+        answers = await asyncio.gather(*(one(e) for e in list(self.endpoints)))
+        return {key: value for answer in answers for key, value in answer.items()}
+
     async def transcribe_chunk(
         self,
         pcm: Int16Audio,

@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from orchestrator.api.app import create_app
+from orchestrator.common.observability import Metrics
 from orchestrator.infer import capacity
 from orchestrator.settings import Settings
 
@@ -258,3 +259,46 @@ def test_kubernetes_shares_one_capacity_has_redis_and_rolls_gently(
     assert pre_stop[0] == "sleep" and float(pre_stop[1]) > 0
     assert pod["terminationGracePeriodSeconds"] > float(pre_stop[1]) + settings.shutdown_grace_sec
     assert orchestrator["readinessProbe"]["httpGet"]["path"] == "/readyz"
+
+
+TRITON_METRICS = {"nv_inference_queue_duration_us", "nv_inference_request_success"}  # Triton's names
+
+
+def orchestrator_metric_names() -> set[str]:
+    """Every name the orchestrator's /metrics can show: each family, and a counter's `_total`."""
+    families = list(Metrics().registry.collect())
+    return {f.name for f in families} | {f"{f.name}_total" for f in families if f.type == "counter"}
+
+
+def test_the_autoscaler_scales_on_the_queues_users_wait_in_and_each_is_exported() -> None:
+    docs = k8s_documents()
+    hpa = find(docs, "HorizontalPodAutoscaler", "triton")
+    rules = yaml.safe_load((K8S / "prometheus-adapter-rules.yaml").read_text())["rules"]
+    names = {kind: {r["name"]["as"]: r for r in rules[kind]} for kind in ("custom", "external")}
+    used = {m["type"]: [] for m in hpa["spec"]["metrics"]}  # type: dict[str, list[str]]
+    for metric in hpa["spec"]["metrics"]:
+        used[metric["type"]].append(metric[metric["type"].lower()]["metric"]["name"])
+    assert set(used["Pods"]) <= set(names["custom"]) and set(used["External"]) <= set(names["external"])
+
+    queries = [r["metricsQuery"] for kind in names.values() for r in kind.values()]
+    for model in DEFAULTS.triton_models:  # Triton's queue time for both models
+        assert any("nv_inference_queue_duration_us" in q and f'model="{model}"' in q for q in queries), model
+    exported = orchestrator_metric_names()
+    assert "longscribe_jobs_queued" in used["External"] and "longscribe_jobs_queued" in exported
+    for query in queries:
+        for name in re.findall(r"\b((?:nv|longscribe)_\w+)\{", query):
+            assert name in TRITON_METRICS | exported, f"{name}: nobody exports it"
+    # and the orchestrator exports both models' Triton queue time itself, for compose and dashboards
+    assert {"longscribe_triton_queue_duration_us_total", "longscribe_triton_inferences_total"} <= exported
+
+    deployment = find(docs, "Deployment", "orchestrator")
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    port = next(p["containerPort"] for p in container(deployment)["ports"] if p["name"] == "http")
+    assert annotations["prometheus.io/port"] == str(port) and annotations["prometheus.io/path"] == "/metrics"
+    monitors = [d for d in yaml.safe_load_all((K8S / "podmonitor.yaml").read_text()) if d]
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert any(
+        m["spec"]["selector"]["matchLabels"].items() <= labels.items()
+        and m["spec"]["podMetricsEndpoints"][0]["path"] == "/metrics"
+        for m in monitors
+    )
