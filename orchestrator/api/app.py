@@ -75,6 +75,7 @@ async def transcribe(request: web.Request) -> web.Response:
 
 
 async def openai_transcriptions(request: web.Request) -> web.Response:
+    request.app[ADMISSION].check_room()  # before the upload (up to max_upload_bytes) is read: 429 at once
     return await openai_compat.transcriptions(request, request.app[SETTINGS], run_transcription)
 
 
