@@ -14,7 +14,7 @@ from aiohttp import web
 from yarl import URL
 
 from orchestrator import formats
-from orchestrator.api import auth, job_routes, openai_compat, openapi
+from orchestrator.api import auth, job_routes, openai_compat, openapi, readiness
 from orchestrator.api.admission import Admission
 from orchestrator.api.edge import (
     MAX_BODY_BYTES,
@@ -27,7 +27,7 @@ from orchestrator.api.keys import ADMISSION, JOBS, KEYS, MEDIA_CLIENT, METRICS, 
 from orchestrator.assemble.progress import OnProgress
 from orchestrator.common.observability import Metrics
 from orchestrator.errors import RequestTimeout
-from orchestrator.infer import discovery
+from orchestrator.infer import capacity, discovery
 from orchestrator.infer.pool import TritonPool
 from orchestrator.jobs import store as jobs
 from orchestrator.media import guard
@@ -75,16 +75,20 @@ async def transcribe(request: web.Request) -> web.Response:
 
 
 async def openai_transcriptions(request: web.Request) -> web.Response:
+    request.app[ADMISSION].check_room()  # before the upload (up to max_upload_bytes) is read: 429 at once
     return await openai_compat.transcriptions(request, request.app[SETTINGS], run_transcription)
 
 
 async def metrics_endpoint(request: web.Request) -> web.Response:
     metrics = request.app[METRICS]
     metrics.jobs_in_flight.set(request.app[JOBS].in_flight())
+    if metrics.count_queued_jobs is not None:
+        metrics.jobs_queued.set(await metrics.count_queued_jobs())
     pool = request.app.get(POOL)
     if pool is not None:
         for url, ready in (await pool.readiness()).items():
             metrics.endpoint_up.labels(url).set(1 if ready else 0)
+        metrics.observe_triton(await pool.queue_stats())
     body = prometheus_client.generate_latest(metrics.registry)
     return web.Response(body=body, headers={"Content-Type": prometheus_client.CONTENT_TYPE_LATEST})
 
@@ -105,13 +109,6 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-async def readyz(request: web.Request) -> web.Response:
-    pool = request.app.get(POOL)
-    endpoints = await pool.readiness() if pool is not None else {}
-    ready = all(endpoints.values())
-    return web.json_response({"ready": ready, "endpoints": endpoints}, status=200 if ready else 503)
-
-
 def create_app(
     settings: Settings, transcriber: Transcriber | None = None, resolve: discovery.Resolve = discovery.resolve_dns
 ) -> web.Application:
@@ -124,6 +121,7 @@ def create_app(
     app[RESOLVE] = resolve
     app[KEYS] = auth.load_keys(settings.api_keys, settings.api_keys_file)
     app[ADMISSION] = Admission(settings.max_requests_in_flight, settings.max_queued_requests, settings.retry_after_sec)
+    app[METRICS].count_queued_jobs = lambda: _waiting(app)  # the jobs on Redis count the fleet's queue instead
     app[JOBS] = jobs.JobStore(
         run=lambda request, progress, upload: run_transcription(app, request, upload, progress),
         ttl_s=settings.job_ttl_sec,
@@ -145,10 +143,15 @@ def create_app(
     app.router.add_get("/v1/jobs/{job_id}/events", job_routes.job_events)
     app.router.add_get("/v1/jobs/{job_id}/transcript", job_routes.job_transcript)
     app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/readyz", readiness.readyz)
     app.router.add_get("/openapi.json", openapi_json)
     app.router.add_get("/metrics", metrics_endpoint)
     return app
+
+
+async def _waiting(app: web.Application) -> int:
+    """This process's queue: requests and jobs admitted but waiting for a slot."""
+    return app[ADMISSION].waiting
 
 
 async def _media_client_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -182,6 +185,7 @@ async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
         whisper_model=settings.whisper_model,
         required_models=[settings.micro_chunk_model, settings.whisper_model],
         timeout_s=settings.chunk_timeout_sec,
+        on_instances=lambda url, instances: capacity.warn_on_mismatch(settings, instances, f"Triton at {url}"),
     )
     session, policy = app[MEDIA_CLIENT]  # opened by _media_client_ctx, which runs first
     app[POOL] = pool

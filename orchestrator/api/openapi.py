@@ -164,7 +164,7 @@ def document() -> dict[str, Any]:
                 },
             },  # fmt: skip
             "/healthz": {"get": {"summary": "the process is up", "responses": {"200": {"description": "ok"}}}},
-            "/readyz": {"get": {"summary": "every Triton endpoint has its models ready", "responses": probe}},
+            "/readyz": {"get": {"summary": "Redis and one Triton endpoint or more ready", "responses": probe}},
         },
         "components": {
             "schemas": _schemas(),

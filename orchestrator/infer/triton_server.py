@@ -21,6 +21,7 @@ from pathlib import Path
 
 from longscribe_core.weights import cache_root
 from orchestrator.common.net import NotReady, wait_until_ready
+from orchestrator.infer import capacity
 from orchestrator.settings import Settings
 
 log = logging.getLogger("longscribe.triton")
@@ -86,6 +87,19 @@ def server_args(settings: Settings, backends: Path) -> list[str]:
     return args
 
 
+def check_capacity(settings: Settings) -> None:
+    """Refuse to start a Triton whose micro_chunker would queue chunks; a warning when instances would idle."""
+    config = settings.model_repository / settings.micro_chunk_model / "config.pbtxt"
+    if settings.micro_chunk_model not in settings.triton_models or not config.is_file():
+        return
+    mismatch = capacity.check(settings, capacity.instance_count(capacity.read_config(config)), str(config))
+    if mismatch is None:
+        return
+    if mismatch.surplus:
+        raise TritonStartError(mismatch.message)
+    log.warning("%s", mismatch.message)
+
+
 async def _forward_log(stream: asyncio.StreamReader) -> None:
     async for line in stream:
         log.info("%s", line.decode(errors="replace").rstrip())
@@ -94,6 +108,7 @@ async def _forward_log(stream: asyncio.StreamReader) -> None:
 @contextlib.asynccontextmanager
 async def running_triton(settings: Settings) -> AsyncIterator[str]:
     """Start Triton, wait until every model is ready, yield its gRPC URL, stop it."""
+    check_capacity(settings)
     args = server_args(settings, backend_dir(cache_root()))
     proc = await asyncio.create_subprocess_exec(
         *args,
