@@ -30,7 +30,17 @@ class Settings(BaseSettings):
     )
     triton_discovery_interval_sec: float = Field(10.0, gt=0, description="how often the DNS name is resolved again")
     micro_chunk_model: str = Field("micro_chunker", description="Triton model that takes a macro chunk")
-    whisper_model: str = Field("whisper", description="Triton model the micro chunker calls (checked by /readyz)")
+    whisper_model: str = Field(
+        "whisper",
+        description="Triton model of the first (default) Whisper model; each further one is `<this>-<its name>`",
+    )
+    models: list[str] = Field(
+        default_factory=list,
+        description="Whisper models served (JSON list), each `source` or `name=source`: a packaged name (tiny.en, "
+        "base), one of faster-whisper's (small, large-v3, turbo, ...), a Hugging Face id of a CTranslate2 "
+        "Whisper repository (Org/repo, `@revision` pins it) or a CTranslate2 directory. Requests pick one "
+        "by name; the first is the default. Empty: whisper_weights, else tiny.en",
+    )
     chunks_in_flight_per_endpoint: int = Field(
         3, ge=1, description="macro chunks sent to one endpoint at once; >1 lets whisper batch across chunks"
     )
@@ -79,8 +89,7 @@ class Settings(BaseSettings):
     )
     whisper_weights: str = Field(
         "",
-        description="Whisper weights the managed Triton loads: tiny.en, base (multilingual) or a CTranslate2 "
-        "directory; empty keeps config.pbtxt's `model` parameter",
+        description="one Whisper model, as an entry of `models` (which wins when set); kept for older setups",
     )
     triton_cpus: list[int] = Field(
         default_factory=list, description="CPUs the managed Triton may run on (its share of a machine); empty: all"

@@ -21,12 +21,18 @@ from orchestrator.cli import progress
 from orchestrator.common.fileserver import serving_file
 from orchestrator.common.net import free_port, serving
 from orchestrator.common.observability import use_json_logs
+from orchestrator.infer.repository import ModelsUnavailable
 from orchestrator.infer.triton_server import TritonStartError, running_triton
 from orchestrator.schemas import TranscribeOutput
 from orchestrator.settings import Settings
 
 log = logging.getLogger("longscribe")
-MODEL_HELP = "Whisper weights: tiny.en (default, English), base (multilingual) or a CTranslate2 directory"
+MODEL_HELP = (
+    "a Whisper model: tiny.en (default, English) or base (multilingual), both packaged; one of faster-whisper's "
+    "names (small, medium, large-v3, distil-large-v3, turbo, ...) or a Hugging Face id of a CTranslate2 Whisper "
+    "repository (Org/repo[@revision]), fetched into the Hugging Face cache (HF_HOME, HF_HUB_OFFLINE honoured); "
+    "or a CTranslate2 directory. `name=source` names it for requests"
+)
 
 
 @contextlib.asynccontextmanager
@@ -47,8 +53,8 @@ def _settings(args: argparse.Namespace, **overrides: object) -> Settings:
     update = {k: v for k, v in overrides.items() if v is not None}
     if getattr(args, "triton_url", None):
         update["triton_grpc_urls"] = args.triton_url
-    if getattr(args, "model", None):
-        update["whisper_weights"] = args.model
+    if getattr(args, "model", None) and not getattr(args, "server", None):
+        update["models"] = args.model if isinstance(args.model, list) else [args.model]
     for name in ("host", "port", "triton_http_port", "triton_grpc_port", "triton_metrics_port"):
         if getattr(args, name, None) is not None:
             update[name] = getattr(args, name)
@@ -76,6 +82,7 @@ async def _transcribe(args: argparse.Namespace) -> int:
             "micro_chunk_size_sec": args.micro_chunk_size_sec,
             "language": args.language,
             "word_timestamps": args.word_timestamps or None,
+            "model": args.model if args.server else None,  # a self-started service serves only this one
         }.items()
         if v is not None
     }
@@ -138,7 +145,9 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do not start Triton: use LONGSCRIBE_TRITON_GRPC_URLS or LONGSCRIBE_TRITON_DISCOVERY_DNS (containers)",
     )
-    serve.add_argument("--model", help=MODEL_HELP)
+    serve.add_argument(
+        "--model", action="append", help=MODEL_HELP + "; repeat to serve several, the first is the default"
+    )
     serve.add_argument("--triton-http-port", type=int)
     serve.add_argument("--triton-grpc-port", type=int)
     serve.add_argument("--triton-metrics-port", type=int)
@@ -148,7 +157,7 @@ def parser() -> argparse.ArgumentParser:
     tr.add_argument("--format", choices=formats.FORMATS, default="text")
     tr.add_argument("--server", help="a running longscribe (e.g. http://127.0.0.1:8080); default: start one")
     tr.add_argument("--triton-url", action="append", help="Triton gRPC endpoint for the self-started service")
-    tr.add_argument("--model", help=MODEL_HELP + " (self-started service only)")
+    tr.add_argument("--model", help=MODEL_HELP + "; with --server: the name of one the server serves")
     tr.add_argument("--triton-http-port", type=int)
     tr.add_argument("--triton-grpc-port", type=int)
     tr.add_argument("--triton-metrics-port", type=int)
@@ -189,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
         logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
     try:
         return asyncio.run(_serve(args) if args.command == "serve" else _transcribe(args))
+    except ModelsUnavailable as exc:
+        print(f"longscribe: cannot serve the models: {exc}", file=sys.stderr)
+        return 1
     except TritonStartError as exc:
         print(f"longscribe: Triton did not start: {exc}", file=sys.stderr)
         return 1
