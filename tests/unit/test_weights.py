@@ -3,7 +3,6 @@ cache offline (laid out as huggingface_hub lays it out), and clear words when we
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -14,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from longscribe_core import hub, weights
+
+from ..hub_cache import hub_cache_from
 
 
 def flip_one_byte(path: Path, offset: int) -> None:
@@ -63,22 +64,6 @@ def test_joined_parts_that_hash_wrong_are_refused(tmp_path: Path) -> None:
     target = weights.joined_model(side, parts, tmp_path / "joined")
     with pytest.raises(weights.WeightsCorrupt, match="base"):
         weights.verify(target, "base")
-
-
-def hub_cache_from(source: Path, root: Path, repo_id: str) -> str:
-    """`root` laid out as huggingface_hub writes it: refs/main -> a revision, snapshot files linking to blobs."""
-    repo = root / f"models--{repo_id.replace('/', '--')}"
-    revision = hashlib.sha1(repo_id.encode()).hexdigest()  # 40 hex digits, as a commit id
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text(revision)
-    (repo / "blobs").mkdir()
-    snapshot = repo / "snapshots" / revision
-    snapshot.mkdir(parents=True)
-    for file in source.iterdir():
-        blob = repo / "blobs" / weights.sha256_of(file)
-        shutil.copyfile(file, blob)
-        (snapshot / file.name).symlink_to(os.path.relpath(blob, snapshot))
-    return revision
 
 
 def resolve_offline(source: str, cache: Path) -> subprocess.CompletedProcess[str]:
