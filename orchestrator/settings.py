@@ -32,7 +32,17 @@ class Settings(BaseSettings):
     )
     triton_discovery_interval_sec: float = Field(10.0, gt=0, description="how often the DNS name is resolved again")
     micro_chunk_model: str = Field("micro_chunker", description="Triton model that takes a macro chunk")
-    whisper_model: str = Field("whisper", description="Triton model the micro chunker calls (checked by /readyz)")
+    whisper_model: str = Field(
+        "whisper",
+        description="Triton model of the first (default) Whisper model; each further one is `<this>-<its name>`",
+    )
+    models: list[str] = Field(
+        default_factory=list,
+        description="Whisper models served (JSON list), each `source` or `name=source`: a packaged name (tiny.en, "
+        "base), one of faster-whisper's (small, large-v3, turbo, ...), a Hugging Face id of a CTranslate2 "
+        "Whisper repository (Org/repo, `@revision` pins it) or a CTranslate2 directory. Requests pick one "
+        "by name; the first is the default. Empty: whisper_weights, else tiny.en",
+    )
     # Capacity: one number, chunks_per_triton, sizes everything (README "Capacity"). The three
     # fields after it derive from it unless set; micro_chunker's instance count is checked against it.
     chunks_per_triton: int = Field(
@@ -109,8 +119,7 @@ class Settings(BaseSettings):
     )
     whisper_weights: str = Field(
         "",
-        description="Whisper weights the managed Triton loads: tiny.en, base (multilingual) or a CTranslate2 "
-        "directory; empty keeps config.pbtxt's `model` parameter",
+        description="one Whisper model, as an entry of `models` (which wins when set); kept for older setups",
     )
     triton_cpus: list[int] = Field(
         default_factory=list, description="CPUs the managed Triton may run on (its share of a machine); empty: all"

@@ -28,6 +28,7 @@ from orchestrator.assemble.progress import OnProgress
 from orchestrator.common.observability import Metrics
 from orchestrator.errors import RequestTimeout
 from orchestrator.infer import capacity, discovery
+from orchestrator.infer.catalogue import Catalogue
 from orchestrator.infer.pool import TritonPool
 from orchestrator.jobs import store as jobs
 from orchestrator.media import guard
@@ -39,6 +40,7 @@ from orchestrator.settings import Settings
 log = logging.getLogger("longscribe.app")
 
 __all__ = ["POOL", "create_app", "run_transcription"]
+MODEL_HEADER = "X-Longscribe-Model"  # the model that answered, whatever the format
 
 
 async def run_transcription(
@@ -71,12 +73,23 @@ async def transcribe(request: web.Request) -> web.Response:
     parsed = await parse_request(request, request.app[SETTINGS])
     output = await run_transcription(request.app, parsed)
     fmt = parsed.response_format
-    return web.Response(text=formats.render(output, fmt), content_type=formats.CONTENT_TYPES[fmt], charset="utf-8")
+    headers = {MODEL_HEADER: output.model} if output.model else None  # srt and text have no field for it
+    return web.Response(
+        text=formats.render(output, fmt), content_type=formats.CONTENT_TYPES[fmt], charset="utf-8", headers=headers
+    )
 
 
 async def openai_transcriptions(request: web.Request) -> web.Response:
     request.app[ADMISSION].check_room()  # before the upload (up to max_upload_bytes) is read: 429 at once
     return await openai_compat.transcriptions(request, request.app[SETTINGS], run_transcription)
+
+
+async def models(request: web.Request) -> web.Response:
+    return await openai_compat.list_models(request, request.app[SETTINGS])
+
+
+async def model(request: web.Request) -> web.Response:
+    return await openai_compat.get_model(request, request.app[SETTINGS])
 
 
 async def metrics_endpoint(request: web.Request) -> web.Response:
@@ -137,6 +150,8 @@ def create_app(
     app.router.add_get("/", web_page)
     app.router.add_post("/v1/transcribe", transcribe)
     app.router.add_post("/v1/audio/transcriptions", openai_transcriptions)
+    app.router.add_get("/v1/models", models)
+    app.router.add_get("/v1/models/{model:.+}", model)
     app.router.add_post("/v1/jobs", job_routes.start_job)
     app.router.add_get("/v1/jobs/{job_id}", job_routes.get_job)
     app.router.add_delete("/v1/jobs/{job_id}", job_routes.cancel_job)
@@ -179,11 +194,12 @@ async def _post_webhook(app: web.Application, url: str, body: bytes, headers: di
 async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
     """HTTP session and Triton clients live exactly as long as the app."""
     settings = app[SETTINGS]
+    catalogue = Catalogue.from_settings(settings)
     pool = TritonPool(
         urls=settings.triton_grpc_urls,
         model=settings.micro_chunk_model,
-        whisper_model=settings.whisper_model,
-        required_models=[settings.micro_chunk_model, settings.whisper_model],
+        whisper_model=catalogue.default.triton_name,
+        required_models=[settings.micro_chunk_model, *(m.triton_name for m in catalogue.models)],
         timeout_s=settings.chunk_timeout_sec,
         on_instances=lambda url, instances: capacity.warn_on_mismatch(settings, instances, f"Triton at {url}"),
     )

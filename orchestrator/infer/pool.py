@@ -64,7 +64,7 @@ class TritonPool:
 
     urls: list[str]
     model: str  # the model each chunk is sent to
-    whisper_model: str  # the model language detection asks
+    whisper_model: str  # the Whisper model language detection asks, and chunks use, unless a call names another
     required_models: list[str]  # every model that must be ready for `model` to work
     timeout_s: float
     # told each endpoint's instance count of `model` once, when it is first ready (the capacity check)
@@ -141,19 +141,20 @@ class TritonPool:
         smoothing_samples: int,
         language: str | None = None,
         prompt: str | None = None,
+        whisper_model: str | None = None,
     ) -> ChunkResult:
-        """int16 PCM of one macro chunk -> segments relative to its start."""
+        """int16 PCM of one macro chunk -> segments relative to its start, from `whisper_model`'s pieces."""
         inputs = _inputs(pcm, micro_chunk_size_s, smoothing_samples, language, prompt)
+        inputs.append(_text("whisper_model", whisper_model or self.whisper_model))
         results = await self._infer(self.model, inputs, "a chunk")
         return results[0]
 
-    async def detect_language(self, windows: list[FloatAudio]) -> list[ChunkResult]:
+    async def detect_language(self, windows: list[FloatAudio], whisper_model: str | None = None) -> list[ChunkResult]:
         """Whisper's language guess for each window (<= 30 s): `language` and `language_probability`.
 
         One request per window: Triton batches them, and no request can exceed the model's batch size."""
-        answers = await asyncio.gather(
-            *(self._infer(self.whisper_model, _detect_inputs(w), "language detection") for w in windows)
-        )
+        model = whisper_model or self.whisper_model
+        answers = await asyncio.gather(*(self._infer(model, _detect_inputs(w), "language detection") for w in windows))
         return [result for answer in answers for result in answer]
 
     async def _infer(self, model: str, inputs: list[grpcclient.InferInput], what: str) -> list[ChunkResult]:
@@ -227,11 +228,14 @@ def _inputs(
     smoothing.set_data_from_numpy(np.array([smoothing_samples], dtype=np.int32))
     inputs = [audio, micro, smoothing]
     if language:
-        lang = grpcclient.InferInput("language", [1], "BYTES")
-        lang.set_data_from_numpy(np.array([language.encode()], dtype=np.object_))
-        inputs.append(lang)
+        inputs.append(_text("language", language))
     if prompt:
-        text = grpcclient.InferInput("prompt", [1], "BYTES")
-        text.set_data_from_numpy(np.array([prompt.encode()], dtype=np.object_))
-        inputs.append(text)
+        inputs.append(_text("prompt", prompt))
     return inputs
+
+
+def _text(name: str, value: str) -> grpcclient.InferInput:
+    """One string as a [1] BYTES input of the micro chunker."""
+    tensor = grpcclient.InferInput(name, [1], "BYTES")
+    tensor.set_data_from_numpy(np.array([value.encode()], dtype=np.object_))
+    return tensor
