@@ -49,26 +49,19 @@ def merge_chunks(parts: Sequence[tuple[MacroChunk, ChunkResult]], duration_s: fl
     merged: list[TimedText] = []
     ordered = sorted(parts, key=lambda p: p[0].start_s)
     for n, (chunk, result) in enumerate(ordered):
-        own_from = chunk.start_s if n > 0 else -math.inf
-        own_to = chunk.end_s if n < len(ordered) - 1 else math.inf
-        merged += stitch(chunk, result, own_from, own_to, duration_s, merged[-1].end_s if merged else None)
+        merge_chunk(merged, chunk, result, first=n == 0, last=n == len(ordered) - 1, duration_s=duration_s)
     return merged
 
 
-def stitch(
-    chunk: MacroChunk,
-    result: ChunkResult,
-    own_from: float,
-    own_to: float,
-    duration_s: float,
-    kept_end_s: float | None,
-) -> list[TimedText]:
-    """One chunk's share of the transcript, after what is kept so far (ending at `kept_end_s`, None: nothing).
+def merge_chunk(
+    merged: list[TimedText], chunk: MacroChunk, result: ChunkResult, first: bool, last: bool, duration_s: float
+) -> None:
+    """Append one chunk's segments to `merged`, the chunks before it already there (merge_chunks' step).
 
-    `merge_chunks` calls it once per chunk; progress calls it as each chunk
-    joins the finished prefix, so the prefix grows without being rebuilt.
-    """
-    out: list[TimedText] = []
+    Reads only merged[-1], so a caller that keeps the merge going chunk by chunk (progress) may
+    pass just the last kept segment."""
+    own_from = -math.inf if first else chunk.start_s
+    own_to = math.inf if last else chunk.end_s
     for raw in result.segments:
         if not raw.text.strip():
             continue  # a blank segment must not move the cursor
@@ -77,16 +70,15 @@ def stitch(
             continue
         start = min(max(0.0, seg.start_s), duration_s)
         end = min(max(start, seg.end_s), duration_s)
-        prev_end = out[-1].end_s if out else kept_end_s
-        if prev_end is not None and end <= prev_end - OVERLAP_EPS_S and start < prev_end:
+        prev_end = merged[-1].end_s if merged else 0.0
+        if merged and end <= prev_end - OVERLAP_EPS_S and start < prev_end:
             continue
-        start = min(max(start, prev_end or 0.0), duration_s)
+        start = min(max(start, prev_end), duration_s)
         end = min(max(end, start + MIN_SEGMENT_S), duration_s)
         if end <= start:
             continue  # nothing left of it inside the media
         words = _clamped_words(seg.words, start, end)
-        out.append(TimedText(start, end, seg.text.strip(), result.language, words, seg))
-    return out
+        merged.append(TimedText(start, end, seg.text.strip(), result.language, words, seg))
 
 
 def join_text(segments: Sequence[TimedText]) -> str:

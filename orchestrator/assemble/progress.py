@@ -1,16 +1,17 @@
-"""Finished macro chunks -> progress reports, each with what the finished prefix gained."""
+"""Finished macro chunks -> progress reports, each with the transcript of the finished prefix."""
 
 from __future__ import annotations
 
-import math
+import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
 from longscribe_core.segments import ChunkResult
-from orchestrator.assemble import merge, transcript
+from orchestrator.assemble import transcript
+from orchestrator.assemble.prefix import Prefix
 from orchestrator.plan.macro import MacroChunk
-from orchestrator.schemas import Segment
+from orchestrator.schemas import Segment, TranscribeOutput
 
 
 @dataclass(frozen=True)
@@ -32,8 +33,9 @@ class Progress:
     chunks_total: int  # as planned from the probed length (more if the media runs past it)
     audio_done_s: float  # media seconds in finished chunks
     duration_s: float  # the probed length
-    # segments the finished prefix (chunks 0..k, in order) gained with this chunk: usually one chunk's
-    # worth, more when it closed a gap left by chunks that finished early; never the prefix itself
+    prefix: TranscribeOutput  # the transcript of the finished chunks from the start, in order
+    # the prefix's segments settled by this report (a chunk settles once the next one is done), in order:
+    # a bounded delta for event streams, which never carry the prefix itself
     added: tuple[Segment, ...] = ()
 
 
@@ -42,7 +44,10 @@ OnProgress = Callable[[Progress], None]
 
 @dataclass
 class Tracker:
-    """Finished chunks -> Progress; the finished prefix is merged as it grows, never rebuilt."""
+    """Finished chunks -> Progress, with the transcript of the finished prefix.
+
+    The prefix grows by appending (assemble.prefix): each report merges and builds
+    only what the newly finished chunks add, however long the media."""
 
     chunks_total: int
     duration_s: float
@@ -50,37 +55,33 @@ class Tracker:
     with_words: bool
     report: OnProgress
     done: dict[int, ChunkPart] = field(default_factory=dict)
-    audio_done_s: float = 0.0
-    prefix_chunks: int = 0  # chunks 0..prefix_chunks-1 are merged
-    kept_end_s: float | None = None  # where the merged prefix's last segment ends
+    prefix: Prefix = field(init=False)
+    audio_done_s: float = 0.0  # media seconds in finished chunks
+
+    def __post_init__(self) -> None:
+        self.prefix = Prefix(self.with_words)
 
     async def track(self, work: Coroutine[Any, Any, ChunkPart]) -> ChunkPart:
         part = await work
         self.done[part.chunk.index] = part
         self.audio_done_s += part.chunk.duration_s
-        added: list[merge.TimedText] = []
-        while self.prefix_chunks in self.done:
-            joined = self.done.pop(self.prefix_chunks)  # only chunks ahead of the prefix wait here
-            added += self._join(joined)
-            self.prefix_chunks += 1
+        # the previous last chunk of the prefix is settled once the one after it is done
+        built_before = len(self.prefix.built)
+        while len(self.prefix.chunks) + 1 in self.done and len(self.prefix.chunks) in self.done:
+            settled = self.done[len(self.prefix.chunks)]
+            self.prefix.keep(settled.chunk, settled.result)
+        elapsed_s = time.monotonic() - self.started
+        last = self.done.get(len(self.prefix.chunks))
         self.report(
             Progress(
-                chunks_done=self.prefix_chunks + len(self.done),
-                chunks_total=max(self.chunks_total, self.prefix_chunks + len(self.done)),
+                chunks_done=len(self.done),
+                chunks_total=max(self.chunks_total, len(self.done)),
                 audio_done_s=self.audio_done_s,
                 duration_s=self.duration_s,
-                added=tuple(transcript.segment(t, self.with_words) for t in added),
+                prefix=self.prefix.output(last.chunk, last.result, elapsed_s)
+                if last
+                else transcript.build([], 0.0, elapsed_s, self.with_words),
+                added=tuple(self.prefix.built[built_before:]),
             )
         )
         return part
-
-    def _join(self, part: ChunkPart) -> list[merge.TimedText]:
-        """The chunk's share, owned as `merge.merge_chunks` will own it (the last planned chunk owns the tail)."""
-        first, last = part.chunk.index == 0, part.chunk.index >= self.chunks_total - 1
-        own_from = -math.inf if first else part.chunk.start_s
-        own_to = math.inf if last else part.chunk.end_s
-        end_s = self.duration_s if last else part.chunk.end_s
-        timed = merge.stitch(part.chunk, part.result, own_from, own_to, end_s, self.kept_end_s)
-        if timed:
-            self.kept_end_s = timed[-1].end_s
-        return timed

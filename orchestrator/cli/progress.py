@@ -123,3 +123,4 @@ async def download(http: httpx.AsyncClient, url: str, sink: BinaryIO) -> None:
 class JobRefused(Exception):
     def __init__(self, status: int, body: dict[str, Any]) -> None:
         super().__init__(f"HTTP {status}: {json.dumps(body)}")
+        self.status = status  # 429: the service is full; the batch driver waits and asks again

@@ -3,9 +3,9 @@
 A job runs the same transcription as POST /v1/transcribe, in the background,
 under the same admission control. Each finished macro chunk updates its
 progress (audio seconds done of total, chunks done, speed so far, ETA) and
-the finished prefix of the transcript, and is sent to every event stream
-(`jobs.events`) with only the segments the prefix gained: no event grows
-with the media's length. The `end` event says how it ended and where the
+the finished prefix of the transcript (GET), and is sent to every event
+stream (`jobs.events`) with only the segments the prefix settled: no event
+grows with the media's length. The `end` event says how it ended and where the
 transcript is (`links`); the transcript itself is fetched, streamed.
 Finished jobs are kept `job_ttl_sec`, then forgotten. An optional webhook
 gets the final job as JSON, signed with HMAC-SHA256 over the body
@@ -34,7 +34,7 @@ from pydantic import Field
 from orchestrator.assemble.progress import Progress
 from orchestrator.errors import LongscribeError
 from orchestrator.jobs.links import links
-from orchestrator.schemas import Segment, TranscribeOutput, TranscribeRequest
+from orchestrator.schemas import TranscribeOutput, TranscribeRequest
 
 log = logging.getLogger("longscribe.jobs")
 
@@ -69,7 +69,6 @@ class Job:
     result: TranscribeOutput | None = None
     error: dict[str, Any] | None = None
     task: asyncio.Task[None] | None = None
-    partial: list[Segment] = field(default_factory=list)  # the finished prefix, grown chunk by chunk
     events: list[dict[str, Any]] = field(default_factory=list)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -80,7 +79,6 @@ class Job:
 
     def on_progress(self, progress: Progress) -> None:
         self.progress = progress
-        self.partial += progress.added
         added = [s.model_dump(mode="json", exclude_none=True) for s in progress.added]
         self.emit({"event": "chunk", "data": {**self.progress_json(), "segments": added}})
 
@@ -110,10 +108,7 @@ class Job:
         if self.result is not None:
             body["result"] = json.loads(self.result.to_json())
         elif self.progress is not None:
-            body["partial"] = {
-                "segments": [s.model_dump(mode="json", exclude_none=True) for s in self.partial],
-                "text": " ".join(s.text for s in self.partial),
-            }
+            body["partial"] = json.loads(self.progress.prefix.to_json())
         if self.error is not None:
             body["error"] = self.error
         return body
@@ -176,7 +171,6 @@ class JobStore:
         try:
             job.result = await self.run(job.request, job.on_progress, job.upload)
             job.status = "succeeded"
-            job.partial = []  # the result supersedes the prefix: not two copies for the job's TTL
         except asyncio.CancelledError:
             job.status = "cancelled"
         except LongscribeError as exc:
