@@ -7,6 +7,7 @@
     ├── UploadTooLarge               413 an upload over max_upload_bytes
     ├── Overloaded                   429 the queue is full (with Retry-After)
     ├── ShuttingDown                 503 the service is stopping
+    ├── JobsUnavailable              503 the service runs without Redis: no jobs
     ├── RequestTimeout               504 over the per-request limit
     ├── MediaError                   422 the media URL cannot be transcribed
     │   ├── MediaForbidden               private/loopback/metadata address, or a non-http redirect
@@ -153,6 +154,12 @@ class ShuttingDown(LongscribeError):
     status = 503
     code = "shutting_down"
     hint = "The service is stopping; retry on another replica or in a moment."
+
+
+class JobsUnavailable(LongscribeError):
+    status = 503
+    code = "jobs_unavailable"
+    hint = "Set LONGSCRIBE_REDIS_URL, or start the service with `longscribe serve` (it runs a local Redis)."
 
 
 class RequestTimeout(LongscribeError):

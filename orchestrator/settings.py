@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Literal
 
@@ -89,3 +90,30 @@ class Settings(BaseSettings):
     triton_grpc_port: int = Field(8001, description="managed Triton's gRPC port")
     triton_metrics_port: int = Field(8002, description="managed Triton's metrics port")
     triton_start_timeout_sec: float = Field(300.0, gt=0, description="time allowed for models to load")
+
+    # Jobs: their state, events, results and checkpoints live in one Redis that every orchestrator shares
+    redis_url: str | None = Field(
+        None,
+        description="redis://host:port/db shared by every orchestrator; empty: `longscribe serve` starts and "
+        "stops a local redis-server with its data in redis_dir",
+    )
+    redis_dir: Path = Field(
+        default_factory=lambda: Path(sys.prefix) / "share" / "longscribe" / "redis",
+        description="data of the managed redis-server (append-only: jobs survive a restart)",
+    )
+    redis_server_bin: str = Field("redis-server", description="the managed Redis's executable")
+    job_workers: int = Field(
+        4, ge=0, description="jobs this orchestrator runs at once (each under admission); 0: API only"
+    )
+    max_queued_jobs: int = Field(
+        64, ge=0, description="jobs waiting to start across the fleet; beyond, POST /v1/jobs answers 429"
+    )
+    job_lease_sec: float = Field(
+        30.0, gt=0, description="a running job whose worker has not renewed it this long is taken over by another"
+    )
+    job_max_attempts: int = Field(
+        5, ge=1, description="times a job is started (takeovers and hand-backs included) before it fails"
+    )
+    webhook_retry_sec: float = Field(
+        600.0, gt=0, description="how long a webhook is retried, with backoff, before it is given up"
+    )

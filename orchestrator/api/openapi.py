@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from orchestrator.jobs.store import JobRequest
+from orchestrator.jobs.records import JobRequest
 from orchestrator.schemas import RESPONSE_FORMATS, TranscribeOutput, TranscribeRequest
 
 REF = "#/components/schemas/{model}"
