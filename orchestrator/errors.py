@@ -17,6 +17,7 @@
     │   ├── MediaHttpError               the media server answered 4xx/5xx
     │   ├── RangeNotSupported            no 206 to `Range: bytes=0-0`
     │   ├── MediaEmpty                   a zero-length file
+    │   ├── UploadMissing                an uploaded job's file is not on the disk of the worker that took it
     │   ├── MediaNotMedia                a web page, not audio or video
     │   ├── MediaUnreadable              FFmpeg finds no audio it can decode
     │   │   └── MediaNoAudio                 a container without an audio stream
@@ -100,6 +101,14 @@ class RangeNotSupported(MediaError):
 class MediaEmpty(MediaError):
     code = "media_empty"
     hint = "The file at media_url has no bytes; check the upload finished."
+
+
+class UploadMissing(MediaError):
+    code = "upload_missing"
+    hint = (
+        "The orchestrators must share LONGSCRIBE_UPLOAD_DIR (one volume all of them mount) to run uploaded jobs; "
+        "upload again, or send the media's URL."
+    )
 
 
 class MediaNotMedia(MediaError):

@@ -51,7 +51,9 @@ class Settings(BaseSettings):
     )
     max_upload_bytes: int = Field(2 * 1024**3, gt=0, description="largest file accepted by /v1/audio/transcriptions")
     upload_dir: Path | None = Field(
-        None, description="where uploads wait while transcribed; empty: the system temp dir"
+        None,
+        description="where uploads wait while transcribed; empty: the system temp dir. With several "
+        "orchestrators, a volume all of them mount: an uploaded job runs on whichever worker takes it",
     )
     job_ttl_sec: float = Field(3600.0, gt=0, description="how long a finished job's result is kept")
     webhook_secret: str = Field("", description="HMAC-SHA256 key that signs job webhooks; empty: unsigned")

@@ -26,7 +26,7 @@ from typing import Any, Literal
 from redis.exceptions import RedisError
 
 from orchestrator.assemble.progress import OnProgress, Progress
-from orchestrator.errors import JobNotFound, LongscribeError
+from orchestrator.errors import JobNotFound, LongscribeError, UploadMissing
 from orchestrator.jobs import checkpoints
 from orchestrator.jobs.records import (
     CANCEL_CHANNEL,
@@ -158,6 +158,10 @@ class Worker:
         attempts = int(await client.hincrby(job_key(job_id), "attempts", 1))
         if f.get("cancel"):
             await self._finish(job_id, entry_id, spec, "cancelled")
+            return
+        if isinstance(spec.request, UploadRequest) and not spec.request.upload.path.is_file():
+            missing = UploadMissing(f"the uploaded {spec.request.upload.filename or 'file'} is not on {self.name}")
+            await self._finish(job_id, entry_id, spec, "failed", missing)
             return
         if attempts > self.max_attempts:
             error = LongscribeError(f"the job was started {self.max_attempts} times and never finished")
