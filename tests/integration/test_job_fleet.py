@@ -187,3 +187,48 @@ async def test_serve_restarted_keeps_a_finished_job_and_runs_the_queued_one(
                 assert (await until(session, after.base, job_id, finished, 240))["status"] == "succeeded"
             text = await transcript(session, after.base, running_id)
     assert wer(lj_recording.reference, text) <= WER_BOUND
+
+
+async def test_a_job_cancelled_through_another_orchestrator_stops_its_ffmpeg_where_it_runs(
+    tmp_path: Path, triton_grpc_url: str, redis_url: str, media_url: str, lj_recording: Recording
+) -> None:
+    from .test_cli import children_of
+    from .test_faults import wait_for
+
+    def ffmpegs(pid: int) -> list[int]:
+        found = []
+        for child in children_of(pid):
+            with contextlib.suppress(OSError):
+                if Path(f"/proc/{child}/comm").read_text().strip() in ("ffmpeg", "ffprobe"):
+                    found.append(child)
+        return found
+
+    async with (
+        orchestrator(tmp_path / "api.log", triton_grpc_url, redis_url, job_workers=0) as api_only,
+        orchestrator(tmp_path / "runner.log", triton_grpc_url, redis_url, job_workers=1) as runner,
+        aiohttp.ClientSession() as session,
+    ):
+        job_id = await submit(session, api_only.base, {"media_url": f"{media_url}/lj001.wav", **JOB})
+        await until(session, api_only.base, job_id, lambda j: j["progress"]["chunks_done"] >= 1 or finished(j), 240)
+        async with session.delete(f"{api_only.base}/v1/jobs/{job_id}") as response:
+            cancelled = await response.json()
+            assert response.status == 200 and cancelled["status"] == "cancelled", json.dumps(cancelled)
+        await wait_for(lambda: not ffmpegs(runner.proc.pid), 10, "FFmpeg to stop where the job ran")
+        assert (await job(session, runner.base, job_id))["status"] == "cancelled"
+
+
+async def test_the_queue_limit_holds_across_the_fleet_before_202(
+    tmp_path: Path, triton_grpc_url: str, redis_url: str, media_url: str
+) -> None:
+    body = {"media_url": f"{media_url}/speech/jfk.flac"}
+    async with (
+        orchestrator(tmp_path / "a.log", triton_grpc_url, redis_url, job_workers=0, max_queued_jobs=1) as a,
+        orchestrator(tmp_path / "b.log", triton_grpc_url, redis_url, job_workers=0, max_queued_jobs=1) as b,
+        aiohttp.ClientSession() as session,
+    ):
+        waiting = await submit(session, a.base, body)
+        async with session.post(f"{b.base}/v1/jobs", json=body) as response:
+            assert response.status == 429 and "Retry-After" in response.headers
+            assert (await response.json())["error"]["code"] == "overloaded"
+        async with session.delete(f"{b.base}/v1/jobs/{waiting}") as response:  # a waiting job cancels at once
+            assert (await response.json())["status"] == "cancelled"
