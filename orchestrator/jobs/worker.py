@@ -146,6 +146,12 @@ class Worker:
 
     async def _run(self, entry_id: str, job_id: str) -> None:
         """Run one job from the queue to its end (or hand it back), recording each step."""
+        spec = await self._admit(entry_id, job_id)
+        if spec is not None:
+            await self._execute(entry_id, job_id, spec)
+
+    async def _admit(self, entry_id: str, job_id: str) -> JobSpec | None:
+        """The job's spec, marked running here; None when it must not run (it is ended instead)."""
         client = self.store.client
         try:
             f = await self.store.fields(job_id)
@@ -153,41 +159,38 @@ class Worker:
             f = {"status": "cancelled"}  # expired while it waited
         if f["status"] in FINISHED:  # cancelled while it waited: nothing to run
             await _drop(self.store, entry_id)
-            return
+            return None
         spec = JobSpec.model_validate_json(f["spec"])
         attempts = int(await client.hincrby(job_key(job_id), "attempts", 1))
-        if f.get("cancel"):
-            await self._finish(job_id, entry_id, spec, "cancelled")
-            return
+        error: LongscribeError | None = None
         if isinstance(spec.request, UploadRequest) and not spec.request.upload.path.is_file():
-            missing = UploadMissing(f"the uploaded {spec.request.upload.filename or 'file'} is not on {self.name}")
-            await self._finish(job_id, entry_id, spec, "failed", missing)
-            return
-        if attempts > self.max_attempts:
+            error = UploadMissing(f"the uploaded {spec.request.upload.filename or 'file'} is not on {self.name}")
+        elif attempts > self.max_attempts:
             error = LongscribeError(f"the job was started {self.max_attempts} times and never finished")
-            await self._finish(job_id, entry_id, spec, "failed", error)
-            return
-        current = asyncio.current_task()
-        assert current is not None
-        job = self.running[job_id] = Running(job_id, entry_id, current)
-        started = time.time()
+        if f.get("cancel") or error is not None:
+            await self._finish(job_id, entry_id, spec, "failed" if error else "cancelled", error)
+            return None
         async with client.pipeline(transaction=True) as tx:
-            tx.hset(job_key(job_id), mapping={"status": "running", "worker": self.name, "started": started})
+            tx.hset(job_key(job_id), mapping={"status": "running", "worker": self.name, "started": time.time()})
             tx.srem(QUEUED, job_id)
             tx.xadd(events_key(job_id), {"event": "status", "data": json.dumps({"status": "running"})})
             await tx.execute()
-        kept = await checkpoints.load(client, job_id)
-        saved = checkpoints.RedisCheckpoints(client, job_id, kept)
+        return spec
+
+    async def _execute(self, entry_id: str, job_id: str, spec: JobSpec) -> None:
+        """Transcribe, resuming from the checkpoints; end the job, or hand it back on shutdown."""
+        saved = checkpoints.RedisCheckpoints(
+            self.store.client, job_id, await checkpoints.load(self.store.client, job_id)
+        )
         reports: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        running_fields = {"status": "running", "started": str(started)}
-
-        def on_progress(progress: Progress) -> None:
-            reports.put_nowait(_progress(progress, saved))
-
+        running_fields = {"status": "running", "started": str(time.time())}
         writer = asyncio.create_task(self._write_progress(job_id, running_fields, reports))
+        current = asyncio.current_task()
+        assert current is not None
+        job = self.running[job_id] = Running(job_id, entry_id, current)
         renew = asyncio.create_task(self._renew(job))
         try:
-            output = await self.run(spec.request, on_progress, saved)
+            output = await self.run(spec.request, lambda p: reports.put_nowait(_progress(p, saved)), saved)
         except asyncio.CancelledError:
             await _settle(writer, reports, drain=job.reason == "cancel")
             if job.reason == "cancel":
