@@ -4,6 +4,7 @@
     ├── InvalidRequest               422 the body or its params are wrong
     ├── Unauthorized                 401 no valid API key
     ├── JobNotFound                  404 no such job (or it expired)
+    ├── ModelNotFound                404 no such model on this service (the answer names those there are)
     ├── UploadTooLarge               413 an upload over max_upload_bytes
     ├── Overloaded                   429 the queue is full (with Retry-After)
     ├── ShuttingDown                 503 the service is stopping
@@ -141,6 +142,21 @@ class JobNotFound(LongscribeError):
     status = 404
     code = "job_not_found"
     hint = "Check the id; finished jobs are kept for LONGSCRIBE_JOB_TTL_SEC (1 hour by default)."
+
+
+class ModelNotFound(LongscribeError):
+    """A request named a model this service was not started with; OpenAI answers this with 404 too."""
+
+    status = 404
+    code = "model_not_found"
+
+    def __init__(self, name: str, available: list[str]) -> None:
+        super().__init__(
+            f"the model {name!r} does not exist on this service; it serves: {', '.join(available)}",
+            hint=f"Use one of {', '.join(available)} (GET /v1/models lists them), or leave `model` out for "
+            f"{available[0]}; to serve another, add it to LONGSCRIBE_MODELS or `longscribe serve --model`.",
+        )
+        self.available = available
 
 
 class UploadTooLarge(LongscribeError):

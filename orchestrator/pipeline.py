@@ -15,6 +15,7 @@ from longscribe_core.segments import ChunkResult
 from orchestrator.assemble import merge, transcript
 from orchestrator.assemble.progress import ChunkPart, OnProgress, Tracker
 from orchestrator.errors import MediaError, MediaTooLong
+from orchestrator.infer.catalogue import Catalogue
 from orchestrator.infer.pool import TritonPool
 from orchestrator.infer.slots import ChunkSlots
 from orchestrator.media import ffmpeg
@@ -69,8 +70,10 @@ class Pipeline:
     observe_chunk: Callable[[float], None] = lambda seconds: None  # each macro chunk's Triton time
     chunk_slots: ChunkSlots = field(init=False)
     search_slots: asyncio.Semaphore = field(init=False)
+    catalogue: Catalogue = field(init=False)
 
     def __post_init__(self) -> None:
+        self.catalogue = Catalogue.from_settings(self.settings)
         self.chunk_slots = ChunkSlots(self.settings.chunks_in_flight_per_endpoint, self.pool)
         self.search_slots = asyncio.Semaphore(SILENCE_SEARCHES_IN_FLIGHT)
 
@@ -92,6 +95,7 @@ class Pipeline:
         started = time.monotonic()
         timings = Timings()
         s, params = self.settings, request.params
+        model = self.catalogue.pick(params.model)  # the edge checked it; a job's upload reaches here unchecked
         with _timed(timings, "probe_sec"):
             if source.path is None:  # an upload is on this disk: nothing to check
                 await check_range_support(self.relay, source.url)
@@ -127,19 +131,19 @@ class Pipeline:
             timed = merge.merge_chunks([(p.chunk, p.result) for p in parts], duration_s)
         elapsed = time.monotonic() - started
         output = transcript.build(timed, duration_s, elapsed, params.word_timestamps)
-        return output.model_copy(update={"timings": timings})
+        return output.model_copy(update={"timings": timings, "model": model.name})
 
     def _check_length(self, duration_s: float) -> None:
         limit = self.settings.max_media_duration_sec
         if duration_s > limit:
             raise MediaTooLong(f"the media lasts at least {duration_s:.0f} s, over the limit of {limit:.0f} s")
 
-    async def _detect_language(self, pcm: Int16Audio) -> str | None:
-        """The language Whisper hears in the first speech of the first chunk."""
+    async def _detect_language(self, pcm: Int16Audio, whisper_model: str) -> str | None:
+        """The language the chosen Whisper model hears in the first speech of the first chunk."""
         windows = spoken.speech_windows(pcm[: int(spoken.DETECT_SPAN_S * SAMPLE_RATE)])
         if not windows:
             return None  # no speech there: each piece decides for itself
-        return spoken.vote(await self.pool.detect_language(windows))
+        return spoken.vote(await self.pool.detect_language(windows, whisper_model))
 
     async def _read(self, source: Source, start_s: float, duration_s: float, timeout_s: float) -> Int16Audio:
         """PCM of one time range, read through the relay; a read the relay cut short raises its reason."""
@@ -184,6 +188,7 @@ class Pipeline:
         continues if there is more.
         """
         params = request.params
+        whisper_model = self.catalogue.pick(params.model).triton_name
 
         def overlap(cut_s: float) -> float:
             return max(params.macro_chunk_overlap_sec, CUT_OVERLAP_S if cut_s in in_speech else 0.0)
@@ -196,7 +201,7 @@ class Pipeline:
                 pcm = await self._read(source, read_from, length, s.chunk_timeout_sec)
             if chunk.index == 0 and not language.done():
                 try:
-                    language.set_result(await self._detect_language(pcm))
+                    language.set_result(await self._detect_language(pcm, whisper_model))
                 except Exception as exc:
                     language.set_exception(exc)
             # shielded: one waiter cancelled must not cancel the language for the others
@@ -211,6 +216,7 @@ class Pipeline:
                         params.silence_detection_smoothing_num_samples,
                         spoken,
                         params.prompt,
+                        whisper_model,
                     )
                 self.observe_chunk(time.monotonic() - started)
         decoded_end_s = read_from + len(pcm) / SAMPLE_RATE

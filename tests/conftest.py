@@ -63,6 +63,24 @@ async def triton_grpc_url() -> AsyncIterator[str]:
         yield url
 
 
+TWO_MODELS = ["tiny.en", "base"]  # English-only and multilingual, both packaged
+
+
+@pytest_asyncio.fixture(scope="session")
+async def two_models_grpc_url() -> AsyncIterator[str]:
+    """One Triton serving both models at once (each its own Triton model)."""
+    ports = {"triton_http_port": free_port(), "triton_grpc_port": free_port(), "triton_metrics_port": free_port()}
+    async with running_triton(Settings(models=TWO_MODELS, **ports)) as url:
+        yield url
+
+
+@pytest_asyncio.fixture(scope="session")
+async def two_models_service_url(two_models_grpc_url: str) -> AsyncIterator[str]:
+    settings = Settings(models=TWO_MODELS, triton_grpc_urls=[two_models_grpc_url], allowed_media_hosts=LOOPBACK)
+    async with serving(create_app(settings)) as base:
+        yield base
+
+
 @pytest_asyncio.fixture(scope="session")
 async def redis_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
     """A real redis-server on a free port, its data in a temporary directory: the fleet's job store."""

@@ -12,6 +12,7 @@ from orchestrator.api import openai_compat
 from orchestrator.api.edge import parse_request
 from orchestrator.api.keys import JOBS, METRICS, SETTINGS
 from orchestrator.errors import InvalidRequest, JobsUnavailable
+from orchestrator.infer.catalogue import Catalogue
 from orchestrator.jobs import events as job_events_log
 from orchestrator.jobs.records import JobRequest, JobSpec, links
 from orchestrator.jobs.store import JobStore
@@ -27,33 +28,45 @@ def _store(request: web.Request) -> JobStore:
 
 async def start_job(request: web.Request) -> web.Response:
     """JSON (the /v1/transcribe body, plus webhook_url), or multipart: `file` and optional `params` JSON."""
-    settings, store = request.app[SETTINGS], _store(request)
-    await store.check_room()  # before an upload is read: a full queue refuses at once
     if request.content_type == "multipart/form-data":
-        form = await openai_compat.read_form(request, settings.upload_dir, settings.max_upload_bytes)
-        try:
-            if form.upload is None:
-                raise InvalidRequest("a multipart job needs a `file`; for a URL send JSON")
-            params = TranscribeParams.model_validate_json(form.one("params") or "{}")
-            params.check_limits(settings.max_macro_chunk_size_sec)
-            spec = JobSpec(request=UploadRequest(upload=form.upload, params=params))
-            job_id = await store.submit(spec)
-        except (ValidationError, ValueError) as exc:
-            form.discard()
-            raise InvalidRequest(f"invalid params: {exc}") from exc
-        except BaseException:
-            form.discard()
-            raise
+        store = _store(request)
+        await store.check_room()  # before an upload is read: a full queue refuses at once
+        spec = await _upload_spec(request)
     else:
-        parsed = await parse_request(request, settings, JobRequest)
+        parsed = await parse_request(request, request.app[SETTINGS], JobRequest)
         assert isinstance(parsed, JobRequest)
         media = TranscribeRequest(
             media_url=parsed.media_url, params=parsed.params, response_format=parsed.response_format
         )
-        job_id = await store.submit(JobSpec(request=media, webhook_url=parsed.webhook_url))
+        spec, store = JobSpec(request=media, webhook_url=parsed.webhook_url), _store(request)
+    try:
+        job_id = await store.submit(spec)
+    except BaseException:
+        if isinstance(spec.request, UploadRequest):
+            spec.request.upload.path.unlink(missing_ok=True)
+        raise
     request.app[METRICS].jobs_in_flight.set(await store.in_flight())
     body = await store.to_json(job_id)
     return web.json_response(body, status=202, headers={"Location": f"/v1/jobs/{job_id}"})
+
+
+async def _upload_spec(request: web.Request) -> JobSpec:
+    """A multipart job: the `file` saved under upload_dir (which every worker must reach), and its params."""
+    settings = request.app[SETTINGS]
+    form = await openai_compat.read_form(request, settings.upload_dir, settings.max_upload_bytes)
+    try:
+        if form.upload is None:
+            raise InvalidRequest("a multipart job needs a `file`; for a URL send JSON")
+        params = TranscribeParams.model_validate_json(form.one("params") or "{}")
+        params.check_limits(settings.max_macro_chunk_size_sec)
+        Catalogue.from_settings(settings).pick(params.model)
+        return JobSpec(request=UploadRequest(upload=form.upload, params=params))
+    except (ValidationError, ValueError) as exc:
+        form.discard()
+        raise InvalidRequest(f"invalid params: {exc}") from exc
+    except BaseException:
+        form.discard()
+        raise
 
 
 async def get_job(request: web.Request) -> web.Response:

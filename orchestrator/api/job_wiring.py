@@ -27,12 +27,11 @@ REDIS_TIMEOUT_S = 30.0  # one Redis reply; over every blocking read's wait (the 
 
 def wire(app: web.Application, run: Run) -> None:
     """Give `app` its jobs when a Redis is configured; `run` transcribes one job's request."""
-    if app[SETTINGS].redis_url is None:
+    if not app[SETTINGS].redis_url:
         return
 
     async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
         settings = app[SETTINGS]
-        assert settings.redis_url is not None
         client = redis.Redis.from_url(settings.redis_url, decode_responses=True, socket_timeout=REDIS_TIMEOUT_S)
         store = JobStore(client, settings.job_ttl_sec, settings.max_queued_jobs, settings.retry_after_sec)
         app[JOBS] = store

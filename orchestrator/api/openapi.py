@@ -36,7 +36,7 @@ OPENAI_FORM = {
 JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
 ERRORS = {
     "401": "no valid API key (when keys are configured)",
-    "404": "no such job",
+    "404": "no such job, or no such model (the message names the models served)",
     "413": "the body is over 1 MiB, or an upload over max_upload_bytes",
     "422": "the request or the media cannot be transcribed; `error.code` says which",
     "429": "too many requests in flight, or too many jobs waiting across the fleet; see Retry-After",
@@ -116,6 +116,16 @@ def document() -> dict[str, Any]:
                     "security": [{"ApiKey": []}, {"Bearer": []}, {}],
                 }
             },
+            "/v1/models": {
+                "get": {
+                    "summary": "OpenAI-compatible: the models served, the default first",
+                    "responses": {
+                        "200": {"description": '{"object": "list", "data": [{"id", ...}]}'},
+                        **_error_responses(),
+                    },
+                    "security": [{"ApiKey": []}, {"Bearer": []}, {}],
+                }
+            },
             "/v1/jobs": {
                 "post": {
                     "summary": "Start a job: the /v1/transcribe body plus webhook_url (or a multipart file)",
@@ -165,7 +175,7 @@ def document() -> dict[str, Any]:
                 },
             },  # fmt: skip
             "/healthz": {"get": {"summary": "the process is up", "responses": {"200": {"description": "ok"}}}},
-            "/readyz": {"get": {"summary": "every Triton endpoint has its models ready", "responses": probe}},
+            "/readyz": {"get": {"summary": "Redis and one Triton endpoint or more ready", "responses": probe}},
         },
         "components": {
             "schemas": _schemas(),

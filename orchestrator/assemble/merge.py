@@ -49,26 +49,36 @@ def merge_chunks(parts: Sequence[tuple[MacroChunk, ChunkResult]], duration_s: fl
     merged: list[TimedText] = []
     ordered = sorted(parts, key=lambda p: p[0].start_s)
     for n, (chunk, result) in enumerate(ordered):
-        own_from = chunk.start_s if n > 0 else -math.inf
-        own_to = chunk.end_s if n < len(ordered) - 1 else math.inf
-        for raw in result.segments:
-            if not raw.text.strip():
-                continue  # a blank segment must not move the cursor
-            seg = raw.shifted(chunk.offset_s).owned_part(own_from, own_to)
-            if seg is None:
-                continue
-            start = min(max(0.0, seg.start_s), duration_s)
-            end = min(max(start, seg.end_s), duration_s)
-            prev_end = merged[-1].end_s if merged else 0.0
-            if merged and end <= prev_end - OVERLAP_EPS_S and start < prev_end:
-                continue
-            start = min(max(start, prev_end), duration_s)
-            end = min(max(end, start + MIN_SEGMENT_S), duration_s)
-            if end <= start:
-                continue  # nothing left of it inside the media
-            words = _clamped_words(seg.words, start, end)
-            merged.append(TimedText(start, end, seg.text.strip(), result.language, words, seg))
+        merge_chunk(merged, chunk, result, first=n == 0, last=n == len(ordered) - 1, duration_s=duration_s)
     return merged
+
+
+def merge_chunk(
+    merged: list[TimedText], chunk: MacroChunk, result: ChunkResult, first: bool, last: bool, duration_s: float
+) -> None:
+    """Append one chunk's segments to `merged`, the chunks before it already there (merge_chunks' step).
+
+    Reads only merged[-1], so a caller that keeps the merge going chunk by chunk (progress) may
+    pass just the last kept segment."""
+    own_from = -math.inf if first else chunk.start_s
+    own_to = math.inf if last else chunk.end_s
+    for raw in result.segments:
+        if not raw.text.strip():
+            continue  # a blank segment must not move the cursor
+        seg = raw.shifted(chunk.offset_s).owned_part(own_from, own_to)
+        if seg is None:
+            continue
+        start = min(max(0.0, seg.start_s), duration_s)
+        end = min(max(start, seg.end_s), duration_s)
+        prev_end = merged[-1].end_s if merged else 0.0
+        if merged and end <= prev_end - OVERLAP_EPS_S and start < prev_end:
+            continue
+        start = min(max(start, prev_end), duration_s)
+        end = min(max(end, start + MIN_SEGMENT_S), duration_s)
+        if end <= start:
+            continue  # nothing left of it inside the media
+        words = _clamped_words(seg.words, start, end)
+        merged.append(TimedText(start, end, seg.text.strip(), result.language, words, seg))
 
 
 def join_text(segments: Sequence[TimedText]) -> str:

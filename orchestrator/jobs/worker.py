@@ -111,6 +111,7 @@ class Worker:
                 log.warning("reading the job queue failed: %s", exc)
                 entry = None
                 await asyncio.sleep(RETRY_S)
+                await ensure_group(self.store)  # Redis came back empty (NOGROUP): make it again
             if entry is None:
                 free.release()
                 continue
