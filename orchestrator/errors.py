@@ -8,6 +8,7 @@
     ├── UploadTooLarge               413 an upload over max_upload_bytes
     ├── Overloaded                   429 the queue is full (with Retry-After)
     ├── ShuttingDown                 503 the service is stopping
+    ├── JobsUnavailable              503 the service runs without Redis: no jobs
     ├── RequestTimeout               504 over the per-request limit
     ├── MediaError                   422 the media URL cannot be transcribed
     │   ├── MediaForbidden               private/loopback/metadata address, or a non-http redirect
@@ -17,6 +18,7 @@
     │   ├── MediaHttpError               the media server answered 4xx/5xx
     │   ├── RangeNotSupported            no 206 to `Range: bytes=0-0`
     │   ├── MediaEmpty                   a zero-length file
+    │   ├── UploadMissing                an uploaded job's file is not on the disk of the worker that took it
     │   ├── MediaNotMedia                a web page, not audio or video
     │   ├── MediaUnreadable              FFmpeg finds no audio it can decode
     │   │   └── MediaNoAudio                 a container without an audio stream
@@ -102,6 +104,14 @@ class MediaEmpty(MediaError):
     hint = "The file at media_url has no bytes; check the upload finished."
 
 
+class UploadMissing(MediaError):
+    code = "upload_missing"
+    hint = (
+        "The orchestrators must share LONGSCRIBE_UPLOAD_DIR (one volume all of them mount) to run uploaded jobs; "
+        "upload again, or send the media's URL."
+    )
+
+
 class MediaNotMedia(MediaError):
     code = "media_not_audio"
     hint = "media_url points to a web page: link to the audio or video file itself."
@@ -169,6 +179,12 @@ class ShuttingDown(LongscribeError):
     status = 503
     code = "shutting_down"
     hint = "The service is stopping; retry on another replica or in a moment."
+
+
+class JobsUnavailable(LongscribeError):
+    status = 503
+    code = "jobs_unavailable"
+    hint = "Set LONGSCRIBE_REDIS_URL, or start the service with `longscribe serve` (it runs a local Redis)."
 
 
 class RequestTimeout(LongscribeError):

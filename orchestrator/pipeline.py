@@ -7,7 +7,6 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from longscribe_core.audio import SAMPLE_RATE, Int16Audio
@@ -25,15 +24,30 @@ from orchestrator.media.range_check import check_range_support
 from orchestrator.media.relay import MediaRelay, Source
 from orchestrator.plan import language as spoken
 from orchestrator.plan import macro
-from orchestrator.schemas import Timings, TranscribeOutput, TranscribeRequest
+from orchestrator.schemas import MediaRequest, Timings, TranscribeOutput, TranscribeRequest
 from orchestrator.settings import Settings
 
 T = TypeVar("T")
 
 
+class Checkpoints(Protocol):
+    """Macro chunks an earlier run of the same request finished, and where each new one is kept.
+
+    A job taken over or handed back resumes through this: chunks whose plan
+    matches a kept part are not decoded nor transcribed again."""
+
+    def take(self, chunk: macro.MacroChunk) -> ChunkPart | None:
+        """The part kept for this planned chunk, if an earlier run finished it with the same cut."""
+        ...
+
+    async def save(self, part: ChunkPart) -> None:
+        """Keep a finished part (before it is reported)."""
+        ...
+
+
 class Transcriber(Protocol):
     def __call__(
-        self, request: TranscribeRequest, upload: Path | None = None, progress: OnProgress | None = None
+        self, request: MediaRequest, progress: OnProgress | None = None, checkpoints: Checkpoints | None = None
     ) -> Awaitable[TranscribeOutput]: ...
 
 
@@ -64,24 +78,27 @@ class Pipeline:
         self.search_slots = asyncio.Semaphore(SILENCE_SEARCHES_IN_FLIGHT)
 
     async def __call__(
-        self, request: TranscribeRequest, upload: Path | None = None, progress: OnProgress | None = None
+        self, request: MediaRequest, progress: OnProgress | None = None, checkpoints: Checkpoints | None = None
     ) -> TranscribeOutput:
-        """Transcribe `request.media_url`, or the uploaded file `upload` with the request's params."""
-        with self.relay.open(request.media_url, path=upload) as source:
+        """Transcribe the media at `request.media_url`, or the uploaded file, with the request's params."""
+        media = request.media_url if isinstance(request, TranscribeRequest) else request.upload.path
+        with self.relay.open(media) as source:
             try:
-                return await self._transcribe(request, source, progress or (lambda p: None))
+                return await self._transcribe(request, source, progress or (lambda p: None), checkpoints)
             except MediaError:
                 source.check()  # FFmpeg only saw a broken read: the relay knows why
                 raise
 
-    async def _transcribe(self, request: TranscribeRequest, source: Source, progress: OnProgress) -> TranscribeOutput:
+    async def _transcribe(
+        self, request: MediaRequest, source: Source, progress: OnProgress, checkpoints: Checkpoints | None
+    ) -> TranscribeOutput:
         started = time.monotonic()
         timings = Timings()
         s, params = self.settings, request.params
         model = self.catalogue.pick(params.model)  # the edge checked it; a job's upload reaches here unchecked
         with _timed(timings, "probe_sec"):
             if source.path is None:  # an upload is on this disk: nothing to check
-                await check_range_support(self.relay, request.media_url)
+                await check_range_support(self.relay, source.url)
             info = await probe(source.local_url, s.ffprobe_bin, s.media_timeout_sec)
         self._check_length(info.duration_s)
         with _timed(timings, "silence_search_sec"):
@@ -93,12 +110,19 @@ class Pipeline:
         if params.language:
             language.set_result(params.language)
         tracker = Tracker(len(chunks), info.duration_s, started, params.word_timestamps, progress)
-        parts = await _all(
-            [
-                tracker.track(self._chunk(source, c, request, c is chunks[-1], language, timings, in_speech))
-                for c in chunks
-            ]
-        )
+
+        async def work(chunk: macro.MacroChunk) -> ChunkPart:
+            kept = checkpoints.take(chunk) if checkpoints is not None else None
+            if kept is not None:
+                if chunk.index == 0 and not language.done():
+                    language.set_result(kept.result.language)  # what the first chunk was heard as
+                return kept
+            part = await self._chunk(source, chunk, request, chunk is chunks[-1], language, timings, in_speech)
+            if checkpoints is not None:
+                await checkpoints.save(part)
+            return part
+
+        parts = await _all([tracker.track(work(c)) for c in chunks])
         parts += await self._beyond_probe(source, parts[-1], request, language, timings)
         source.check()  # a read the relay could not finish must not pass as the whole media
         with _timed(timings, "merge_sec"):
@@ -150,7 +174,7 @@ class Pipeline:
         self,
         source: Source,
         chunk: macro.MacroChunk,
-        request: TranscribeRequest,
+        request: MediaRequest,
         is_last: bool,
         language: asyncio.Future[str | None],
         timings: Timings,
@@ -209,7 +233,7 @@ class Pipeline:
         self,
         source: Source,
         last: ChunkPart,
-        request: TranscribeRequest,
+        request: MediaRequest,
         language: asyncio.Future[str | None],
         timings: Timings,
     ) -> list[ChunkPart]:

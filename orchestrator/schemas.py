@@ -8,6 +8,7 @@ the same answer fields (`segments`, `input_duration_sec`,
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Literal
 from urllib.parse import urlparse
 
@@ -116,6 +117,28 @@ class TranscribeRequest(BaseModel):
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise ValueError("media_url must be an http:// or https:// URL")
         return url
+
+
+class UploadedMedia(BaseModel):
+    """A file a client uploaded, waiting on a disk every orchestrator that may run it can read."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: Path = Field(description="where the file waits (under upload_dir); deleted when its work ends")
+    filename: str = Field("", description="the name the client gave it (logs and messages only)")
+
+
+class UploadRequest(BaseModel):
+    """An uploaded file to transcribe: the same params as a URL request, the media on disk."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    upload: UploadedMedia
+    params: TranscribeParams = Field(default_factory=TranscribeParams)
+    response_format: ResponseFormat = "json"
+
+
+MediaRequest = TranscribeRequest | UploadRequest  # what the pipeline transcribes: media at a URL, or an upload
 
 
 class WordOut(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any, Literal
 
@@ -88,7 +89,9 @@ class Settings(BaseSettings):
     )
     max_upload_bytes: int = Field(2 * 1024**3, gt=0, description="largest file accepted by /v1/audio/transcriptions")
     upload_dir: Path | None = Field(
-        None, description="where uploads wait while transcribed; empty: the system temp dir"
+        None,
+        description="where uploads wait while transcribed; empty: the system temp dir. With several "
+        "orchestrators, a volume all of them mount: an uploaded job runs on whichever worker takes it",
     )
     job_ttl_sec: float = Field(3600.0, gt=0, description="how long a finished job's result is kept")
     webhook_secret: str = Field("", description="HMAC-SHA256 key that signs job webhooks; empty: unsigned")
@@ -118,8 +121,12 @@ class Settings(BaseSettings):
     )
     ffmpeg_bin: str = Field("ffmpeg", description="FFmpeg executable")
     ffprobe_bin: str = Field("ffprobe", description="ffprobe executable")
-    # Jobs on Redis (the job store defines this too; keep one definition when merged)
-    redis_url: str = Field("", description="Redis of the job store, e.g. redis://host:6379/0; /readyz PINGs it")
+    # Jobs: their state, events, results and checkpoints live in one Redis that every orchestrator shares
+    redis_url: str = Field(
+        "",
+        description="redis://host:port/db shared by every orchestrator (/readyz PINGs it); empty: `longscribe "
+        "serve` starts and stops a local redis-server with its data in redis_dir",
+    )
 
     # The managed Triton of `longscribe serve`
     model_repository: Path = Field(REPO_ROOT / "model_repository", description="Triton model repository")
@@ -137,6 +144,28 @@ class Settings(BaseSettings):
     triton_grpc_port: int = Field(8001, description="managed Triton's gRPC port")
     triton_metrics_port: int = Field(8002, description="managed Triton's metrics port")
     triton_start_timeout_sec: float = Field(300.0, gt=0, description="time allowed for models to load")
+
+    # Jobs: their state, events, results and checkpoints live in one Redis that every orchestrator shares
+    redis_dir: Path = Field(
+        default_factory=lambda: Path(sys.prefix) / "share" / "longscribe" / "redis",
+        description="data of the managed redis-server (append-only: jobs survive a restart)",
+    )
+    redis_server_bin: str = Field("redis-server", description="the managed Redis's executable")
+    job_workers: int = Field(
+        4, ge=0, description="jobs this orchestrator runs at once (each under admission); 0: API only"
+    )
+    max_queued_jobs: int = Field(
+        64, ge=0, description="jobs waiting to start across the fleet; beyond, POST /v1/jobs answers 429"
+    )
+    job_lease_sec: float = Field(
+        30.0, gt=0, description="a running job whose worker has not renewed it this long is taken over by another"
+    )
+    job_max_attempts: int = Field(
+        5, ge=1, description="times a job is started (takeovers and hand-backs included) before it fails"
+    )
+    webhook_retry_sec: float = Field(
+        600.0, gt=0, description="how long a webhook is retried, with backoff, before it is given up"
+    )
 
     @field_validator("chunks_in_flight_per_endpoint", "max_requests_in_flight", "max_queued_requests", mode="before")
     @classmethod

@@ -8,12 +8,10 @@ import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import aiohttp
 import prometheus_client
 from aiohttp import web
-from yarl import URL
 
-from orchestrator.api import auth, job_routes, openai_compat, openapi, readiness, transcripts
+from orchestrator.api import auth, job_routes, job_wiring, openai_compat, openapi, readiness, transcripts
 from orchestrator.api.admission import Admission
 from orchestrator.api.edge import (
     MAX_BODY_BYTES,
@@ -30,11 +28,10 @@ from orchestrator.errors import RequestTimeout
 from orchestrator.infer import capacity, discovery
 from orchestrator.infer.catalogue import Catalogue
 from orchestrator.infer.pool import TritonPool
-from orchestrator.jobs import store as jobs
 from orchestrator.media import guard
 from orchestrator.media.relay import relaying
-from orchestrator.pipeline import Pipeline, Transcriber
-from orchestrator.schemas import TranscribeOutput, TranscribeRequest
+from orchestrator.pipeline import Checkpoints, Pipeline, Transcriber
+from orchestrator.schemas import MediaRequest, TranscribeOutput
 from orchestrator.settings import Settings
 
 log = logging.getLogger("longscribe.app")
@@ -44,18 +41,21 @@ MODEL_HEADER = "X-Longscribe-Model"  # the model that answered, whatever the for
 
 
 async def run_transcription(
-    app: web.Application, parsed: TranscribeRequest, upload: Path | None = None, progress: OnProgress | None = None
+    app: web.Application,
+    parsed: MediaRequest,
+    progress: OnProgress | None = None,
+    checkpoints: Checkpoints | None = None,
+    admitted: bool = False,
 ) -> TranscribeOutput:
-    """One transcription under the service's admission control and per-request deadline."""
+    """One transcription under the service's admission control and per-request deadline.
+
+    `admitted`: a job, already accepted by the fleet's queue, waits for a slot without a room check."""
     settings, metrics = app[SETTINGS], app[METRICS]
     deadline = asyncio.timeout(settings.request_timeout_sec)  # counts from now: waiting in the queue included
     metrics.in_flight.inc()
     try:
-        async with app[ADMISSION].slot(), deadline:
-            if upload or progress:
-                output = await app[TRANSCRIBER](parsed, upload, progress)
-            else:  # the plain call: stand-in transcribers in the unit tests take only the request
-                output = await app[TRANSCRIBER](parsed)
+        async with app[ADMISSION].slot(admitted), deadline:
+            output = await app[TRANSCRIBER](parsed, progress, checkpoints)
     except TimeoutError as exc:
         if not deadline.expired():
             raise
@@ -93,7 +93,8 @@ async def model(request: web.Request) -> web.Response:
 
 async def metrics_endpoint(request: web.Request) -> web.Response:
     metrics = request.app[METRICS]
-    metrics.jobs_in_flight.set(request.app[JOBS].in_flight())
+    if JOBS in request.app:
+        metrics.jobs_in_flight.set(await request.app[JOBS].in_flight())
     if metrics.count_queued_jobs is not None:
         metrics.jobs_queued.set(await metrics.count_queued_jobs())
     pool = request.app.get(POOL)
@@ -134,16 +135,12 @@ def create_app(
     app[RESOLVE] = resolve
     app[KEYS] = auth.load_keys(settings.api_keys, settings.api_keys_file)
     app[ADMISSION] = Admission(settings.max_requests_in_flight, settings.max_queued_requests, settings.retry_after_sec)
-    app[METRICS].count_queued_jobs = lambda: _waiting(app)  # the jobs on Redis count the fleet's queue instead
-    app[JOBS] = jobs.JobStore(
-        run=lambda request, progress, upload: run_transcription(app, request, upload, progress),
-        ttl_s=settings.job_ttl_sec,
-        webhook_secret=settings.webhook_secret,
-        post_webhook=lambda url, body, headers: _post_webhook(app, url, body, headers),
-    )
+    app[METRICS].count_queued_jobs = lambda: _waiting(app)
     app.cleanup_ctx.append(_media_client_ctx)
     app.cleanup_ctx.append(_loop_lag_probe_ctx)
-    app.on_shutdown.append(_stop_jobs)
+    job_wiring.wire(
+        app, lambda request, progress, checkpoints: run_transcription(app, request, progress, checkpoints, True)
+    )
     if transcriber is not None:
         app[TRANSCRIBER] = transcriber
     else:
@@ -166,8 +163,9 @@ def create_app(
 
 
 async def _waiting(app: web.Application) -> int:
-    """This process's queue: requests and jobs admitted but waiting for a slot."""
-    return app[ADMISSION].waiting
+    """What users wait in: this process's admission queue, plus the jobs waiting anywhere in the fleet."""
+    store = app.get(JOBS)
+    return app[ADMISSION].waiting + (await store.queued() if store is not None else 0)
 
 
 async def _media_client_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -185,20 +183,6 @@ async def _loop_lag_probe_ctx(app: web.Application) -> AsyncIterator[None]:
     probe.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await probe
-
-
-async def _stop_jobs(app: web.Application) -> None:
-    """On shutdown, before any client closes: a job cancelled later would find its relay and pool gone."""
-    await app[JOBS].close()
-
-
-async def _post_webhook(app: web.Application, url: str, body: bytes, headers: dict[str, str]) -> None:
-    session, policy = app[MEDIA_CLIENT]
-    guard.check_literal(URL(url), policy)
-    timeout = aiohttp.ClientTimeout(total=jobs.WEBHOOK_TIMEOUT_S)
-    async with session.post(url, data=body, headers=headers, allow_redirects=False, timeout=timeout) as response:
-        if response.status >= 300:
-            log.warning("webhook %s answered %d", url, response.status)
 
 
 async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:

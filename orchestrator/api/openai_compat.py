@@ -29,10 +29,17 @@ from pydantic import ValidationError
 from orchestrator import formats
 from orchestrator.errors import InvalidRequest, UploadTooLarge
 from orchestrator.infer.catalogue import Catalogue
-from orchestrator.schemas import TranscribeOutput, TranscribeParams, TranscribeRequest
+from orchestrator.schemas import (
+    MediaRequest,
+    TranscribeOutput,
+    TranscribeParams,
+    TranscribeRequest,
+    UploadedMedia,
+    UploadRequest,
+)
 from orchestrator.settings import Settings
 
-RunTranscription = Callable[[web.Application, TranscribeRequest, Path | None], Awaitable[TranscribeOutput]]
+RunTranscription = Callable[[web.Application, MediaRequest], Awaitable[TranscribeOutput]]
 FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
 GRANULARITIES = ("segment", "word")
 READ_BYTES = 1 << 20
@@ -42,7 +49,13 @@ STARTED = int(time.time())  # /v1/models' `created`: the weights were loaded at 
 @dataclass
 class Form:
     fields: dict[str, list[str]] = field(default_factory=dict)
-    upload: Path | None = None
+    upload: UploadedMedia | None = None
+
+    def discard(self) -> None:
+        """Delete the uploaded file, if any (its request failed, or is done with it)."""
+        if self.upload is not None:
+            with contextlib.suppress(OSError):
+                self.upload.path.unlink(missing_ok=True)
 
     def one(self, name: str) -> str | None:
         values = self.fields.get(name)
@@ -67,16 +80,14 @@ async def read_form(request: web.Request, upload_dir: Path | None, max_bytes: in
             if not isinstance(part, BodyPartReader) or part.name is None:
                 continue
             if part.name == "file" and part.filename is not None:
-                form.upload = await _save(part, upload_dir, max_bytes)
+                form.upload = UploadedMedia(path=await _save(part, upload_dir, max_bytes), filename=part.filename)
             else:
                 form.fields.setdefault(part.name, []).append(await part.text())
     except (HttpProcessingError, ValueError, LookupError) as exc:  # a malformed body, header or charset
-        if form.upload is not None:
-            form.upload.unlink(missing_ok=True)
+        form.discard()
         raise InvalidRequest(f"the multipart body could not be read: {exc}") from exc
     except BaseException:
-        if form.upload is not None:
-            form.upload.unlink(missing_ok=True)
+        form.discard()
         raise
     return form
 
@@ -98,7 +109,7 @@ async def _save(part: BodyPartReader, upload_dir: Path | None, max_bytes: int) -
     return path
 
 
-def _request(form: Form) -> TranscribeRequest:
+def _request(form: Form) -> MediaRequest:
     url = form.one("url")
     if form.upload is None and not url:
         raise InvalidRequest("send the audio as a multipart `file`, or its address as `url`")
@@ -121,11 +132,10 @@ def _request(form: Form) -> TranscribeRequest:
         )
         if form.upload is None:
             return TranscribeRequest(media_url=str(url), params=params, response_format="verbose_json")
+        return UploadRequest(upload=form.upload, params=params, response_format="verbose_json")
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
         raise InvalidRequest(f"invalid request: {problems}") from exc
-    # an upload has no URL: the pipeline is handed the file itself
-    return TranscribeRequest.model_construct(media_url="upload:", params=params, response_format="verbose_json")
 
 
 def _verbose(output: TranscribeOutput, words: bool) -> dict[str, Any]:
@@ -176,11 +186,9 @@ async def transcriptions(request: web.Request, settings: Settings, run: RunTrans
             raise InvalidRequest(f"response_format must be one of {', '.join(FORMATS)}")
         parsed = _request(form)
         Catalogue.from_settings(settings).pick(parsed.params.model)
-        output = await run(request.app, parsed, form.upload)
+        output = await run(request.app, parsed)
     finally:
-        if form.upload is not None:
-            with contextlib.suppress(OSError):
-                form.upload.unlink()
+        form.discard()
     return render(output, fmt, words=parsed.params.word_timestamps)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from orchestrator.jobs.store import JobRequest
+from orchestrator.jobs.records import JobRequest
 from orchestrator.schemas import RESPONSE_FORMATS, TranscribeOutput, TranscribeRequest
 
 REF = "#/components/schemas/{model}"
@@ -39,9 +39,9 @@ ERRORS = {
     "404": "no such job, or no such model (the message names the models served)",
     "413": "the body is over 1 MiB, or an upload over max_upload_bytes",
     "422": "the request or the media cannot be transcribed; `error.code` says which",
-    "429": "too many requests in flight; see Retry-After",
+    "429": "too many requests in flight, or too many jobs waiting across the fleet; see Retry-After",
     "502": "inference failed",
-    "503": "no inference endpoint answers, or the service is stopping",
+    "503": "no inference endpoint answers, the service is stopping, or it keeps no jobs (no Redis)",
     "504": "over the per-request time limit",
 }
 
@@ -143,11 +143,12 @@ def document() -> dict[str, Any]:
             "/v1/jobs/{job_id}": {
                 "parameters": [JOB_ID],
                 "get": {
-                    "summary": "status, progress, the finished prefix or the result",
+                    "summary": "status, the worker running it, progress (chunks_resumed too), the finished "
+                    "prefix or the result, the webhook's delivery",
                     "responses": {"200": {"description": "the job"}, **_error_responses()},
                 },
                 "delete": {
-                    "summary": "cancel",
+                    "summary": "cancel, wherever it runs",
                     "responses": {"200": {"description": "the job, cancelled"}, **_error_responses()},
                 },
             },  # fmt: skip

@@ -9,6 +9,7 @@ import ctypes
 import logging
 import signal
 import sys
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from orchestrator.common.net import free_port, serving
 from orchestrator.common.observability import use_json_logs
 from orchestrator.infer.repository import ModelsUnavailable
 from orchestrator.infer.triton_server import TritonStartError, running_triton
+from orchestrator.jobs.redis_server import RedisStartError, running_redis
 from orchestrator.settings import Settings
 
 log = logging.getLogger("longscribe")
@@ -33,8 +35,12 @@ MODEL_HELP = (
 
 @contextlib.asynccontextmanager
 async def service(settings: Settings, start_triton: bool) -> AsyncIterator[str]:
-    """Triton (unless external endpoints are given) and the REST API; yield the API's URL."""
+    """Redis and Triton (unless given) and the REST API; yield the API's URL."""
     async with contextlib.AsyncExitStack() as stack:
+        if not settings.redis_url:  # entered first, left last: the jobs are handed back into it
+            settings = settings.model_copy(
+                update={"redis_url": await stack.enter_async_context(running_redis(settings))}
+            )
         if start_triton:
             grpc_url = await stack.enter_async_context(running_triton(settings))
             settings = settings.model_copy(update={"triton_grpc_urls": [grpc_url]})
@@ -111,6 +117,8 @@ async def _transcribe(args: argparse.Namespace) -> int:
                 triton_grpc_port=free_port(),
                 triton_metrics_port=free_port(),
                 allowed_media_hosts=Settings().allowed_media_hosts + ["127.0.0.1"] if urls != args.media else None,
+                # this service lives for one transcription: its jobs need no keeping
+                redis_dir=Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="longscribe-redis-"))),
             )
             server = await stack.enter_async_context(service(settings, start_triton=not args.triton_url))
         server = server.rstrip("/")
@@ -222,6 +230,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except TritonStartError as exc:
         print(f"longscribe: Triton did not start: {exc}", file=sys.stderr)
+        return 1
+    except RedisStartError as exc:
+        print(f"longscribe: Redis did not start: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

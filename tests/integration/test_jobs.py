@@ -19,7 +19,7 @@ from httpx_sse import aconnect_sse
 
 from orchestrator.api.app import create_app
 from orchestrator.common.net import serving
-from orchestrator.jobs.store import SIGNATURE_HEADER, sign
+from orchestrator.jobs.webhooks import SIGNATURE_HEADER, sign
 from orchestrator.settings import Settings
 
 from ..corpus import Recording, wer
@@ -31,8 +31,10 @@ SECRET = "webhook-secret-5d1"
 
 
 @pytest_asyncio.fixture(scope="module")
-async def jobs_api(triton_grpc_url: str) -> AsyncIterator[str]:
-    settings = Settings(triton_grpc_urls=[triton_grpc_url], allowed_media_hosts=LOOPBACK, webhook_secret=SECRET)
+async def jobs_api(triton_grpc_url: str, redis_url: str) -> AsyncIterator[str]:
+    settings = Settings(
+        triton_grpc_urls=[triton_grpc_url], allowed_media_hosts=LOOPBACK, webhook_secret=SECRET, redis_url=redis_url
+    )
     async with serving(create_app(settings)) as base:
         yield base
 
@@ -103,7 +105,8 @@ async def test_a_client_that_reconnects_with_last_event_id_gets_every_event_once
     async with aiohttp.ClientSession() as session:
         job_id = await start(session, jobs_api, body)
     url = f"{jobs_api}/v1/jobs/{job_id}/events"
-    first = await raw_events(url, stop_after=2)  # running, the first chunk; then the connection drops
+    first = await raw_events(url, stop_after=3)  # queued, running, the first chunk; then the connection drops
+    assert first[-1][1] == "chunk"
     await asyncio.sleep(3.0)  # more chunks finish while nobody listens
     rest = await raw_events(url, last_id=first[-1][0])
     replay = await raw_events(url)  # the whole log, after the end

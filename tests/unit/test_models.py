@@ -81,7 +81,7 @@ class Recorder:
     def __init__(self) -> None:
         self.models: list[str | None] = []
 
-    async def __call__(self, request: TranscribeRequest) -> TranscribeOutput:
+    async def __call__(self, request: TranscribeRequest, *_: object) -> TranscribeOutput:
         self.models.append(request.params.model)
         name = Catalogue.from_settings(TWO).pick(request.params.model).name  # as the pipeline names it
         return FAKE_OUTPUT.model_copy(update={"model": name})
