@@ -192,7 +192,12 @@ class Pipeline:
         decoded_end_s = read_from + len(pcm) / SAMPLE_RATE
         end_s = decoded_end_s if is_last else chunk.end_s
         return ChunkPart(
-            chunk=replace(chunk, read_start_s=read_from, end_s=max(chunk.start_s, end_s)),
+            chunk=replace(
+                chunk,
+                read_start_s=read_from,
+                end_s=max(chunk.start_s, end_s),
+                in_speech=chunk.index > 0 and chunk.start_s in in_speech,
+            ),
             result=result,
             decoded_end_s=decoded_end_s,
             n_samples=len(pcm),

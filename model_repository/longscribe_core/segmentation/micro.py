@@ -14,20 +14,22 @@ and the tests to a fake. What happens to each piece:
    survives every temperature, and text without a letter are dropped.
 4. Where the decoder stopped early, at its token limit or by closing the
    window before its speech ended, the rest is decoded again on its own.
-5. Segments are split at pauses between their words and their starts moved
-   to where speech begins (`pauses`).
+5. The windows' segments are put together by `assembly`: split at pauses
+   between their words, starts moved to where speech begins, and each join
+   (new window or not, cut in speech or in a pause, gap) recorded.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import itertools
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 from numpy.typing import NDArray
 
-from longscribe_core import quality
+from longscribe_core import assembly, quality
 from longscribe_core.audio import (
     MAX_WINDOW_S,
     MAX_WINDOW_SAMPLES,
@@ -42,7 +44,6 @@ from longscribe_core.audio import (
     smoothed_energy,
     speech_level,
 )
-from longscribe_core.segmentation.pauses import snap_start, split_at_pauses
 from longscribe_core.segments import ChunkResult, Segment
 
 # audio, sampling temperature -> what Whisper heard
@@ -184,12 +185,7 @@ async def transcribe_macro_chunk(
     chunk = _Chunk(pcm, envelope, levels, envelope > levels, transcribe)
     pieces = plan_pieces(envelope, int(max_s * SAMPLE_RATE), chunk.levels) if len(pcm) else []
     per_piece = await asyncio.gather(*(chunk.piece(p, MAX_TAIL_ROUNDS) for p in pieces))
-    segments = [
-        snap_start(part, envelope, chunk.levels)
-        for group in per_piece
-        for seg in group
-        for part in split_at_pauses(seg, envelope, chunk.levels)
-    ]
+    segments = assembly.assemble_pieces(per_piece, envelope, chunk.levels)
     languages = chunk.languages
     return ChunkResult(segments=tuple(segments), language=languages[min(languages)] if languages else None)
 
@@ -210,6 +206,7 @@ class _Chunk:
     transcribe: TranscribePiece
     # piece start -> its language; the earliest piece speaks for the chunk
     languages: dict[int, str] = field(default_factory=dict)
+    window_ids: Iterator[int] = field(default_factory=itertools.count)  # each decode window's mark for assembly
 
     async def piece(self, p: Piece, tail_rounds: int, strict: bool = False) -> list[Segment]:
         loud = np.flatnonzero(self.speaks[p.lo : p.hi])
@@ -227,7 +224,8 @@ class _Chunk:
             self.languages.setdefault(p.own_lo, result.language)
         heard = [cap_words(s.shifted(p.lo / SAMPLE_RATE)) for s in result.segments]
         owned = (s.owned_part(p.own_lo / SAMPLE_RATE, p.own_hi / SAMPLE_RATE) for s in heard)
-        segments = [s for s in owned if s is not None]
+        in_speech = 0 < p.own_lo < len(self.speaks) and bool(self.speaks[p.own_lo])
+        segments = assembly.window_segments((s for s in owned if s is not None), next(self.window_ids), in_speech)
         if not strict:  # skipped speech inside the window, decoded on its own and held to the tail's rules
             stretches = skipped_speech(heard, p, self.speaks)
             skipped = [Piece(a, b, max(a, p.own_lo), min(b, p.own_hi)) for a, b in stretches]
