@@ -10,7 +10,11 @@ The one home of the rules that put independently decoded text together:
    to media time, each word kept by the one chunk whose own span holds it,
    duplicates dropped, times clipped and made non-overlapping, and the joins
    recorded again in media time, now with chunk joins.
-3. `join_text`: the segments' texts as one string.
+3. `reconcile_joins`: case and sentence punctuation mended where two
+   windows meet, from the join facts (Whisper starts every window with a
+   capital and likes to end it with a full stop).
+4. `join_text`: the segments' texts as one string; languages written without
+   spaces join without one.
 
 No Triton and no aiohttp: both callers convert their records to these.
 """
@@ -18,6 +22,7 @@ No Triton and no aiohttp: both callers convert their records to these.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -25,6 +30,15 @@ from longscribe_core.audio import Envelope
 from longscribe_core.segmentation.pauses import snap_start, split_at_pauses
 from longscribe_core.segments import ChunkResult, Join, Segment, Word
 
+# Joins between windows whose text is reconciled, and the pauses that decide how. Chosen by measurement
+# (bench/accuracy.py's cased recording, formatted WER and join artifacts, at 300/30 and 20/8): 0.5-3 s
+# for SHORT_GAP_S and 2-10 s for LONG_PAUSE_S scored alike; 1 s for both cost 1.7 artifacts / 1000 words.
+# Joins inside one window are Whisper's own, decoded with context: reconciling them changed nothing.
+RECONCILED_JOINS = frozenset({"piece", "chunk"})
+SHORT_GAP_S = 1.0  # a window-initial capital after a pause this short is the window's, not the sentence's
+LONG_PAUSE_S = 2.0  # a pause this long ends a sentence: the full stop before it stays
+NO_SPACE_LANGUAGES = frozenset({"zh", "ja", "th", "lo", "km", "my", "bo", "yue"})  # written without spaces
+ABBREVIATIONS = frozenset({"mr.", "mrs.", "ms.", "dr.", "st.", "etc.", "vs.", "no.", "jr.", "sr."})
 OVERLAP_EPS_S = 0.02  # one Whisper timestamp step
 MIN_SEGMENT_S = 0.02  # a kept segment lasts at least one timestamp step: subtitles need start < end
 
@@ -142,8 +156,100 @@ def assemble_chunks(parts: Sequence[tuple[ChunkSpan, ChunkResult]], duration_s: 
             join = _joined(prev, prev_end, start, replace(seg.join, chunk=chunk.index), chunk.in_speech)
             words = _clamped_words(seg.words, start, end)
             merged.append(TimedText(start, end, seg.text.strip(), result.language, words, seg, join))
-    return merged
+    return reconcile_joins(merged)
+
+
+def _spaced(t: TimedText) -> bool:
+    return (t.language or "").split("-")[0] not in NO_SPACE_LANGUAGES
 
 
 def join_text(segments: Sequence[TimedText]) -> str:
-    return " ".join(s.text for s in segments)
+    """The texts in order, one space apart, none between two in a language written without spaces."""
+    out: list[str] = []
+    for prev, seg in zip([None, *segments], segments):
+        if prev is not None and (_spaced(prev) or _spaced(seg)):
+            out.append(" ")
+        out.append(seg.text)
+    return "".join(out)
+
+
+_FIRST_WORD = re.compile(r"^\W*?([^\W\d_][\w']*)")
+_TOKEN = re.compile(r"[\w'.]+|[,;:?!]")
+
+
+def _ends_sentence(text: str) -> bool:
+    """Ends with . ? ! but not with an ellipsis or an abbreviation."""
+    if not text.endswith((".", "?", "!")) or text.endswith(".."):
+        return False
+    last = text.rsplit(maxsplit=1)[-1].lower()
+    return not (last in ABBREVIATIONS or last.count(".") > 1)  # "i.e." and "U.S." are no sentence end
+
+
+def _kept_capitals(timed: Sequence[TimedText]) -> set[str]:
+    """Words the transcript writes with a capital in mid-sentence somewhere: names, not window starts."""
+    kept: set[str] = set()
+    for t in timed:
+        toks = _TOKEN.findall(t.text)
+        for prev, tok in zip(toks, toks[1:]):
+            word = tok.rstrip(".")
+            if word[:1].isupper() and not _ends_sentence(prev):
+                kept.add(word)
+    return kept
+
+
+def _lowerable(word: str, kept: set[str]) -> bool:
+    """A capital that could be only the window's: not "I", not an acronym, not a name."""
+    if word == "I" or word.startswith("I'") or word in kept:
+        return False
+    return word[0].isupper() and (len(word) == 1 or word[1:].islower())
+
+
+def _strip_end(t: TimedText, suffix: str) -> TimedText:
+    """`t` without `suffix` at its end, and its last word without it too."""
+    words = t.words
+    if words and words[-1].text.endswith(suffix):
+        words = (*words[:-1], replace(words[-1], text=words[-1].text[: -len(suffix)]))
+    return replace(t, text=t.text[: -len(suffix)].rstrip(), words=words)
+
+
+def _lower_first(t: TimedText, word: str, at: int) -> TimedText:
+    """`t` with `word`, found at `at` in its text, starting in lower case; its first word too."""
+    lowered = word[0].lower() + word[1:]
+    words = t.words
+    if words and words[0].text.lstrip().startswith(word):
+        w0 = words[0]
+        lead = len(w0.text) - len(w0.text.lstrip())
+        words = (replace(w0, text=w0.text[:lead] + lowered + w0.text[lead + len(word) :]), *words[1:])
+    return replace(t, text=t.text[:at] + lowered + t.text[at + len(word) :], words=words)
+
+
+def reconcile_joins(timed: Sequence[TimedText]) -> list[TimedText]:
+    """Case and sentence punctuation at the joins between windows, from the join facts. Pure.
+
+    At a piece or chunk join between two texts written with spaces:
+    - a full stop before a word in lower case goes, unless a pause of
+      LONG_PAUSE_S lies between: the next window heard the sentence go on;
+    - an ellipsis goes when the pause is under SHORT_GAP_S: the cut, not the
+      speaker, trailed off;
+    - then, where the text before does not end a sentence and the pause is
+      under SHORT_GAP_S, the next window's first capital is lowered, unless
+      it is "I", an acronym or a word the transcript capitalises elsewhere
+      in mid-sentence.
+    """
+    out = list(timed)
+    kept = _kept_capitals(timed)
+    for i in range(1, len(out)):
+        prev, cur = out[i - 1], out[i]
+        if cur.join.kind not in RECONCILED_JOINS or not (_spaced(prev) and _spaced(cur)):
+            continue
+        first = _FIRST_WORD.match(cur.text)
+        if first is None:
+            continue
+        word, gap_s = first.group(1), cur.join.gap_s
+        if _ends_sentence(prev.text) and prev.text.endswith(".") and word[0].islower() and gap_s < LONG_PAUSE_S:
+            prev = out[i - 1] = _strip_end(prev, ".")
+        if prev.text.endswith("...") and gap_s < SHORT_GAP_S:
+            prev = out[i - 1] = _strip_end(prev, "...")
+        if not _ends_sentence(prev.text) and gap_s < SHORT_GAP_S and _lowerable(word, kept):
+            out[i] = _lower_first(cur, word, first.start(1))
+    return out
