@@ -11,7 +11,9 @@ and the tests to a fake. What happens to each piece:
    nor doubled.
 3. Each piece is decoded greedily, and again hotter while the result loops or
    is unsure (`quality`). A window the decoder calls silent, a loop that
-   survives every temperature, and text without a letter are dropped.
+   survives every temperature, and text without a letter are dropped; so is a
+   window that heard only a stock phrase ("thanks for watching", a lone
+   "you") unless the decoder is sure and the audio holds the speech to say it.
 4. Where the decoder stopped early, at its token limit or by closing the
    window before its speech ended, the rest is decoded again on its own.
 5. The windows' segments are put together by `assembly`: split at pauses
@@ -60,6 +62,7 @@ LEAD_PAD = int(0.2 * SAMPLE_RATE)  # quiet audio kept before a window's first sp
 # treated as not transcribed, and decoded again when it holds this much speech.
 MAX_WORD_S = 1.5
 MIN_SKIPPED_SPEECH_S = 1.0
+MIN_STOCK_SPEECH_S = 1.0  # speech energy a window needs to keep a stock phrase ("thanks for watching": ~1 s)
 LEVEL_BLOCK_S = 5.0  # the speech level is set afresh every this many seconds,
 LEVEL_CONTEXT_S = 15.0  # from the loudness of this much audio around
 
@@ -218,7 +221,7 @@ class _Chunk:
         # a second look (a tail, skipped speech) must be confident greedily: every window costs a
         # full encoder pass, and a short clip the first decode passed over rarely earns six
         result = await decode_with_fallback(self.pcm[p.lo : p.hi], self.transcribe, (0.0,) if strict else FALLBACK)
-        if result is None or (strict and not _confident(result)):
+        if result is None or (strict and not _confident(result)) or self.stock_only(result, p):
             return []
         if result.language and result.segments:
             self.languages.setdefault(p.own_lo, result.language)
@@ -243,6 +246,15 @@ class _Chunk:
         if p.hi - covered >= MIN_TAIL_S * SAMPLE_RATE and np.any(self.speaks[covered : p.hi]):
             return segments + await self.piece(tail, tail_rounds - 1, strict=True)
         return segments
+
+    def stock_only(self, result: ChunkResult, p: Piece) -> bool:
+        """Heard nothing but a stock phrase, and neither the decoder is sure of speech nor the audio holds it."""
+        if not quality.is_stock_phrase(" ".join(s.text for s in result.segments)):
+            return False
+        logprob, no_speech, _ = _score(result)
+        speech_s = np.count_nonzero(self.speaks[p.lo : p.hi]) / SAMPLE_RATE
+        unsure = no_speech > quality.STOCK_MAX_NO_SPEECH_PROB or logprob < quality.STOCK_MIN_LOGPROB
+        return unsure or speech_s < MIN_STOCK_SPEECH_S
 
     async def recut(self, p: Piece, tail_rounds: int) -> list[Segment]:
         """No closed segment before the token limit: halve the piece at its quietest middle point."""
