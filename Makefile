@@ -13,15 +13,16 @@ DEMO   := demo/lj001-printing.mp3
 install: $(STAMP)
 
 # FFmpeg decodes media; libpython3.11 is what Triton's Python-backend stub links;
-# python3-venv makes the virtual environment on a bare Debian.
+# python3-venv makes the virtual environment on a bare Debian; redis-server keeps jobs.
 system-deps:
 	@if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null \
 	  || ! /sbin/ldconfig -p | grep -q 'libpython3.11.so.1.0' \
+	  || ! command -v redis-server >/dev/null \
 	  || ! $(PYTHON) -c 'import ensurepip' 2>/dev/null; then \
-	  echo "installing FFmpeg, libpython3.11 and python3-venv with apt-get"; \
+	  echo "installing FFmpeg, libpython3.11, python3-venv and redis-server with apt-get"; \
 	  $(SUDO) apt-get update -qq && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-	    ffmpeg libpython3.11 python3-venv; \
+	    ffmpeg libpython3.11 python3-venv redis-server; \
 	fi
 
 $(STAMP): pyproject.toml | system-deps

@@ -4,9 +4,11 @@
     ├── InvalidRequest               422 the body or its params are wrong
     ├── Unauthorized                 401 no valid API key
     ├── JobNotFound                  404 no such job (or it expired)
+    ├── ModelNotFound                404 no such model on this service (the answer names those there are)
     ├── UploadTooLarge               413 an upload over max_upload_bytes
     ├── Overloaded                   429 the queue is full (with Retry-After)
     ├── ShuttingDown                 503 the service is stopping
+    ├── JobsUnavailable              503 the service runs without Redis: no jobs
     ├── RequestTimeout               504 over the per-request limit
     ├── MediaError                   422 the media URL cannot be transcribed
     │   ├── MediaForbidden               private/loopback/metadata address, or a non-http redirect
@@ -16,6 +18,7 @@
     │   ├── MediaHttpError               the media server answered 4xx/5xx
     │   ├── RangeNotSupported            no 206 to `Range: bytes=0-0`
     │   ├── MediaEmpty                   a zero-length file
+    │   ├── UploadMissing                an uploaded job's file is not on the disk of the worker that took it
     │   ├── MediaNotMedia                a web page, not audio or video
     │   ├── MediaUnreadable              FFmpeg finds no audio it can decode
     │   │   └── MediaNoAudio                 a container without an audio stream
@@ -101,6 +104,14 @@ class MediaEmpty(MediaError):
     hint = "The file at media_url has no bytes; check the upload finished."
 
 
+class UploadMissing(MediaError):
+    code = "upload_missing"
+    hint = (
+        "The orchestrators must share LONGSCRIBE_UPLOAD_DIR (one volume all of them mount) to run uploaded jobs; "
+        "upload again, or send the media's URL."
+    )
+
+
 class MediaNotMedia(MediaError):
     code = "media_not_audio"
     hint = "media_url points to a web page: link to the audio or video file itself."
@@ -133,6 +144,21 @@ class JobNotFound(LongscribeError):
     hint = "Check the id; finished jobs are kept for LONGSCRIBE_JOB_TTL_SEC (1 hour by default)."
 
 
+class ModelNotFound(LongscribeError):
+    """A request named a model this service was not started with; OpenAI answers this with 404 too."""
+
+    status = 404
+    code = "model_not_found"
+
+    def __init__(self, name: str, available: list[str]) -> None:
+        super().__init__(
+            f"the model {name!r} does not exist on this service; it serves: {', '.join(available)}",
+            hint=f"Use one of {', '.join(available)} (GET /v1/models lists them), or leave `model` out for "
+            f"{available[0]}; to serve another, add it to LONGSCRIBE_MODELS or `longscribe serve --model`.",
+        )
+        self.available = available
+
+
 class UploadTooLarge(LongscribeError):
     status = 413
     code = "upload_too_large"
@@ -153,6 +179,12 @@ class ShuttingDown(LongscribeError):
     status = 503
     code = "shutting_down"
     hint = "The service is stopping; retry on another replica or in a moment."
+
+
+class JobsUnavailable(LongscribeError):
+    status = 503
+    code = "jobs_unavailable"
+    hint = "Set LONGSCRIBE_REDIS_URL, or start the service with `longscribe serve` (it runs a local Redis)."
 
 
 class RequestTimeout(LongscribeError):

@@ -7,7 +7,6 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from longscribe_core.audio import SAMPLE_RATE, Int16Audio
@@ -16,6 +15,7 @@ from longscribe_core.segments import ChunkResult
 from orchestrator.assemble import merge, transcript
 from orchestrator.assemble.progress import ChunkPart, OnProgress, Tracker
 from orchestrator.errors import MediaError, MediaTooLong
+from orchestrator.infer.catalogue import Catalogue
 from orchestrator.infer.pool import TritonPool
 from orchestrator.infer.slots import ChunkSlots
 from orchestrator.media import ffmpeg
@@ -24,15 +24,30 @@ from orchestrator.media.range_check import check_range_support
 from orchestrator.media.relay import MediaRelay, Source
 from orchestrator.plan import language as spoken
 from orchestrator.plan import macro
-from orchestrator.schemas import Timings, TranscribeOutput, TranscribeRequest
+from orchestrator.schemas import MediaRequest, Timings, TranscribeOutput, TranscribeRequest
 from orchestrator.settings import Settings
 
 T = TypeVar("T")
 
 
+class Checkpoints(Protocol):
+    """Macro chunks an earlier run of the same request finished, and where each new one is kept.
+
+    A job taken over or handed back resumes through this: chunks whose plan
+    matches a kept part are not decoded nor transcribed again."""
+
+    def take(self, chunk: macro.MacroChunk) -> ChunkPart | None:
+        """The part kept for this planned chunk, if an earlier run finished it with the same cut."""
+        ...
+
+    async def save(self, part: ChunkPart) -> None:
+        """Keep a finished part (before it is reported)."""
+        ...
+
+
 class Transcriber(Protocol):
     def __call__(
-        self, request: TranscribeRequest, upload: Path | None = None, progress: OnProgress | None = None
+        self, request: MediaRequest, progress: OnProgress | None = None, checkpoints: Checkpoints | None = None
     ) -> Awaitable[TranscribeOutput]: ...
 
 
@@ -55,29 +70,35 @@ class Pipeline:
     observe_chunk: Callable[[float], None] = lambda seconds: None  # each macro chunk's Triton time
     chunk_slots: ChunkSlots = field(init=False)
     search_slots: asyncio.Semaphore = field(init=False)
+    catalogue: Catalogue = field(init=False)
 
     def __post_init__(self) -> None:
+        self.catalogue = Catalogue.from_settings(self.settings)
         self.chunk_slots = ChunkSlots(self.settings.chunks_in_flight_per_endpoint, self.pool)
         self.search_slots = asyncio.Semaphore(SILENCE_SEARCHES_IN_FLIGHT)
 
     async def __call__(
-        self, request: TranscribeRequest, upload: Path | None = None, progress: OnProgress | None = None
+        self, request: MediaRequest, progress: OnProgress | None = None, checkpoints: Checkpoints | None = None
     ) -> TranscribeOutput:
-        """Transcribe `request.media_url`, or the uploaded file `upload` with the request's params."""
-        with self.relay.open(request.media_url, path=upload) as source:
+        """Transcribe the media at `request.media_url`, or the uploaded file, with the request's params."""
+        media = request.media_url if isinstance(request, TranscribeRequest) else request.upload.path
+        with self.relay.open(media) as source:
             try:
-                return await self._transcribe(request, source, progress or (lambda p: None))
+                return await self._transcribe(request, source, progress or (lambda p: None), checkpoints)
             except MediaError:
                 source.check()  # FFmpeg only saw a broken read: the relay knows why
                 raise
 
-    async def _transcribe(self, request: TranscribeRequest, source: Source, progress: OnProgress) -> TranscribeOutput:
+    async def _transcribe(
+        self, request: MediaRequest, source: Source, progress: OnProgress, checkpoints: Checkpoints | None
+    ) -> TranscribeOutput:
         started = time.monotonic()
         timings = Timings()
         s, params = self.settings, request.params
+        model = self.catalogue.pick(params.model)  # the edge checked it; a job's upload reaches here unchecked
         with _timed(timings, "probe_sec"):
             if source.path is None:  # an upload is on this disk: nothing to check
-                await check_range_support(self.relay, request.media_url)
+                await check_range_support(self.relay, source.url)
             info = await probe(source.local_url, s.ffprobe_bin, s.media_timeout_sec)
         self._check_length(info.duration_s)
         with _timed(timings, "silence_search_sec"):
@@ -89,33 +110,40 @@ class Pipeline:
         if params.language:
             language.set_result(params.language)
         tracker = Tracker(len(chunks), info.duration_s, started, params.word_timestamps, progress)
-        parts = await _all(
-            [
-                tracker.track(self._chunk(source, c, request, c is chunks[-1], language, timings, in_speech))
-                for c in chunks
-            ]
-        )
+
+        async def work(chunk: macro.MacroChunk) -> ChunkPart:
+            kept = checkpoints.take(chunk) if checkpoints is not None else None
+            if kept is not None:
+                if chunk.index == 0 and not language.done():
+                    language.set_result(kept.result.language)  # what the first chunk was heard as
+                return kept
+            part = await self._chunk(source, chunk, request, chunk is chunks[-1], language, timings, in_speech)
+            if checkpoints is not None:
+                await checkpoints.save(part)
+            return part
+
+        parts = await _all([tracker.track(work(c)) for c in chunks])
         parts += await self._beyond_probe(source, parts[-1], request, language, timings)
         source.check()  # a read the relay could not finish must not pass as the whole media
         with _timed(timings, "merge_sec"):
             # what FFmpeg decoded, not what the header claimed (either way it can be wrong)
             duration_s = max((p.decoded_end_s for p in parts if p.n_samples), default=0.0)
-            timed = merge.merge_chunks([(p.chunk, p.result) for p in parts], duration_s)
+            timed = merge.final_segments([(p.chunk, p.result) for p in parts], duration_s)
         elapsed = time.monotonic() - started
         output = transcript.build(timed, duration_s, elapsed, params.word_timestamps)
-        return output.model_copy(update={"timings": timings})
+        return output.model_copy(update={"timings": timings, "model": model.name})
 
     def _check_length(self, duration_s: float) -> None:
         limit = self.settings.max_media_duration_sec
         if duration_s > limit:
             raise MediaTooLong(f"the media lasts at least {duration_s:.0f} s, over the limit of {limit:.0f} s")
 
-    async def _detect_language(self, pcm: Int16Audio) -> str | None:
-        """The language Whisper hears in the first speech of the first chunk."""
+    async def _detect_language(self, pcm: Int16Audio, whisper_model: str) -> str | None:
+        """The language the chosen Whisper model hears in the first speech of the first chunk."""
         windows = spoken.speech_windows(pcm[: int(spoken.DETECT_SPAN_S * SAMPLE_RATE)])
         if not windows:
             return None  # no speech there: each piece decides for itself
-        return spoken.vote(await self.pool.detect_language(windows))
+        return spoken.vote(await self.pool.detect_language(windows, whisper_model))
 
     async def _read(self, source: Source, start_s: float, duration_s: float, timeout_s: float) -> Int16Audio:
         """PCM of one time range, read through the relay; a read the relay cut short raises its reason."""
@@ -146,7 +174,7 @@ class Pipeline:
         self,
         source: Source,
         chunk: macro.MacroChunk,
-        request: TranscribeRequest,
+        request: MediaRequest,
         is_last: bool,
         language: asyncio.Future[str | None],
         timings: Timings,
@@ -160,6 +188,7 @@ class Pipeline:
         continues if there is more.
         """
         params = request.params
+        whisper_model = self.catalogue.pick(params.model).triton_name
 
         def overlap(cut_s: float) -> float:
             return max(params.macro_chunk_overlap_sec, CUT_OVERLAP_S if cut_s in in_speech else 0.0)
@@ -172,7 +201,7 @@ class Pipeline:
                 pcm = await self._read(source, read_from, length, s.chunk_timeout_sec)
             if chunk.index == 0 and not language.done():
                 try:
-                    language.set_result(await self._detect_language(pcm))
+                    language.set_result(await self._detect_language(pcm, whisper_model))
                 except Exception as exc:
                     language.set_exception(exc)
             # shielded: one waiter cancelled must not cancel the language for the others
@@ -187,6 +216,7 @@ class Pipeline:
                         params.silence_detection_smoothing_num_samples,
                         spoken,
                         params.prompt,
+                        whisper_model,
                     )
                 self.observe_chunk(time.monotonic() - started)
         decoded_end_s = read_from + len(pcm) / SAMPLE_RATE
@@ -208,7 +238,7 @@ class Pipeline:
         self,
         source: Source,
         last: ChunkPart,
-        request: TranscribeRequest,
+        request: MediaRequest,
         language: asyncio.Future[str | None],
         timings: Timings,
     ) -> list[ChunkPart]:

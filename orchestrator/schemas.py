@@ -8,6 +8,7 @@ the same answer fields (`segments`, `input_duration_sec`,
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Literal
 from urllib.parse import urlparse
 
@@ -17,6 +18,7 @@ from longscribe_core.audio import MAX_WINDOW_S, SAMPLE_RATE
 from orchestrator.languages import LANGUAGE_NAMES
 
 MAX_PROMPT_CHARS = 2000  # far past the 200 tokens used: a longer one is a mistake, not a hint
+MAX_MODEL_NAME_CHARS = 256  # a Hub id or a path; longer is a mistake
 MIN_MICRO_CHUNK_S = 1.0  # shorter pieces only multiply Whisper calls; Whisper needs context
 ResponseFormat = Literal["json", "text", "srt", "vtt", "verbose_json"]
 RESPONSE_FORMATS: tuple[ResponseFormat, ...] = ("json", "text", "srt", "vtt", "verbose_json")
@@ -49,6 +51,11 @@ class TranscribeParams(BaseModel):
         "else detected and reported per segment",
     )
     word_timestamps: bool = Field(False, description="add each word with its start, end and probability")
+    model: str | None = Field(
+        None,
+        max_length=MAX_MODEL_NAME_CHARS,
+        description="a model this service serves, by the name GET /v1/models lists; omitted or whisper-1: the first",
+    )
     prompt: str | None = Field(
         None,
         max_length=MAX_PROMPT_CHARS,
@@ -112,6 +119,28 @@ class TranscribeRequest(BaseModel):
         return url
 
 
+class UploadedMedia(BaseModel):
+    """A file a client uploaded, waiting on a disk every orchestrator that may run it can read."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: Path = Field(description="where the file waits (under upload_dir); deleted when its work ends")
+    filename: str = Field("", description="the name the client gave it (logs and messages only)")
+
+
+class UploadRequest(BaseModel):
+    """An uploaded file to transcribe: the same params as a URL request, the media on disk."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    upload: UploadedMedia
+    params: TranscribeParams = Field(default_factory=TranscribeParams)
+    response_format: ResponseFormat = "json"
+
+
+MediaRequest = TranscribeRequest | UploadRequest  # what the pipeline transcribes: media at a URL, or an upload
+
+
 class WordOut(BaseModel):
     """One word, when `word_timestamps` is on; times in seconds from the media start."""
 
@@ -160,6 +189,7 @@ class TranscribeOutput(BaseModel):
     processing_duration_sec: float = Field(description="wall time of this request")
     speedup: float = Field(description="input_duration_sec / processing_duration_sec")
     text: str = Field(description="the whole transcript")
+    model: str | None = Field(None, description="the model that transcribed it, by its name in GET /v1/models")
     # verbose_json only
     language: str | None = Field(None, description="the media's main language, by speech duration (verbose_json)")
     language_code: str | None = Field(None, description="its ISO 639-1 code (verbose_json)")

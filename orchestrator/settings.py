@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+DERIVED = -1  # a capacity field left at this is derived from chunks_per_triton
+QUEUE_ROUNDS = 4  # a full queue holds this many rounds of the requests running at once
 
 
 class Settings(BaseSettings):
@@ -30,9 +33,47 @@ class Settings(BaseSettings):
     )
     triton_discovery_interval_sec: float = Field(10.0, gt=0, description="how often the DNS name is resolved again")
     micro_chunk_model: str = Field("micro_chunker", description="Triton model that takes a macro chunk")
-    whisper_model: str = Field("whisper", description="Triton model the micro chunker calls (checked by /readyz)")
+    whisper_model: str = Field(
+        "whisper",
+        description="Triton model of the first (default) Whisper model; each further one is `<this>-<its name>`",
+    )
+    models: list[str] = Field(
+        default_factory=list,
+        description="Whisper models served (JSON list), each `source` or `name=source`: a packaged name (tiny.en, "
+        "base), one of faster-whisper's (small, large-v3, turbo, ...), a Hugging Face id of a CTranslate2 "
+        "Whisper repository (Org/repo, `@revision` pins it) or a CTranslate2 directory. Requests pick one "
+        "by name; the first is the default. Empty: whisper_weights, else tiny.en",
+    )
+    # Capacity: one number, chunks_per_triton, sizes everything (README "Capacity"). The three
+    # fields after it derive from it unless set; micro_chunker's instance count is checked against it.
+    chunks_per_triton: int = Field(
+        3,
+        ge=1,
+        description="macro chunks one Triton endpoint works on at once, from all orchestrators together: "
+        "micro_chunker's instance count (one chunk each); >1 lets whisper batch across chunks",
+    )
+    orchestrator_replicas: int = Field(
+        1, ge=1, description="orchestrators sending to the same Triton endpoints; each takes an equal share"
+    )
     chunks_in_flight_per_endpoint: int = Field(
-        3, ge=1, description="macro chunks sent to one endpoint at once; >1 lets whisper batch across chunks"
+        DERIVED,
+        validate_default=True,
+        ge=1,
+        description="this orchestrator's macro chunks in flight per endpoint; "
+        "default chunks_per_triton // orchestrator_replicas (at least 1)",
+    )
+    max_requests_in_flight: int = Field(
+        DERIVED,
+        validate_default=True,
+        ge=1,
+        description="requests transcribed at once by this orchestrator; default chunks_in_flight_per_endpoint + 1 "
+        "(short media keep the chunk slots full while one more request is probed and planned)",
+    )
+    max_queued_requests: int = Field(
+        DERIVED,
+        validate_default=True,
+        ge=0,
+        description=f"requests waiting for a slot, beyond them 429; default {QUEUE_ROUNDS} x max_requests_in_flight",
     )
     silence_search_window_sec: float = Field(
         10.0, gt=0, description="a macro cut moves to the quietest point within this window around it"
@@ -42,15 +83,15 @@ class Settings(BaseSettings):
     request_timeout_sec: float = Field(
         7200.0, gt=0, description="limit for one whole request; past it the request is cancelled (504)"
     )
-    max_requests_in_flight: int = Field(4, ge=1, description="requests transcribed at once")
-    max_queued_requests: int = Field(16, ge=0, description="requests waiting for a slot; beyond, 429")
     retry_after_sec: int = Field(5, ge=1, description="Retry-After sent with a 429")
     shutdown_grace_sec: float = Field(
         120.0, ge=0, description="on SIGTERM, time in-flight requests get to finish before they are cancelled"
     )
     max_upload_bytes: int = Field(2 * 1024**3, gt=0, description="largest file accepted by /v1/audio/transcriptions")
     upload_dir: Path | None = Field(
-        None, description="where uploads wait while transcribed; empty: the system temp dir"
+        None,
+        description="where uploads wait while transcribed; empty: the system temp dir. With several "
+        "orchestrators, a volume all of them mount: an uploaded job runs on whichever worker takes it",
     )
     job_ttl_sec: float = Field(3600.0, gt=0, description="how long a finished job's result is kept")
     webhook_secret: str = Field("", description="HMAC-SHA256 key that signs job webhooks; empty: unsigned")
@@ -71,6 +112,12 @@ class Settings(BaseSettings):
     )
     ffmpeg_bin: str = Field("ffmpeg", description="FFmpeg executable")
     ffprobe_bin: str = Field("ffprobe", description="ffprobe executable")
+    # Jobs: their state, events, results and checkpoints live in one Redis that every orchestrator shares
+    redis_url: str = Field(
+        "",
+        description="redis://host:port/db shared by every orchestrator (/readyz PINGs it); empty: `longscribe "
+        "serve` starts and stops a local redis-server with its data in redis_dir",
+    )
 
     # The managed Triton of `longscribe serve`
     model_repository: Path = Field(REPO_ROOT / "model_repository", description="Triton model repository")
@@ -79,8 +126,7 @@ class Settings(BaseSettings):
     )
     whisper_weights: str = Field(
         "",
-        description="Whisper weights the managed Triton loads: tiny.en, base (multilingual) or a CTranslate2 "
-        "directory; empty keeps config.pbtxt's `model` parameter",
+        description="one Whisper model, as an entry of `models` (which wins when set); kept for older setups",
     )
     triton_cpus: list[int] = Field(
         default_factory=list, description="CPUs the managed Triton may run on (its share of a machine); empty: all"
@@ -89,3 +135,42 @@ class Settings(BaseSettings):
     triton_grpc_port: int = Field(8001, description="managed Triton's gRPC port")
     triton_metrics_port: int = Field(8002, description="managed Triton's metrics port")
     triton_start_timeout_sec: float = Field(300.0, gt=0, description="time allowed for models to load")
+
+    # Jobs: their state, events, results and checkpoints live in one Redis that every orchestrator shares
+    redis_dir: Path = Field(
+        default_factory=lambda: Path(sys.prefix) / "share" / "longscribe" / "redis",
+        description="data of the managed redis-server (append-only: jobs survive a restart)",
+    )
+    redis_server_bin: str = Field("redis-server", description="the managed Redis's executable")
+    job_workers: int = Field(
+        4, ge=0, description="jobs this orchestrator runs at once (each under admission); 0: API only"
+    )
+    max_queued_jobs: int = Field(
+        64, ge=0, description="jobs waiting to start across the fleet; beyond, POST /v1/jobs answers 429"
+    )
+    job_lease_sec: float = Field(
+        30.0, gt=0, description="a running job whose worker has not renewed it this long is taken over by another"
+    )
+    job_max_attempts: int = Field(
+        5, ge=1, description="times a job is started (takeovers and hand-backs included) before it fails"
+    )
+    webhook_retry_sec: float = Field(
+        600.0, gt=0, description="how long a webhook is retried, with backoff, before it is given up"
+    )
+
+    @field_validator("chunks_in_flight_per_endpoint", "max_requests_in_flight", "max_queued_requests", mode="before")
+    @classmethod
+    def _derive_capacity(cls, value: Any, info: ValidationInfo) -> Any:
+        """Fill a capacity field left at DERIVED from the fields above it (validated first, in order)."""
+        if str(value) != str(DERIVED):
+            return value
+        known = info.data  # a field that failed validation is missing: this one then fails its own bound
+        if info.field_name == "chunks_in_flight_per_endpoint":
+            if {"chunks_per_triton", "orchestrator_replicas"} <= known.keys():
+                return max(1, known["chunks_per_triton"] // known["orchestrator_replicas"])
+        elif info.field_name == "max_requests_in_flight":
+            if "chunks_in_flight_per_endpoint" in known:
+                return known["chunks_in_flight_per_endpoint"] + 1
+        elif "max_requests_in_flight" in known:
+            return QUEUE_ROUNDS * known["max_requests_in_flight"]
+        return value

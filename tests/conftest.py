@@ -14,6 +14,7 @@ from orchestrator.api.app import create_app
 from orchestrator.common.fileserver import file_app
 from orchestrator.common.net import free_port, serving
 from orchestrator.infer.triton_server import running_triton
+from orchestrator.jobs.redis_server import running_redis
 from orchestrator.settings import Settings
 
 from .corpus import Recording, clips_under, join_clips, speech_dir
@@ -62,8 +63,33 @@ async def triton_grpc_url() -> AsyncIterator[str]:
         yield url
 
 
+TWO_MODELS = ["tiny.en", "base"]  # English-only and multilingual, both packaged
+
+
 @pytest_asyncio.fixture(scope="session")
-async def service_url(triton_grpc_url: str) -> AsyncIterator[str]:
-    settings = Settings(triton_grpc_urls=[triton_grpc_url], allowed_media_hosts=LOOPBACK)
+async def two_models_grpc_url() -> AsyncIterator[str]:
+    """One Triton serving both models at once (each its own Triton model)."""
+    ports = {"triton_http_port": free_port(), "triton_grpc_port": free_port(), "triton_metrics_port": free_port()}
+    async with running_triton(Settings(models=TWO_MODELS, **ports)) as url:
+        yield url
+
+
+@pytest_asyncio.fixture(scope="session")
+async def two_models_service_url(two_models_grpc_url: str) -> AsyncIterator[str]:
+    settings = Settings(models=TWO_MODELS, triton_grpc_urls=[two_models_grpc_url], allowed_media_hosts=LOOPBACK)
+    async with serving(create_app(settings)) as base:
+        yield base
+
+
+@pytest_asyncio.fixture(scope="session")
+async def redis_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    """A real redis-server on a free port, its data in a temporary directory: the fleet's job store."""
+    async with running_redis(Settings(redis_dir=tmp_path_factory.mktemp("redis"))) as url:
+        yield url
+
+
+@pytest_asyncio.fixture(scope="session")
+async def service_url(triton_grpc_url: str, redis_url: str) -> AsyncIterator[str]:
+    settings = Settings(triton_grpc_urls=[triton_grpc_url], allowed_media_hosts=LOOPBACK, redis_url=redis_url)
     async with serving(create_app(settings)) as base:
         yield base

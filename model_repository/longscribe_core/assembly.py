@@ -6,10 +6,11 @@ The one home of the rules that put independently decoded text together:
    segments are split where the audio pauses, their starts moved to where
    speech begins (`segmentation.pauses`), and each segment records the join
    before it: same window, new piece, in speech or in a pause, the gap.
-2. In the orchestrator (`assemble_chunks`): every chunk's segments are moved
-   to media time, each word kept by the one chunk whose own span holds it,
-   duplicates dropped, times clipped and made non-overlapping, and the joins
-   recorded again in media time, now with chunk joins.
+2. In the orchestrator (`assemble_chunks`, chunk by chunk `append_chunk`):
+   every chunk's segments are moved to media time, each word kept by the one
+   chunk whose own span holds it, duplicates dropped, times clipped and made
+   non-overlapping, and the joins recorded again in media time, now with
+   chunk joins. `transcript` = that, then step 3.
 3. `reconcile_joins`: case and sentence punctuation mended where two
    windows meet, from the join facts (Whisper starts every window with a
    capital and likes to end it with a full stop).
@@ -121,8 +122,39 @@ def _clamped_words(words: Sequence[Word], start_s: float, end_s: float) -> tuple
     return tuple(out)
 
 
+def append_chunk(
+    merged: list[TimedText], chunk: ChunkSpan, result: ChunkResult, first: bool, last: bool, duration_s: float
+) -> None:
+    """Append one chunk's segments to `merged`, the chunks before it already there (`assemble_chunks`' step).
+
+    Reads only merged[-1], so a caller that keeps the merge going chunk by
+    chunk (progress prefixes) may pass just the last kept segment.
+    """
+    own_from = -math.inf if first else chunk.start_s
+    own_to = math.inf if last else chunk.end_s
+    for raw in result.segments:
+        if not raw.text.strip():
+            continue  # a blank segment must not move the cursor
+        seg = raw.shifted(chunk.offset_s).owned_part(own_from, own_to)
+        if seg is None:
+            continue
+        start = min(max(0.0, seg.start_s), duration_s)
+        end = min(max(start, seg.end_s), duration_s)
+        prev_end = merged[-1].end_s if merged else 0.0
+        if merged and end <= prev_end - OVERLAP_EPS_S and start < prev_end:
+            continue
+        start = min(max(start, prev_end), duration_s)
+        end = min(max(end, start + MIN_SEGMENT_S), duration_s)
+        if end <= start:
+            continue  # nothing left of it inside the media
+        prev = merged[-1].join if merged else None
+        join = _joined(prev, prev_end, start, replace(seg.join, chunk=chunk.index), chunk.in_speech)
+        words = _clamped_words(seg.words, start, end)
+        merged.append(TimedText(start, end, seg.text.strip(), result.language, words, seg, join))
+
+
 def assemble_chunks(parts: Sequence[tuple[ChunkSpan, ChunkResult]], duration_s: float) -> list[TimedText]:
-    """Shift each chunk's segments by its read offset and stitch them in order.
+    """Shift each chunk's segments by its read offset and stitch them in order, joins recorded.
 
     A chunk read with overlap also hears its neighbours' edges: each word
     belongs to the chunk whose own span [start_s, end_s) holds its middle
@@ -130,33 +162,19 @@ def assemble_chunks(parts: Sequence[tuple[ChunkSpan, ChunkResult]], duration_s: 
     by both chunks is kept once and a word cut at the boundary is kept once
     (the first chunk's span starts at -inf, the last one's ends at +inf). A
     segment wholly inside what is already kept is a duplicate. Times are
-    clipped to the media and made non-overlapping.
+    clipped to the media and made non-overlapping. The text is as decoded:
+    `transcript` reconciles the joins too.
     """
     merged: list[TimedText] = []
     ordered = sorted(parts, key=lambda p: p[0].start_s)
     for n, (chunk, result) in enumerate(ordered):
-        own_from = chunk.start_s if n > 0 else -math.inf
-        own_to = chunk.end_s if n < len(ordered) - 1 else math.inf
-        for raw in result.segments:
-            if not raw.text.strip():
-                continue  # a blank segment must not move the cursor
-            seg = raw.shifted(chunk.offset_s).owned_part(own_from, own_to)
-            if seg is None:
-                continue
-            start = min(max(0.0, seg.start_s), duration_s)
-            end = min(max(start, seg.end_s), duration_s)
-            prev_end = merged[-1].end_s if merged else 0.0
-            if merged and end <= prev_end - OVERLAP_EPS_S and start < prev_end:
-                continue
-            start = min(max(start, prev_end), duration_s)
-            end = min(max(end, start + MIN_SEGMENT_S), duration_s)
-            if end <= start:
-                continue  # nothing left of it inside the media
-            prev = merged[-1].join if merged else None
-            join = _joined(prev, prev_end, start, replace(seg.join, chunk=chunk.index), chunk.in_speech)
-            words = _clamped_words(seg.words, start, end)
-            merged.append(TimedText(start, end, seg.text.strip(), result.language, words, seg, join))
-    return reconcile_joins(merged)
+        append_chunk(merged, chunk, result, first=n == 0, last=n == len(ordered) - 1, duration_s=duration_s)
+    return merged
+
+
+def transcript(parts: Sequence[tuple[ChunkSpan, ChunkResult]], duration_s: float) -> list[TimedText]:
+    """The finished transcript's segments: chunks assembled, then their joins reconciled."""
+    return reconcile_joins(assemble_chunks(parts, duration_s))
 
 
 def _spaced(t: TimedText) -> bool:

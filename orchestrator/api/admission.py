@@ -36,8 +36,10 @@ class Admission:
             )
 
     @contextlib.asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        self.check_room()
+    async def slot(self, admitted: bool = False) -> AsyncIterator[None]:
+        """Wait for a slot; `admitted` work (a job the fleet's queue accepted) waits without a room check."""
+        if not admitted:
+            self.check_room()
         self.waiting += 1
         try:
             await self.slots.acquire()

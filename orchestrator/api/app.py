@@ -8,13 +8,11 @@ import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import aiohttp
 import prometheus_client
 from aiohttp import web
-from yarl import URL
 
 from orchestrator import formats
-from orchestrator.api import auth, job_routes, openai_compat, openapi
+from orchestrator.api import auth, job_routes, job_wiring, openai_compat, openapi, readiness
 from orchestrator.api.admission import Admission
 from orchestrator.api.edge import (
     MAX_BODY_BYTES,
@@ -27,33 +25,37 @@ from orchestrator.api.keys import ADMISSION, JOBS, KEYS, MEDIA_CLIENT, METRICS, 
 from orchestrator.assemble.progress import OnProgress
 from orchestrator.common.observability import Metrics
 from orchestrator.errors import RequestTimeout
-from orchestrator.infer import discovery
+from orchestrator.infer import capacity, discovery
+from orchestrator.infer.catalogue import Catalogue
 from orchestrator.infer.pool import TritonPool
-from orchestrator.jobs import store as jobs
 from orchestrator.media import guard
 from orchestrator.media.relay import relaying
-from orchestrator.pipeline import Pipeline, Transcriber
-from orchestrator.schemas import TranscribeOutput, TranscribeRequest
+from orchestrator.pipeline import Checkpoints, Pipeline, Transcriber
+from orchestrator.schemas import MediaRequest, TranscribeOutput
 from orchestrator.settings import Settings
 
 log = logging.getLogger("longscribe.app")
 
 __all__ = ["POOL", "create_app", "run_transcription"]
+MODEL_HEADER = "X-Longscribe-Model"  # the model that answered, whatever the format
 
 
 async def run_transcription(
-    app: web.Application, parsed: TranscribeRequest, upload: Path | None = None, progress: OnProgress | None = None
+    app: web.Application,
+    parsed: MediaRequest,
+    progress: OnProgress | None = None,
+    checkpoints: Checkpoints | None = None,
+    admitted: bool = False,
 ) -> TranscribeOutput:
-    """One transcription under the service's admission control and per-request deadline."""
+    """One transcription under the service's admission control and per-request deadline.
+
+    `admitted`: a job, already accepted by the fleet's queue, waits for a slot without a room check."""
     settings, metrics = app[SETTINGS], app[METRICS]
     deadline = asyncio.timeout(settings.request_timeout_sec)  # counts from now: waiting in the queue included
     metrics.in_flight.inc()
     try:
-        async with app[ADMISSION].slot(), deadline:
-            if upload or progress:
-                output = await app[TRANSCRIBER](parsed, upload, progress)
-            else:  # the plain call: stand-in transcribers in the unit tests take only the request
-                output = await app[TRANSCRIBER](parsed)
+        async with app[ADMISSION].slot(admitted), deadline:
+            output = await app[TRANSCRIBER](parsed, progress, checkpoints)
     except TimeoutError as exc:
         if not deadline.expired():
             raise
@@ -71,20 +73,36 @@ async def transcribe(request: web.Request) -> web.Response:
     parsed = await parse_request(request, request.app[SETTINGS])
     output = await run_transcription(request.app, parsed)
     fmt = parsed.response_format
-    return web.Response(text=formats.render(output, fmt), content_type=formats.CONTENT_TYPES[fmt], charset="utf-8")
+    headers = {MODEL_HEADER: output.model} if output.model else None  # srt and text have no field for it
+    return web.Response(
+        text=formats.render(output, fmt), content_type=formats.CONTENT_TYPES[fmt], charset="utf-8", headers=headers
+    )
 
 
 async def openai_transcriptions(request: web.Request) -> web.Response:
+    request.app[ADMISSION].check_room()  # before the upload (up to max_upload_bytes) is read: 429 at once
     return await openai_compat.transcriptions(request, request.app[SETTINGS], run_transcription)
+
+
+async def models(request: web.Request) -> web.Response:
+    return await openai_compat.list_models(request, request.app[SETTINGS])
+
+
+async def model(request: web.Request) -> web.Response:
+    return await openai_compat.get_model(request, request.app[SETTINGS])
 
 
 async def metrics_endpoint(request: web.Request) -> web.Response:
     metrics = request.app[METRICS]
-    metrics.jobs_in_flight.set(request.app[JOBS].in_flight())
+    if JOBS in request.app:
+        metrics.jobs_in_flight.set(await request.app[JOBS].in_flight())
+    if metrics.count_queued_jobs is not None:
+        metrics.jobs_queued.set(await metrics.count_queued_jobs())
     pool = request.app.get(POOL)
     if pool is not None:
         for url, ready in (await pool.readiness()).items():
             metrics.endpoint_up.labels(url).set(1 if ready else 0)
+        metrics.observe_triton(await pool.queue_stats())
     body = prometheus_client.generate_latest(metrics.registry)
     return web.Response(body=body, headers={"Content-Type": prometheus_client.CONTENT_TYPE_LATEST})
 
@@ -105,13 +123,6 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-async def readyz(request: web.Request) -> web.Response:
-    pool = request.app.get(POOL)
-    endpoints = await pool.readiness() if pool is not None else {}
-    ready = all(endpoints.values())
-    return web.json_response({"ready": ready, "endpoints": endpoints}, status=200 if ready else 503)
-
-
 def create_app(
     settings: Settings, transcriber: Transcriber | None = None, resolve: discovery.Resolve = discovery.resolve_dns
 ) -> web.Application:
@@ -124,14 +135,11 @@ def create_app(
     app[RESOLVE] = resolve
     app[KEYS] = auth.load_keys(settings.api_keys, settings.api_keys_file)
     app[ADMISSION] = Admission(settings.max_requests_in_flight, settings.max_queued_requests, settings.retry_after_sec)
-    app[JOBS] = jobs.JobStore(
-        run=lambda request, progress, upload: run_transcription(app, request, upload, progress),
-        ttl_s=settings.job_ttl_sec,
-        webhook_secret=settings.webhook_secret,
-        post_webhook=lambda url, body, headers: _post_webhook(app, url, body, headers),
-    )
+    app[METRICS].count_queued_jobs = lambda: _waiting(app)
     app.cleanup_ctx.append(_media_client_ctx)
-    app.on_shutdown.append(_stop_jobs)
+    job_wiring.wire(
+        app, lambda request, progress, checkpoints: run_transcription(app, request, progress, checkpoints, True)
+    )
     if transcriber is not None:
         app[TRANSCRIBER] = transcriber
     else:
@@ -139,16 +147,24 @@ def create_app(
     app.router.add_get("/", web_page)
     app.router.add_post("/v1/transcribe", transcribe)
     app.router.add_post("/v1/audio/transcriptions", openai_transcriptions)
+    app.router.add_get("/v1/models", models)
+    app.router.add_get("/v1/models/{model:.+}", model)
     app.router.add_post("/v1/jobs", job_routes.start_job)
     app.router.add_get("/v1/jobs/{job_id}", job_routes.get_job)
     app.router.add_delete("/v1/jobs/{job_id}", job_routes.cancel_job)
     app.router.add_get("/v1/jobs/{job_id}/events", job_routes.job_events)
     app.router.add_get("/v1/jobs/{job_id}/transcript", job_routes.job_transcript)
     app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/readyz", readiness.readyz)
     app.router.add_get("/openapi.json", openapi_json)
     app.router.add_get("/metrics", metrics_endpoint)
     return app
+
+
+async def _waiting(app: web.Application) -> int:
+    """What users wait in: this process's admission queue, plus the jobs waiting anywhere in the fleet."""
+    store = app.get(JOBS)
+    return app[ADMISSION].waiting + (await store.queued() if store is not None else 0)
 
 
 async def _media_client_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -159,29 +175,17 @@ async def _media_client_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
-async def _stop_jobs(app: web.Application) -> None:
-    """On shutdown, before any client closes: a job cancelled later would find its relay and pool gone."""
-    await app[JOBS].close()
-
-
-async def _post_webhook(app: web.Application, url: str, body: bytes, headers: dict[str, str]) -> None:
-    session, policy = app[MEDIA_CLIENT]
-    guard.check_literal(URL(url), policy)
-    timeout = aiohttp.ClientTimeout(total=jobs.WEBHOOK_TIMEOUT_S)
-    async with session.post(url, data=body, headers=headers, allow_redirects=False, timeout=timeout) as response:
-        if response.status >= 300:
-            log.warning("webhook %s answered %d", url, response.status)
-
-
 async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
     """HTTP session and Triton clients live exactly as long as the app."""
     settings = app[SETTINGS]
+    catalogue = Catalogue.from_settings(settings)
     pool = TritonPool(
         urls=settings.triton_grpc_urls,
         model=settings.micro_chunk_model,
-        whisper_model=settings.whisper_model,
-        required_models=[settings.micro_chunk_model, settings.whisper_model],
+        whisper_model=catalogue.default.triton_name,
+        required_models=[settings.micro_chunk_model, *(m.triton_name for m in catalogue.models)],
         timeout_s=settings.chunk_timeout_sec,
+        on_instances=lambda url, instances: capacity.warn_on_mismatch(settings, instances, f"Triton at {url}"),
     )
     session, policy = app[MEDIA_CLIENT]  # opened by _media_client_ctx, which runs first
     app[POOL] = pool

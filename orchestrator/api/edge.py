@@ -14,6 +14,7 @@ from orchestrator.api import auth
 from orchestrator.api.keys import KEYS, METRICS
 from orchestrator.common.observability import REQUEST_ID, REQUEST_ID_HEADER, new_request_id
 from orchestrator.errors import InvalidRequest, LongscribeError, Overloaded
+from orchestrator.infer.catalogue import Catalogue
 from orchestrator.schemas import TranscribeRequest
 from orchestrator.settings import Settings
 
@@ -90,4 +91,5 @@ async def parse_request(
         raise InvalidRequest(f"invalid request: {problems}") from exc
     except ValueError as exc:
         raise InvalidRequest(f"invalid request: {exc}") from exc
+    Catalogue.from_settings(settings).pick(parsed.params.model)  # 404 now, not a job failing later
     return parsed

@@ -1,8 +1,7 @@
-"""/v1/jobs: start, read, cancel, stream events, download the transcript."""
+"""/v1/jobs: start, read, cancel, stream events, download the transcript; any replica, any job."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 from aiohttp import web
@@ -11,80 +10,106 @@ from pydantic import ValidationError
 from orchestrator import formats
 from orchestrator.api import openai_compat
 from orchestrator.api.edge import parse_request
-from orchestrator.api.keys import ADMISSION, JOBS, METRICS, SETTINGS
-from orchestrator.errors import InvalidRequest, JobNotFound
-from orchestrator.jobs import store as jobs
-from orchestrator.schemas import TranscribeParams
+from orchestrator.api.keys import JOBS, METRICS, SETTINGS
+from orchestrator.errors import InvalidRequest, JobsUnavailable
+from orchestrator.infer.catalogue import Catalogue
+from orchestrator.jobs import events as job_events_log
+from orchestrator.jobs.records import JobRequest, JobSpec, links
+from orchestrator.jobs.store import JobStore
+from orchestrator.schemas import TranscribeParams, TranscribeRequest, UploadRequest
+
+
+def _store(request: web.Request) -> JobStore:
+    store = request.app.get(JOBS)
+    if store is None:
+        raise JobsUnavailable("this service runs without Redis, so it keeps no jobs")
+    return store
 
 
 async def start_job(request: web.Request) -> web.Response:
     """JSON (the /v1/transcribe body, plus webhook_url), or multipart: `file` and optional `params` JSON."""
-    settings = request.app[SETTINGS]
-    request.app[ADMISSION].check_room()
     if request.content_type == "multipart/form-data":
-        form = await openai_compat.read_form(request, settings.upload_dir, settings.max_upload_bytes)
-        try:
-            if form.upload is None:
-                raise InvalidRequest("a multipart job needs a `file`; for a URL send JSON")
-            params = TranscribeParams.model_validate_json(form.one("params") or "{}")
-            params.check_limits(settings.max_macro_chunk_size_sec)
-        except (ValidationError, ValueError) as exc:
-            if form.upload is not None:
-                form.upload.unlink(missing_ok=True)
-            raise InvalidRequest(f"invalid params: {exc}") from exc
-        # an upload has no URL: the job is handed the file itself
-        job_request = jobs.JobRequest.model_construct(media_url="upload:", params=params, webhook_url=None)
-        job = request.app[JOBS].start(job_request, upload=form.upload)
+        store = _store(request)
+        await store.check_room()  # before an upload is read: a full queue refuses at once
+        spec = await _upload_spec(request)
     else:
-        parsed = await parse_request(request, settings, jobs.JobRequest)
-        job = request.app[JOBS].start(jobs.JobRequest.model_validate(parsed.model_dump()))
-    request.app[METRICS].jobs_in_flight.set(request.app[JOBS].in_flight())
-    body = {**job.to_json(), "links": {"self": f"/v1/jobs/{job.id}", "events": f"/v1/jobs/{job.id}/events"}}
-    return web.json_response(body, status=202, headers={"Location": f"/v1/jobs/{job.id}"})
+        parsed = await parse_request(request, request.app[SETTINGS], JobRequest)
+        assert isinstance(parsed, JobRequest)
+        media = TranscribeRequest(
+            media_url=parsed.media_url, params=parsed.params, response_format=parsed.response_format
+        )
+        spec, store = JobSpec(request=media, webhook_url=parsed.webhook_url), _store(request)
+    try:
+        job_id = await store.submit(spec)
+    except BaseException:
+        if isinstance(spec.request, UploadRequest):
+            spec.request.upload.path.unlink(missing_ok=True)
+        raise
+    request.app[METRICS].jobs_in_flight.set(await store.in_flight())
+    body = await store.to_json(job_id)
+    return web.json_response(body, status=202, headers={"Location": f"/v1/jobs/{job_id}"})
 
 
-def _job(request: web.Request) -> jobs.Job:
-    job = request.app[JOBS].get(request.match_info["job_id"])
-    if job is None:
-        raise JobNotFound(f"no job {request.match_info['job_id']!r}")
-    return job
+async def _upload_spec(request: web.Request) -> JobSpec:
+    """A multipart job: the `file` saved under upload_dir (which every worker must reach), and its params."""
+    settings = request.app[SETTINGS]
+    form = await openai_compat.read_form(request, settings.upload_dir, settings.max_upload_bytes)
+    try:
+        if form.upload is None:
+            raise InvalidRequest("a multipart job needs a `file`; for a URL send JSON")
+        params = TranscribeParams.model_validate_json(form.one("params") or "{}")
+        params.check_limits(settings.max_macro_chunk_size_sec)
+        Catalogue.from_settings(settings).pick(params.model)
+        return JobSpec(request=UploadRequest(upload=form.upload, params=params))
+    except (ValidationError, ValueError) as exc:
+        form.discard()
+        raise InvalidRequest(f"invalid params: {exc}") from exc
+    except BaseException:
+        form.discard()
+        raise
 
 
 async def get_job(request: web.Request) -> web.Response:
-    return web.json_response(_job(request).to_json())
+    return web.json_response(await _store(request).to_json(request.match_info["job_id"]))
 
 
 async def job_transcript(request: web.Request) -> web.Response:
     """The finished transcript as a download: ?format=srt|vtt|text|json|verbose_json."""
-    job = _job(request)
+    store, job_id = _store(request), request.match_info["job_id"]
     fmt = request.query.get("format", "json")
     if fmt not in formats.FORMATS:
         raise InvalidRequest(f"format must be one of {', '.join(formats.FORMATS)}")
-    if job.result is None:
-        raise InvalidRequest(f"the job is {job.status}: the transcript exists once it has succeeded")
+    output = await job_events_log.result(store, job_id)
+    if output is None:
+        status = (await store.fields(job_id))["status"]
+        raise InvalidRequest(f"the job is {status}: the transcript exists once it has succeeded")
     extension = {"text": "txt", "verbose_json": "json"}.get(fmt, fmt)
     return web.Response(
-        text=formats.render(job.result, fmt),
+        text=formats.render(output, fmt),
         content_type=formats.CONTENT_TYPES[fmt],
         charset="utf-8",
-        headers={"Content-Disposition": f'attachment; filename="transcript-{job.id}.{extension}"'},
+        headers={"Content-Disposition": f'attachment; filename="transcript-{job_id}.{extension}"'},
     )
 
 
 async def cancel_job(request: web.Request) -> web.Response:
-    """Cancel and wait for the job to wind down (its FFmpeg and inference stop)."""
-    job = _job(request)
-    request.app[JOBS].cancel(job)
-    if job.task is not None:
-        await asyncio.wait({job.task})
-    return web.json_response(job.to_json())
+    """Cancel, wherever the job runs, and wait for it to wind down (its FFmpeg and inference stop)."""
+    return web.json_response(await _store(request).cancel(request.match_info["job_id"]))
 
 
 async def job_events(request: web.Request) -> web.StreamResponse:
-    """Server-sent events: `status`, one `chunk` per finished macro chunk, then `end` with the job."""
-    job = _job(request)
+    """Server-sent events with ids: `status`, one `chunk` per finished macro chunk, then `end`."""
+    store, job_id = _store(request), request.match_info["job_id"]
+    stream = job_events_log.events(store, job_id, request.headers.get("Last-Event-ID"))
+    first = await anext(stream, None)  # an unknown job is a 404, before the stream starts
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
     await response.prepare(request)
-    async for event in jobs.events(job):
-        await response.write(f"event: {event['event']}\ndata: {json.dumps(event['data'])}\n\n".encode())
+    event = first
+    while event is not None:
+        data = event.data
+        if event.event == "end":
+            # until the CLI and page fetch /transcript, `end` still carries the job, as before
+            data = {**await store.to_json(job_id), "links": links(job_id)}
+        await response.write(f"id: {event.id}\nevent: {event.event}\ndata: {json.dumps(data)}\n\n".encode())
+        event = await anext(stream, None)
     return response

@@ -9,7 +9,9 @@ from orchestrator.api.admission import Admission
 from orchestrator.common.observability import Metrics
 from orchestrator.infer import discovery
 from orchestrator.infer.pool import TritonPool
-from orchestrator.jobs import store as jobs
+from orchestrator.jobs.store import JobStore
+from orchestrator.jobs.webhooks import Webhooks
+from orchestrator.jobs.worker import Worker
 from orchestrator.media import guard
 from orchestrator.pipeline import Transcriber
 from orchestrator.settings import Settings
@@ -20,6 +22,8 @@ POOL = web.AppKey("pool", TritonPool)
 ADMISSION = web.AppKey("admission", Admission)
 RESOLVE: web.AppKey[discovery.Resolve] = web.AppKey("resolve")
 METRICS = web.AppKey("metrics", Metrics)
-JOBS = web.AppKey("jobs", jobs.JobStore)
+JOBS = web.AppKey("jobs", JobStore)  # absent when the service runs without Redis
+WORKER = web.AppKey("worker", Worker)
+WEBHOOKS = web.AppKey("webhooks", Webhooks)
 MEDIA_CLIENT: web.AppKey[tuple[aiohttp.ClientSession, guard.MediaPolicy]] = web.AppKey("media_client")
 KEYS: web.AppKey[list[bytes]] = web.AppKey("api_key_digests")

@@ -4,9 +4,10 @@ A multipart `file` is streamed to a temporary file under `max_upload_bytes`
 (413 beyond), transcribed through the same pipeline (served to FFmpeg by the
 relay, with Range), and deleted afterwards, on error and on cancel too. As
 an extension, a `url` field instead of `file` transcribes media at a URL.
-`model` is accepted and ignored (the service runs the model it was started
-with); `prompt` guides every window, as params.prompt; `temperature` is
-validated, and decoding starts greedy and falls back hotter as always.
+`model` picks one of the models the service was started with (`whisper-1`
+or none: the first; GET /v1/models lists them, and an unknown one is a 404);
+`prompt` guides every window, as params.prompt; `temperature` is validated,
+and decoding starts greedy and falls back hotter as always.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import contextlib
 import json
 import os
 import tempfile
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,19 +28,34 @@ from pydantic import ValidationError
 
 from orchestrator import formats
 from orchestrator.errors import InvalidRequest, UploadTooLarge
-from orchestrator.schemas import TranscribeOutput, TranscribeParams, TranscribeRequest
+from orchestrator.infer.catalogue import Catalogue
+from orchestrator.schemas import (
+    MediaRequest,
+    TranscribeOutput,
+    TranscribeParams,
+    TranscribeRequest,
+    UploadedMedia,
+    UploadRequest,
+)
 from orchestrator.settings import Settings
 
-RunTranscription = Callable[[web.Application, TranscribeRequest, Path | None], Awaitable[TranscribeOutput]]
+RunTranscription = Callable[[web.Application, MediaRequest], Awaitable[TranscribeOutput]]
 FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
 GRANULARITIES = ("segment", "word")
 READ_BYTES = 1 << 20
+STARTED = int(time.time())  # /v1/models' `created`: the weights were loaded at start
 
 
 @dataclass
 class Form:
     fields: dict[str, list[str]] = field(default_factory=dict)
-    upload: Path | None = None
+    upload: UploadedMedia | None = None
+
+    def discard(self) -> None:
+        """Delete the uploaded file, if any (its request failed, or is done with it)."""
+        if self.upload is not None:
+            with contextlib.suppress(OSError):
+                self.upload.path.unlink(missing_ok=True)
 
     def one(self, name: str) -> str | None:
         values = self.fields.get(name)
@@ -63,16 +80,14 @@ async def read_form(request: web.Request, upload_dir: Path | None, max_bytes: in
             if not isinstance(part, BodyPartReader) or part.name is None:
                 continue
             if part.name == "file" and part.filename is not None:
-                form.upload = await _save(part, upload_dir, max_bytes)
+                form.upload = UploadedMedia(path=await _save(part, upload_dir, max_bytes), filename=part.filename)
             else:
                 form.fields.setdefault(part.name, []).append(await part.text())
     except (HttpProcessingError, ValueError, LookupError) as exc:  # a malformed body, header or charset
-        if form.upload is not None:
-            form.upload.unlink(missing_ok=True)
+        form.discard()
         raise InvalidRequest(f"the multipart body could not be read: {exc}") from exc
     except BaseException:
-        if form.upload is not None:
-            form.upload.unlink(missing_ok=True)
+        form.discard()
         raise
     return form
 
@@ -94,7 +109,7 @@ async def _save(part: BodyPartReader, upload_dir: Path | None, max_bytes: int) -
     return path
 
 
-def _request(form: Form) -> TranscribeRequest:
+def _request(form: Form) -> MediaRequest:
     url = form.one("url")
     if form.upload is None and not url:
         raise InvalidRequest("send the audio as a multipart `file`, or its address as `url`")
@@ -113,19 +128,20 @@ def _request(form: Form) -> TranscribeRequest:
             language=form.one("language") or None,
             word_timestamps="word" in granularities,
             prompt=form.one("prompt") or None,
+            model=form.one("model") or None,
         )
         if form.upload is None:
             return TranscribeRequest(media_url=str(url), params=params, response_format="verbose_json")
+        return UploadRequest(upload=form.upload, params=params, response_format="verbose_json")
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
         raise InvalidRequest(f"invalid request: {problems}") from exc
-    # an upload has no URL: the pipeline is handed the file itself
-    return TranscribeRequest.model_construct(media_url="upload:", params=params, response_format="verbose_json")
 
 
 def _verbose(output: TranscribeOutput, words: bool) -> dict[str, Any]:
     body: dict[str, Any] = {
         "task": "transcribe",
+        "model": output.model,
         "language": output.language or next((s.language for s in output.segments if s.language), None) or "english",
         "duration": output.input_duration_sec,
         "text": output.text,
@@ -156,7 +172,7 @@ def _verbose(output: TranscribeOutput, words: bool) -> dict[str, Any]:
 
 def render(output: TranscribeOutput, fmt: str, words: bool) -> web.Response:
     if fmt == "json":
-        return web.json_response({"text": output.text})
+        return web.json_response({"text": output.text, "model": output.model})
     if fmt == "verbose_json":
         return web.json_response(_verbose(output, words), dumps=json.dumps)
     return web.Response(text=formats.render(output, fmt), content_type=formats.CONTENT_TYPES[fmt], charset="utf-8")
@@ -169,9 +185,24 @@ async def transcriptions(request: web.Request, settings: Settings, run: RunTrans
         if fmt not in FORMATS:
             raise InvalidRequest(f"response_format must be one of {', '.join(FORMATS)}")
         parsed = _request(form)
-        output = await run(request.app, parsed, form.upload)
+        Catalogue.from_settings(settings).pick(parsed.params.model)
+        output = await run(request.app, parsed)
     finally:
-        if form.upload is not None:
-            with contextlib.suppress(OSError):
-                form.upload.unlink()
+        form.discard()
     return render(output, fmt, words=parsed.params.word_timestamps)
+
+
+def _model_card(name: str) -> dict[str, Any]:
+    return {"id": name, "object": "model", "created": STARTED, "owned_by": "longscribe"}
+
+
+async def list_models(request: web.Request, settings: Settings) -> web.Response:
+    """GET /v1/models as OpenAI answers it; the first is the default (and what `whisper-1` means)."""
+    names = Catalogue.from_settings(settings).names()
+    return web.json_response({"object": "list", "data": [_model_card(name) for name in names]})
+
+
+async def get_model(request: web.Request, settings: Settings) -> web.Response:
+    """GET /v1/models/{model}: one card, or 404 naming those there are."""
+    model = Catalogue.from_settings(settings).pick(request.match_info["model"])
+    return web.json_response(_model_card(model.name))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from orchestrator.jobs.store import JobRequest
+from orchestrator.jobs.records import JobRequest
 from orchestrator.schemas import RESPONSE_FORMATS, TranscribeOutput, TranscribeRequest
 
 REF = "#/components/schemas/{model}"
@@ -36,12 +36,12 @@ OPENAI_FORM = {
 JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
 ERRORS = {
     "401": "no valid API key (when keys are configured)",
-    "404": "no such job",
+    "404": "no such job, or no such model (the message names the models served)",
     "413": "the body is over 1 MiB, or an upload over max_upload_bytes",
     "422": "the request or the media cannot be transcribed; `error.code` says which",
-    "429": "too many requests in flight; see Retry-After",
+    "429": "too many requests in flight, or too many jobs waiting across the fleet; see Retry-After",
     "502": "inference failed",
-    "503": "no inference endpoint answers, or the service is stopping",
+    "503": "no inference endpoint answers, the service is stopping, or it keeps no jobs (no Redis)",
     "504": "over the per-request time limit",
 }
 
@@ -116,6 +116,16 @@ def document() -> dict[str, Any]:
                     "security": [{"ApiKey": []}, {"Bearer": []}, {}],
                 }
             },
+            "/v1/models": {
+                "get": {
+                    "summary": "OpenAI-compatible: the models served, the default first",
+                    "responses": {
+                        "200": {"description": '{"object": "list", "data": [{"id", ...}]}'},
+                        **_error_responses(),
+                    },
+                    "security": [{"ApiKey": []}, {"Bearer": []}, {}],
+                }
+            },
             "/v1/jobs": {
                 "post": {
                     "summary": "Start a job: the /v1/transcribe body plus webhook_url (or a multipart file)",
@@ -133,11 +143,12 @@ def document() -> dict[str, Any]:
             "/v1/jobs/{job_id}": {
                 "parameters": [JOB_ID],
                 "get": {
-                    "summary": "status, progress, the finished prefix or the result",
+                    "summary": "status, the worker running it, progress (chunks_resumed too), the finished "
+                    "prefix or the result, the webhook's delivery",
                     "responses": {"200": {"description": "the job"}, **_error_responses()},
                 },
                 "delete": {
-                    "summary": "cancel",
+                    "summary": "cancel, wherever it runs",
                     "responses": {"200": {"description": "the job, cancelled"}, **_error_responses()},
                 },
             },  # fmt: skip
@@ -164,7 +175,7 @@ def document() -> dict[str, Any]:
                 },
             },  # fmt: skip
             "/healthz": {"get": {"summary": "the process is up", "responses": {"200": {"description": "ok"}}}},
-            "/readyz": {"get": {"summary": "every Triton endpoint has its models ready", "responses": probe}},
+            "/readyz": {"get": {"summary": "Redis and one Triton endpoint or more ready", "responses": probe}},
         },
         "components": {
             "schemas": _schemas(),

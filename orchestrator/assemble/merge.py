@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from longscribe_core.assembly import ChunkSpan, TimedText, assemble_chunks, join_text
+from longscribe_core import assembly
+from longscribe_core.assembly import ChunkSpan, TimedText, join_text
 from longscribe_core.segments import ChunkResult
 from orchestrator.plan.macro import MacroChunk
 
-__all__ = ["TimedText", "join_text", "merge_chunks", "span"]
+__all__ = ["TimedText", "final_segments", "join_text", "merge_chunk", "merge_chunks", "span"]
 
 
 def span(chunk: MacroChunk) -> ChunkSpan:
@@ -20,5 +21,17 @@ def span(chunk: MacroChunk) -> ChunkSpan:
 
 
 def merge_chunks(parts: Sequence[tuple[MacroChunk, ChunkResult]], duration_s: float) -> list[TimedText]:
-    """Each chunk's segments shifted to media time, each word kept once, in order (`assemble_chunks`)."""
-    return assemble_chunks([(span(chunk), result) for chunk, result in parts], duration_s)
+    """Each chunk's segments shifted to media time, each word kept once, in order, joins recorded."""
+    return assembly.assemble_chunks([(span(chunk), result) for chunk, result in parts], duration_s)
+
+
+def merge_chunk(
+    merged: list[TimedText], chunk: MacroChunk, result: ChunkResult, first: bool, last: bool, duration_s: float
+) -> None:
+    """Append one chunk's segments to `merged` (`assembly.append_chunk`); reads only merged[-1]."""
+    assembly.append_chunk(merged, span(chunk), result, first, last, duration_s)
+
+
+def final_segments(parts: Sequence[tuple[MacroChunk, ChunkResult]], duration_s: float) -> list[TimedText]:
+    """The finished transcript: `merge_chunks`, then case and punctuation reconciled at the joins."""
+    return assembly.transcript([(span(chunk), result) for chunk, result in parts], duration_s)

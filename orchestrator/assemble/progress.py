@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from longscribe_core.segments import ChunkResult
-from orchestrator.assemble import merge, transcript
+from orchestrator.assemble import transcript
+from orchestrator.assemble.prefix import Prefix
 from orchestrator.plan.macro import MacroChunk
 from orchestrator.schemas import TranscribeOutput
 
@@ -40,7 +41,10 @@ OnProgress = Callable[[Progress], None]
 
 @dataclass
 class Tracker:
-    """Finished chunks -> Progress, with the transcript of the finished prefix."""
+    """Finished chunks -> Progress, with the transcript of the finished prefix.
+
+    The prefix grows by appending (assemble.prefix): each report merges and builds
+    only what the newly finished chunks add, however long the media."""
 
     chunks_total: int
     duration_s: float
@@ -48,22 +52,31 @@ class Tracker:
     with_words: bool
     report: OnProgress
     done: dict[int, ChunkPart] = field(default_factory=dict)
+    prefix: Prefix = field(init=False)
+    audio_done_s: float = 0.0  # media seconds in finished chunks
+
+    def __post_init__(self) -> None:
+        self.prefix = Prefix(self.with_words)
 
     async def track(self, work: Coroutine[Any, Any, ChunkPart]) -> ChunkPart:
         part = await work
         self.done[part.chunk.index] = part
-        prefix: list[ChunkPart] = []
-        while len(prefix) in self.done:
-            prefix.append(self.done[len(prefix)])
-        end_s = prefix[-1].chunk.end_s if prefix else 0.0
-        timed = merge.merge_chunks([(p.chunk, p.result) for p in prefix], end_s) if prefix else []
+        self.audio_done_s += part.chunk.duration_s
+        # the previous last chunk of the prefix is settled once the one after it is done
+        while len(self.prefix.chunks) + 1 in self.done and len(self.prefix.chunks) in self.done:
+            settled = self.done[len(self.prefix.chunks)]
+            self.prefix.keep(settled.chunk, settled.result)
+        elapsed_s = time.monotonic() - self.started
+        last = self.done.get(len(self.prefix.chunks))
         self.report(
             Progress(
                 chunks_done=len(self.done),
                 chunks_total=max(self.chunks_total, len(self.done)),
-                audio_done_s=sum(p.chunk.duration_s for p in self.done.values()),
+                audio_done_s=self.audio_done_s,
                 duration_s=self.duration_s,
-                prefix=transcript.build(timed, end_s, time.monotonic() - self.started, self.with_words),
+                prefix=self.prefix.output(last.chunk, last.result, elapsed_s)
+                if last
+                else transcript.build([], 0.0, elapsed_s, self.with_words),
             )
         )
         return part

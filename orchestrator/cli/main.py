@@ -6,10 +6,10 @@ import argparse
 import asyncio
 import contextlib
 import ctypes
-import json
 import logging
 import signal
 import sys
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,22 +17,32 @@ import aiohttp
 
 from orchestrator import formats
 from orchestrator.api.app import create_app
-from orchestrator.cli import progress
+from orchestrator.cli import batch
 from orchestrator.common.fileserver import serving_file
 from orchestrator.common.net import free_port, serving
 from orchestrator.common.observability import use_json_logs
+from orchestrator.infer.repository import ModelsUnavailable
 from orchestrator.infer.triton_server import TritonStartError, running_triton
-from orchestrator.schemas import TranscribeOutput
+from orchestrator.jobs.redis_server import RedisStartError, running_redis
 from orchestrator.settings import Settings
 
 log = logging.getLogger("longscribe")
-MODEL_HELP = "Whisper weights: tiny.en (default, English), base (multilingual) or a CTranslate2 directory"
+MODEL_HELP = (
+    "a Whisper model: tiny.en (default, English) or base (multilingual), both packaged; one of faster-whisper's "
+    "names (small, medium, large-v3, distil-large-v3, turbo, ...) or a Hugging Face id of a CTranslate2 Whisper "
+    "repository (Org/repo[@revision]), fetched into the Hugging Face cache (HF_HOME, HF_HUB_OFFLINE honoured); "
+    "or a CTranslate2 directory. `name=source` names it for requests"
+)
 
 
 @contextlib.asynccontextmanager
 async def service(settings: Settings, start_triton: bool) -> AsyncIterator[str]:
-    """Triton (unless external endpoints are given) and the REST API; yield the API's URL."""
+    """Redis and Triton (unless given) and the REST API; yield the API's URL."""
     async with contextlib.AsyncExitStack() as stack:
+        if not settings.redis_url:  # entered first, left last: the jobs are handed back into it
+            settings = settings.model_copy(
+                update={"redis_url": await stack.enter_async_context(running_redis(settings))}
+            )
         if start_triton:
             grpc_url = await stack.enter_async_context(running_triton(settings))
             settings = settings.model_copy(update={"triton_grpc_urls": [grpc_url]})
@@ -47,8 +57,8 @@ def _settings(args: argparse.Namespace, **overrides: object) -> Settings:
     update = {k: v for k, v in overrides.items() if v is not None}
     if getattr(args, "triton_url", None):
         update["triton_grpc_urls"] = args.triton_url
-    if getattr(args, "model", None):
-        update["whisper_weights"] = args.model
+    if getattr(args, "model", None) and not getattr(args, "server", None):
+        update["models"] = args.model if isinstance(args.model, list) else [args.model]
     for name in ("host", "port", "triton_http_port", "triton_grpc_port", "triton_metrics_port"):
         if getattr(args, name, None) is not None:
             update[name] = getattr(args, name)
@@ -76,18 +86,29 @@ async def _transcribe(args: argparse.Namespace) -> int:
             "micro_chunk_size_sec": args.micro_chunk_size_sec,
             "language": args.language,
             "word_timestamps": args.word_timestamps or None,
+            "model": args.model if args.server else None,  # a self-started service serves only this one
         }.items()
         if v is not None
     }
+    to_stdout = args.output_dir is None and len(args.media) == 1
+    stdout_format = {"txt": "text"}.get(args.format or "text", args.format or "text")  # the API's names too
+    try:
+        if to_stdout and stdout_format not in formats.FORMATS:
+            raise ValueError(f"--format for one transcript on stdout: one of txt, {', '.join(formats.FORMATS)}")
+        extensions = [] if to_stdout else batch.parse_formats(args.format or "all")
+    except ValueError as exc:
+        print(f"longscribe: {exc}", file=sys.stderr)
+        return 2
+    missing = [m for m in args.media if not m.startswith(("http://", "https://")) and not Path(m).is_file()]
+    if missing:
+        print(f"longscribe: no such file: {', '.join(missing)}", file=sys.stderr)
+        return 2
     async with contextlib.AsyncExitStack() as stack:
-        media = args.media
-        local_file = not media.startswith(("http://", "https://"))
-        if local_file:
-            path = Path(media)
-            if not path.is_file():
-                print(f"longscribe: no such file: {media}", file=sys.stderr)
-                return 2
-            media = await stack.enter_async_context(serving_file(path))
+        # local files are served on loopback, which media URLs may not reach by default
+        urls = [
+            m if m.startswith(("http://", "https://")) else await stack.enter_async_context(serving_file(Path(m)))
+            for m in args.media
+        ]
         server = args.server
         if server is None:
             # free ports: a `longscribe serve` or another Triton may hold the defaults
@@ -97,23 +118,26 @@ async def _transcribe(args: argparse.Namespace) -> int:
                 triton_http_port=free_port(),
                 triton_grpc_port=free_port(),
                 triton_metrics_port=free_port(),
-                # the local file is served on loopback, which media URLs may not reach by default
-                allowed_media_hosts=Settings().allowed_media_hosts + ["127.0.0.1"] if local_file else None,
+                allowed_media_hosts=Settings().allowed_media_hosts + ["127.0.0.1"] if urls != args.media else None,
+                # this service lives for one transcription: its jobs need no keeping
+                redis_dir=Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="longscribe-redis-"))),
             )
             server = await stack.enter_async_context(service(settings, start_triton=not args.triton_url))
+        bodies = [{"media_url": url, "params": params} for url in urls]
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None)) as session:
-            try:  # a job: progress as it goes, and Ctrl-C cancels it on the server
-                job = await progress.run_job(
-                    session, server.rstrip("/"), {"media_url": media, "params": params}, quiet=args.quiet
+            if not to_stdout:  # a job each, all at once; Ctrl-C cancels them on the server
+                outcomes = await batch.run_many(
+                    session, server, args.media, bodies, Path(args.output_dir or "."), extensions, args.quiet
                 )
-            except progress.JobRefused as exc:
+                for failed in (o for o in outcomes if o.error):
+                    print(f"longscribe: {failed.input} failed: {failed.error}", file=sys.stderr)
+                return 1 if any(o.error for o in outcomes) else 0
+            try:  # a job: progress as it goes, and Ctrl-C cancels it on the server
+                output = await batch.run_one(session, server, bodies[0], quiet=args.quiet)
+            except batch.InputFailed as exc:
                 print(f"longscribe: {exc}", file=sys.stderr)
                 return 1
-    if job["status"] != "succeeded":
-        print(f"longscribe: the job {job['status']}: {json.dumps(job.get('error'))}", file=sys.stderr)
-        return 1
-    output = TranscribeOutput.model_validate(job["result"])
-    print(formats.render(output, args.format))
+    print(formats.render(output, stdout_format))
     if not args.quiet:
         print(
             f"input_duration_sec={output.input_duration_sec:.1f} "
@@ -138,17 +162,26 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do not start Triton: use LONGSCRIBE_TRITON_GRPC_URLS or LONGSCRIBE_TRITON_DISCOVERY_DNS (containers)",
     )
-    serve.add_argument("--model", help=MODEL_HELP)
+    serve.add_argument(
+        "--model", action="append", help=MODEL_HELP + "; repeat to serve several, the first is the default"
+    )
     serve.add_argument("--triton-http-port", type=int)
     serve.add_argument("--triton-grpc-port", type=int)
     serve.add_argument("--triton-metrics-port", type=int)
 
-    tr = sub.add_parser("transcribe", help="transcribe a URL or a local file")
-    tr.add_argument("media", help="http(s) URL or local path")
-    tr.add_argument("--format", choices=formats.FORMATS, default="text")
+    tr = sub.add_parser("transcribe", help="transcribe URLs or local files")
+    tr.add_argument("media", nargs="+", help="http(s) URLs or local paths; several run as concurrent jobs")
+    tr.add_argument(
+        "--format",
+        help="files: txt, srt, vtt, json (the full answer), comma-separated, or all (the default); one input "
+        "without --output-dir prints one: text (default), srt, vtt, json or verbose_json",
+    )
+    tr.add_argument(
+        "--output-dir", help="write <dir>/<input name>.<ext> per input and format (several inputs: default .)"
+    )
     tr.add_argument("--server", help="a running longscribe (e.g. http://127.0.0.1:8080); default: start one")
     tr.add_argument("--triton-url", action="append", help="Triton gRPC endpoint for the self-started service")
-    tr.add_argument("--model", help=MODEL_HELP + " (self-started service only)")
+    tr.add_argument("--model", help=MODEL_HELP + "; with --server: the name of one the server serves")
     tr.add_argument("--triton-http-port", type=int)
     tr.add_argument("--triton-grpc-port", type=int)
     tr.add_argument("--triton-metrics-port", type=int)
@@ -189,8 +222,14 @@ def main(argv: list[str] | None = None) -> int:
         logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
     try:
         return asyncio.run(_serve(args) if args.command == "serve" else _transcribe(args))
+    except ModelsUnavailable as exc:
+        print(f"longscribe: cannot serve the models: {exc}", file=sys.stderr)
+        return 1
     except TritonStartError as exc:
         print(f"longscribe: Triton did not start: {exc}", file=sys.stderr)
+        return 1
+    except RedisStartError as exc:
+        print(f"longscribe: Redis did not start: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

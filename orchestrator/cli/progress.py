@@ -77,3 +77,4 @@ async def run_job(
 class JobRefused(Exception):
     def __init__(self, status: int, body: dict[str, Any]) -> None:
         super().__init__(f"HTTP {status}: {json.dumps(body)}")
+        self.status = status  # 429: the service is full; the batch driver waits and asks again

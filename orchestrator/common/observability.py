@@ -13,6 +13,7 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -33,6 +34,10 @@ class Metrics:
     """One registry per app, so tests and several apps in one process do not share counts."""
 
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    # the queue users wait in, asked at each scrape; the app sets it (Redis holds the fleet's queue)
+    count_queued_jobs: Callable[[], Awaitable[int]] | None = None
+    # Triton's cumulative (queue microseconds, requests) per (endpoint, model) at the last scrape
+    triton_seen: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         r = self.registry
@@ -57,6 +62,33 @@ class Metrics:
         self.endpoint_up = Gauge(
             "longscribe_triton_endpoint_up", "1 when the endpoint has its models ready", ["endpoint"], registry=r
         )
+        self.jobs_queued = Gauge(
+            "longscribe_jobs_queued", "Jobs and requests accepted, waiting for a slot: what users wait in", registry=r
+        )
+        # Triton's own counters, read over gRPC at each scrape: rate(queue) / rate(inferences) is the
+        # mean time a request waits in that model's queue (Triton's nv_inference_queue_duration_us)
+        self.triton_queue_us = Counter(
+            "longscribe_triton_queue_duration_us",
+            "Microseconds requests waited in Triton's queue, per endpoint and model",
+            ["endpoint", "model"],
+            registry=r,
+        )
+        self.triton_inferences = Counter(
+            "longscribe_triton_inferences",
+            "Requests Triton executed successfully, per endpoint and model",
+            ["endpoint", "model"],
+            registry=r,
+        )
+
+    def observe_triton(self, stats: Mapping[tuple[str, str], tuple[int, int]]) -> None:
+        """Advance the Triton counters to `stats`; a restarted Triton (counts went down) counts from zero."""
+        for key, (queue_us, inferences) in stats.items():
+            seen_us, seen_n = self.triton_seen.get(key, (0, 0))
+            if queue_us < seen_us or inferences < seen_n:
+                seen_us, seen_n = 0, 0
+            self.triton_queue_us.labels(*key).inc(queue_us - seen_us)
+            self.triton_inferences.labels(*key).inc(inferences - seen_n)
+            self.triton_seen[key] = (queue_us, inferences)
 
 
 class JsonFormatter(logging.Formatter):

@@ -16,7 +16,7 @@ CONTENT_TYPES = {
 }
 # verbose_json's extras; plain json keeps the seed's shape (plus words when asked for)
 VERBOSE_SEGMENT_FIELDS = {"avg_logprob", "no_speech_prob", "compression_ratio", "temperature", "confidence"}
-VERBOSE_TOP_FIELDS = {"language", "language_code", "timings"}
+VERBOSE_TOP_FIELDS = {"language", "language_code", "timings", "model"}  # plain json: the seed's exact keys
 
 
 def _clock(seconds: float, decimal: str) -> str:

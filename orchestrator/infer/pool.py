@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -14,6 +15,7 @@ from longscribe_core.audio import FloatAudio, Int16Audio
 from longscribe_core.segments import ChunkResult, decode_result
 from orchestrator.common.observability import REQUEST_ID
 from orchestrator.errors import InferenceError, InferenceUnavailable, InvalidRequest
+from orchestrator.infer.capacity import instance_count
 
 # "this endpoint is not there": worth trying another. A deadline is not in
 # here: a chunk that timed out would only be run again elsewhere.
@@ -49,6 +51,7 @@ class Endpoint:
     client: grpcclient.InferenceServerClient
     in_flight: int = 0
     failed_at: float = -SHUNNED_S  # monotonic time of its last unreachable answer
+    instances: int | None = None  # the chunk model's instance count, read once it is first ready
 
     def order(self) -> tuple[bool, int]:
         """Healthy and least busy first; a recently failed one only as a last resort."""
@@ -61,9 +64,11 @@ class TritonPool:
 
     urls: list[str]
     model: str  # the model each chunk is sent to
-    whisper_model: str  # the model language detection asks
+    whisper_model: str  # the Whisper model language detection asks, and chunks use, unless a call names another
     required_models: list[str]  # every model that must be ready for `model` to work
     timeout_s: float
+    # told each endpoint's instance count of `model` once, when it is first ready (the capacity check)
+    on_instances: Callable[[str, int], None] = lambda url, instances: None
     endpoints: list[Endpoint] = field(init=False)
 
     retired: list[Endpoint] = field(init=False, default_factory=list)  # removed, closed once idle
@@ -96,6 +101,10 @@ class TritonPool:
                     await endpoint.client.is_model_ready(model, client_timeout=READINESS_TIMEOUT_S)
                     for model in self.required_models
                 ]
+                if all(states) and endpoint.instances is None:
+                    config = await endpoint.client.get_model_config(self.model, client_timeout=READINESS_TIMEOUT_S)
+                    endpoint.instances = instance_count(config.config)
+                    self.on_instances(endpoint.url, endpoint.instances)
             except InferenceServerException:
                 return False
             return all(states)
@@ -104,6 +113,27 @@ class TritonPool:
         states = await asyncio.gather(*(one(e) for e in endpoints))
         return {e.url: state for e, state in zip(endpoints, states)}
 
+    async def queue_stats(self) -> dict[tuple[str, str], tuple[int, int]]:
+        """Per (endpoint, model): Triton's cumulative queue microseconds and successful requests.
+
+        The queue users' chunks wait in on the far side; an endpoint that does not answer is left out."""
+
+        async def one(endpoint: Endpoint) -> dict[tuple[str, str], tuple[int, int]]:
+            try:
+                answer = await endpoint.client.get_inference_statistics(client_timeout=READINESS_TIMEOUT_S)
+            except InferenceServerException:
+                return {}
+            totals: dict[tuple[str, str], tuple[int, int]] = {}
+            for model in answer.model_stats:
+                if model.name in self.required_models:
+                    queue_us, n = totals.get((endpoint.url, model.name), (0, 0))
+                    stats = model.inference_stats
+                    totals[endpoint.url, model.name] = (queue_us + stats.queue.ns // 1000, n + stats.success.count)
+            return totals
+
+        answers = await asyncio.gather(*(one(e) for e in list(self.endpoints)))
+        return {key: value for answer in answers for key, value in answer.items()}
+
     async def transcribe_chunk(
         self,
         pcm: Int16Audio,
@@ -111,19 +141,20 @@ class TritonPool:
         smoothing_samples: int,
         language: str | None = None,
         prompt: str | None = None,
+        whisper_model: str | None = None,
     ) -> ChunkResult:
-        """int16 PCM of one macro chunk -> segments relative to its start."""
+        """int16 PCM of one macro chunk -> segments relative to its start, from `whisper_model`'s pieces."""
         inputs = _inputs(pcm, micro_chunk_size_s, smoothing_samples, language, prompt)
+        inputs.append(_text("whisper_model", whisper_model or self.whisper_model))
         results = await self._infer(self.model, inputs, "a chunk")
         return results[0]
 
-    async def detect_language(self, windows: list[FloatAudio]) -> list[ChunkResult]:
+    async def detect_language(self, windows: list[FloatAudio], whisper_model: str | None = None) -> list[ChunkResult]:
         """Whisper's language guess for each window (<= 30 s): `language` and `language_probability`.
 
         One request per window: Triton batches them, and no request can exceed the model's batch size."""
-        answers = await asyncio.gather(
-            *(self._infer(self.whisper_model, _detect_inputs(w), "language detection") for w in windows)
-        )
+        model = whisper_model or self.whisper_model
+        answers = await asyncio.gather(*(self._infer(model, _detect_inputs(w), "language detection") for w in windows))
         return [result for answer in answers for result in answer]
 
     async def _infer(self, model: str, inputs: list[grpcclient.InferInput], what: str) -> list[ChunkResult]:
@@ -197,11 +228,14 @@ def _inputs(
     smoothing.set_data_from_numpy(np.array([smoothing_samples], dtype=np.int32))
     inputs = [audio, micro, smoothing]
     if language:
-        lang = grpcclient.InferInput("language", [1], "BYTES")
-        lang.set_data_from_numpy(np.array([language.encode()], dtype=np.object_))
-        inputs.append(lang)
+        inputs.append(_text("language", language))
     if prompt:
-        text = grpcclient.InferInput("prompt", [1], "BYTES")
-        text.set_data_from_numpy(np.array([prompt.encode()], dtype=np.object_))
-        inputs.append(text)
+        inputs.append(_text("prompt", prompt))
     return inputs
+
+
+def _text(name: str, value: str) -> grpcclient.InferInput:
+    """One string as a [1] BYTES input of the micro chunker."""
+    tensor = grpcclient.InferInput(name, [1], "BYTES")
+    tensor.set_data_from_numpy(np.array([value.encode()], dtype=np.object_))
+    return tensor

@@ -12,7 +12,10 @@ from orchestrator.infer.pool import TritonPool
 
 @dataclass
 class ChunkSlots:
-    """At most `per_endpoint` macro chunks in flight per Triton endpoint, however many there are now."""
+    """At most `per_endpoint` macro chunks in flight per Triton endpoint, however many there are now.
+
+    `per_endpoint` is settings.chunks_in_flight_per_endpoint: this orchestrator's share of
+    chunks_per_triton, which is also each endpoint's micro_chunker instance count."""
 
     per_endpoint: int
     pool: TritonPool

@@ -21,6 +21,8 @@ from pathlib import Path
 
 from longscribe_core.weights import cache_root
 from orchestrator.common.net import NotReady, wait_until_ready
+from orchestrator.infer import capacity, repository
+from orchestrator.infer.catalogue import Catalogue
 from orchestrator.settings import Settings
 
 log = logging.getLogger("longscribe.triton")
@@ -65,15 +67,16 @@ def server_env(settings: Settings) -> dict[str, str]:
     env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [str(wheel_libs), env.get("LD_LIBRARY_PATH")]))
     site_dirs = [str(settings.model_repository), *site.getsitepackages()]
     env["LONGSCRIBE_SITE_DIRS"] = os.pathsep.join(site_dirs)
-    if settings.whisper_weights:
-        env["LONGSCRIBE_WHISPER_MODEL"] = settings.whisper_weights  # whisper/1/model.py: env beats config.pbtxt
+    # whisper/1/model.py lets this beat config.pbtxt (containers set it): here each generated
+    # model's config names its own weights, and one variable would give them all the same
+    env.pop("LONGSCRIBE_WHISPER_MODEL", None)
     return env
 
 
-def server_args(settings: Settings, backends: Path) -> list[str]:
+def server_args(settings: Settings, backends: Path, model_repository: Path | None = None) -> list[str]:
     args = [
         str(pytriton_root() / "bin" / "tritonserver"),
-        "--model-repository", str(settings.model_repository),
+        "--model-repository", str(model_repository or settings.model_repository),
         "--backend-directory", str(backends),
         "--http-port", str(settings.triton_http_port),
         "--grpc-port", str(settings.triton_grpc_port),
@@ -81,9 +84,22 @@ def server_args(settings: Settings, backends: Path) -> list[str]:
         # explicit: the repository also holds longscribe_core, which is no model
         "--model-control-mode", "explicit",
     ]  # fmt: skip
-    for model in settings.triton_models:
+    for model in repository.load_list(settings, Catalogue.from_settings(settings)):
         args += ["--load-model", model]
     return args
+
+
+def check_capacity(settings: Settings) -> None:
+    """Refuse to start a Triton whose micro_chunker would queue chunks; a warning when instances would idle."""
+    config = settings.model_repository / settings.micro_chunk_model / "config.pbtxt"
+    if settings.micro_chunk_model not in settings.triton_models or not config.is_file():
+        return
+    mismatch = capacity.check(settings, capacity.instance_count(capacity.read_config(config)), str(config))
+    if mismatch is None:
+        return
+    if mismatch.surplus:
+        raise TritonStartError(mismatch.message)
+    log.warning("%s", mismatch.message)
 
 
 async def _forward_log(stream: asyncio.StreamReader) -> None:
@@ -93,8 +109,23 @@ async def _forward_log(stream: asyncio.StreamReader) -> None:
 
 @contextlib.asynccontextmanager
 async def running_triton(settings: Settings) -> AsyncIterator[str]:
-    """Start Triton, wait until every model is ready, yield its gRPC URL, stop it."""
-    args = server_args(settings, backend_dir(cache_root()))
+    """Check or fetch the weights, start Triton, wait until every model is ready, yield its gRPC URL, stop it.
+
+    Raises repository.ModelsUnavailable before starting anything when a model's weights are not there,
+    and TritonStartError when the capacity settings would queue chunks inside it."""
+    check_capacity(settings)
+    resolved = await asyncio.to_thread(repository.resolve_all, Catalogue.from_settings(settings))
+    models = repository.build(settings, resolved, cache_root() / "repositories")
+    try:
+        async with _serving(settings, models) as url:
+            yield url
+    finally:
+        shutil.rmtree(models, ignore_errors=True)
+
+
+@contextlib.asynccontextmanager
+async def _serving(settings: Settings, models: Path) -> AsyncIterator[str]:
+    args = server_args(settings, backend_dir(cache_root()), models)
     proc = await asyncio.create_subprocess_exec(
         *args,
         env=server_env(settings),

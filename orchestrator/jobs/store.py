@@ -1,195 +1,239 @@
-"""Jobs for long media: start, watch (poll or server-sent events), cancel, collect.
+"""Jobs in Redis, shared by every orchestrator: accept, read, cancel, and record each step.
 
-A job runs the same transcription as POST /v1/transcribe, in the background,
-under the same admission control. Each finished macro chunk updates its
-progress (audio seconds done of total, chunks done, speed so far, ETA) and
-the finished prefix of the transcript, and is sent to every event stream.
-Finished jobs are kept `job_ttl_sec`, then forgotten. An optional webhook
-gets the final job as JSON, signed with HMAC-SHA256 over the body
-(`X-Longscribe-Signature: sha256=<hex>`, key `LONGSCRIBE_WEBHOOK_SECRET`),
-fetched through the same guard as media URLs.
+Any orchestrator answers for any job: the state is in Redis (keys in
+`records`), none of it in this process. Accepting a job checks the fleet's
+admission limit (jobs waiting to start, everywhere) before it answers 202,
+then adds the job to the queue stream that workers read as a consumer group.
+Every change of state is one Redis transaction that also appends the event
+to the job's event stream, so a reader never sees one without the other.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import hashlib
-import hmac
 import json
-import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import aiohttp
-from pydantic import Field
+import redis.asyncio as redis
+from redis.exceptions import WatchError
 
-from orchestrator.assemble.progress import Progress
-from orchestrator.errors import LongscribeError
-from orchestrator.schemas import TranscribeOutput, TranscribeRequest
+from orchestrator.assemble import merge, transcript
+from orchestrator.assemble.progress import ChunkPart
+from orchestrator.errors import JobNotFound, LongscribeError, Overloaded
+from orchestrator.jobs import checkpoints
+from orchestrator.jobs.records import (
+    ACTIVE,
+    CANCEL_CHANNEL,
+    FINISHED,
+    QUEUE,
+    QUEUED,
+    WEBHOOKS,
+    JobSpec,
+    Status,
+    all_keys,
+    chunks_key,
+    events_key,
+    job_key,
+    links,
+    loads,
+    result_key,
+    stream_entries,
+    text_hash,
+)
+from orchestrator.schemas import TranscribeOutput, UploadRequest
 
-log = logging.getLogger("longscribe.jobs")
-
-Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
-FINISHED: tuple[Status, ...] = ("succeeded", "failed", "cancelled")
-WEBHOOK_TIMEOUT_S = 10.0
-SIGNATURE_HEADER = "X-Longscribe-Signature"
-Run = Callable[[TranscribeRequest, Callable[[Progress], None], Path | None], Awaitable[TranscribeOutput]]
-PostWebhook = Callable[[str, bytes, dict[str, str]], Awaitable[None]]
-
-
-class JobRequest(TranscribeRequest):
-    """POST /v1/jobs body: the /v1/transcribe body, plus where to say it is done."""
-
-    webhook_url: str | None = Field(None, description="http(s) URL that gets the finished job, signed")
-
-
-def sign(body: bytes, secret: str) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-
-
-@dataclass
-class Job:
-    id: str
-    request: JobRequest
-    upload: Path | None = None  # an uploaded file, deleted when the job ends
-    status: Status = "queued"
-    created: float = field(default_factory=time.time)
-    started: float | None = None
-    finished: float | None = None
-    progress: Progress | None = None
-    result: TranscribeOutput | None = None
-    error: dict[str, Any] | None = None
-    task: asyncio.Task[None] | None = None
-    events: list[dict[str, Any]] = field(default_factory=list)
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def emit(self, event: dict[str, Any]) -> None:
-        self.events.append(event)
-        self.changed.set()
-        self.changed = asyncio.Event()  # waiters of the next change wait on a fresh one
-
-    def on_progress(self, progress: Progress) -> None:
-        self.progress = progress
-        self.emit({"event": "chunk", "data": self.progress_json()})
-
-    def progress_json(self) -> dict[str, Any]:
-        p = self.progress
-        elapsed = (self.finished or time.time()) - self.started if self.started else 0.0
-        done_s = self.result.input_duration_sec if self.result else (p.audio_done_s if p else 0.0)
-        total_s = self.result.input_duration_sec if self.result else (p.duration_s if p else None)
-        speed = done_s / elapsed if elapsed > 0 and done_s else None
-        eta = (total_s - done_s) / speed if speed and total_s is not None and self.status == "running" else None
-        return {
-            "audio_done_sec": round(done_s, 3),
-            "audio_total_sec": total_s,
-            "chunks_done": p.chunks_done if p else 0,
-            "chunks_total": p.chunks_total if p else None,
-            "speed": round(speed, 2) if speed else None,
-            "eta_sec": round(max(0.0, eta), 1) if eta is not None else None,
-        }
-
-    def to_json(self) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "id": self.id,
-            "status": self.status,
-            "created_at": self.created,
-            "progress": self.progress_json(),
-        }
-        if self.result is not None:
-            body["result"] = json.loads(self.result.to_json())
-        elif self.progress is not None:
-            body["partial"] = json.loads(self.progress.prefix.to_json())
-        if self.error is not None:
-            body["error"] = self.error
-        return body
+CANCEL_WAIT_S = 30.0  # DELETE waits this long for a running job to wind down wherever it runs
+CANCEL_POLL_MS = 1000
 
 
 @dataclass
 class JobStore:
-    run: Run
+    """The fleet's jobs, through one Redis client (decode_responses=True)."""
+
+    client: redis.Redis
     ttl_s: float
-    webhook_secret: str
-    post_webhook: PostWebhook
-    jobs: dict[str, Job] = field(default_factory=dict)
+    max_queued: int
+    retry_after_s: int
+    closing: asyncio.Event = field(default_factory=asyncio.Event)  # set on shutdown: event streams end
 
-    def start(self, request: JobRequest, upload: Path | None = None) -> Job:
-        self.forget_expired()
-        job = Job(secrets.token_urlsafe(12), request, upload)
-        self.jobs[job.id] = job
-        job.task = asyncio.create_task(self._run(job))
-        return job
+    async def check_room(self) -> None:
+        """Raise Overloaded when the fleet already has `max_queued` jobs waiting to start."""
+        waiting = await self.queued()
+        if waiting >= self.max_queued:
+            raise Overloaded(
+                f"{waiting} jobs are waiting to start across the service; retry in {self.retry_after_s} s",
+                retry_after_s=self.retry_after_s,
+            )
 
-    def get(self, job_id: str) -> Job | None:
-        self.forget_expired()
-        return self.jobs.get(job_id)
+    async def submit(self, spec: JobSpec) -> str:
+        """Accept a job (or raise Overloaded when the fleet's queue is full) and queue it."""
+        await self.check_room()
+        job_id = secrets.token_urlsafe(12)
+        async with self.client.pipeline(transaction=True) as tx:
+            tx.hset(
+                job_key(job_id),
+                mapping={"spec": spec.model_dump_json(), "status": "queued", "created": time.time(), "attempts": 0},
+            )
+            tx.sadd(QUEUED, job_id)
+            tx.sadd(ACTIVE, job_id)
+            tx.xadd(events_key(job_id), {"event": "status", "data": json.dumps({"status": "queued"})})
+            tx.xadd(QUEUE, {"job": job_id})
+            await tx.execute()
+        return job_id
 
-    def cancel(self, job: Job) -> None:
-        if job.task is not None and not job.task.done():
-            job.task.cancel()
+    async def fields(self, job_id: str) -> dict[str, str]:
+        """The job's hash; JobNotFound when there is none (never was, or expired)."""
+        found = text_hash(await self.client.hgetall(job_key(job_id)))
+        if not found:
+            raise JobNotFound(f"no job {job_id!r}")
+        return found
 
-    def forget_expired(self) -> None:
-        now = time.time()
-        for job_id in [j.id for j in self.jobs.values() if j.finished and now - j.finished > self.ttl_s]:
-            del self.jobs[job_id]
+    async def spec(self, job_id: str) -> JobSpec:
+        return JobSpec.model_validate_json((await self.fields(job_id))["spec"])
 
-    def in_flight(self) -> int:
-        return sum(1 for j in self.jobs.values() if j.status not in FINISHED)
+    async def result(self, job_id: str) -> TranscribeOutput | None:
+        raw = await self.client.get(result_key(job_id))
+        return TranscribeOutput.model_validate_json(raw) if raw else None
 
-    async def _run(self, job: Job) -> None:
-        job.status, job.started = "running", time.time()
-        job.emit({"event": "status", "data": {"status": "running"}})
-        try:
-            job.result = await self.run(job.request, job.on_progress, job.upload)
-            job.status = "succeeded"
-        except asyncio.CancelledError:
-            job.status = "cancelled"
-        except LongscribeError as exc:
-            job.status, job.error = "failed", exc.detail()
-        except Exception:
-            log.exception("job %s failed", job.id)
-            job.status, job.error = "failed", LongscribeError("internal error").detail()
-        finally:
-            if job.upload is not None:
-                job.upload.unlink(missing_ok=True)
-        job.finished = time.time()
-        job.emit({"event": "end", "data": job.to_json()})
-        if job.request.webhook_url:
-            await self._notify(job)
+    async def in_flight(self) -> int:
+        return int(await self.client.scard(ACTIVE))
 
-    async def _notify(self, job: Job) -> None:
-        body = json.dumps(job.to_json()).encode()
-        headers = {"Content-Type": "application/json"}
-        if self.webhook_secret:
-            headers[SIGNATURE_HEADER] = sign(body, self.webhook_secret)
-        try:
-            await self.post_webhook(str(job.request.webhook_url), body, headers)
-        except (LongscribeError, aiohttp.ClientError, TimeoutError) as exc:
-            log.warning("webhook for job %s failed: %s", job.id, exc)
+    async def queued(self) -> int:
+        return int(await self.client.scard(QUEUED))
 
-    async def close(self) -> None:
-        tasks = [j.task for j in self.jobs.values() if j.task is not None and not j.task.done()]
-        for task in tasks:
-            task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.gather(*tasks, return_exceptions=True)
+    async def to_json(self, job_id: str, with_result: bool = True) -> dict[str, Any]:
+        """The job as GET /v1/jobs/{id} shows it: status, worker, progress, webhook, and the transcript so far."""
+        f = await self.fields(job_id)
+        status = f["status"]
+        body: dict[str, Any] = {
+            "id": job_id,
+            "status": status,
+            "created_at": float(f["created"]),
+            "worker": f.get("worker") or None,
+            "progress": progress_json(f),
+            "links": links(job_id),
+        }
+        if status == "succeeded" and with_result:
+            output = await self.result(job_id)
+            if output is not None:
+                body["result"] = json.loads(output.to_json())
+        elif status == "running":
+            partial = await self.partial(job_id, loads(f.get("spec")) or {})
+            if partial is not None:
+                body["partial"] = json.loads(partial.to_json())
+        if f.get("error"):
+            body["error"] = loads(f["error"])
+        if f.get("webhook"):
+            body["webhook"] = loads(f["webhook"])
+        return body
+
+    async def partial(self, job_id: str, spec: dict[str, Any]) -> TranscribeOutput | None:
+        """The transcript of the finished chunks from the start, built from the checkpoints when asked."""
+        parts = await checkpoints.load(self.client, job_id)
+        prefix: list[ChunkPart] = []
+        while len(prefix) in parts:
+            prefix.append(parts[len(prefix)])
+        if not prefix:
+            return None
+        end_s = prefix[-1].chunk.end_s
+        with_words = bool(spec.get("request", {}).get("params", {}).get("word_timestamps"))
+        timed = merge.final_segments([(p.chunk, p.result) for p in prefix], end_s)
+        return transcript.build(timed, end_s, 0.0, with_words)
+
+    async def cancel(self, job_id: str) -> dict[str, Any]:
+        """Cancel a job wherever it is: a waiting one here and now, a running one through its worker."""
+        if await self._cancel_waiting(job_id):
+            request = (await self.spec(job_id)).request
+            if isinstance(request, UploadRequest):
+                request.upload.path.unlink(missing_ok=True)
+            return await self.to_json(job_id)
+        await self.client.hset(job_key(job_id), "cancel", "1")
+        await self.client.publish(CANCEL_CHANNEL, job_id)
+        deadline = time.monotonic() + CANCEL_WAIT_S
+        last_id = "$"
+        while time.monotonic() < deadline and (await self.fields(job_id))["status"] not in FINISHED:
+            found = await self.client.xread({events_key(job_id): last_id}, count=100, block=CANCEL_POLL_MS)
+            for entry_id, _ in stream_entries(found):
+                last_id = entry_id
+        return await self.to_json(job_id)
+
+    async def _cancel_waiting(self, job_id: str) -> bool:
+        """Cancel the job if it has not started (atomically against a worker starting it); False if it has."""
+        async with self.client.pipeline(transaction=True) as tx:
+            try:
+                await tx.watch(job_key(job_id))
+                status = await tx.hget(job_key(job_id), "status")
+                if status is None:
+                    raise JobNotFound(f"no job {job_id!r}")
+                if status != "queued":
+                    return status in FINISHED
+                tx.multi()  # type: ignore[no-untyped-call]
+                self.finish_in(tx, job_id, "cancelled", None)
+                await tx.execute()
+                return True
+            except WatchError:
+                return False  # a worker took it just now: cancel it where it runs
+
+    def finish_in(
+        self,
+        tx: redis.client.Pipeline,
+        job_id: str,
+        status: Status,
+        error: LongscribeError | None,
+        progress: dict[str, Any] | None = None,
+        webhook: dict[str, Any] | None = None,
+    ) -> None:
+        """Queue the writes that end a job on `tx`: status, the end event, expiry, and the webhook to send."""
+        mapping: dict[Any, str | float] = {"status": status, "finished": time.time()}
+        if error is not None:
+            mapping["error"] = json.dumps(error.detail())
+        if progress is not None:
+            mapping["progress"] = json.dumps(progress)
+        if webhook is not None:
+            mapping["webhook"] = json.dumps(webhook)
+            tx.sadd(WEBHOOKS, job_id)
+        tx.hset(job_key(job_id), mapping=mapping)
+        tx.srem(QUEUED, job_id)
+        tx.srem(ACTIVE, job_id)
+        tx.delete(chunks_key(job_id))
+        tx.xadd(events_key(job_id), {"event": "end", "data": json.dumps({"status": status, "links": links(job_id)})})
+        for key in all_keys(job_id):
+            tx.expire(key, int(self.ttl_s))
+
+    async def record_progress(self, job_id: str, running: dict[str, str], progress: dict[str, Any]) -> None:
+        """One finished chunk: the progress in the hash and a `chunk` event with it, in one transaction.
+
+        `running` holds the fields this run set when it started (status, started, resumed audio)."""
+        snapshot = {**running, "progress": json.dumps(progress)}
+        async with self.client.pipeline(transaction=True) as tx:
+            tx.hset(job_key(job_id), mapping={"progress": snapshot["progress"]})
+            tx.xadd(events_key(job_id), {"event": "chunk", "data": json.dumps(progress_json(snapshot))})
+            await tx.execute()
 
 
-async def events(job: Job) -> AsyncIterator[dict[str, Any]]:
-    """Every event of the job so far, then each new one, until its end."""
-    sent = 0
-    while True:
-        waiter = job.changed
-        while sent < len(job.events):
-            event = job.events[sent]
-            sent += 1
-            yield event
-            if event["event"] == "end":
-                return
-        if job.status in FINISHED and sent >= len(job.events):
-            return
-        await waiter.wait()
+def progress_json(f: dict[str, str]) -> dict[str, Any]:
+    """Audio done of total, chunks done, chunks carried over from an earlier run, speed so far, ETA."""
+    p = loads(f.get("progress")) or {}
+    status = f["status"]
+    started = float(f["started"]) if f.get("started") else None
+    now = float(f["finished"]) if f.get("finished") else time.time()
+    done_s = float(p.get("audio_done_s", 0.0))
+    total_s = p.get("duration_s")
+    if status == "succeeded" and total_s is not None:
+        done_s = max(done_s, float(total_s))
+    ran_s = done_s - float(p.get("resumed_audio_s", 0.0))  # this run's own work sets the speed
+    elapsed = now - started if started else 0.0
+    speed = ran_s / elapsed if elapsed > 0 and ran_s > 0 else None
+    eta = (total_s - done_s) / speed if speed and total_s is not None and status == "running" else None
+    return {
+        "audio_done_sec": round(done_s, 3),
+        "audio_total_sec": total_s,
+        "chunks_done": p.get("chunks_done", 0),
+        "chunks_total": p.get("chunks_total"),
+        "chunks_resumed": p.get("chunks_resumed", 0),
+        "speed": round(speed, 2) if speed else None,
+        "eta_sec": round(max(0.0, eta), 1) if eta is not None else None,
+    }

@@ -63,10 +63,11 @@ class MediaRelay:
     sources: dict[str, Source] = field(default_factory=dict)
 
     @contextlib.contextmanager
-    def open(self, url: str, path: Path | None = None) -> Iterator[Source]:
-        """A local alias for `url`, or for the uploaded file at `path`, while the block runs."""
+    def open(self, media: str | Path) -> Iterator[Source]:
+        """A local alias for the media at a URL, or for an uploaded file (a Path), while the block runs."""
         token = secrets.token_urlsafe(16)
-        source = Source(url, f"{self.base}/media/{token}", path=path)
+        local_url = f"{self.base}/media/{token}"
+        source = Source(media, local_url) if isinstance(media, str) else Source("", local_url, path=media)
         self.sources[token] = source
         try:
             yield source

@@ -19,25 +19,27 @@ from schemathesis import GenerationMode
 
 from orchestrator.api.app import create_app
 from orchestrator.common.net import free_port, serving
+from orchestrator.jobs.redis_server import running_redis
 from orchestrator.settings import Settings
 
 MAX_WAIT_S = 15.0  # the media timeout below, twice over: nothing may take longer
 
 
 @pytest.fixture(scope="module")
-def live_service() -> Iterator[str]:
+def live_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The service on its own loop in a thread: schemathesis calls it synchronously."""
-    config = Settings(triton_grpc_urls=[f"127.0.0.1:{free_port()}"], media_timeout_sec=3.0)
     loop = asyncio.new_event_loop()
     started = threading.Event()
     stop = asyncio.Event()
     base: list[str] = []
 
     async def run() -> None:
-        async with serving(create_app(config)) as url:
-            base.append(url)
-            started.set()
-            await stop.wait()
+        async with running_redis(Settings(redis_dir=tmp_path_factory.mktemp("fuzz-redis"))) as redis_url:
+            config = Settings(triton_grpc_urls=[f"127.0.0.1:{free_port()}"], media_timeout_sec=3.0, redis_url=redis_url)
+            async with serving(create_app(config)) as url:
+                base.append(url)
+                started.set()
+                await stop.wait()
 
     thread = threading.Thread(target=loop.run_until_complete, args=(run(),), daemon=True)
     thread.start()

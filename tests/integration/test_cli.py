@@ -43,7 +43,7 @@ def children_of(pid: int) -> list[int]:
 
 
 async def test_sigterm_stops_accepting_finishes_the_request_in_flight_then_stops_triton(
-    media_url: str, lj_recording: Recording
+    media_url: str, lj_recording: Recording, tmp_path: Path
 ) -> None:
     port, ports = free_port(), [str(free_port()) for _ in range(3)]
     proc = await asyncio.create_subprocess_exec(
@@ -59,7 +59,11 @@ async def test_sigterm_stops_accepting_finishes_the_request_in_flight_then_stops
         ports[2],
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,
-        env={**os.environ, "LONGSCRIBE_ALLOWED_MEDIA_HOSTS": json.dumps(LOOPBACK)},
+        env={
+            **os.environ,
+            "LONGSCRIBE_ALLOWED_MEDIA_HOSTS": json.dumps(LOOPBACK),
+            "LONGSCRIBE_REDIS_DIR": str(tmp_path / "redis"),  # its own Redis data, not the environment's
+        },
     )
     try:
         # raises NotReady when serve exits early or never becomes ready

@@ -18,7 +18,7 @@ from aiohttp import web
 from orchestrator.api.app import create_app
 from orchestrator.cli.progress import sse_events
 from orchestrator.common.net import serving
-from orchestrator.jobs.store import SIGNATURE_HEADER, sign
+from orchestrator.jobs.webhooks import SIGNATURE_HEADER, sign
 from orchestrator.settings import Settings
 
 from ..corpus import Recording, wer
@@ -30,8 +30,10 @@ SECRET = "webhook-secret-5d1"
 
 
 @pytest_asyncio.fixture(scope="module")
-async def jobs_api(triton_grpc_url: str) -> AsyncIterator[str]:
-    settings = Settings(triton_grpc_urls=[triton_grpc_url], allowed_media_hosts=LOOPBACK, webhook_secret=SECRET)
+async def jobs_api(triton_grpc_url: str, redis_url: str) -> AsyncIterator[str]:
+    settings = Settings(
+        triton_grpc_urls=[triton_grpc_url], allowed_media_hosts=LOOPBACK, webhook_secret=SECRET, redis_url=redis_url
+    )
     async with serving(create_app(settings)) as base:
         yield base
 

@@ -115,8 +115,27 @@ async def test_chunks_spread_over_endpoints_and_skip_a_dead_one(
         assert wer(lj_recording.reference, out["text"]) <= 0.08
         async with aiohttp.ClientSession() as session:
             async with session.get(f"{service}/readyz") as response:
-                assert response.status == 503
+                # one dead endpoint does not take the orchestrator out of the Service: chunks go to the other
+                assert response.status == 200
                 assert (await response.json())["endpoints"] == {dead: False, triton_grpc_url: True}
+
+
+async def test_metrics_show_each_models_triton_queue_and_the_instances_match_the_capacity(
+    triton_grpc_url: str, media_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = Settings(triton_grpc_urls=[triton_grpc_url], allowed_media_hosts=LOOPBACK)
+    async with serving(create_app(settings)) as service, aiohttp.ClientSession() as session:
+        async with session.get(f"{service}/readyz") as response:  # first contact: the instance count is read
+            assert response.status == 200
+        status, out = await post(service, {"media_url": f"{media_url}/speech/jfk.flac"})
+        assert status == 200, out
+        async with session.get(f"{service}/metrics") as response:
+            scraped = await response.text()
+    for model in settings.triton_models:
+        for counter in ("longscribe_triton_queue_duration_us_total", "longscribe_triton_inferences_total"):
+            line = next(x for x in scraped.splitlines() if x.startswith(counter) and f'model="{model}"' in x)
+            assert float(line.rsplit(" ", 1)[1]) >= (1 if "inferences" in counter else 0)
+    assert "would wait inside Triton" not in caplog.text and "stay idle" not in caplog.text
 
 
 async def test_each_macro_chunk_is_read_by_seeking_not_from_byte_zero(

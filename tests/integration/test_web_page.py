@@ -27,9 +27,13 @@ CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 
 
 @pytest_asyncio.fixture(scope="module")
-async def page_url(triton_grpc_url: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+async def page_url(
+    triton_grpc_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[str]:
     uploads = tmp_path_factory.mktemp("page-uploads")
-    settings = Settings(triton_grpc_urls=[triton_grpc_url], allowed_media_hosts=LOOPBACK, upload_dir=uploads)
+    settings = Settings(
+        triton_grpc_urls=[triton_grpc_url], allowed_media_hosts=LOOPBACK, upload_dir=uploads, redis_url=redis_url
+    )
     async with serving(create_app(settings)) as base:
         yield base
 

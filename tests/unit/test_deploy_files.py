@@ -6,16 +6,21 @@ and parsed, and every name in them is checked against what the code reads.
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
 
 from orchestrator.api.app import create_app
+from orchestrator.common.observability import Metrics
+from orchestrator.infer import capacity
 from orchestrator.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -153,3 +158,147 @@ def test_kubernetes_triton_orchestrator_and_autoscaler_agree(monkeypatch: pytest
     adapter = yaml.safe_load((K8S / "prometheus-adapter-rules.yaml").read_text())["rules"]["custom"][0]
     assert adapter["name"]["as"] == metric
     assert f'model="{DEFAULTS.whisper_model}"' in adapter["metricsQuery"]
+
+
+# The capacity model: one number, LONGSCRIBE_CHUNKS_PER_TRITON, reaches Triton and the orchestrators alike.
+
+ENTRYPOINT = DOCKER / "triton_entrypoint.sh"
+MICRO_CHUNKER = REPO / "model_repository" / "micro_chunker"
+
+
+def instances_triton_starts_with(env: dict[str, str], tmp_path: Path) -> int:
+    """Run the image's entrypoint on a copy of the repository with this env; the count it leaves."""
+    models = tmp_path / "models"
+    (models / "micro_chunker").mkdir(parents=True)
+    shutil.copy(MICRO_CHUNKER / "config.pbtxt", models / "micro_chunker" / "config.pbtxt")
+    run_env = {"PATH": os.environ["PATH"], **{k: str(v) for k, v in env.items()}}
+    done = subprocess.run(
+        [str(ENTRYPOINT), "true", f"--model-repository={models}"], env=run_env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    return capacity.instance_count(capacity.read_config(models / "micro_chunker" / "config.pbtxt"))
+
+
+def test_the_triton_entrypoint_sets_the_instances_and_refuses_nonsense(tmp_path: Path) -> None:
+    assert instances_triton_starts_with({}, tmp_path / "a") == DEFAULTS.chunks_per_triton  # unset: the file's
+    assert instances_triton_starts_with({"LONGSCRIBE_CHUNKS_PER_TRITON": "8"}, tmp_path / "b") == 8
+    for bad in ("0", "eight", "-3"):
+        done = subprocess.run(
+            [str(ENTRYPOINT), "true"], env={"PATH": os.environ["PATH"], "LONGSCRIBE_CHUNKS_PER_TRITON": bad}
+        )
+        assert done.returncode != 0
+    text = (DOCKER / "Dockerfile.triton").read_text()
+    entrypoint = re.findall(r"^ENTRYPOINT \[(.+?)\]$", text, re.M | re.S)[0]
+    assert entrypoint.startswith('"/opt/longscribe/triton_entrypoint.sh"') and "--model-repository=/models" in text
+    assert "docker/triton_entrypoint.sh" in text
+
+
+def assert_one_capacity(orchestrator: Settings, triton_env: dict[str, str], replicas: int, tmp_path: Path) -> None:
+    assert "LONGSCRIBE_CHUNKS_IN_FLIGHT_PER_ENDPOINT" not in triton_env  # derived, not set a second time
+    assert int(triton_env["LONGSCRIBE_CHUNKS_PER_TRITON"]) == orchestrator.chunks_per_triton
+    assert orchestrator.orchestrator_replicas == replicas
+    assert orchestrator.chunks_per_triton % replicas == 0, "each orchestrator's share must be whole"
+    instances = instances_triton_starts_with(triton_env, tmp_path)
+    assert capacity.check(orchestrator, instances, "deployment") is None
+    assert orchestrator.max_requests_in_flight == orchestrator.chunks_in_flight_per_endpoint + 1
+
+
+def test_compose_gives_triton_and_the_orchestrator_one_capacity_and_a_durable_redis(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    services = compose()["services"]
+    orchestrators = [s for s in services.values() if s.get("build", {}).get("dockerfile", "").endswith("orchestrator")]
+    env = orchestrators[0]["environment"]
+    assert "LONGSCRIBE_CHUNKS_IN_FLIGHT_PER_ENDPOINT" not in env
+    settings = check_orchestrator_env(env, monkeypatch)
+    for name, service in services.items():
+        if name.startswith("triton"):
+            assert_one_capacity(settings, service["environment"], len(orchestrators), tmp_path / name)
+
+    redis = services["redis"]
+    assert redis["command"][redis["command"].index("--appendonly") + 1] == "yes"
+    assert any(v.endswith(":/data") for v in redis["volumes"])
+    url = urlsplit(settings.redis_url)
+    assert url.scheme == "redis" and url.hostname == "redis" and str(url.port) in redis["expose"]
+    grace = DEFAULTS.shutdown_grace_sec
+    assert float(orchestrators[0]["stop_grace_period"].rstrip("s")) > grace
+
+
+def env_of(container_spec: dict[str, Any], docs: list[dict[str, Any]]) -> dict[str, str]:
+    """A container's environment: its ConfigMaps (envFrom), then its own env."""
+    env: dict[str, str] = {}
+    for source in container_spec.get("envFrom", []):
+        env.update(find(docs, "ConfigMap", source["configMapRef"]["name"])["data"])
+    env.update({e["name"]: e["value"] for e in container_spec.get("env", [])})
+    return env
+
+
+def test_kubernetes_shares_one_capacity_has_redis_and_rolls_gently(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    docs = k8s_documents()
+    namespace = yaml.safe_load((K8S / "kustomization.yaml").read_text())["namespace"]
+    deployment = find(docs, "Deployment", "orchestrator")
+    orchestrator = container(deployment)
+    settings = check_orchestrator_env(env_of(orchestrator, docs), monkeypatch)
+    triton_env = env_of(container(find(docs, "Deployment", "triton")), docs)
+    assert_one_capacity(settings, triton_env, deployment["spec"]["replicas"], tmp_path)
+
+    redis = find(docs, "StatefulSet", "redis")
+    args = container(redis)["args"]
+    assert args[args.index("--appendonly") + 1] == "yes"
+    data_mount = next(m for m in container(redis)["volumeMounts"] if m["mountPath"] == "/data")
+    assert data_mount["name"] in {t["metadata"]["name"] for t in redis["spec"]["volumeClaimTemplates"]}
+    service = find(docs, "Service", "redis")
+    url = urlsplit(settings.redis_url)
+    assert url.hostname == f"{service['metadata']['name']}.{namespace}.svc.cluster.local"
+    assert url.port in {p["port"] for p in service["spec"]["ports"]}
+
+    pod = deployment["spec"]["template"]["spec"]
+    pre_stop = orchestrator["lifecycle"]["preStop"]["exec"]["command"]
+    assert pre_stop[0] == "sleep" and float(pre_stop[1]) > 0
+    assert pod["terminationGracePeriodSeconds"] > float(pre_stop[1]) + settings.shutdown_grace_sec
+    assert orchestrator["readinessProbe"]["httpGet"]["path"] == "/readyz"
+
+
+TRITON_METRICS = {"nv_inference_queue_duration_us", "nv_inference_request_success"}  # Triton's names
+
+
+def orchestrator_metric_names() -> set[str]:
+    """Every name the orchestrator's /metrics can show: each family, and a counter's `_total`."""
+    families = list(Metrics().registry.collect())
+    return {f.name for f in families} | {f"{f.name}_total" for f in families if f.type == "counter"}
+
+
+def test_the_autoscaler_scales_on_the_queues_users_wait_in_and_each_is_exported() -> None:
+    docs = k8s_documents()
+    hpa = find(docs, "HorizontalPodAutoscaler", "triton")
+    rules = yaml.safe_load((K8S / "prometheus-adapter-rules.yaml").read_text())["rules"]
+    names = {kind: {r["name"]["as"]: r for r in rules[kind]} for kind in ("custom", "external")}
+    used = {m["type"]: [] for m in hpa["spec"]["metrics"]}  # type: dict[str, list[str]]
+    for metric in hpa["spec"]["metrics"]:
+        used[metric["type"]].append(metric[metric["type"].lower()]["metric"]["name"])
+    assert set(used["Pods"]) <= set(names["custom"]) and set(used["External"]) <= set(names["external"])
+
+    queries = [r["metricsQuery"] for kind in names.values() for r in kind.values()]
+    for model in DEFAULTS.triton_models:  # Triton's queue time for both models
+        assert any("nv_inference_queue_duration_us" in q and f'model="{model}"' in q for q in queries), model
+    exported = orchestrator_metric_names()
+    assert "longscribe_jobs_queued" in used["External"] and "longscribe_jobs_queued" in exported
+    for query in queries:
+        for name in re.findall(r"\b((?:nv|longscribe)_\w+)\{", query):
+            assert name in TRITON_METRICS | exported, f"{name}: nobody exports it"
+    # and the orchestrator exports both models' Triton queue time itself, for compose and dashboards
+    assert {"longscribe_triton_queue_duration_us_total", "longscribe_triton_inferences_total"} <= exported
+
+    deployment = find(docs, "Deployment", "orchestrator")
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    port = next(p["containerPort"] for p in container(deployment)["ports"] if p["name"] == "http")
+    assert annotations["prometheus.io/port"] == str(port) and annotations["prometheus.io/path"] == "/metrics"
+    monitors = [d for d in yaml.safe_load_all((K8S / "podmonitor.yaml").read_text()) if d]
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert any(
+        m["spec"]["selector"]["matchLabels"].items() <= labels.items()
+        and m["spec"]["podMetricsEndpoints"][0]["path"] == "/metrics"
+        for m in monitors
+    )

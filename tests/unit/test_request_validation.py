@@ -42,7 +42,7 @@ class Fake:
         self.error = error
         self.requests: list[TranscribeRequest] = []
 
-    async def __call__(self, request: TranscribeRequest) -> TranscribeOutput:
+    async def __call__(self, request: TranscribeRequest, *_: object) -> TranscribeOutput:
         self.requests.append(request)
         if self.error is not None:
             raise self.error

@@ -28,7 +28,7 @@ class Gate:
         self.started = 0
         self.cancelled = 0
 
-    async def __call__(self, request: TranscribeRequest) -> TranscribeOutput:
+    async def __call__(self, request: TranscribeRequest, *_: object) -> TranscribeOutput:
         self.started += 1
         try:
             await self.release.wait()
@@ -49,7 +49,7 @@ async def post(session: aiohttp.ClientSession, base: str, headers: dict[str, str
         return response.status, await response.json()
 
 
-async def instant(request: TranscribeRequest) -> TranscribeOutput:
+async def instant(request: TranscribeRequest, *_: object) -> TranscribeOutput:
     return FAKE_OUTPUT
 
 

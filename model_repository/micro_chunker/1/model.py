@@ -46,9 +46,13 @@ class TritonPythonModel:
             width = int(_scalar(request, "silence_detection_smoothing_num_samples"))
             language = _scalar(request, "language")
             prompt = _scalar(request, "prompt")
+            whisper = _scalar(request, "whisper_model") or self.whisper_model
             work = asyncio.ensure_future(
                 transcribe_macro_chunk(
-                    pcm, max_s, width, lambda piece, temperature: self._transcribe(piece, language, temperature, prompt)
+                    pcm,
+                    max_s,
+                    width,
+                    lambda piece, temperature: self._transcribe(whisper, piece, language, temperature, prompt),
                 )
             )
             # a client that hung up (or a replica's caller that timed out) stops the pieces not yet sent
@@ -64,7 +68,9 @@ class TritonPythonModel:
         out = np.array([encode_result(result)], dtype=np.object_)
         return pb_utils.InferenceResponse([pb_utils.Tensor("result", out)])
 
-    async def _transcribe(self, piece: np.ndarray, language, temperature: float, prompt=None) -> ChunkResult:
+    async def _transcribe(
+        self, whisper: str, piece: np.ndarray, language, temperature: float, prompt=None
+    ) -> ChunkResult:
         inputs = [pb_utils.Tensor("audio", piece[None, :].astype(np.float32))]
         if language:
             inputs.append(pb_utils.Tensor("language", np.array([[language.encode()]], dtype=np.object_)))
@@ -72,9 +78,7 @@ class TritonPythonModel:
             inputs.append(pb_utils.Tensor("prompt", np.array([[prompt.encode()]], dtype=np.object_)))
         if temperature:
             inputs.append(pb_utils.Tensor("temperature", np.array([[temperature]], dtype=np.float32)))
-        request = pb_utils.InferenceRequest(
-            model_name=self.whisper_model, inputs=inputs, requested_output_names=["result"]
-        )
+        request = pb_utils.InferenceRequest(model_name=whisper, inputs=inputs, requested_output_names=["result"])
         response = await request.async_exec()
         if response.has_error():
             error = response.error()

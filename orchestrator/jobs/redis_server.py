@@ -1,0 +1,137 @@
+"""Run Debian's `redis-server` as a managed child when no LONGSCRIBE_REDIS_URL is given.
+
+One machine then keeps its jobs as a fleet would: in Redis, with append-only
+persistence in `redis_dir`, so a restarted `longscribe serve` finds them
+again. The directory is locked while a server uses it (two servers on one
+append-only file would corrupt it), the port is a free one, and the child dies
+with us even when we are SIGKILLed (PR_SET_PDEATHSIG).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import fcntl
+import logging
+import os
+import signal
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import redis.asyncio as redis
+from redis.exceptions import RedisError
+
+from orchestrator.common.net import free_port
+from orchestrator.settings import Settings
+
+log = logging.getLogger("longscribe.redis")
+START_TIMEOUT_S = 30.0  # loading a large append-only file takes a while
+PING_POLL_S = 0.1
+STOP_GRACE_S = 15.0  # SIGTERM (Redis flushes its append-only file), then SIGKILL
+PR_SET_PDEATHSIG = 1  # prctl option, from linux/prctl.h
+
+
+class RedisStartError(RuntimeError):
+    """The managed redis-server is missing, exited, or did not answer PING in time."""
+
+
+def server_args(settings: Settings, port: int) -> list[str]:
+    return [
+        settings.redis_server_bin,
+        "--port", str(port),
+        "--bind", "127.0.0.1",
+        "--dir", str(settings.redis_dir),
+        "--appendonly", "yes",
+        "--appendfsync", "everysec",  # at most a second of job updates lost to a power cut
+        "--save", "",  # the append-only file is the persistence; no RDB snapshots besides
+        "--protected-mode", "yes",
+    ]  # fmt: skip
+
+
+def _die_with_parent() -> None:
+    """In the child: SIGTERM when the orchestrator that started it dies, however it dies."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / "longscribe.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise RedisStartError(
+                f"another longscribe uses {directory}; set LONGSCRIBE_REDIS_DIR to another directory "
+                "or LONGSCRIBE_REDIS_URL to share its Redis"
+            ) from exc
+        yield
+
+
+async def _wait_for_ping(url: str, proc: asyncio.subprocess.Process) -> None:
+    client = redis.Redis.from_url(url)
+    deadline = time.monotonic() + START_TIMEOUT_S
+    try:
+        while time.monotonic() < deadline:
+            if proc.returncode is not None:
+                raise RedisStartError(f"redis-server exited with {proc.returncode}; see its log above")
+            with contextlib.suppress(RedisError, OSError):
+                if await client.ping():
+                    return
+            await asyncio.sleep(PING_POLL_S)
+        raise RedisStartError(f"redis-server did not answer PING within {START_TIMEOUT_S:g} s")
+    finally:
+        await client.aclose()
+
+
+async def _forward_log(stream: asyncio.StreamReader) -> None:
+    async for line in stream:
+        log.info("%s", line.decode(errors="replace").rstrip())
+
+
+@contextlib.asynccontextmanager
+async def running_redis(settings: Settings) -> AsyncIterator[str]:
+    """Start redis-server on a free loopback port with its data in `redis_dir`; yield its URL; stop it."""
+    with _locked(settings.redis_dir):
+        port = free_port()
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *server_args(settings, port),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,  # Ctrl-C reaches us; we stop it after the jobs are handed back
+                preexec_fn=_die_with_parent,
+            )
+        except FileNotFoundError as exc:
+            raise RedisStartError(
+                f"{settings.redis_server_bin} is not installed (apt-get install redis-server), "
+                "or set LONGSCRIBE_REDIS_URL"
+            ) from exc
+        assert proc.stdout is not None
+        forward = asyncio.create_task(_forward_log(proc.stdout))
+        url = f"redis://127.0.0.1:{port}/0"
+        try:
+            await _wait_for_ping(url, proc)
+            log.info("Redis ready on 127.0.0.1:%d, data in %s", port, settings.redis_dir)
+            yield url
+        finally:
+            await _stop(proc)
+            forward.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await forward
+
+
+async def _stop(proc: asyncio.subprocess.Process) -> None:
+    if proc.returncode is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(signal.SIGTERM)
+    try:
+        await asyncio.wait_for(asyncio.shield(proc.wait()), STOP_GRACE_S)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGKILL)
+        await proc.wait()

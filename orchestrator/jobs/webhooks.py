@@ -1,0 +1,147 @@
+"""Webhooks that arrive: the finished job, signed, retried with backoff, recorded in Redis.
+
+A finished job with a `webhook_url` gets a delivery id, and its id is in the
+`webhooks` set until the receiver answers 2xx or `webhook_retry_sec` has
+passed since the first attempt. Every try sends the same id in
+`X-Longscribe-Delivery` (receivers drop duplicates) and the body signed with
+HMAC-SHA256 (`X-Longscribe-Signature: sha256=<hex>`, key
+LONGSCRIBE_WEBHOOK_SECRET). One orchestrator at a time delivers a given
+webhook (a short lease); after a restart, any orchestrator picks up what is
+still pending. The state shows in the job's JSON as `webhook`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from redis.exceptions import RedisError
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
+
+from orchestrator.errors import JobNotFound, LongscribeError
+from orchestrator.jobs.records import WEBHOOKS, JobSpec, job_key, webhook_lease_key
+from orchestrator.jobs.store import JobStore
+
+log = logging.getLogger("longscribe.webhooks")
+
+SIGNATURE_HEADER = "X-Longscribe-Signature"
+DELIVERY_HEADER = "X-Longscribe-Delivery"
+WEBHOOK_TIMEOUT_S = 10.0  # one attempt
+FIRST_WAIT_S = 0.5  # doubled after each failed attempt, up to MAX_WAIT_S
+MAX_WAIT_S = 60.0
+SWEEP_S = 5.0  # how often webhooks left pending (by a restart) are looked for
+PostWebhook = Callable[[str, bytes, dict[str, str]], Awaitable[int]]  # -> the receiver's HTTP status
+
+
+class WebhookRejected(Exception):
+    """The receiver answered, but not with 2xx: try again later."""
+
+
+def sign(body: bytes, secret: str) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+@dataclass
+class Webhooks:
+    store: JobStore
+    post: PostWebhook
+    secret: str
+    retry_s: float
+    lease_s: float
+    tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    sweeper: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.sweeper = asyncio.create_task(self._sweep())
+
+    def deliver_soon(self, job_id: str) -> None:
+        if job_id not in self.tasks:
+            task = self.tasks[job_id] = asyncio.create_task(self._deliver(job_id))
+            task.add_done_callback(lambda _: self.tasks.pop(job_id, None))
+
+    async def close(self) -> None:
+        """Stop delivering here; what is pending stays recorded, for the next orchestrator to finish."""
+        tasks = [*self.tasks.values(), *([self.sweeper] if self.sweeper else [])]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _sweep(self) -> None:
+        while True:
+            try:
+                for job_id in await self.store.client.smembers(WEBHOOKS):
+                    self.deliver_soon(str(job_id))
+            except (RedisError, OSError) as exc:
+                log.warning("looking for pending webhooks failed: %s", exc)
+            await asyncio.sleep(SWEEP_S)
+
+    async def _deliver(self, job_id: str) -> None:
+        client = self.store.client
+        lease = webhook_lease_key(job_id)
+        if not await client.set(lease, "1", nx=True, px=int(self.lease_s * 1000)):
+            return  # another orchestrator delivers it
+        try:
+            try:
+                fields = await self.store.fields(job_id)
+            except JobNotFound:
+                await client.srem(WEBHOOKS, job_id)
+                return
+            state: dict[str, Any] = json.loads(fields["webhook"])
+            url = JobSpec.model_validate_json(fields["spec"]).webhook_url
+            if state["state"] != "pending" or not url:
+                await client.srem(WEBHOOKS, job_id)
+                return
+            state.setdefault("first_attempt_at", time.time())
+            job = await self.store.to_json(job_id)
+            job.pop("webhook", None)  # its own state is no part of what it delivers
+            body = json.dumps(job).encode()
+            headers = {"Content-Type": "application/json", DELIVERY_HEADER: state["id"]}
+            if self.secret:
+                headers[SIGNATURE_HEADER] = sign(body, self.secret)
+            left_s = max(0.0, self.retry_s - (time.time() - state["first_attempt_at"]))
+            await self._attempts(job_id, url, body, headers, state, left_s)
+        finally:
+            await client.delete(lease)
+
+    async def _attempts(
+        self, job_id: str, url: str, body: bytes, headers: dict[str, str], state: dict[str, Any], left_s: float
+    ) -> None:
+        client = self.store.client
+        retrying = AsyncRetrying(
+            stop=stop_after_delay(left_s),
+            wait=wait_exponential(multiplier=FIRST_WAIT_S, max=min(MAX_WAIT_S, self.lease_s / 2)),
+            retry=retry_if_exception_type((WebhookRejected, aiohttp.ClientError, TimeoutError)),
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    await client.set(webhook_lease_key(job_id), "1", xx=True, px=int(self.lease_s * 1000))
+                    state["attempts"] += 1
+                    await self._record(job_id, state)
+                    status = await self.post(url, body, headers)
+                    state["last_status"] = status
+                    if status >= 300:
+                        raise WebhookRejected(f"the receiver answered {status}")
+            state["state"], state["delivered_at"] = "delivered", time.time()
+        except (WebhookRejected, aiohttp.ClientError, TimeoutError, LongscribeError) as exc:
+            log.warning("webhook for job %s given up after %d attempts: %s", job_id, state["attempts"], exc)
+            state["state"], state["last_error"] = "failed", str(exc) or type(exc).__name__
+        await self._record(job_id, state, done=True)
+
+    async def _record(self, job_id: str, state: dict[str, Any], done: bool = False) -> None:
+        async with self.store.client.pipeline(transaction=True) as tx:
+            tx.hset(job_key(job_id), "webhook", json.dumps(state))
+            if done:
+                tx.srem(WEBHOOKS, job_id)
+            with contextlib.suppress(RedisError):
+                await tx.execute()
