@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from orchestrator.schemas import RESPONSE_FORMATS, Segment, TranscribeOutput
 
 FORMATS = RESPONSE_FORMATS
@@ -25,14 +27,31 @@ def _clock(seconds: float, decimal: str) -> str:
     return f"{hours:02d}:{minutes:02d}:{secs:02d}{decimal}{millis:03d}"
 
 
+# SRT has no escapes, but players read HTML-like tags (<i>, </font>) and ASS overrides ({\an8}) in it:
+# a zero-width space after the opener leaves the text as it reads and makes it no markup
+_SRT_MARKUP = re.compile(r"(<)(?=[A-Za-z/])|(\{)(?=\\)")
+ZERO_WIDTH_SPACE = "\u200b"
+
+
 def _cue_text(segment: Segment) -> str:
     # a blank line would end the cue early in both formats
     return "\n".join(line for line in segment.text.splitlines() if line.strip()) or "…"
 
 
+def srt_text(segment: Segment) -> str:
+    """Cue text that no SRT reader takes for markup; `-->` inside a line is text to SRT parsers."""
+    return _SRT_MARKUP.sub(lambda m: m.group(0) + ZERO_WIDTH_SPACE, _cue_text(segment))
+
+
+def vtt_text(segment: Segment) -> str:
+    """Cue text escaped as WebVTT requires: `&` and `<` always, and `>` where it would close `-->`."""
+    escaped = _cue_text(segment).replace("&", "&amp;").replace("<", "&lt;")
+    return escaped.replace("-->", "--&gt;")
+
+
 def to_srt(output: TranscribeOutput) -> str:
     blocks = [
-        f"{i}\n{_clock(s.start_time_sec, ',')} --> {_clock(s.end_time_sec, ',')}\n{_cue_text(s)}\n"
+        f"{i}\n{_clock(s.start_time_sec, ',')} --> {_clock(s.end_time_sec, ',')}\n{srt_text(s)}\n"
         for i, s in enumerate(output.segments, start=1)
     ]
     return "\n".join(blocks)
@@ -40,7 +59,7 @@ def to_srt(output: TranscribeOutput) -> str:
 
 def to_vtt(output: TranscribeOutput) -> str:
     blocks = [
-        f"{_clock(s.start_time_sec, '.')} --> {_clock(s.end_time_sec, '.')}\n{_cue_text(s)}\n" for s in output.segments
+        f"{_clock(s.start_time_sec, '.')} --> {_clock(s.end_time_sec, '.')}\n{vtt_text(s)}\n" for s in output.segments
     ]
     return "WEBVTT\n\n" + "\n".join(blocks)
 
