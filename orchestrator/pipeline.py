@@ -128,7 +128,7 @@ class Pipeline:
         with _timed(timings, "merge_sec"):
             # what FFmpeg decoded, not what the header claimed (either way it can be wrong)
             duration_s = max((p.decoded_end_s for p in parts if p.n_samples), default=0.0)
-            timed = merge.merge_chunks([(p.chunk, p.result) for p in parts], duration_s)
+            timed = merge.final_segments([(p.chunk, p.result) for p in parts], duration_s)
         elapsed = time.monotonic() - started
         output = transcript.build(timed, duration_s, elapsed, params.word_timestamps)
         return output.model_copy(update={"timings": timings, "model": model.name})
@@ -222,7 +222,12 @@ class Pipeline:
         decoded_end_s = read_from + len(pcm) / SAMPLE_RATE
         end_s = decoded_end_s if is_last else chunk.end_s
         return ChunkPart(
-            chunk=replace(chunk, read_start_s=read_from, end_s=max(chunk.start_s, end_s)),
+            chunk=replace(
+                chunk,
+                read_start_s=read_from,
+                end_s=max(chunk.start_s, end_s),
+                in_speech=chunk.index > 0 and chunk.start_s in in_speech,
+            ),
             result=result,
             decoded_end_s=decoded_end_s,
             n_samples=len(pcm),

@@ -32,6 +32,12 @@ class Clip:
     path: Path
     reference: str
     duration_s: float
+    reference_kind: str = ""  # the manifest's words on how the reference is written
+
+    @property
+    def cased(self) -> bool:
+        """Its reference keeps case and punctuation (LJ Speech, jfk), so it can score formatting."""
+        return self.reference_kind.startswith(("cased", "official LJ Speech"))
 
 
 def manifest() -> list[Clip]:
@@ -40,7 +46,8 @@ def manifest() -> list[Clip]:
     for line in (root / "manifest.jsonl").read_text().splitlines():
         entry = json.loads(line)
         if entry.get("reference"):
-            clips.append(Clip(root / entry["audio"], entry["reference"], float(entry["duration_sec"])))
+            kind = entry.get("reference_kind", "")
+            clips.append(Clip(root / entry["audio"], entry["reference"], float(entry["duration_sec"]), kind))
     return clips
 
 
@@ -126,10 +133,13 @@ def synthetic_speech(language: str) -> Clip:
     return Clip(path, reference, len(decode_pcm(path)) / SAMPLE_RATE)
 
 
-def long_form_recording(out: Path, seed: int = 0) -> Recording:
-    """Every clip with a reference, in manifest order, joined with random 0.4-1.5 s low-noise gaps."""
+def long_form_recording(out: Path, seed: int = 0, cased_only: bool = False) -> Recording:
+    """Every clip with a reference, in manifest order, joined with random 0.4-1.5 s low-noise gaps.
+
+    `cased_only`: only the clips whose reference is cased and punctuated (`Clip.cased`), for `readability`.
+    """
     rng = np.random.default_rng(seed)
-    clips = manifest()
+    clips = [c for c in manifest() if c.cased or not cased_only]
     gaps = [float(g) for g in rng.uniform(0.4, 1.5, len(clips))]
     return join_clips(clips, out, gaps_s=gaps, seed=seed)
 

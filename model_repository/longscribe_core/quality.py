@@ -8,6 +8,7 @@ The thresholds are openai/whisper's (and faster-whisper's) defaults:
 
 from __future__ import annotations
 
+import re
 import zlib
 
 MAX_COMPRESSION_RATIO = 2.4
@@ -40,3 +41,43 @@ def is_unsure(avg_logprob: float) -> bool:
 def has_words(text: str) -> bool:
     """Text with at least one letter or digit: '. . .' and '♪' are not speech."""
     return any(ch.isalnum() for ch in text)
+
+
+# The last guard, after every signal above: Whisper's stock phrases, learnt from video subtitles, that it
+# writes for a breath, room noise or music. A window whose whole text is made of these (or of their
+# beginnings: "thank you for watching, thank you for") is kept only when the decoder is sure it heard
+# speech (STOCK_* below) and the audio holds enough speech to say it (segmentation.micro).
+STOCK_PHRASES = (
+    "thank you for watching",
+    "thanks for watching",
+    "thank you for listening",
+    "thanks for listening",
+    "please subscribe",
+    "like and subscribe",
+    "subscribe to my channel",
+    "don't forget to subscribe",
+    "see you in the next video",
+    "see you next time",
+    "you",
+)
+STOCK_MAX_NO_SPEECH_PROB = 0.2  # a stock phrase must come from a window the decoder is sure holds speech,
+STOCK_MIN_LOGPROB = -0.5  # and be decoded with confidence (mean token probability 61 %)
+_NOT_WORDS = re.compile(r"[^\w' ]+")
+
+
+def _stock_prefixes() -> frozenset[str]:
+    out: set[str] = set()
+    for phrase in STOCK_PHRASES:
+        words = phrase.split()
+        out.update(" ".join(words[:k]) for k in range(min(3, len(words)), len(words) + 1))
+    return frozenset(out)
+
+
+_STOCK = _stock_prefixes()
+
+
+def is_stock_phrase(text: str) -> bool:
+    """Text made only of stock phrases or their beginnings (three words at least: "thank you" is speech)."""
+    clauses = [" ".join(c.split()) for c in _NOT_WORDS.sub(",", text.lower()).split(",")]
+    clauses = [c for c in clauses if c]
+    return bool(clauses) and all(c in _STOCK for c in clauses)

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, replace
-from typing import Any
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, Literal
+
+# What lies before a segment: nothing ("start"), the same decode window ("segment": Whisper's own
+# break or a split at a pause), another micro piece's window ("piece"), another macro chunk ("chunk")
+JoinKind = Literal["start", "segment", "piece", "chunk"]
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,21 @@ class Word:
 
 
 @dataclass(frozen=True)
+class Join:
+    """The cut before a segment, as assembly (`longscribe_core.assembly`) records it.
+
+    Decoded pieces do not hear each other: their text meets only here, so
+    what is known about each join travels with the segment after it.
+    """
+
+    kind: JoinKind = "start"
+    piece: int = 0  # the decode window the segment came from, numbered in time order within its chunk
+    chunk: int = 0  # the macro chunk it came from (0 inside the micro chunker)
+    in_speech: bool = False  # the cut fell in speech (both sides decoded with overlap), not in a pause
+    gap_s: float = 0.0  # from the previous segment's end to this one's start; 0 at the start
+
+
+@dataclass(frozen=True)
 class Segment:
     """One stretch of recognised speech; times in seconds from the owner's start."""
 
@@ -36,6 +55,7 @@ class Segment:
     compression_ratio: float = 1.0  # UTF-8 bytes / zlib bytes of the window's text: loops compress well
     temperature: float = 0.0  # sampling temperature of the decode that was kept
     words: tuple[Word, ...] = ()  # empty when the engine did not align words
+    join: Join = field(default=Join(), compare=False)  # set by assembly; how it meets the segment before
 
     def owned_part(self, lo_s: float, hi_s: float) -> Segment | None:
         """What of this segment lies in [lo_s, hi_s): its words by their middle, else itself by its own.
@@ -85,9 +105,15 @@ def encode_result(result: ChunkResult) -> bytes:
     return json.dumps(payload, ensure_ascii=False).encode("utf-8")
 
 
+_SEGMENT_FIELDS = {f.name for f in fields(Segment)}
+
+
 def _segment(raw: dict[str, Any]) -> Segment:
+    """One segment from JSON; fields a payload lacks (older senders) take their defaults."""
     words = tuple(Word(**w) for w in raw.pop("words", ()))
-    return Segment(**raw, words=words)
+    join = Join(**raw.pop("join")) if raw.get("join") else Join()
+    known = {k: v for k, v in raw.items() if k in _SEGMENT_FIELDS}  # and newer senders' extras are ignored
+    return Segment(**known, words=words, join=join)
 
 
 def decode_result(raw: bytes | str) -> ChunkResult:

@@ -6,6 +6,9 @@ Here a chunk is merged for good once the chunk after it has finished too (only
 then is its end settled: the last chunk keeps what it heard past its nominal
 end). The last one is merged afresh at each report, onto the last kept segment.
 The answer equals `merge.merge_chunks` + `transcript.build` over the prefix.
+Case and punctuation at the joins are reconciled only in the finished
+answer (`merge.final_segments`): that pass looks at the whole transcript
+(which words it capitalises in mid-sentence), so it cannot grow by appending.
 """
 
 from __future__ import annotations

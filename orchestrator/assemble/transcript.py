@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from orchestrator.assemble.merge import TimedText, join_text
+from longscribe_core.assembly import TimedText, join_text
 from orchestrator.languages import language_name
 from orchestrator.schemas import Segment, TranscribeOutput, WordOut
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from orchestrator.schemas import RESPONSE_FORMATS, Segment, TranscribeOutput
@@ -28,15 +29,32 @@ def _clock(seconds: float, decimal: str) -> str:
     return f"{hours:02d}:{minutes:02d}:{secs:02d}{decimal}{millis:03d}"
 
 
+# SRT has no escapes, but players read HTML-like tags (<i>, </font>) and ASS overrides ({\an8}) in it:
+# a zero-width space after the opener leaves the text as it reads and makes it no markup
+_SRT_MARKUP = re.compile(r"(<)(?=[A-Za-z/])|(\{)(?=\\)")
+ZERO_WIDTH_SPACE = "\u200b"
+
+
 def _cue_text(segment: Segment) -> str:
     # a blank line would end the cue early in both formats
     return "\n".join(line for line in segment.text.splitlines() if line.strip()) or "…"
 
 
+def srt_text(segment: Segment) -> str:
+    """Cue text that no SRT reader takes for markup; `-->` inside a line is text to SRT parsers."""
+    return _SRT_MARKUP.sub(lambda m: m.group(0) + ZERO_WIDTH_SPACE, _cue_text(segment))
+
+
+def vtt_text(segment: Segment) -> str:
+    """Cue text escaped as WebVTT requires: `&` and `<` always, and `>` where it would close `-->`."""
+    escaped = _cue_text(segment).replace("&", "&amp;").replace("<", "&lt;")
+    return escaped.replace("-->", "--&gt;")
+
+
 def srt_pieces(output: TranscribeOutput) -> Iterator[str]:
     """SRT cue by cue, a blank line between cues: joined, the whole file."""
     for i, s in enumerate(output.segments, start=1):
-        cue = f"{i}\n{_clock(s.start_time_sec, ',')} --> {_clock(s.end_time_sec, ',')}\n{_cue_text(s)}\n"
+        cue = f"{i}\n{_clock(s.start_time_sec, ',')} --> {_clock(s.end_time_sec, ',')}\n{srt_text(s)}\n"
         yield cue if i == 1 else "\n" + cue
 
 
@@ -44,7 +62,7 @@ def vtt_pieces(output: TranscribeOutput) -> Iterator[str]:
     """WebVTT: the header, then cue by cue, a blank line between cues."""
     yield "WEBVTT\n\n"
     for i, s in enumerate(output.segments):
-        cue = f"{_clock(s.start_time_sec, '.')} --> {_clock(s.end_time_sec, '.')}\n{_cue_text(s)}\n"
+        cue = f"{_clock(s.start_time_sec, '.')} --> {_clock(s.end_time_sec, '.')}\n{vtt_text(s)}\n"
         yield cue if i == 0 else "\n" + cue
 
 

@@ -140,7 +140,7 @@ class JobStore:
             return None
         end_s = prefix[-1].chunk.end_s
         with_words = bool(spec.get("request", {}).get("params", {}).get("word_timestamps"))
-        timed = merge.merge_chunks([(p.chunk, p.result) for p in prefix], end_s)
+        timed = merge.final_segments([(p.chunk, p.result) for p in prefix], end_s)
         return transcript.build(timed, end_s, 0.0, with_words)
 
     async def cancel(self, job_id: str) -> dict[str, Any]:

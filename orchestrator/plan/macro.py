@@ -20,6 +20,7 @@ class MacroChunk:
     end_s: float
     # where its audio was read from: before start_s when reading with overlap
     read_start_s: float | None = None
+    in_speech: bool = False  # the cut at start_s found no pause: the transcript joins there inside speech
 
     @property
     def duration_s(self) -> float:

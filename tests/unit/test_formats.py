@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import html
+import io
 import json
 import re
 
 import pytest
+import srt
+import webvtt
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orchestrator.formats.writers import FORMATS, TEXT_PIECE_CHARS, pieces, render, to_srt, to_vtt
+from orchestrator.formats.writers import FORMATS, TEXT_PIECE_CHARS, ZERO_WIDTH_SPACE, pieces, render, to_srt, to_vtt
 from orchestrator.schemas import Segment, TranscribeOutput
 
 CLOCK = r"(\d{2,}):(\d{2}):(\d{2})[,.](\d{3})"
@@ -36,7 +40,8 @@ def parse_srt(text: str) -> list[tuple[int, Cue]]:
 def parse_vtt(text: str) -> list[Cue]:
     header, _, body = text.partition("\n\n")
     assert header == "WEBVTT"
-    return [parse_cue(b.split("\n")) for b in body.strip("\n").split("\n\n")] if body.strip() else []
+    cues = [parse_cue(b.split("\n")) for b in body.strip("\n").split("\n\n")] if body.strip() else []
+    return [(a, b, html.unescape(t)) for a, b, t in cues]  # WebVTT's character references
 
 
 TEXTS = st.text(st.sampled_from("abcXYZ 019,.!?'-->éß中🙂"), min_size=1, max_size=30).map(str.strip)
@@ -110,6 +115,50 @@ def test_an_unknown_format_is_refused() -> None:
     assert set(FORMATS) == {"text", "json", "srt", "vtt", "verbose_json"}
     with pytest.raises(ValueError, match="unknown format"):
         render(empty, "docx")
+
+
+HOSTILE = [
+    "a --> b",
+    "00:00:05,000 --> 00:00:09,000",
+    "x < y & z > w",
+    "<i>not italic</i> & <b>",
+    "AT&T &amp; &lt;",
+    "first\n\nsecond after a blank line",
+    "{\\an8}top",
+    "1\n\n2",
+]
+
+
+def hostile_output() -> TranscribeOutput:
+    segments = [
+        Segment(start_time_sec=2.0 * i, end_time_sec=2.0 * i + 1.5, text=text) for i, text in enumerate(HOSTILE)
+    ]
+    return TranscribeOutput(
+        segments=segments, input_duration_sec=20.0, processing_duration_sec=1.0, speedup=20.0, text=""
+    )
+
+
+def unblanked(text: str) -> str:
+    return "\n".join(line for line in text.splitlines() if line.strip())
+
+
+def test_srt_with_arrows_markup_ampersands_and_blank_lines_parses_with_the_srt_library() -> None:
+    cues = list(srt.parse(to_srt(hostile_output())))
+    assert [c.index for c in cues] == list(range(1, len(HOSTILE) + 1))
+    times = [(c.start.total_seconds(), c.end.total_seconds()) for c in cues]
+    assert times == [(2.0 * i, 2.0 * i + 1.5) for i in range(len(HOSTILE))]
+    for cue, text in zip(cues, HOSTILE, strict=True):
+        assert cue.content.replace(ZERO_WIDTH_SPACE, "") == unblanked(text)  # reads as said
+        assert not re.search(r"<[A-Za-z/]|\{\\", cue.content)  # and is no markup
+
+
+def test_vtt_with_arrows_markup_ampersands_and_blank_lines_parses_with_webvtt_py() -> None:
+    captions = webvtt.from_buffer(io.StringIO(to_vtt(hostile_output()))).captions
+    expected = [(f"00:00:{2 * i:02d}.000", f"00:00:{2 * i + 1:02d}.500") for i in range(len(HOSTILE))]
+    assert [(c.start, c.end) for c in captions] == expected
+    for caption, text in zip(captions, HOSTILE, strict=True):
+        assert "-->" not in caption.raw_text and "<" not in caption.raw_text
+        assert html.unescape(caption.raw_text) == unblanked(text)
 
 
 def _with_verbose_fields(output: TranscribeOutput) -> TranscribeOutput:

@@ -11,23 +11,27 @@ and the tests to a fake. What happens to each piece:
    nor doubled.
 3. Each piece is decoded greedily, and again hotter while the result loops or
    is unsure (`quality`). A window the decoder calls silent, a loop that
-   survives every temperature, and text without a letter are dropped.
+   survives every temperature, and text without a letter are dropped; so is a
+   window that heard only a stock phrase ("thanks for watching", a lone
+   "you") unless the decoder is sure and the audio holds the speech to say it.
 4. Where the decoder stopped early, at its token limit or by closing the
    window before its speech ended, the rest is decoded again on its own.
-5. Segments are split at pauses between their words and their starts moved
-   to where speech begins (`pauses`).
+5. The windows' segments are put together by `assembly`: split at pauses
+   between their words, starts moved to where speech begins, and each join
+   (new window or not, cut in speech or in a pause, gap) recorded.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import itertools
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 from numpy.typing import NDArray
 
-from longscribe_core import quality
+from longscribe_core import assembly, quality
 from longscribe_core.audio import (
     MAX_WINDOW_S,
     MAX_WINDOW_SAMPLES,
@@ -42,7 +46,6 @@ from longscribe_core.audio import (
     smoothed_energy,
     speech_level,
 )
-from longscribe_core.segmentation.pauses import snap_start, split_at_pauses
 from longscribe_core.segments import ChunkResult, Segment
 
 # audio, sampling temperature -> what Whisper heard
@@ -59,6 +62,7 @@ LEAD_PAD = int(0.2 * SAMPLE_RATE)  # quiet audio kept before a window's first sp
 # treated as not transcribed, and decoded again when it holds this much speech.
 MAX_WORD_S = 1.5
 MIN_SKIPPED_SPEECH_S = 1.0
+MIN_STOCK_SPEECH_S = 1.0  # speech energy a window needs to keep a stock phrase ("thanks for watching": ~1 s)
 LEVEL_BLOCK_S = 5.0  # the speech level is set afresh every this many seconds,
 LEVEL_CONTEXT_S = 15.0  # from the loudness of this much audio around
 
@@ -184,12 +188,7 @@ async def transcribe_macro_chunk(
     chunk = _Chunk(pcm, envelope, levels, envelope > levels, transcribe)
     pieces = plan_pieces(envelope, int(max_s * SAMPLE_RATE), chunk.levels) if len(pcm) else []
     per_piece = await asyncio.gather(*(chunk.piece(p, MAX_TAIL_ROUNDS) for p in pieces))
-    segments = [
-        snap_start(part, envelope, chunk.levels)
-        for group in per_piece
-        for seg in group
-        for part in split_at_pauses(seg, envelope, chunk.levels)
-    ]
+    segments = assembly.assemble_pieces(per_piece, envelope, chunk.levels)
     languages = chunk.languages
     return ChunkResult(segments=tuple(segments), language=languages[min(languages)] if languages else None)
 
@@ -210,6 +209,7 @@ class _Chunk:
     transcribe: TranscribePiece
     # piece start -> its language; the earliest piece speaks for the chunk
     languages: dict[int, str] = field(default_factory=dict)
+    window_ids: Iterator[int] = field(default_factory=itertools.count)  # each decode window's mark for assembly
 
     async def piece(self, p: Piece, tail_rounds: int, strict: bool = False) -> list[Segment]:
         loud = np.flatnonzero(self.speaks[p.lo : p.hi])
@@ -221,13 +221,14 @@ class _Chunk:
         # a second look (a tail, skipped speech) must be confident greedily: every window costs a
         # full encoder pass, and a short clip the first decode passed over rarely earns six
         result = await decode_with_fallback(self.pcm[p.lo : p.hi], self.transcribe, (0.0,) if strict else FALLBACK)
-        if result is None or (strict and not _confident(result)):
+        if result is None or (strict and not _confident(result)) or self.stock_only(result, p):
             return []
         if result.language and result.segments:
             self.languages.setdefault(p.own_lo, result.language)
         heard = [cap_words(s.shifted(p.lo / SAMPLE_RATE)) for s in result.segments]
         owned = (s.owned_part(p.own_lo / SAMPLE_RATE, p.own_hi / SAMPLE_RATE) for s in heard)
-        segments = [s for s in owned if s is not None]
+        in_speech = 0 < p.own_lo < len(self.speaks) and bool(self.speaks[p.own_lo])
+        segments = assembly.window_segments((s for s in owned if s is not None), next(self.window_ids), in_speech)
         if not strict:  # skipped speech inside the window, decoded on its own and held to the tail's rules
             stretches = skipped_speech(heard, p, self.speaks)
             skipped = [Piece(a, b, max(a, p.own_lo), min(b, p.own_hi)) for a, b in stretches]
@@ -245,6 +246,15 @@ class _Chunk:
         if p.hi - covered >= MIN_TAIL_S * SAMPLE_RATE and np.any(self.speaks[covered : p.hi]):
             return segments + await self.piece(tail, tail_rounds - 1, strict=True)
         return segments
+
+    def stock_only(self, result: ChunkResult, p: Piece) -> bool:
+        """Heard nothing but a stock phrase, and neither the decoder is sure of speech nor the audio holds it."""
+        if not quality.is_stock_phrase(" ".join(s.text for s in result.segments)):
+            return False
+        logprob, no_speech, _ = _score(result)
+        speech_s = np.count_nonzero(self.speaks[p.lo : p.hi]) / SAMPLE_RATE
+        unsure = no_speech > quality.STOCK_MAX_NO_SPEECH_PROB or logprob < quality.STOCK_MIN_LOGPROB
+        return unsure or speech_s < MIN_STOCK_SPEECH_S
 
     async def recut(self, p: Piece, tail_rounds: int) -> list[Segment]:
         """No closed segment before the token limit: halve the piece at its quietest middle point."""
