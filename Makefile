@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO   := demo/lj001-printing.mp3
 
-.PHONY: install system-deps browser-deps demo test test-unit serve lint clean bench bench-accuracy bench-memory perf soak
+.PHONY: install system-deps browser-deps demo test test-unit serve lint clean bench bench-accuracy bench-memory bench-long perf soak
 
 install: $(STAMP)
 
@@ -60,6 +60,11 @@ bench: install
 # peak memory (PSS) of the service (orchestrator, Triton, stubs) on 1-hour and 10-hour recordings (about 12 minutes)
 bench-memory: install
 	$(BIN)/python -m bench.memory
+
+# a 10-hour recording as a job, followed by the CLI and a bare SSE client: wall time, speedup, peak memory
+# of each process, the largest SSE event, the worst event-loop block (about 15 minutes; --hours to change)
+bench-long: install
+	$(BIN)/python -m bench.long
 
 # perf_analyzer against the whisper and micro_chunker models, real speech as input, several concurrencies
 perf: install

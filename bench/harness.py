@@ -8,9 +8,7 @@ compute type and threads.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
-import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -26,7 +24,7 @@ from orchestrator.common.fileserver import file_app
 from orchestrator.common.net import free_port, serving
 from orchestrator.infer.triton_server import running_triton
 from orchestrator.settings import Settings
-from tests.corpus import Recording, long_form_recording
+from tests.corpus import Recording, repeated_recording
 
 LOOPBACK = ["127.0.0.0/8"]  # the benchmark's media server
 MP3_ARGS = ["-ar", "44100", "-ac", "2", "-b:a", "128k"]  # what a podcast feed serves
@@ -57,36 +55,8 @@ def threads() -> int:
 
 
 def repeated_mp3(work: Path, minutes: float, mp3_args: list[str] = MP3_ARGS) -> Recording:
-    """The long-form recording (~5 min of real speech) as a podcast-like MP3, repeated to `minutes`.
-
-    The repeats are joined by stream copy, so a 10-hour file takes seconds to build.
-    """
-    one = long_form_recording(work / "long-form.wav")
-    tag = hashlib.sha256(" ".join(mp3_args).encode()).hexdigest()[:8]  # one file per encoding
-    piece = work / f"long-form-{tag}.mp3"
-    if not piece.exists():
-        args = ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", str(one.path), *mp3_args, str(piece)]
-        subprocess.run(args, check=True)
-    copies = max(1, round(minutes * 60 / one.duration_s))
-    out = work / f"speech-{copies}x-{tag}.mp3"
-    listing = work / f"concat-{copies}-{tag}.txt"
-    listing.write_text(f"file '{piece.name}'\n" * copies)
-    subprocess.run(
-        ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "concat", "-safe", "0", "-i", str(listing)]
-        + ["-c", "copy", str(out)],
-        check=True,
-    )
-    duration = float(
-        subprocess.run(
-            ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(out)],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    )
-    reference = " ".join([one.reference] * copies)
-    starts = tuple(k * one.duration_s + s for k in range(copies) for s in one.clip_starts_s)
-    return Recording(out, reference, starts, duration)
+    """The long-form recording (~5 min of real speech) as a podcast-like MP3, repeated to `minutes`."""
+    return repeated_recording(work, minutes, mp3_args)
 
 
 @contextlib.asynccontextmanager

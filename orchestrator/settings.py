@@ -95,6 +95,15 @@ class Settings(BaseSettings):
     )
     job_ttl_sec: float = Field(3600.0, gt=0, description="how long a finished job's result is kept")
     webhook_secret: str = Field("", description="HMAC-SHA256 key that signs job webhooks; empty: unsigned")
+    sse_keepalive_sec: float = Field(
+        15.0, gt=0, le=15.0, description="a comment on every idle event stream this often, so proxies keep it open"
+    )
+    loop_lag_probe_sec: float = Field(
+        0.1, gt=0, description="how often a timer checks the event loop is free (longscribe_event_loop_lag_*)"
+    )
+    transcript_piece_bytes: int = Field(
+        64 * 1024, gt=0, description="a streamed transcript is written in pieces of about this size"
+    )
     api_keys: list[str] = Field(
         default_factory=list, description="accepted API keys (JSON list); with api_keys_file empty too, no auth"
     )

@@ -6,6 +6,7 @@ against the truth, and its reference is the clips' transcripts in order.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import wave
@@ -141,3 +142,36 @@ def long_form_recording(out: Path, seed: int = 0, cased_only: bool = False) -> R
     clips = [c for c in manifest() if c.cased or not cased_only]
     gaps = [float(g) for g in rng.uniform(0.4, 1.5, len(clips))]
     return join_clips(clips, out, gaps_s=gaps, seed=seed)
+
+
+def repeated_recording(work: Path, minutes: float, encode_args: list[str]) -> Recording:
+    """The long-form recording (~5 min of real speech) encoded once with `encode_args` (an MP3 or FLAC
+    encoder's FFmpeg options), repeated to `minutes`. The repeats are joined by stream copy, so a
+    10-hour file takes seconds to build; its reference is the long form's, repeated."""
+    one = long_form_recording(work / "long-form.wav")
+    tag = hashlib.sha256(" ".join(encode_args).encode()).hexdigest()[:8]  # one file per encoding
+    suffix = ".flac" if "flac" in encode_args else ".mp3"
+    piece = work / f"long-form-{tag}{suffix}"
+    if not piece.exists():
+        args = ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", str(one.path), *encode_args, str(piece)]
+        subprocess.run(args, check=True)
+    copies = max(1, round(minutes * 60 / one.duration_s))
+    out = work / f"speech-{copies}x-{tag}{suffix}"
+    listing = work / f"concat-{copies}-{tag}.txt"
+    listing.write_text(f"file '{piece.name}'\n" * copies)
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "concat", "-safe", "0", "-i", str(listing)]
+        + ["-c", "copy", str(out)],
+        check=True,
+    )
+    duration = float(
+        subprocess.run(
+            ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(out)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    reference = " ".join([one.reference] * copies)
+    starts = tuple(k * one.duration_s + s for k in range(copies) for s in one.clip_starts_s)
+    return Recording(out, reference, starts, duration)

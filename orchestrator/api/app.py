@@ -11,8 +11,7 @@ from pathlib import Path
 import prometheus_client
 from aiohttp import web
 
-from orchestrator import formats
-from orchestrator.api import auth, job_routes, job_wiring, openai_compat, openapi, readiness
+from orchestrator.api import auth, job_routes, job_wiring, openai_compat, openapi, readiness, transcripts
 from orchestrator.api.admission import Admission
 from orchestrator.api.edge import (
     MAX_BODY_BYTES,
@@ -20,6 +19,7 @@ from orchestrator.api.edge import (
     error_middleware,
     parse_request,
     request_id_middleware,
+    send_request_id,
 )
 from orchestrator.api.keys import ADMISSION, JOBS, KEYS, MEDIA_CLIENT, METRICS, POOL, RESOLVE, SETTINGS, TRANSCRIBER
 from orchestrator.assemble.progress import OnProgress
@@ -69,13 +69,12 @@ async def run_transcription(
     return output
 
 
-async def transcribe(request: web.Request) -> web.Response:
+async def transcribe(request: web.Request) -> web.StreamResponse:
     parsed = await parse_request(request, request.app[SETTINGS])
     output = await run_transcription(request.app, parsed)
-    fmt = parsed.response_format
     headers = {MODEL_HEADER: output.model} if output.model else None  # srt and text have no field for it
-    return web.Response(
-        text=formats.render(output, fmt), content_type=formats.CONTENT_TYPES[fmt], charset="utf-8", headers=headers
+    return await transcripts.stream(
+        request, output, parsed.response_format, request.app[SETTINGS].transcript_piece_bytes, headers
     )
 
 
@@ -130,6 +129,7 @@ def create_app(
     app = web.Application(
         middlewares=[request_id_middleware, error_middleware, auth_middleware], client_max_size=MAX_BODY_BYTES
     )
+    app.on_response_prepare.append(send_request_id)
     app[METRICS] = Metrics()
     app[SETTINGS] = settings
     app[RESOLVE] = resolve
@@ -137,6 +137,7 @@ def create_app(
     app[ADMISSION] = Admission(settings.max_requests_in_flight, settings.max_queued_requests, settings.retry_after_sec)
     app[METRICS].count_queued_jobs = lambda: _waiting(app)
     app.cleanup_ctx.append(_media_client_ctx)
+    app.cleanup_ctx.append(_loop_lag_probe_ctx)
     job_wiring.wire(
         app, lambda request, progress, checkpoints: run_transcription(app, request, progress, checkpoints, True)
     )
@@ -173,6 +174,15 @@ async def _media_client_ctx(app: web.Application) -> AsyncIterator[None]:
     async with guard.session(policy) as session:
         app[MEDIA_CLIENT] = (session, policy)
         yield
+
+
+async def _loop_lag_probe_ctx(app: web.Application) -> AsyncIterator[None]:
+    """A timer that measures how long the event loop is blocked, as long as the app runs (on /metrics)."""
+    probe = asyncio.create_task(app[METRICS].probe_loop_lag(app[SETTINGS].loop_lag_probe_sec))
+    yield
+    probe.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await probe
 
 
 async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -22,6 +22,7 @@ log = logging.getLogger("longscribe.app")
 
 MAX_BODY_BYTES = 1 << 20  # a transcribe body is a URL and a few numbers
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+REQUEST_ID_KEY = web.RequestKey("request_id", str)  # where the middleware leaves the id for send_request_id
 
 
 OPEN_PATHS = frozenset({"/", "/healthz", "/readyz", "/openapi.json", "/metrics"})  # probes, the API's description
@@ -37,16 +38,23 @@ def _error(exc: LongscribeError) -> web.Response:
 @web.middleware
 async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """The request's id in every log line, in the answer, and in each Triton call; /v1 outcomes counted."""
-    token = REQUEST_ID.set(new_request_id(request.headers.get(REQUEST_ID_HEADER)))
+    request[REQUEST_ID_KEY] = new_request_id(request.headers.get(REQUEST_ID_HEADER))
+    token = REQUEST_ID.set(request[REQUEST_ID_KEY])
     try:
         response = await handler(request)
-        response.headers[REQUEST_ID_HEADER] = REQUEST_ID.get()
         if request.path.startswith("/v1/"):
             route = request.match_info.route.resource.canonical if request.match_info.route.resource else "?"
             request.app[METRICS].requests.labels(route, str(response.status)).inc()
         return response
     finally:
         REQUEST_ID.reset(token)
+
+
+async def send_request_id(request: web.Request, response: web.StreamResponse) -> None:
+    """The request's id in the answer's headers, set as they are sent: a streamed answer sends them
+    before its handler returns."""
+    if REQUEST_ID_KEY in request:
+        response.headers[REQUEST_ID_HEADER] = request[REQUEST_ID_KEY]
 
 
 @web.middleware

@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import json
+import re
 
 from aiohttp import web
+from aiohttp_sse import sse_response
 from pydantic import ValidationError
 
 from orchestrator import formats
-from orchestrator.api import openai_compat
+from orchestrator.api import openai_compat, transcripts
 from orchestrator.api.edge import parse_request
 from orchestrator.api.keys import JOBS, METRICS, SETTINGS
 from orchestrator.errors import InvalidRequest, JobsUnavailable
 from orchestrator.infer.catalogue import Catalogue
 from orchestrator.jobs import events as job_events_log
-from orchestrator.jobs.records import JobRequest, JobSpec, links
+from orchestrator.jobs.records import JobRequest, JobSpec
 from orchestrator.jobs.store import JobStore
 from orchestrator.schemas import TranscribeParams, TranscribeRequest, UploadRequest
+
+EVENT_ID = re.compile(r"\d+(-\d+)?")  # a Redis stream entry id, as the events carry them
 
 
 def _store(request: web.Request) -> JobStore:
@@ -73,8 +77,9 @@ async def get_job(request: web.Request) -> web.Response:
     return web.json_response(await _store(request).to_json(request.match_info["job_id"]))
 
 
-async def job_transcript(request: web.Request) -> web.Response:
-    """The finished transcript as a download: ?format=srt|vtt|text|json|verbose_json."""
+async def job_transcript(request: web.Request) -> web.StreamResponse:
+    """The finished transcript as a download, ?format=srt|vtt|text|json|verbose_json, streamed in pieces
+    so neither its size nor its rendering holds up the loop."""
     store, job_id = _store(request), request.match_info["job_id"]
     fmt = request.query.get("format", "json")
     if fmt not in formats.FORMATS:
@@ -84,12 +89,8 @@ async def job_transcript(request: web.Request) -> web.Response:
         status = (await store.fields(job_id))["status"]
         raise InvalidRequest(f"the job is {status}: the transcript exists once it has succeeded")
     extension = {"text": "txt", "verbose_json": "json"}.get(fmt, fmt)
-    return web.Response(
-        text=formats.render(output, fmt),
-        content_type=formats.CONTENT_TYPES[fmt],
-        charset="utf-8",
-        headers={"Content-Disposition": f'attachment; filename="transcript-{job_id}.{extension}"'},
-    )
+    disposition = {"Content-Disposition": f'attachment; filename="transcript-{job_id}.{extension}"'}
+    return await transcripts.stream(request, output, fmt, request.app[SETTINGS].transcript_piece_bytes, disposition)
 
 
 async def cancel_job(request: web.Request) -> web.Response:
@@ -98,18 +99,25 @@ async def cancel_job(request: web.Request) -> web.Response:
 
 
 async def job_events(request: web.Request) -> web.StreamResponse:
-    """Server-sent events with ids: `status`, one `chunk` per finished macro chunk, then `end`."""
+    """Server-sent events: `status`, one `chunk` per finished macro chunk, then `end` with status, summary
+    and links (never the transcript: it is at links.transcript).
+
+    Each event has an `id:`; a client that reconnects, to any replica, with
+    `Last-Event-ID` gets the events after it. An idle stream gets a comment
+    every `sse_keepalive_sec`, so proxies do not close it."""
     store, job_id = _store(request), request.match_info["job_id"]
-    stream = job_events_log.events(store, job_id, request.headers.get("Last-Event-ID"))
-    first = await anext(stream, None)  # an unknown job is a 404, before the stream starts
-    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
-    await response.prepare(request)
-    event = first
-    while event is not None:
-        data = event.data
-        if event.event == "end":
-            # until the CLI and page fetch /transcript, `end` still carries the job, as before
-            data = {**await store.to_json(job_id), "links": links(job_id)}
-        await response.write(f"id: {event.id}\nevent: {event.event}\ndata: {json.dumps(data)}\n\n".encode())
-        event = await anext(stream, None)
-    return response
+    last_event_id = request.headers.get("Last-Event-ID")
+    if last_event_id is not None and not EVENT_ID.fullmatch(last_event_id):
+        raise InvalidRequest(f"Last-Event-ID {last_event_id!r} is not an event id of this service")
+    events = job_events_log.events(store, job_id, last_event_id)
+    first = await anext(events, None)  # an unknown job is a 404, before the stream starts
+    keepalive_s = request.app[SETTINGS].sse_keepalive_sec
+    async with sse_response(request, ping_interval=keepalive_s, sep="\n") as stream:
+        event = first
+        try:
+            while event is not None:
+                await stream.send(json.dumps(event.data), id=event.id, event=event.event)
+                event = await anext(events, None)
+        except ConnectionResetError:
+            pass  # the client left; it may come back with Last-Event-ID
+    return stream

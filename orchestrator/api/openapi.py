@@ -134,7 +134,7 @@ def document() -> dict[str, Any]:
                         "content": {"application/json": {"schema": {"$ref": REF.format(model="JobRequest")}}},
                     },
                     "responses": {
-                        "202": {"description": "the job, with links to itself and its events"},
+                        "202": {"description": "the job, with links to itself, its events and its transcript"},
                         **_error_responses(),
                     },  # fmt: skip
                     "security": [{"ApiKey": []}, {"Bearer": []}, {}],
@@ -155,7 +155,8 @@ def document() -> dict[str, Any]:
             "/v1/jobs/{job_id}/events": {
                 "parameters": [JOB_ID],
                 "get": {
-                    "summary": "server-sent events: status, chunk, end",
+                    "summary": "server-sent events with ids: status, chunk (progress and the segments it added), "
+                    "end (status, summary, links); resume with the Last-Event-ID header",
                     "responses": {"200": {"description": "text/event-stream"}, **_error_responses()},
                 },
             },  # fmt: skip
@@ -170,7 +171,7 @@ def document() -> dict[str, Any]:
                     },
                 ],
                 "get": {
-                    "summary": "the finished transcript as a file",
+                    "summary": "the finished transcript as a file, streamed",
                     "responses": {"200": {"description": "the transcript"}, **_error_responses()},
                 },
             },  # fmt: skip

@@ -11,7 +11,7 @@ from longscribe_core.segments import ChunkResult
 from orchestrator.assemble import transcript
 from orchestrator.assemble.prefix import Prefix
 from orchestrator.plan.macro import MacroChunk
-from orchestrator.schemas import TranscribeOutput
+from orchestrator.schemas import Segment, TranscribeOutput
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,9 @@ class Progress:
     audio_done_s: float  # media seconds in finished chunks
     duration_s: float  # the probed length
     prefix: TranscribeOutput  # the transcript of the finished chunks from the start, in order
+    # the prefix's segments settled by this report (a chunk settles once the next one is done), in order:
+    # a bounded delta for event streams, which never carry the prefix itself
+    added: tuple[Segment, ...] = ()
 
 
 OnProgress = Callable[[Progress], None]
@@ -63,6 +66,7 @@ class Tracker:
         self.done[part.chunk.index] = part
         self.audio_done_s += part.chunk.duration_s
         # the previous last chunk of the prefix is settled once the one after it is done
+        built_before = len(self.prefix.built)
         while len(self.prefix.chunks) + 1 in self.done and len(self.prefix.chunks) in self.done:
             settled = self.done[len(self.prefix.chunks)]
             self.prefix.keep(settled.chunk, settled.result)
@@ -77,6 +81,7 @@ class Tracker:
                 prefix=self.prefix.output(last.chunk, last.result, elapsed_s)
                 if last
                 else transcript.build([], 0.0, elapsed_s, self.with_words),
+                added=tuple(self.prefix.built[built_before:]),
             )
         )
         return part

@@ -19,7 +19,7 @@ def _confidence(t: TimedText) -> float | None:
     return math.exp(t.scores.avg_logprob) if t.scores is not None else None
 
 
-def _segment(t: TimedText, with_words: bool) -> Segment:
+def segment(t: TimedText, with_words: bool) -> Segment:
     scores = t.scores
     return Segment(
         start_time_sec=round(t.start_s, TIME_DECIMALS),
@@ -58,7 +58,7 @@ def main_language(timed: Sequence[TimedText]) -> str | None:
 def build(timed: Sequence[TimedText], duration_s: float, elapsed_s: float, with_words: bool) -> TranscribeOutput:
     code = main_language(timed)
     return TranscribeOutput(
-        segments=[_segment(t, with_words) for t in timed],
+        segments=[segment(t, with_words) for t in timed],
         input_duration_sec=duration_s,
         processing_duration_sec=elapsed_s,
         speedup=duration_s / elapsed_s if elapsed_s > 0 else 0.0,

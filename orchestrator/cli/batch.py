@@ -10,14 +10,12 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 from urllib.parse import unquote, urlparse
 
-import aiohttp
+import httpx
 
-from orchestrator import formats
 from orchestrator.cli import progress
-from orchestrator.schemas import TranscribeOutput
 
 # file extension -> the format rendered into it; `all` writes every one
 EXTENSIONS = {"txt": "text", "srt": "srt", "vtt": "vtt", "json": "verbose_json"}
@@ -41,14 +39,15 @@ def parse_formats(spec: str) -> list[str]:
 
 
 async def run_one(
-    session: aiohttp.ClientSession, server: str, body: dict[str, Any], quiet: bool, out: TextIO = sys.stderr
-) -> TranscribeOutput:
-    """Run one input as a job on `server` and return its transcript; InputFailed says why not.
+    http: httpx.AsyncClient, server: str, body: dict[str, Any], quiet: bool, out: TextIO = sys.stderr
+) -> dict[str, Any]:
+    """Run one input as a job on `server` and return its `end` event (summary, links); InputFailed says why not.
 
-    The single place the CLI turns a job into a TranscribeOutput: one input or many."""
+    The single place the CLI runs a job to its end: one input or many. The transcript is
+    fetched afterwards (`fetch`), in pieces: the event only links it."""
     while True:
         try:
-            job = await progress.run_job(session, server.rstrip("/"), body, quiet=quiet, out=out)
+            job = await progress.run_job(http, server.rstrip("/"), body, quiet=quiet, out=out)
             break
         except progress.JobRefused as exc:
             if exc.status != 429:
@@ -58,7 +57,16 @@ async def run_one(
         error = job.get("error") or {}
         reason = f"{error.get('code')}: {error.get('message')}" if isinstance(error, dict) else str(error)
         raise InputFailed(f"the job {job['status']}: {reason}")
-    return TranscribeOutput.model_validate(job["result"])
+    return job
+
+
+async def fetch(http: httpx.AsyncClient, server: str, job: dict[str, Any], fmt: str, sink: BinaryIO) -> None:
+    """The finished job's transcript as `fmt`, streamed into `sink`, then a newline."""
+    try:
+        await progress.download(http, f"{server.rstrip('/')}{job['links']['transcript']}?format={fmt}", sink)
+    except (progress.JobRefused, httpx.HTTPError) as exc:
+        raise InputFailed(f"the transcript could not be fetched: {exc}") from exc
+    sink.write(b"\n")
 
 
 class Board:
@@ -127,7 +135,7 @@ class Outcome:
 
 
 async def run_many(
-    session: aiohttp.ClientSession,
+    http: httpx.AsyncClient,
     server: str,
     inputs: Sequence[str],
     bodies: Sequence[dict[str, Any]],
@@ -142,17 +150,19 @@ async def run_many(
     board = Board(names, out, quiet)
 
     async def one(index: int) -> Outcome:
+        written = []
         try:
-            output = await run_one(session, server, bodies[index], quiet=False, out=board.lane(index))
+            job = await run_one(http, server, bodies[index], quiet=False, out=board.lane(index))
+            for ext in extensions:
+                path = output_dir / f"{names[index]}.{ext}"
+                with path.open("wb") as sink:
+                    await fetch(http, server, job, EXTENSIONS[ext], sink)
+                written.append(path)
         except InputFailed as exc:
             board.update(index, f"failed: {exc}")
-            return Outcome(inputs[index], error=str(exc))
-        written = []
-        for ext in extensions:
-            path = output_dir / f"{names[index]}.{ext}"
-            path.write_text(formats.render(output, EXTENSIONS[ext]) + "\n", encoding="utf-8")
-            written.append(path)
-        board.update(index, f"done: {output.input_duration_sec:.1f} s of audio, {output.speedup:.1f}x")
+            return Outcome(inputs[index], tuple(written), error=str(exc))
+        summary = job["summary"]
+        board.update(index, f"done: {summary['input_duration_sec']:.1f} s of audio, {summary['speedup']:.1f}x")
         return Outcome(inputs[index], tuple(written))
 
     return list(await asyncio.gather(*(one(i) for i in range(len(inputs)))))

@@ -13,11 +13,9 @@ import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import aiohttp
-
 from orchestrator import formats
 from orchestrator.api.app import create_app
-from orchestrator.cli import batch
+from orchestrator.cli import batch, progress
 from orchestrator.common.fileserver import serving_file
 from orchestrator.common.net import free_port, serving
 from orchestrator.common.observability import use_json_logs
@@ -123,25 +121,30 @@ async def _transcribe(args: argparse.Namespace) -> int:
                 redis_dir=Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="longscribe-redis-"))),
             )
             server = await stack.enter_async_context(service(settings, start_triton=not args.triton_url))
+        server = server.rstrip("/")
         bodies = [{"media_url": url, "params": params} for url in urls]
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None)) as session:
+        async with progress.client() as http:
             if not to_stdout:  # a job each, all at once; Ctrl-C cancels them on the server
                 outcomes = await batch.run_many(
-                    session, server, args.media, bodies, Path(args.output_dir or "."), extensions, args.quiet
+                    http, server, args.media, bodies, Path(args.output_dir or "."), extensions, args.quiet
                 )
                 for failed in (o for o in outcomes if o.error):
                     print(f"longscribe: {failed.input} failed: {failed.error}", file=sys.stderr)
                 return 1 if any(o.error for o in outcomes) else 0
             try:  # a job: progress as it goes, and Ctrl-C cancels it on the server
-                output = await batch.run_one(session, server, bodies[0], quiet=args.quiet)
+                job = await batch.run_one(http, server, bodies[0], quiet=args.quiet)
+                # the end event only links the transcript: it is fetched, streamed straight to stdout
+                await batch.fetch(http, server, job, stdout_format, sys.stdout.buffer)
             except batch.InputFailed as exc:
                 print(f"longscribe: {exc}", file=sys.stderr)
                 return 1
-    print(formats.render(output, stdout_format))
+    sys.stdout.buffer.write(b"\n")
+    sys.stdout.flush()
+    summary = job["summary"]
     if not args.quiet:
         print(
-            f"input_duration_sec={output.input_duration_sec:.1f} "
-            f"processing_duration_sec={output.processing_duration_sec:.2f} speedup={output.speedup:.1f}x",
+            f"input_duration_sec={summary['input_duration_sec']:.1f} "
+            f"processing_duration_sec={summary['processing_duration_sec']:.2f} speedup={summary['speedup']:.1f}x",
             file=sys.stderr,
         )
     return 0

@@ -1,4 +1,5 @@
-"""The CLI's view of a job: follow its server-sent events, draw a progress line, cancel on Ctrl-C."""
+"""The CLI's view of a job: follow its server-sent events, draw a progress line, cancel on Ctrl-C,
+then download the transcript in pieces."""
 
 from __future__ import annotations
 
@@ -6,11 +7,22 @@ import asyncio
 import json
 import sys
 from collections.abc import AsyncIterator
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
-import aiohttp
+import httpx
+from httpx_sse import SSEError, aconnect_sse
 
 BAR_WIDTH = 24
+# The server comments on an idle stream every 15 s at most: four silent intervals mean the link is dead.
+READ_TIMEOUT_S = 60.0
+RECONNECTS = 5  # in a row without an event, before giving up
+RECONNECT_DELAY_S = 1.0
+
+
+def client() -> httpx.AsyncClient:
+    """HTTP for the CLI: no overall deadline (a job takes as long as its media), a read timeout that the
+    server's keep-alive comments satisfy, and no proxies from the environment (the server is usually local)."""
+    return httpx.AsyncClient(timeout=httpx.Timeout(10.0, read=READ_TIMEOUT_S), trust_env=False)
 
 
 def clock(seconds: float) -> str:
@@ -32,46 +44,80 @@ def progress_line(progress: dict[str, Any]) -> str:
     return "  ".join(parts)
 
 
-async def sse_events(response: aiohttp.ClientResponse) -> AsyncIterator[tuple[str, dict[str, Any]]]:
-    name = ""
-    async for raw in response.content:
-        line = raw.decode().rstrip("\n")
-        if line.startswith("event: "):
-            name = line[len("event: ") :]
-        elif line.startswith("data: "):
-            yield name, json.loads(line[len("data: ") :])
+async def job_events(http: httpx.AsyncClient, events_url: str) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    """(event, data) for every event of the job, once each, until `end`.
+
+    A dropped stream is resumed with Last-Event-ID, so no event is lost or
+    repeated; the parser (httpx-sse) has no limit on an event's size."""
+    last_id: str | None = None
+    failures = 0
+    while True:
+        headers = {"Last-Event-ID": last_id} if last_id is not None else {}
+        try:
+            async with aconnect_sse(http, "GET", events_url, headers=headers) as source:
+                if source.response.status_code != 200:
+                    body = json.loads(await source.response.aread() or b"{}")
+                    raise JobRefused(source.response.status_code, body)
+                async for sse in source.aiter_sse():
+                    if not sse.data:
+                        continue  # httpx-sse dispatches a keep-alive comment as an empty event once ids are seen
+                    failures = 0
+                    if sse.id:
+                        last_id = sse.id
+                    yield sse.event, sse.json()
+                    if sse.event == "end":
+                        return
+        except (httpx.TransportError, SSEError) as exc:
+            reason: Exception = exc
+        else:
+            reason = ConnectionError("the event stream ended before the job did")
+        failures += 1
+        if failures > RECONNECTS:
+            raise JobRefused(0, {"error": {"message": f"lost the job's event stream: {reason}"}})
+        await asyncio.sleep(RECONNECT_DELAY_S)
 
 
 async def run_job(
-    session: aiohttp.ClientSession, server: str, body: dict[str, Any], quiet: bool, out: TextIO = sys.stderr
+    http: httpx.AsyncClient, server: str, body: dict[str, Any], quiet: bool, out: TextIO = sys.stderr
 ) -> dict[str, Any]:
-    """Start a job, show its progress until it ends, and return the finished job.
+    """Start a job, show its progress until it ends, and return its `end` event (status, summary, links).
 
     Cancelled (Ctrl-C), it cancels the job on the server before giving up, so
     no FFmpeg or inference keeps running for nobody."""
-    async with session.post(f"{server}/v1/jobs", json=body) as response:
-        started = await response.json()
-        if response.status != 202:
-            raise JobRefused(response.status, started)
+    response = await http.post(f"{server}/v1/jobs", json=body)
+    started = response.json()
+    if response.status_code != 202:
+        raise JobRefused(response.status_code, started)
     job_url = f"{server}/v1/jobs/{started['id']}"
     tty = out.isatty()
+    if not quiet:  # its id, to look it up, follow or cancel it from elsewhere
+        out.write(f"job {started['id']}: {job_url}\n")
+        out.flush()
     try:
-        async with session.get(f"{job_url}/events") as events:
-            async for name, data in sse_events(events):
-                if name == "chunk" and not quiet:
-                    out.write(("\r" if tty else "") + progress_line(data) + ("" if tty else "\n"))
-                    out.flush()
-                elif name == "end":
-                    if tty and not quiet:
-                        out.write("\n")
-                    return data
+        async for name, data in job_events(http, f"{job_url}/events"):
+            if name == "chunk" and not quiet:
+                out.write(("\r" if tty else "") + progress_line(data) + ("" if tty else "\n"))
+                out.flush()
+            elif name == "end":
+                if tty and not quiet:
+                    out.write("\n")
+                return data
     except asyncio.CancelledError:
-        async with aiohttp.ClientSession() as cleanup, cleanup.delete(job_url) as response:
-            await response.read()
+        async with client() as cleanup:
+            await cleanup.delete(job_url)
         if not quiet:
             out.write("\ncancelled\n")
         raise
     raise JobRefused(0, {"error": {"message": "the event stream ended before the job did"}})
+
+
+async def download(http: httpx.AsyncClient, url: str, sink: BinaryIO) -> None:
+    """GET `url` into `sink` as it arrives: a transcript of any size, never held whole."""
+    async with http.stream("GET", url) as response:
+        if response.status_code != 200:
+            raise JobRefused(response.status_code, json.loads(await response.aread() or b"{}"))
+        async for piece in response.aiter_bytes():
+            sink.write(piece)
 
 
 class JobRefused(Exception):

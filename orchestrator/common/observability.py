@@ -8,6 +8,7 @@ the edge to the model.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import json
 import logging
@@ -62,6 +63,16 @@ class Metrics:
         self.endpoint_up = Gauge(
             "longscribe_triton_endpoint_up", "1 when the endpoint has its models ready", ["endpoint"], registry=r
         )
+        self.loop_lag = Histogram(
+            "longscribe_event_loop_lag_seconds",
+            "How late the loop-lag probe's timer fired: time the event loop was blocked",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=r,
+        )
+        self.loop_lag_max = Gauge(
+            "longscribe_event_loop_lag_max_seconds", "The worst event-loop block seen since start", registry=r
+        )
+        self.worst_lag_s = 0.0
         self.jobs_queued = Gauge(
             "longscribe_jobs_queued", "Jobs and requests accepted, waiting for a slot: what users wait in", registry=r
         )
@@ -79,6 +90,18 @@ class Metrics:
             ["endpoint", "model"],
             registry=r,
         )
+
+    async def probe_loop_lag(self, interval_s: float) -> None:
+        """Forever: sleep `interval_s` and record how late the wake-up came. A late timer means some
+        callback held the loop that long, and every stream and request waited with it."""
+        while True:
+            before = time.monotonic()
+            await asyncio.sleep(interval_s)
+            lag_s = max(0.0, time.monotonic() - before - interval_s)
+            self.loop_lag.observe(lag_s)
+            if lag_s > self.worst_lag_s:
+                self.worst_lag_s = lag_s
+                self.loop_lag_max.set(lag_s)
 
     def observe_triton(self, stats: Mapping[tuple[str, str], tuple[int, int]]) -> None:
         """Advance the Triton counters to `stats`; a restarted Triton (counts went down) counts from zero."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 from orchestrator.schemas import RESPONSE_FORMATS, Segment, TranscribeOutput
 
@@ -17,6 +18,7 @@ CONTENT_TYPES = {
 # verbose_json's extras; plain json keeps the seed's shape (plus words when asked for)
 VERBOSE_SEGMENT_FIELDS = {"avg_logprob", "no_speech_prob", "compression_ratio", "temperature", "confidence"}
 VERBOSE_TOP_FIELDS = {"language", "language_code", "timings", "model"}  # plain json: the seed's exact keys
+TEXT_PIECE_CHARS = 64 * 1024  # plain text has no cues to cut at
 
 
 def _clock(seconds: float, decimal: str) -> str:
@@ -49,19 +51,55 @@ def vtt_text(segment: Segment) -> str:
     return escaped.replace("-->", "--&gt;")
 
 
+def srt_pieces(output: TranscribeOutput) -> Iterator[str]:
+    """SRT cue by cue, a blank line between cues: joined, the whole file."""
+    for i, s in enumerate(output.segments, start=1):
+        cue = f"{i}\n{_clock(s.start_time_sec, ',')} --> {_clock(s.end_time_sec, ',')}\n{srt_text(s)}\n"
+        yield cue if i == 1 else "\n" + cue
+
+
+def vtt_pieces(output: TranscribeOutput) -> Iterator[str]:
+    """WebVTT: the header, then cue by cue, a blank line between cues."""
+    yield "WEBVTT\n\n"
+    for i, s in enumerate(output.segments):
+        cue = f"{_clock(s.start_time_sec, '.')} --> {_clock(s.end_time_sec, '.')}\n{vtt_text(s)}\n"
+        yield cue if i == 0 else "\n" + cue
+
+
+def json_pieces(output: TranscribeOutput, verbose: bool) -> Iterator[str]:
+    """The JSON answer segment by segment, byte for byte what `to_json` writes (segments come first)."""
+    segment_exclude = None if verbose else VERBOSE_SEGMENT_FIELDS
+    top_exclude = {"segments"} | (set() if verbose else VERBOSE_TOP_FIELDS)
+    yield '{"segments":['
+    for i, segment in enumerate(output.segments):
+        yield ("," if i else "") + segment.model_dump_json(exclude=segment_exclude, exclude_none=True)
+    yield "]," + output.model_dump_json(exclude=top_exclude, exclude_none=True)[1:]
+
+
+def text_pieces(text: str, size: int = TEXT_PIECE_CHARS) -> Iterator[str]:
+    for start in range(0, len(text), size):
+        yield text[start : start + size]
+
+
+def pieces(output: TranscribeOutput, fmt: str) -> Iterator[str]:
+    """`render` in pieces of about one segment each, for answers streamed whatever their size."""
+    if fmt in ("json", "verbose_json"):
+        return json_pieces(output, verbose=fmt == "verbose_json")
+    if fmt == "srt":
+        return srt_pieces(output)
+    if fmt == "vtt":
+        return vtt_pieces(output)
+    if fmt == "text":
+        return text_pieces(output.text)
+    raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+
+
 def to_srt(output: TranscribeOutput) -> str:
-    blocks = [
-        f"{i}\n{_clock(s.start_time_sec, ',')} --> {_clock(s.end_time_sec, ',')}\n{srt_text(s)}\n"
-        for i, s in enumerate(output.segments, start=1)
-    ]
-    return "\n".join(blocks)
+    return "".join(srt_pieces(output))
 
 
 def to_vtt(output: TranscribeOutput) -> str:
-    blocks = [
-        f"{_clock(s.start_time_sec, '.')} --> {_clock(s.end_time_sec, '.')}\n{vtt_text(s)}\n" for s in output.segments
-    ]
-    return "WEBVTT\n\n" + "\n".join(blocks)
+    return "".join(vtt_pieces(output))
 
 
 def to_json(output: TranscribeOutput, verbose: bool) -> str:

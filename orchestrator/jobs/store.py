@@ -185,8 +185,12 @@ class JobStore:
         error: LongscribeError | None,
         progress: dict[str, Any] | None = None,
         webhook: dict[str, Any] | None = None,
+        output: TranscribeOutput | None = None,
     ) -> None:
-        """Queue the writes that end a job on `tx`: status, the end event, expiry, and the webhook to send."""
+        """Queue the writes that end a job on `tx`: status, the end event, expiry, and the webhook to send.
+
+        The end event says how it ended: status, links, the error, and the transcript's totals
+        (`summary`), never the transcript itself, so its size does not depend on the media's."""
         mapping: dict[Any, str | float] = {"status": status, "finished": time.time()}
         if error is not None:
             mapping["error"] = json.dumps(error.detail())
@@ -199,18 +203,32 @@ class JobStore:
         tx.srem(QUEUED, job_id)
         tx.srem(ACTIVE, job_id)
         tx.delete(chunks_key(job_id))
-        tx.xadd(events_key(job_id), {"event": "end", "data": json.dumps({"status": status, "links": links(job_id)})})
+        end: dict[str, Any] = {"status": status, "links": links(job_id)}
+        if output is not None:
+            end["summary"] = {
+                "input_duration_sec": output.input_duration_sec,
+                "processing_duration_sec": output.processing_duration_sec,
+                "speedup": output.speedup,
+                "segments": len(output.segments),
+            }
+        if error is not None:
+            end["error"] = error.detail()
+        tx.xadd(events_key(job_id), {"event": "end", "data": json.dumps(end)})
         for key in all_keys(job_id):
             tx.expire(key, int(self.ttl_s))
 
-    async def record_progress(self, job_id: str, running: dict[str, str], progress: dict[str, Any]) -> None:
-        """One finished chunk: the progress in the hash and a `chunk` event with it, in one transaction.
+    async def record_progress(
+        self, job_id: str, running: dict[str, str], progress: dict[str, Any], added: list[dict[str, Any]]
+    ) -> None:
+        """One finished chunk: the progress in the hash and a `chunk` event with it and the segments it
+        settled (`added`, bounded: never the prefix), in one transaction.
 
         `running` holds the fields this run set when it started (status, started, resumed audio)."""
         snapshot = {**running, "progress": json.dumps(progress)}
         async with self.client.pipeline(transaction=True) as tx:
             tx.hset(job_key(job_id), mapping={"progress": snapshot["progress"]})
-            tx.xadd(events_key(job_id), {"event": "chunk", "data": json.dumps(progress_json(snapshot))})
+            chunk = {**progress_json(snapshot), "segments": added}
+            tx.xadd(events_key(job_id), {"event": "chunk", "data": json.dumps(chunk)})
             await tx.execute()
 
 

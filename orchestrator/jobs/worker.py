@@ -183,7 +183,7 @@ class Worker:
         saved = checkpoints.RedisCheckpoints(
             self.store.client, job_id, await checkpoints.load(self.store.client, job_id)
         )
-        reports: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        reports: asyncio.Queue[tuple[dict[str, Any], list[dict[str, Any]]]] = asyncio.Queue()
         running_fields = {"status": "running", "started": str(time.time())}
         writer = asyncio.create_task(self._write_progress(job_id, running_fields, reports))
         current = asyncio.current_task()
@@ -191,7 +191,7 @@ class Worker:
         job = self.running[job_id] = Running(job_id, entry_id, current)
         renew = asyncio.create_task(self._renew(job))
         try:
-            output = await self.run(spec.request, lambda p: reports.put_nowait(_progress(p, saved)), saved)
+            output = await self.run(spec.request, lambda p: reports.put_nowait((_progress(p, saved), _added(p))), saved)
         except asyncio.CancelledError:
             await _settle(writer, reports, drain=job.reason == "cancel")
             if job.reason == "cancel":
@@ -216,12 +216,12 @@ class Worker:
             self.running.pop(job_id, None)
 
     async def _write_progress(
-        self, job_id: str, running: dict[str, str], reports: asyncio.Queue[dict[str, Any]]
+        self, job_id: str, running: dict[str, str], reports: asyncio.Queue[tuple[dict[str, Any], list[dict[str, Any]]]]
     ) -> None:
         while True:
-            progress = await reports.get()
+            progress, added = await reports.get()
             try:
-                await self.store.record_progress(job_id, running, progress)
+                await self.store.record_progress(job_id, running, progress, added)
                 running["last_progress"] = json.dumps(progress)
             finally:
                 reports.task_done()
@@ -258,7 +258,7 @@ class Worker:
         async with self.store.client.pipeline(transaction=True) as tx:
             if output is not None:
                 tx.set(result_key(job_id), output.to_json(), ex=int(self.store.ttl_s))
-            self.store.finish_in(tx, job_id, status, error, progress, webhook)
+            self.store.finish_in(tx, job_id, status, error, progress, webhook, output)
             tx.xack(QUEUE, GROUP, entry_id)
             tx.xdel(QUEUE, entry_id)
             await tx.execute()
@@ -305,7 +305,12 @@ def _progress(progress: Progress, saved: checkpoints.RedisCheckpoints) -> dict[s
     }
 
 
-async def _settle(writer: asyncio.Task[None], reports: asyncio.Queue[dict[str, Any]], drain: bool) -> None:
+def _added(progress: Progress) -> list[dict[str, Any]]:
+    """The segments this report settled in the finished prefix: a bounded delta for the `chunk` event."""
+    return [s.model_dump(mode="json", exclude_none=True) for s in progress.added]
+
+
+async def _settle(writer: asyncio.Task[None], reports: asyncio.Queue[Any], drain: bool) -> None:
     """Let the progress writer write what is queued (so `end` comes after every `chunk`), then stop it."""
     if drain:
         with contextlib.suppress(TimeoutError):

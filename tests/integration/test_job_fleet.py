@@ -20,7 +20,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from orchestrator.cli.progress import sse_events
+from orchestrator.cli import progress
 from orchestrator.common.net import free_port, wait_until_ready
 
 from ..corpus import Recording, wer
@@ -117,8 +117,8 @@ async def test_a_job_sent_to_one_orchestrator_is_read_streamed_and_fetched_throu
     ):
         job_id = await submit(session, api_only.base, {"media_url": f"{media_url}/lj001.wav", **JOB})
         names = []
-        async with session.get(f"{runner.base}/v1/jobs/{job_id}/events") as events:
-            async for name, _ in sse_events(events):
+        async with progress.client() as http:  # the CLI's SSE reader
+            async for name, _ in progress.job_events(http, f"{runner.base}/v1/jobs/{job_id}/events"):
                 names.append(name)
         assert names[-1] == "end" and names.count("chunk") >= 3
         seen = await job(session, api_only.base, job_id)

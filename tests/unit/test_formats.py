@@ -13,7 +13,7 @@ import webvtt
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orchestrator.formats.writers import FORMATS, ZERO_WIDTH_SPACE, render, to_srt, to_vtt
+from orchestrator.formats.writers import FORMATS, TEXT_PIECE_CHARS, ZERO_WIDTH_SPACE, pieces, render, to_srt, to_vtt
 from orchestrator.schemas import Segment, TranscribeOutput
 
 CLOCK = r"(\d{2,}):(\d{2}):(\d{2})[,.](\d{3})"
@@ -159,3 +159,23 @@ def test_vtt_with_arrows_markup_ampersands_and_blank_lines_parses_with_webvtt_py
     for caption, text in zip(captions, HOSTILE, strict=True):
         assert "-->" not in caption.raw_text and "<" not in caption.raw_text
         assert html.unescape(caption.raw_text) == unblanked(text)
+
+
+def _with_verbose_fields(output: TranscribeOutput) -> TranscribeOutput:
+    segments = [
+        s.model_copy(update={"avg_logprob": -0.25, "confidence": 0.8, "words": [], "language": "english"})
+        for s in output.segments
+    ]
+    return output.model_copy(update={"segments": segments, "language": "english", "language_code": "en"})
+
+
+@given(outputs(), st.sampled_from(FORMATS), st.booleans())
+def test_every_format_streamed_in_pieces_is_the_whole_rendering(
+    output: TranscribeOutput, fmt: str, verbose_fields: bool
+) -> None:
+    if verbose_fields:
+        output = _with_verbose_fields(output)
+    parts = list(pieces(output, fmt))
+    assert "".join(parts) == render(output, fmt)
+    longest_segment = max((len(s.model_dump_json()) for s in output.segments), default=0)
+    assert all(len(p) <= max(longest_segment, TEXT_PIECE_CHARS) + 200 for p in parts), "no piece holds it all"

@@ -101,3 +101,16 @@ async def test_the_work_grows_linearly_with_the_media(shuffled: bool) -> None:
     # each segment is merged and built a bounded number of times, however many chunks came before it
     assert max(work.values()) <= 4.0
     assert work[160] <= work[40] * 1.25
+
+
+@pytest.mark.parametrize("seed", range(4))
+async def test_reports_add_each_settled_segment_once_in_order_for_event_streams(seed: int) -> None:
+    """Events carry `added`, not the prefix: joined, the deltas are the prefix's settled segments, each once."""
+    parts = parts_for(14, seed, False)
+    order = parts[:]
+    random.Random(seed).shuffle(order)
+    _, reports = await track_in(order, False)
+    joined = [s for report in reports for s in report.added]
+    final = reports[-1].prefix.segments
+    assert joined and [s.model_dump() for s in joined] == [s.model_dump() for s in final[: len(joined)]]
+    assert max(len(report.added) for report in reports) < len(final), "no report carries the whole prefix"

@@ -158,3 +158,16 @@ def test_json_logs_carry_the_request_id() -> None:
     finally:
         REQUEST_ID.reset(token)
     assert line["request_id"] == "abc123" and line["message"] == "chunk 3 done" and line["level"] == "info"
+
+
+async def test_metrics_report_the_worst_event_loop_block() -> None:
+    import time
+
+    async with service(Settings(loop_lag_probe_sec=0.02), instant) as (session, base):
+        await asyncio.sleep(0.1)
+        time.sleep(0.3)  # blocks the loop the service runs on, as a slow callback would
+        await asyncio.sleep(0.1)
+        async with session.get(f"{base}/metrics") as response:
+            text = await response.text()
+    worst = next(line for line in text.splitlines() if line.startswith("longscribe_event_loop_lag_max_seconds "))
+    assert 0.25 <= float(worst.split()[1]) < 2.0
