@@ -19,6 +19,7 @@ from orchestrator.settings import Settings
 
 from .corpus import Recording, clips_under, join_clips, speech_dir
 from .media_servers import LOOPBACK
+from .redis_fleet import fresh_database
 
 
 @pytest.fixture(scope="session")
@@ -82,14 +83,19 @@ async def two_models_service_url(two_models_grpc_url: str) -> AsyncIterator[str]
 
 
 @pytest_asyncio.fixture(scope="session")
-async def redis_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+async def redis_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
     """A real redis-server on a free port, its data in a temporary directory: the fleet's job store."""
     async with running_redis(Settings(redis_dir=tmp_path_factory.mktemp("redis"))) as url:
         yield url
 
 
+@pytest_asyncio.fixture
+async def redis_url(redis_server: str) -> str:
+    return await fresh_database(redis_server)
+
+
 @pytest_asyncio.fixture(scope="session")
-async def service_url(triton_grpc_url: str, redis_url: str) -> AsyncIterator[str]:
-    settings = Settings(triton_grpc_urls=[triton_grpc_url], allowed_media_hosts=LOOPBACK, redis_url=redis_url)
+async def service_url(triton_grpc_url: str, redis_server: str) -> AsyncIterator[str]:
+    settings = Settings(triton_grpc_urls=[triton_grpc_url], allowed_media_hosts=LOOPBACK, redis_url=redis_server)
     async with serving(create_app(settings)) as base:
         yield base

@@ -24,6 +24,7 @@ from orchestrator.settings import Settings
 
 from ..corpus import Recording, wer
 from ..media_servers import LOOPBACK
+from ..redis_fleet import fresh_database
 from .test_faults import wait_for
 
 pytestmark = pytest.mark.integration
@@ -31,7 +32,8 @@ SECRET = "webhook-secret-5d1"
 
 
 @pytest_asyncio.fixture(scope="module")
-async def jobs_api(triton_grpc_url: str, redis_url: str) -> AsyncIterator[str]:
+async def jobs_api(triton_grpc_url: str, redis_server: str) -> AsyncIterator[str]:
+    redis_url = await fresh_database(redis_server)  # its own fleet: other tests' workers sign nothing
     settings = Settings(
         triton_grpc_urls=[triton_grpc_url], allowed_media_hosts=LOOPBACK, webhook_secret=SECRET, redis_url=redis_url
     )
