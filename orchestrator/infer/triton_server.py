@@ -13,20 +13,19 @@ import contextlib
 import logging
 import os
 import shutil
-import signal
 import site
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 from longscribe_core.weights import cache_root
+from orchestrator.common.children import supervised
 from orchestrator.common.net import NotReady, wait_until_ready
 from orchestrator.infer import capacity, repository
 from orchestrator.infer.catalogue import Catalogue
 from orchestrator.settings import Settings
 
 log = logging.getLogger("longscribe.triton")
-STOP_GRACE_S = 15.0  # SIGTERM, then SIGKILL after this
 
 
 class TritonStartError(RuntimeError):
@@ -102,11 +101,6 @@ def check_capacity(settings: Settings) -> None:
     log.warning("%s", mismatch.message)
 
 
-async def _forward_log(stream: asyncio.StreamReader) -> None:
-    async for line in stream:
-        log.info("%s", line.decode(errors="replace").rstrip())
-
-
 @contextlib.asynccontextmanager
 async def running_triton(settings: Settings) -> AsyncIterator[str]:
     """Check or fetch the weights, start Triton, wait until every model is ready, yield its gRPC URL, stop it.
@@ -136,9 +130,7 @@ async def _serving(settings: Settings, models: Path) -> AsyncIterator[str]:
         # its models size their thread pools from this share (whisper: cores // instances)
         preexec_fn=(lambda: os.sched_setaffinity(0, settings.triton_cpus)) if settings.triton_cpus else None,
     )
-    assert proc.stdout is not None
-    forward = asyncio.create_task(_forward_log(proc.stdout))
-    try:
+    async with supervised(proc, log):
         ready_url = f"http://127.0.0.1:{settings.triton_http_port}/v2/health/ready"
         try:
             await wait_until_ready(
@@ -148,21 +140,3 @@ async def _serving(settings: Settings, models: Path) -> AsyncIterator[str]:
             raise TritonStartError(str(exc)) from exc
         log.info("Triton ready: gRPC on 127.0.0.1:%d", settings.triton_grpc_port)
         yield f"127.0.0.1:{settings.triton_grpc_port}"
-    finally:
-        await _stop(proc)
-        forward.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await forward
-
-
-async def _stop(proc: asyncio.subprocess.Process) -> None:
-    if proc.returncode is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        proc.send_signal(signal.SIGTERM)
-    try:
-        await asyncio.wait_for(asyncio.shield(proc.wait()), STOP_GRACE_S)
-    except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)  # the stubs too
-        await proc.wait()

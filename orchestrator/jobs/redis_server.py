@@ -14,7 +14,6 @@ import contextlib
 import ctypes
 import fcntl
 import logging
-import os
 import signal
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -23,13 +22,13 @@ from pathlib import Path
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
+from orchestrator.common.children import supervised
 from orchestrator.common.net import free_port
 from orchestrator.settings import Settings
 
 log = logging.getLogger("longscribe.redis")
 START_TIMEOUT_S = 30.0  # loading a large append-only file takes a while
 PING_POLL_S = 0.1
-STOP_GRACE_S = 15.0  # SIGTERM (Redis flushes its append-only file), then SIGKILL
 PR_SET_PDEATHSIG = 1  # prctl option, from linux/prctl.h
 
 
@@ -86,11 +85,6 @@ async def _wait_for_ping(url: str, proc: asyncio.subprocess.Process) -> None:
         await client.aclose()
 
 
-async def _forward_log(stream: asyncio.StreamReader) -> None:
-    async for line in stream:
-        log.info("%s", line.decode(errors="replace").rstrip())
-
-
 @contextlib.asynccontextmanager
 async def running_redis(settings: Settings) -> AsyncIterator[str]:
     """Start redis-server on a free loopback port with its data in `redis_dir`; yield its URL; stop it."""
@@ -110,28 +104,8 @@ async def running_redis(settings: Settings) -> AsyncIterator[str]:
                 f"{settings.redis_server_bin} is not installed (apt-get install redis-server), "
                 "or set LONGSCRIBE_REDIS_URL"
             ) from exc
-        assert proc.stdout is not None
-        forward = asyncio.create_task(_forward_log(proc.stdout))
         url = f"redis://127.0.0.1:{port}/0"
-        try:
+        async with supervised(proc, log):
             await _wait_for_ping(url, proc)
             log.info("Redis ready on 127.0.0.1:%d, data in %s", port, settings.redis_dir)
             yield url
-        finally:
-            await _stop(proc)
-            forward.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await forward
-
-
-async def _stop(proc: asyncio.subprocess.Process) -> None:
-    if proc.returncode is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        proc.send_signal(signal.SIGTERM)
-    try:
-        await asyncio.wait_for(asyncio.shield(proc.wait()), STOP_GRACE_S)
-    except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.pid, signal.SIGKILL)
-        await proc.wait()
