@@ -21,6 +21,7 @@ from orchestrator.settings import Settings
 
 from ..corpus import manifest, speech_dir, wer
 from ..media_servers import LOOPBACK
+from ..redis_fleet import fresh_database
 
 pytestmark = pytest.mark.integration
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
@@ -28,11 +29,14 @@ CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 
 @pytest_asyncio.fixture(scope="module")
 async def page_url(
-    triton_grpc_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+    triton_grpc_url: str, redis_server: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[str]:
     uploads = tmp_path_factory.mktemp("page-uploads")
     settings = Settings(
-        triton_grpc_urls=[triton_grpc_url], allowed_media_hosts=LOOPBACK, upload_dir=uploads, redis_url=redis_url
+        triton_grpc_urls=[triton_grpc_url],
+        allowed_media_hosts=LOOPBACK,
+        upload_dir=uploads,
+        redis_url=await fresh_database(redis_server),
     )
     async with serving(create_app(settings)) as base:
         yield base
