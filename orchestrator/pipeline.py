@@ -128,9 +128,11 @@ class Pipeline:
         with _timed(timings, "merge_sec"):
             # what FFmpeg decoded, not what the header claimed (either way it can be wrong)
             duration_s = max((p.decoded_end_s for p in parts if p.n_samples), default=0.0)
-            timed = merge.final_segments([(p.chunk, p.result) for p in parts], duration_s)
+            # pure, and linear in the transcript: on the loop, a 10-hour answer held every other
+            # request and event stream for a second
+            timed = await asyncio.to_thread(merge.final_segments, [(p.chunk, p.result) for p in parts], duration_s)
         elapsed = time.monotonic() - started
-        output = transcript.build(timed, duration_s, elapsed, params.word_timestamps)
+        output = await asyncio.to_thread(transcript.build, timed, duration_s, elapsed, params.word_timestamps)
         return output.model_copy(update={"timings": timings, "model": model.name})
 
     def _check_length(self, duration_s: float) -> None:

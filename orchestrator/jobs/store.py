@@ -96,7 +96,8 @@ class JobStore:
 
     async def result(self, job_id: str) -> TranscribeOutput | None:
         raw = await self.client.get(result_key(job_id))
-        return TranscribeOutput.model_validate_json(raw) if raw else None
+        # parsing hours of transcript takes a while: off the loop
+        return await asyncio.to_thread(TranscribeOutput.model_validate_json, raw) if raw else None
 
     async def in_flight(self) -> int:
         return int(await self.client.scard(ACTIVE))
@@ -118,12 +119,12 @@ class JobStore:
         }
         if status == "succeeded" and with_result:
             output = await self.result(job_id)
-            if output is not None:
-                body["result"] = json.loads(output.to_json())
+            if output is not None:  # hours of transcript: off the loop
+                body["result"] = await asyncio.to_thread(_as_json, output)
         elif status == "running":
             partial = await self.partial(job_id, loads(f.get("spec")) or {})
             if partial is not None:
-                body["partial"] = json.loads(partial.to_json())
+                body["partial"] = await asyncio.to_thread(_as_json, partial)
         if f.get("error"):
             body["error"] = loads(f["error"])
         if f.get("webhook"):
@@ -255,3 +256,7 @@ def progress_json(f: dict[str, str]) -> dict[str, Any]:
         "speed": round(speed, 2) if speed else None,
         "eta_sec": round(max(0.0, eta), 1) if eta is not None else None,
     }
+
+
+def _as_json(output: TranscribeOutput) -> dict[str, Any]:
+    return dict(json.loads(output.to_json()))

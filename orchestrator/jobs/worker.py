@@ -255,9 +255,11 @@ class Worker:
         output: TranscribeOutput | None = None,
     ) -> None:
         webhook = {"id": secrets.token_urlsafe(12), "state": "pending", "attempts": 0} if spec.webhook_url else None
+        # megabytes for hours of media: serialised off the loop, which keeps serving events meanwhile
+        result_json = await asyncio.to_thread(output.to_json) if output is not None else None
         async with self.store.client.pipeline(transaction=True) as tx:
-            if output is not None:
-                tx.set(result_key(job_id), output.to_json(), ex=int(self.store.ttl_s))
+            if result_json is not None:
+                tx.set(result_key(job_id), result_json, ex=int(self.store.ttl_s))
             self.store.finish_in(tx, job_id, status, error, progress, webhook, output)
             tx.xack(QUEUE, GROUP, entry_id)
             tx.xdel(QUEUE, entry_id)
