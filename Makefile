@@ -62,7 +62,7 @@ bench-memory: install
 	$(BIN)/python -m bench.memory
 
 # 1-hour and 10-hour recordings as jobs, each followed by the CLI and a bare SSE client: wall time, speedup, peak memory
-# of each process, the largest SSE event, the worst event-loop block, 10 h ÷ 1 h (about 18 minutes)
+# of each process, the largest SSE event, the worst event-loop block, 10 h ÷ 1 h (about 10 minutes)
 bench-long: install
 	$(BIN)/python -m bench.long --hours 1 10
 

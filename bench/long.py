@@ -10,7 +10,7 @@ second for its memory (PSS). The orchestrator's loop-lag probe
 (`longscribe_event_loop_lag_max_seconds` on /metrics) gives the worst time
 its event loop was blocked.
 
-    make bench-long                       # 1 and 10 hours, about 18 minutes of the whole machine
+    make bench-long                       # 1 and 10 hours, about 10 minutes of the whole machine
     .venv/bin/python -m bench.long --hours 0.1
     .venv/bin/python -m bench.long --hours 1 --slow-callbacks   # what blocked the loop (asyncio debug mode)
 
