@@ -25,6 +25,7 @@ from orchestrator.settings import Settings
 from ..corpus import Recording, wer
 from ..media_servers import LOOPBACK
 from ..redis_fleet import fresh_database
+from ..sse import read_events
 from .test_faults import wait_for
 
 pytestmark = pytest.mark.integration
@@ -89,17 +90,8 @@ async def test_a_job_streams_progress_per_chunk_then_its_transcript(
 
 
 async def raw_events(url: str, last_id: str | None = None, stop_after: int | None = None) -> list[tuple[str, str, str]]:
-    """(id, event, data) as sent, until `end` or `stop_after` events; then the client hangs up."""
-    headers = {"Last-Event-ID": last_id} if last_id is not None else {}
-    seen: list[tuple[str, str, str]] = []
-    async with httpx.AsyncClient(timeout=120.0) as http, aconnect_sse(http, "GET", url, headers=headers) as source:
-        async for event in source.aiter_sse():
-            if not event.data:
-                continue  # a keep-alive comment, which httpx-sse dispatches as an empty event
-            seen.append((event.id, event.event, event.data))
-            if event.event == "end" or len(seen) == stop_after:
-                break
-    return seen
+    async with httpx.AsyncClient(timeout=120.0) as http:
+        return await read_events(http, url, last_id, stop_after)
 
 
 async def test_a_client_that_reconnects_with_last_event_id_gets_every_event_once(jobs_api: str, media_url: str) -> None:

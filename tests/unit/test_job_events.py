@@ -13,7 +13,6 @@ from typing import Any
 import httpx
 import pytest
 from aiohttp import web
-from httpx_sse import aconnect_sse
 
 from orchestrator import formats
 from orchestrator.api.app import create_app
@@ -24,6 +23,7 @@ from orchestrator.pipeline import Checkpoints
 from orchestrator.schemas import MediaRequest, Segment, TranscribeOutput
 from orchestrator.settings import Settings
 
+from ..sse import read_events
 from .test_request_validation import SEED_BODY
 
 CHUNKS = 4
@@ -78,26 +78,16 @@ async def service(redis_url: str, **settings: Any) -> AsyncIterator[tuple[httpx.
             yield http, stepper, response.json()["id"]
 
 
-async def read_events(
+async def job_events(
     http: httpx.AsyncClient, job_id: str, last_id: str | None = None, stop_after: int | None = None
 ) -> list[tuple[str, str, str]]:
-    """(id, event, data) as sent, until `end` or `stop_after` events, then hang up."""
-    headers = {"Last-Event-ID": last_id} if last_id is not None else {}
-    seen: list[tuple[str, str, str]] = []
-    async with aconnect_sse(http, "GET", f"/v1/jobs/{job_id}/events", headers=headers) as source:
-        async for sse in source.aiter_sse():
-            if not sse.data:
-                continue  # a keep-alive comment, which httpx-sse dispatches as an empty event
-            seen.append((sse.id, sse.event, sse.data))
-            if sse.event == "end" or len(seen) == stop_after:
-                break
-    return seen
+    return await read_events(http, f"/v1/jobs/{job_id}/events", last_id, stop_after)
 
 
 async def test_end_carries_status_and_links_and_no_event_grows_with_the_transcript(redis_url: str) -> None:
     async with service(redis_url) as (http, stepper, job_id):
         stepper.step(CHUNKS)
-        events = await read_events(http, job_id)
+        events = await job_events(http, job_id)
     names = [name for _, name, _ in events]
     assert names[0] == "status" and [n for n in names if n != "status"] == ["chunk"] * CHUNKS + ["end"]
     end = json.loads(events[-1][2])
@@ -115,14 +105,14 @@ async def test_end_carries_status_and_links_and_no_event_grows_with_the_transcri
 async def test_a_client_that_reconnects_with_last_event_id_gets_every_event_once(redis_url: str) -> None:
     async with service(redis_url) as (http, stepper, job_id):
         stepper.step(1)
-        first = await read_events(http, job_id, stop_after=3)  # queued, running, chunk 1; then it hangs up
+        first = await job_events(http, job_id, stop_after=3)  # queued, running, chunk 1; then it hangs up
         stepper.step(2)  # two chunks finish while nobody listens
         await asyncio.sleep(0.2)
-        resumed_task = asyncio.create_task(read_events(http, job_id, last_id=first[-1][0]))
+        resumed_task = asyncio.create_task(job_events(http, job_id, last_id=first[-1][0]))
         await asyncio.sleep(0.2)
         stepper.step(1)  # and one while the resumed client listens
         resumed = await asyncio.wait_for(resumed_task, 10)
-        replay = await read_events(http, job_id)  # from the start, after the end
+        replay = await job_events(http, job_id)  # from the start, after the end
     assert first[-1][1] == "chunk" and first + resumed == replay
     ids = [event_id for event_id, _, _ in replay]
     assert all(ids) and len(set(ids)) == len(ids), "every event has its own id"
@@ -149,7 +139,7 @@ async def test_the_transcript_streams_in_pieces_whatever_its_size(fmt: str, redi
         early = await http.get(f"/v1/jobs/{job_id}/transcript")
         assert early.status_code == 422  # not yet: the job runs
         stepper.step(CHUNKS)
-        await read_events(http, job_id)
+        await job_events(http, job_id)
         pieces = 0
         body = bytearray()
         async with http.stream("GET", f"/v1/jobs/{job_id}/transcript", params={"format": fmt}) as response:
