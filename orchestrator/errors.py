@@ -9,6 +9,7 @@
     ├── Overloaded                   429 the queue is full (with Retry-After)
     ├── ShuttingDown                 503 the service is stopping
     ├── JobsUnavailable              503 the service runs without Redis: no jobs
+    ├── JobStoreUnreachable          503 Redis does not answer (with Retry-After)
     ├── RequestTimeout               504 over the per-request limit
     ├── MediaError                   422 the media URL cannot be transcribed
     │   ├── MediaForbidden               private/loopback/metadata address, or a non-http redirect
@@ -28,7 +29,8 @@
         └── InferenceUnavailable     503 no Triton endpoint answers
 
 Modules that talk to aiohttp, tritonclient or FFmpeg raise only these; the
-app maps them to JSON in one place (`app.error_middleware`).
+app maps them to JSON in one place (`api.edge.error_middleware`); Redis's own
+errors are mapped there too, to JobStoreUnreachable.
 """
 
 from __future__ import annotations
@@ -185,6 +187,12 @@ class JobsUnavailable(LongscribeError):
     status = 503
     code = "jobs_unavailable"
     hint = "Set LONGSCRIBE_REDIS_URL, or start the service with `longscribe serve` (it runs a local Redis)."
+
+
+class JobStoreUnreachable(LongscribeError):
+    status = 503
+    code = "job_store_unreachable"
+    hint = "Redis (LONGSCRIBE_REDIS_URL) does not answer: retry in a few seconds; nothing accepted is lost."
 
 
 class RequestTimeout(LongscribeError):

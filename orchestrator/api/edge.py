@@ -9,11 +9,12 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from pydantic import ValidationError
+from redis.exceptions import RedisError
 
 from orchestrator.api import auth
 from orchestrator.api.keys import KEYS, METRICS
 from orchestrator.common.observability import REQUEST_ID, REQUEST_ID_HEADER, new_request_id
-from orchestrator.errors import InvalidRequest, LongscribeError, Overloaded
+from orchestrator.errors import InvalidRequest, JobStoreUnreachable, LongscribeError, Overloaded
 from orchestrator.infer.catalogue import Catalogue
 from orchestrator.schemas import TranscribeRequest
 from orchestrator.settings import Settings
@@ -28,10 +29,15 @@ REQUEST_ID_KEY = web.RequestKey("request_id", str)  # where the middleware leave
 OPEN_PATHS = frozenset({"/", "/healthz", "/readyz", "/openapi.json", "/metrics"})  # probes, the API's description
 
 
+STORE_RETRY_AFTER_S = 5  # Redis restarts, or a replica is promoted, in seconds
+
+
 def _error(exc: LongscribeError) -> web.Response:
     response = web.json_response(exc.to_json(), status=exc.status)
     if isinstance(exc, Overloaded):
         response.headers["Retry-After"] = str(exc.retry_after_s)
+    elif isinstance(exc, JobStoreUnreachable):
+        response.headers["Retry-After"] = str(STORE_RETRY_AFTER_S)
     return response
 
 
@@ -70,6 +76,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             raise
         body = {"error": {"code": "http_error", "message": exc.reason, "hint": "Check the method and path."}}
         return web.json_response(body, status=exc.status)
+    except RedisError as exc:  # the job store is down: a retry later will do, not an internal error
+        log.warning("%s %s: Redis failed: %s", request.method, request.path, exc)
+        return _error(JobStoreUnreachable(f"the job store does not answer ({type(exc).__name__})"))
     except Exception:
         log.exception("unexpected error on %s %s", request.method, request.path)
         return _error(LongscribeError("internal error"))

@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, WatchError
 
 from orchestrator.assemble.progress import OnProgress, Progress
 from orchestrator.errors import JobNotFound, LongscribeError, UploadMissing
@@ -82,6 +82,7 @@ class Worker:
     consumer: str = ""
     running: dict[str, Running] = field(default_factory=dict)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    taken: set[asyncio.Task[None]] = field(default_factory=set)  # every job task, from admission to its end
 
     def __post_init__(self) -> None:
         self.consumer = self.consumer or f"{self.name}:{secrets.token_hex(3)}"
@@ -99,7 +100,10 @@ class Worker:
         running = list(self.running.values())
         for job in running:
             job.stop("handoff")
-        await asyncio.gather(*self.tasks, *(j.task for j in running), return_exceptions=True)
+        admitting = [task for task in self.taken if all(task is not j.task for j in running)]
+        for task in admitting:  # not started yet: its lease runs out and another worker takes it
+            task.cancel()
+        await asyncio.gather(*self.tasks, *(j.task for j in running), *admitting, return_exceptions=True)
 
     async def _take_jobs(self) -> None:
         free = asyncio.Semaphore(self.slots)
@@ -112,11 +116,21 @@ class Worker:
                 entry = None
                 await asyncio.sleep(RETRY_S)
                 await ensure_group(self.store)  # Redis came back empty (NOGROUP): make it again
+            except Exception:  # a malformed entry must not stop this worker taking jobs for good
+                log.exception("reading the job queue failed")
+                entry = None
+                await asyncio.sleep(RETRY_S)
             if entry is None:
                 free.release()
                 continue
             task = asyncio.create_task(self._run(*entry))
-            task.add_done_callback(lambda _: free.release())
+            self.taken.add(task)
+
+            def ended(done: asyncio.Task[None]) -> None:
+                free.release()
+                self.taken.discard(done)
+
+            task.add_done_callback(ended)
 
     async def _next(self) -> tuple[str, str] | None:
         """A job whose worker stopped renewing its lease, else a new one; (entry id, job id)."""
@@ -147,9 +161,14 @@ class Worker:
 
     async def _run(self, entry_id: str, job_id: str) -> None:
         """Run one job from the queue to its end (or hand it back), recording each step."""
-        spec = await self._admit(entry_id, job_id)
-        if spec is not None:
-            await self._execute(entry_id, job_id, spec)
+        try:
+            spec = await self._admit(entry_id, job_id)
+            if spec is not None:
+                await self._execute(entry_id, job_id, spec)
+        except (RedisError, OSError) as exc:  # the entry stays pending: its lease runs out, another worker retries
+            log.warning("job %s: Redis failed: %s", job_id, exc)
+        except Exception:
+            log.exception("job %s: the worker failed", job_id)
 
     async def _admit(self, entry_id: str, job_id: str) -> JobSpec | None:
         """The job's spec, marked running here; None when it must not run (it is ended instead)."""
@@ -172,10 +191,25 @@ class Worker:
             await self._finish(job_id, entry_id, spec, "failed" if error else "cancelled", error)
             return None
         async with client.pipeline(transaction=True) as tx:
+            # a DELETE between the read above and this write must win: watch the job, look again
+            await tx.watch(job_key(job_id))
+            status, cancel = await tx.hmget(job_key(job_id), ["status", "cancel"])
+            if status in FINISHED or cancel:
+                await tx.reset()  # type: ignore[no-untyped-call]
+                if status in FINISHED:
+                    await _drop(self.store, entry_id)
+                else:
+                    await self._finish(job_id, entry_id, spec, "cancelled")
+                return None
+            tx.multi()  # type: ignore[no-untyped-call]
             tx.hset(job_key(job_id), mapping={"status": "running", "worker": self.name, "started": time.time()})
             tx.srem(QUEUED, job_id)
             tx.xadd(events_key(job_id), {"event": "status", "data": json.dumps({"status": "running"})})
-            await tx.execute()
+            try:
+                await tx.execute()
+            except WatchError:  # changed meanwhile (a cancel): the entry stays pending, looked at again later
+                log.info("job %s changed while it was admitted: left to the next look", job_id)
+                return None
         return spec
 
     async def _execute(self, entry_id: str, job_id: str, spec: JobSpec) -> None:
@@ -254,7 +288,25 @@ class Worker:
         progress: dict[str, Any] | None = None,
         output: TranscribeOutput | None = None,
     ) -> None:
-        webhook = {"id": secrets.token_urlsafe(12), "state": "pending", "attempts": 0} if spec.webhook_url else None
+        # shielded: a cancel or hand-back landing now must not leave the job half ended
+        await asyncio.shield(self._end(job_id, entry_id, spec, status, error, progress, output))
+
+    async def _end(
+        self,
+        job_id: str,
+        entry_id: str,
+        spec: JobSpec,
+        status: Literal["succeeded", "failed", "cancelled"],
+        error: LongscribeError | None,
+        progress: dict[str, Any] | None,
+        output: TranscribeOutput | None,
+    ) -> None:
+        pending = await self.store.client.xpending_range(QUEUE, GROUP, entry_id, entry_id, 1)
+        if not pending or pending[0]["consumer"] != self.consumer:
+            log.warning("job %s was taken over by another worker: its end is theirs to write", job_id)
+            return
+        # one delivery id per job, whoever ends it: a receiver drops a duplicate by it
+        webhook = {"id": f"{job_id}.1", "state": "pending", "attempts": 0} if spec.webhook_url else None
         # megabytes for hours of media: serialised off the loop, which keeps serving events meanwhile
         result_json = await asyncio.to_thread(output.to_json) if output is not None else None
         async with self.store.client.pipeline(transaction=True) as tx:
