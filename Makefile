@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO   := demo/lj001-printing.mp3
 
-.PHONY: install system-deps browser-deps demo test test-unit serve lint clean bench bench-accuracy bench-memory bench-long perf soak
+.PHONY: install system-deps browser-deps demo test test-unit serve lint clean bench bench-accuracy bench-memory bench-long bench-paths perf soak
 
 install: $(STAMP)
 
@@ -65,6 +65,10 @@ bench-memory: install
 # of each process, the largest SSE event, the worst event-loop block, 10 h ÷ 1 h (about 10 minutes)
 bench-long: install
 	$(BIN)/python -m bench.long --hours 1 10
+
+# a 2-hour recording through the OpenAI endpoint (official client, upload) and the web page (Chromium)
+bench-paths: install browser-deps
+	$(BIN)/python -m bench.paths
 
 # perf_analyzer against the whisper and micro_chunker models, real speech as input, several concurrencies
 perf: install

@@ -1,0 +1,118 @@
+"""Hours through the two paths bench-long does not take: the OpenAI endpoint and the web page.
+
+Runs `longscribe serve` as a child (managed Triton and Redis), builds a
+2-hour MP3 of real speech, and sends it
+- as an upload through the official `openai` client to `/v1/audio/transcriptions`
+  (`verbose_json`), and
+- dropped on the web page in headless Chromium (Debian's, through
+  selenium), watched until the page offers the downloads,
+then scores what each returned or showed against the reference.
+
+    make bench-paths                        # or: .venv/bin/python -m bench.paths [--hours 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from orchestrator.common.net import free_port, wait_until_ready
+from tests.corpus import Recording, repeated_recording, wer
+
+from .harness import serve_command
+
+RESULTS = Path(__file__).resolve().parent / "results" / "paths.json"
+SMALL_MP3 = ["-ar", "16000", "-ac", "1", "-b:a", "32k"]  # 2 hours in 28 MB
+PAGE_TIMEOUT_S = 1800.0
+
+
+def openai_upload(api: str, recording: Recording) -> dict[str, Any]:
+    import openai
+
+    client = openai.OpenAI(base_url=f"{api}/v1", api_key="unused", timeout=PAGE_TIMEOUT_S)
+    started = time.monotonic()
+    with recording.path.open("rb") as media:
+        out = client.audio.transcriptions.create(model="whisper-1", file=media, response_format="verbose_json")
+    wall_s = time.monotonic() - started
+    return {"wall_s": wall_s, "segments": len(out.segments or []), "wer": wer(recording.reference, out.text)}
+
+
+def web_page(api: str, recording: Recording) -> dict[str, Any]:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium") or "chromium"
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1100,900"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(executable_path=shutil.which("chromedriver")), options=options)
+    try:
+        started = time.monotonic()
+        driver.get(f"{api}/")
+        chooser = driver.find_element(By.ID, "file")
+        driver.execute_script("arguments[0].hidden = false", chooser)
+        chooser.send_keys(str(recording.path))
+        while driver.find_element(By.ID, "downloads").get_attribute("hidden") is not None:
+            if time.monotonic() - started > PAGE_TIMEOUT_S:
+                raise TimeoutError(driver.find_element(By.ID, "status").text)
+            time.sleep(1)
+        wall_s = time.monotonic() - started
+        shown = driver.execute_script(  # each item is <time> then <span>: the text is the span's
+            "return Array.from(document.querySelectorAll('#segments li span')).map(s => s.textContent)"
+        )
+        return {"wall_s": wall_s, "segments": len(shown), "wer": wer(recording.reference, " ".join(shown))}
+    finally:
+        driver.quit()
+
+
+def run(hours: float, work: Path) -> list[dict[str, Any]]:
+    recording = repeated_recording(work, hours * 60, SMALL_MP3)
+    port = free_port()
+    service = subprocess.Popen(serve_command(port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    api = f"http://127.0.0.1:{port}"
+    rows = []
+    try:
+        asyncio.run(wait_until_ready(f"{api}/readyz", service.poll, 300.0, "longscribe serve"))
+        for path, send in (("OpenAI endpoint (official client, upload)", openai_upload), ("web page", web_page)):
+            row = send(api, recording)
+            rows.append({"path": path, "audio_s": recording.duration_s, **row})
+            print(f"{path}: {row['wall_s']:.0f} s", flush=True)
+    finally:
+        service.terminate()
+        service.wait(timeout=120)
+    return rows
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    lines = ["| path | audio | wall s | speedup | segments | WER |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(
+            f"| {r['path']} | {r['audio_s'] / 3600:.2f} h | {r['wall_s']:.0f} | {r['audio_s'] / r['wall_s']:.1f}x "
+            f"| {r['segments']} | {100 * r['wer']:.1f} % |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--hours", type=float, default=2.0, help="length of the recording")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = run(args.hours, Path(tmp))
+    print()
+    print(table(rows))
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(rows, indent=2))
+    print(f"\nwritten to {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
