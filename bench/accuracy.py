@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ import numpy as np
 from tests.corpus import Recording, long_form_recording, wer
 from tests.readability import formatted_wer, join_artifacts
 
-from .harness import faster_whisper_results, longscribe_service, threads, transcribe
+from .harness import faster_whisper_results, longscribe_service, save_results, threads, transcribe
 
 RESULTS = Path(__file__).resolve().parent / "results" / "accuracy.json"
 DEFAULT = {"macro_chunk_size_sec": 300, "micro_chunk_size_sec": 30}
@@ -131,10 +130,8 @@ def main() -> None:
         rows = asyncio.run(longscribe(recordings))
         rows.update(faster_whisper(recordings))
     print(table(recordings, rows))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
     durations = {which: r.duration_s for which, r in recordings.items()}
-    RESULTS.write_text(json.dumps({"duration_s": durations, "threads": threads(), "rows": rows}, indent=2))
-    print(f"\nwritten to {RESULTS}")
+    save_results(RESULTS, {"duration_s": durations, "threads": threads(), "rows": rows})
 
 
 if __name__ == "__main__":

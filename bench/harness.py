@@ -8,6 +8,7 @@ compute type and threads.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sys
 import time
@@ -39,6 +40,13 @@ class Result:
     wall_s: float
     segments: list[tuple[float, str]]  # (start, text)
     extra: dict[str, Any]
+
+
+def save_results(path: Path, payload: Any) -> None:
+    """Every benchmark's figures as JSON in bench/results/, and where they went."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2))
+    print(f"\nwritten to {path}")
 
 
 def serve_command(port: int) -> list[str]:

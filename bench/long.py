@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import re
 import signal
@@ -42,7 +41,7 @@ from orchestrator.common.fileserver import file_app
 from orchestrator.common.net import free_port, serving, wait_until_ready
 from tests.corpus import repeated_recording
 
-from .harness import serve_command
+from .harness import save_results, serve_command
 from .memory import SAMPLE_EVERY_S, SMALL_MP3, MiB, descendants, pss_bytes
 
 RESULTS = Path(__file__).resolve().parent / "results" / "long.json"
@@ -235,9 +234,7 @@ def main() -> None:
     if args.slow_callbacks:
         print("\nslowest callbacks (asyncio debug mode, over 100 ms):")
         print("\n".join(slowest) or "none")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(rows, indent=2))
-    print(f"\nwritten to {RESULTS}")
+    save_results(RESULTS, rows)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import signal
 import subprocess
@@ -33,7 +32,7 @@ import aiohttp
 from orchestrator.common.fileserver import file_app
 from orchestrator.common.net import free_port, serving, wait_until_ready
 
-from .harness import repeated_mp3, serve_command
+from .harness import repeated_mp3, save_results, serve_command
 
 RESULTS = Path(__file__).resolve().parent / "results" / "memory.json"
 SMALL_MP3 = ["-ar", "16000", "-ac", "1", "-b:a", "32k"]  # 10 hours in 144 MB
@@ -190,9 +189,7 @@ def main() -> None:
         rows = asyncio.run(run(args.hours, Path(tmp)))
     print()
     print(table(rows))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(rows, indent=2))
-    print(f"\nwritten to {RESULTS}")
+    save_results(RESULTS, rows)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import shutil
 import subprocess
 import tempfile
@@ -26,7 +25,7 @@ from typing import Any
 from orchestrator.common.net import free_port, wait_until_ready
 from tests.corpus import Recording, repeated_recording, wer
 
-from .harness import serve_command
+from .harness import save_results, serve_command
 
 RESULTS = Path(__file__).resolve().parent / "results" / "paths.json"
 SMALL_MP3 = ["-ar", "16000", "-ac", "1", "-b:a", "32k"]  # 2 hours in 28 MB
@@ -109,9 +108,7 @@ def main() -> None:
         rows = run(args.hours, Path(tmp))
     print()
     print(table(rows))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(rows, indent=2))
-    print(f"\nwritten to {RESULTS}")
+    save_results(RESULTS, rows)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,8 @@ from orchestrator.infer.triton_server import running_triton
 from orchestrator.settings import Settings
 from tests.corpus import clips_under, decode_pcm, manifest
 
+from .harness import save_results
+
 RESULTS = Path(__file__).resolve().parent / "results" / "perf.json"
 SAMPLE_RATE = 16_000
 MACRO_S = 60.0  # the micro_chunker's input: one macro chunk of real speech
@@ -133,9 +135,7 @@ async def main_async(whisper_range: str, micro_range: str) -> None:
     )
     print()
     print(table(rows, seconds))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({"audio_s_per_request": seconds, "rows": rows}, indent=2))
-    print(f"\nwritten to {RESULTS}")
+    save_results(RESULTS, {"audio_s_per_request": seconds, "rows": rows})
 
 
 def main() -> None:

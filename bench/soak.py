@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
-import json
 import os
 import shutil
 import signal
@@ -31,7 +30,7 @@ from orchestrator.common.fileserver import file_app
 from orchestrator.common.net import free_port, serving, wait_until_ready
 from tests.corpus import long_form_recording, speech_dir
 
-from .harness import serve_command
+from .harness import save_results, serve_command
 from .memory import descendants, pss_bytes
 
 RESULTS = Path(__file__).resolve().parent / "results" / "soak.json"
@@ -143,9 +142,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         result = asyncio.run(run(args.clients, args.seconds, args.long, args.rounds, Path(tmp)))
     print(report(result))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2))
-    print(f"\nwritten to {RESULTS}")
+    save_results(RESULTS, result)
     bad = {k for k in result["outcomes"] if k not in ("200", "429")}
     sys.exit(1 if bad else 0)
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -33,6 +32,7 @@ from .harness import (
     longscribe_result,
     longscribe_service,
     repeated_mp3,
+    save_results,
     threads,
     transcribe,
 )
@@ -126,7 +126,6 @@ def main() -> None:
             results += faster_whisper_results(recording.path, warm_up)
         report = table(recording, results)
     print(report)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
     payload: dict[str, Any] = {
         "audio_s": recording.duration_s,
         "threads": threads(),
@@ -140,8 +139,7 @@ def main() -> None:
             for r in results
         },
     }
-    RESULTS.write_text(json.dumps(payload, indent=2))
-    print(f"\nwritten to {RESULTS}")
+    save_results(RESULTS, payload)
 
 
 if __name__ == "__main__":
