@@ -72,6 +72,9 @@ class JobSpec(BaseModel):
 
     request: MediaRequest
     webhook_url: str | None = None
+    # who made it: the id of the API key (never the key itself), "" when the service runs without auth;
+    # only this key (or an admin key) may see, follow, fetch or cancel the job
+    owner: str = ""
 
 
 @dataclass(frozen=True)
