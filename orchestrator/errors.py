@@ -5,6 +5,7 @@
     ├── Unauthorized                 401 no valid API key
     ├── JobNotFound                  404 no such job (or it expired)
     ├── ModelNotFound                404 no such model on this service (the answer names those there are)
+    ├── JobConflict                  409 the job is not in a state that allows this (e.g. not finished)
     ├── UploadTooLarge               413 an upload over max_upload_bytes
     ├── Overloaded                   429 the queue is full (with Retry-After)
     ├── ShuttingDown                 503 the service is stopping
@@ -216,3 +217,11 @@ class InferenceUnavailable(InferenceError):
     status = 503
     code = "inference_unavailable"
     hint = "Start Triton (`longscribe serve`) or check LONGSCRIBE_TRITON_GRPC_URLS."
+
+
+class JobConflict(LongscribeError):
+    """The job exists, but is not in a state where this can be done (e.g. a webhook resent before the end)."""
+
+    status = 409
+    code = "job_conflict"
+    hint = "Read the job (GET /v1/jobs/{id}): the message says which state this needs."

@@ -104,10 +104,26 @@ class Settings(BaseSettings):
     transcript_piece_bytes: int = Field(
         64 * 1024, gt=0, description="a streamed transcript is written in pieces of about this size"
     )
-    api_keys: list[str] = Field(
-        default_factory=list, description="accepted API keys (JSON list); with api_keys_file empty too, no auth"
+    # API keys (README "Security"). Auth is on when any key below is configured. A keys file that is
+    # missing or holds no key refuses to start: it never silently means "auth off". Auth off is a stated
+    # choice: no_auth (`longscribe serve --no-auth`), or LONGSCRIBE_API_KEYS set to empty ("" or []).
+    # With nothing configured at all it is off too (so `longscribe transcribe` and `make demo` just run),
+    # and the start says so loudly.
+    api_keys: list[str] | None = Field(
+        None, description='accepted API keys (JSON list); set to "" or [] (and no file): auth off, on purpose'
     )
-    api_keys_file: Path | None = Field(None, description="a file of API keys, one per line")
+    api_keys_file: Path | None = Field(None, description="a file of API keys, one per line (# comments)")
+    admin_api_keys: list[str] = Field(
+        default_factory=list, description="keys that may see, follow, fetch and cancel every job (JSON list)"
+    )
+    admin_api_keys_file: Path | None = Field(None, description="a file of admin keys, one per line (# comments)")
+    no_auth: bool = Field(False, description="serve without API keys, on purpose; refused when keys are configured")
+    max_queued_jobs_per_key: int = Field(
+        16, ge=0, description="jobs one API key may have waiting to start across the fleet (429 beyond); 0: no limit"
+    )
+    max_event_streams_per_key: int = Field(
+        32, ge=0, description="event streams one API key may hold open on this orchestrator (429 beyond); 0: no limit"
+    )
     chunk_timeout_sec: float = Field(900.0, gt=0, description="limit for one macro chunk's inference")
     media_timeout_sec: float = Field(30.0, gt=0, description="limit for the range check and ffprobe")
     allowed_media_hosts: list[str] = Field(
@@ -166,6 +182,12 @@ class Settings(BaseSettings):
     webhook_retry_sec: float = Field(
         600.0, gt=0, description="how long a webhook is retried, with backoff, before it is given up"
     )
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _empty_means_no_keys(cls, value: Any) -> Any:
+        """LONGSCRIBE_API_KEYS="" is the stated choice of no keys, like []."""
+        return [] if isinstance(value, str) and not value.strip() else value
 
     @field_validator("chunks_in_flight_per_endpoint", "max_requests_in_flight", "max_queued_requests", mode="before")
     @classmethod

@@ -21,7 +21,19 @@ from orchestrator.api.edge import (
     request_id_middleware,
     send_request_id,
 )
-from orchestrator.api.keys import ADMISSION, JOBS, KEYS, MEDIA_CLIENT, METRICS, POOL, RESOLVE, SETTINGS, TRANSCRIBER
+from orchestrator.api.keys import (
+    ADMISSION,
+    JOBS,
+    KEYS,
+    MEDIA_CLIENT,
+    METRICS,
+    POOL,
+    RESOLVE,
+    SETTINGS,
+    STREAMS,
+    TRANSCRIBER,
+)
+from orchestrator.api.tenancy import StreamLimit
 from orchestrator.assemble.progress import OnProgress
 from orchestrator.common.observability import Metrics
 from orchestrator.errors import RequestTimeout
@@ -133,7 +145,9 @@ def create_app(
     app[METRICS] = Metrics()
     app[SETTINGS] = settings
     app[RESOLVE] = resolve
-    app[KEYS] = auth.load_keys(settings.api_keys, settings.api_keys_file)
+    app[KEYS] = auth.load(settings)  # KeysMisconfigured: a keys source without keys does not start
+    _say_who_may_call(app[KEYS], settings)
+    app[STREAMS] = StreamLimit(settings.max_event_streams_per_key, settings.retry_after_sec)
     app[ADMISSION] = Admission(settings.max_requests_in_flight, settings.max_queued_requests, settings.retry_after_sec)
     app[METRICS].count_queued_jobs = lambda: _waiting(app)
     app.cleanup_ctx.append(_media_client_ctx)
@@ -155,11 +169,28 @@ def create_app(
     app.router.add_delete("/v1/jobs/{job_id}", job_routes.cancel_job)
     app.router.add_get("/v1/jobs/{job_id}/events", job_routes.job_events)
     app.router.add_get("/v1/jobs/{job_id}/transcript", job_routes.job_transcript)
+    app.router.add_post("/v1/jobs/{job_id}/webhook", job_routes.redeliver_webhook)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readiness.readyz)
     app.router.add_get("/openapi.json", openapi_json)
     app.router.add_get("/metrics", metrics_endpoint)
     return app
+
+
+def _say_who_may_call(keyring: auth.Keyring, settings: Settings) -> None:
+    """Auth off is said at every start, loudest when nobody chose it."""
+    if keyring.on:
+        admins = sum(admin for _, admin in keyring.keys)
+        log.info("API keys required: %d keys, %d of them admin", len(keyring.keys), admins)
+    elif keyring.configured:
+        log.warning("auth is off, as configured: every caller of %s:%s sees every job", settings.host, settings.port)
+    else:
+        log.warning(
+            "AUTH IS OFF: no API keys are configured, so anyone who reaches %s:%s may transcribe, read and cancel "
+            "every job. Set LONGSCRIBE_API_KEYS or LONGSCRIBE_API_KEYS_FILE, or state it with --no-auth.",
+            settings.host,
+            settings.port,
+        )
 
 
 async def _waiting(app: web.Application) -> int:

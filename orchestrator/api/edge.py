@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from redis.exceptions import RedisError
 
 from orchestrator.api import auth
-from orchestrator.api.keys import KEYS, METRICS
+from orchestrator.api.keys import CALLER, KEYS, METRICS
 from orchestrator.common.observability import REQUEST_ID, REQUEST_ID_HEADER, new_request_id
 from orchestrator.errors import InvalidRequest, JobStoreUnreachable, LongscribeError, Overloaded
 from orchestrator.infer.catalogue import Catalogue
@@ -86,8 +86,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Who calls, on the request (CALLER) for the routes to decide what it may see; 401 without a valid key."""
     if request.path not in OPEN_PATHS:
-        auth.check(request.headers.get("Authorization"), request.app[KEYS])
+        request[CALLER] = auth.check(request.headers.get("Authorization"), request.app[KEYS])
     return await handler(request)
 
 

@@ -1,4 +1,7 @@
-"""/v1/jobs: start, read, cancel, stream events, download the transcript; any replica, any job."""
+"""/v1/jobs: start, read, cancel, stream events, download the transcript, resend the webhook; any replica.
+
+A job is its key's: every route on one job looks it up through
+`tenancy.owned`, which answers 404 to any other key (admins aside)."""
 
 from __future__ import annotations
 
@@ -10,9 +13,9 @@ from aiohttp_sse import sse_response
 from pydantic import ValidationError
 
 from orchestrator import formats
-from orchestrator.api import openai_compat, transcripts
+from orchestrator.api import openai_compat, tenancy, transcripts
 from orchestrator.api.edge import parse_request
-from orchestrator.api.keys import JOBS, METRICS, SETTINGS
+from orchestrator.api.keys import CALLER, JOBS, METRICS, SETTINGS, STREAMS, WEBHOOKS
 from orchestrator.errors import InvalidRequest, JobsUnavailable
 from orchestrator.infer.catalogue import Catalogue
 from orchestrator.jobs import events as job_events_log
@@ -32,17 +35,18 @@ def _store(request: web.Request) -> JobStore:
 
 async def start_job(request: web.Request) -> web.Response:
     """JSON (the /v1/transcribe body, plus webhook_url), or multipart: `file` and optional `params` JSON."""
+    owner = request[CALLER].key_id
     if request.content_type == "multipart/form-data":
         store = _store(request)
-        await store.check_room()  # before an upload is read: a full queue refuses at once
-        spec = await _upload_spec(request)
+        await store.check_room(owner)  # before an upload is read: a full queue refuses at once
+        spec = await _upload_spec(request, owner)
     else:
         parsed = await parse_request(request, request.app[SETTINGS], JobRequest)
         assert isinstance(parsed, JobRequest)
         media = TranscribeRequest(
             media_url=parsed.media_url, params=parsed.params, response_format=parsed.response_format
         )
-        spec, store = JobSpec(request=media, webhook_url=parsed.webhook_url), _store(request)
+        spec, store = JobSpec(request=media, webhook_url=parsed.webhook_url, owner=owner), _store(request)
     try:
         job_id = await store.submit(spec)
     except BaseException:
@@ -54,7 +58,7 @@ async def start_job(request: web.Request) -> web.Response:
     return web.json_response(body, status=202, headers={"Location": f"/v1/jobs/{job_id}"})
 
 
-async def _upload_spec(request: web.Request) -> JobSpec:
+async def _upload_spec(request: web.Request, owner: str) -> JobSpec:
     """A multipart job: the `file` saved under upload_dir (which every worker must reach), and its params."""
     settings = request.app[SETTINGS]
     form = await openai_compat.read_form(request, settings.upload_dir, settings.max_upload_bytes)
@@ -64,7 +68,7 @@ async def _upload_spec(request: web.Request) -> JobSpec:
         params = TranscribeParams.model_validate_json(form.one("params") or "{}")
         params.check_limits(settings.max_macro_chunk_size_sec)
         Catalogue.from_settings(settings).pick(params.model)
-        return JobSpec(request=UploadRequest(upload=form.upload, params=params))
+        return JobSpec(request=UploadRequest(upload=form.upload, params=params), owner=owner)
     except (ValidationError, ValueError) as exc:
         form.discard()
         raise InvalidRequest(f"invalid params: {exc}") from exc
@@ -73,14 +77,22 @@ async def _upload_spec(request: web.Request) -> JobSpec:
         raise
 
 
+async def _owned(request: web.Request) -> tuple[JobStore, str]:
+    """The store and the job's id, once the caller may see the job (404 for any other key, as for no job)."""
+    store, job_id = _store(request), request.match_info["job_id"]
+    await tenancy.owned(store, job_id, request[CALLER])
+    return store, job_id
+
+
 async def get_job(request: web.Request) -> web.Response:
-    return web.json_response(await _store(request).to_json(request.match_info["job_id"]))
+    store, job_id = await _owned(request)
+    return web.json_response(await store.to_json(job_id))
 
 
 async def job_transcript(request: web.Request) -> web.StreamResponse:
     """The finished transcript as a download, ?format=srt|vtt|text|json|verbose_json, streamed in pieces
     so neither its size nor its rendering holds up the loop."""
-    store, job_id = _store(request), request.match_info["job_id"]
+    store, job_id = await _owned(request)
     fmt = request.query.get("format", "json")
     if fmt not in formats.FORMATS:
         raise InvalidRequest(f"format must be one of {', '.join(formats.FORMATS)}")
@@ -95,7 +107,19 @@ async def job_transcript(request: web.Request) -> web.StreamResponse:
 
 async def cancel_job(request: web.Request) -> web.Response:
     """Cancel, wherever the job runs, and wait for it to wind down (its FFmpeg and inference stop)."""
-    return web.json_response(await _store(request).cancel(request.match_info["job_id"]))
+    store, job_id = await _owned(request)
+    return web.json_response(await store.cancel(job_id))
+
+
+async def redeliver_webhook(request: web.Request) -> web.Response:
+    """Send a finished job's webhook again (a new round of attempts, the same delivery id); 202 with its state.
+
+    409 when the job has no webhook_url or has not finished yet."""
+    _, job_id = await _owned(request)
+    webhooks = request.app.get(WEBHOOKS)
+    if webhooks is None:
+        raise JobsUnavailable("this service runs without Redis, so it keeps no jobs")
+    return web.json_response({"id": job_id, "webhook": await webhooks.redeliver(job_id)}, status=202)
 
 
 async def job_events(request: web.Request) -> web.StreamResponse:
@@ -104,20 +128,22 @@ async def job_events(request: web.Request) -> web.StreamResponse:
 
     Each event has an `id:`; a client that reconnects, to any replica, with
     `Last-Event-ID` gets the events after it. An idle stream gets a comment
-    every `sse_keepalive_sec`, so proxies do not close it."""
-    store, job_id = _store(request), request.match_info["job_id"]
+    every `sse_keepalive_sec`, so proxies do not close it. One key holds at most
+    `max_event_streams_per_key` streams open on this process (429 beyond)."""
+    store, job_id = await _owned(request)
     last_event_id = request.headers.get("Last-Event-ID")
     if last_event_id is not None and not EVENT_ID.fullmatch(last_event_id):
         raise InvalidRequest(f"Last-Event-ID {last_event_id!r} is not an event id of this service")
-    events = job_events_log.events(store, job_id, last_event_id)
-    first = await anext(events, None)  # an unknown job is a 404, before the stream starts
-    keepalive_s = request.app[SETTINGS].sse_keepalive_sec
-    async with sse_response(request, ping_interval=keepalive_s, sep="\n") as stream:
-        event = first
-        try:
-            while event is not None:
-                await stream.send(json.dumps(event.data), id=event.id, event=event.event)
-                event = await anext(events, None)
-        except ConnectionResetError:
-            pass  # the client left; it may come back with Last-Event-ID
+    with request.app[STREAMS].hold(request[CALLER]):  # freed however the stream ends
+        events = job_events_log.events(store, job_id, last_event_id)
+        first = await anext(events, None)  # a job gone since is a 404, before the stream starts
+        keepalive_s = request.app[SETTINGS].sse_keepalive_sec
+        async with sse_response(request, ping_interval=keepalive_s, sep="\n") as stream:
+            event = first
+            try:
+                while event is not None:
+                    await stream.send(json.dumps(event.data), id=event.id, event=event.event)
+                    event = await anext(events, None)
+            except ConnectionResetError:
+                pass  # the client left; it may come back with Last-Event-ID
     return stream

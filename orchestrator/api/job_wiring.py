@@ -33,7 +33,13 @@ def wire(app: web.Application, run: Run) -> None:
     async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
         settings = app[SETTINGS]
         client = redis.Redis.from_url(settings.redis_url, decode_responses=True, socket_timeout=REDIS_TIMEOUT_S)
-        store = JobStore(client, settings.job_ttl_sec, settings.max_queued_jobs, settings.retry_after_sec)
+        store = JobStore(
+            client,
+            settings.job_ttl_sec,
+            settings.max_queued_jobs,
+            settings.retry_after_sec,
+            max_queued_per_key=settings.max_queued_jobs_per_key,
+        )
         app[JOBS] = store
         app[WEBHOOKS] = webhooks.Webhooks(
             store,

@@ -6,6 +6,8 @@ import aiohttp
 from aiohttp import web
 
 from orchestrator.api.admission import Admission
+from orchestrator.api.auth import Caller, Keyring
+from orchestrator.api.tenancy import StreamLimit
 from orchestrator.common.observability import Metrics
 from orchestrator.infer import discovery
 from orchestrator.infer.pool import TritonPool
@@ -26,4 +28,6 @@ JOBS = web.AppKey("jobs", JobStore)  # absent when the service runs without Redi
 WORKER = web.AppKey("worker", Worker)
 WEBHOOKS = web.AppKey("webhooks", Webhooks)
 MEDIA_CLIENT: web.AppKey[tuple[aiohttp.ClientSession, guard.MediaPolicy]] = web.AppKey("media_client")
-KEYS: web.AppKey[list[bytes]] = web.AppKey("api_key_digests")
+KEYS = web.AppKey("api_keys", Keyring)
+STREAMS = web.AppKey("event_streams", StreamLimit)  # event streams open per key, on this process
+CALLER = web.RequestKey("caller", Caller)  # who sent the request: set by the auth middleware

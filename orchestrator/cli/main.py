@@ -7,6 +7,8 @@ import asyncio
 import contextlib
 import ctypes
 import logging
+import os
+import secrets
 import signal
 import sys
 import tempfile
@@ -14,6 +16,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from orchestrator import formats
+from orchestrator.api import auth
 from orchestrator.api.app import create_app
 from orchestrator.cli import batch, progress
 from orchestrator.common.fileserver import serving_file
@@ -36,6 +39,7 @@ MODEL_HELP = (
 @contextlib.asynccontextmanager
 async def service(settings: Settings, start_triton: bool) -> AsyncIterator[str]:
     """Redis and Triton (unless given) and the REST API; yield the API's URL."""
+    auth.load(settings)  # keys that cannot be used stop the start now, before Redis and Triton start
     async with contextlib.AsyncExitStack() as stack:
         if not settings.redis_url:  # entered first, left last: the jobs are handed back into it
             settings = settings.model_copy(
@@ -64,7 +68,7 @@ def _settings(args: argparse.Namespace, **overrides: object) -> Settings:
 
 
 async def _serve(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    settings = _settings(args, no_auth=True if args.no_auth else None)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -107,7 +111,7 @@ async def _transcribe(args: argparse.Namespace) -> int:
             m if m.startswith(("http://", "https://")) else await stack.enter_async_context(serving_file(Path(m)))
             for m in args.media
         ]
-        server = args.server
+        server, api_key = args.server, args.api_key or os.environ.get("LONGSCRIBE_API_KEY") or None
         if server is None:
             # free ports: a `longscribe serve` or another Triton may hold the defaults
             settings = _settings(
@@ -120,10 +124,21 @@ async def _transcribe(args: argparse.Namespace) -> int:
                 # this service lives for one transcription: its jobs need no keeping
                 redis_dir=Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="longscribe-redis-"))),
             )
+            # a key of its own, known only to this process: nobody else on the machine may use this service
+            api_key = secrets.token_urlsafe(24)
+            settings = settings.model_copy(
+                update={
+                    "api_keys": [api_key],
+                    "api_keys_file": None,
+                    "admin_api_keys": [],
+                    "admin_api_keys_file": None,
+                    "no_auth": False,
+                }
+            )
             server = await stack.enter_async_context(service(settings, start_triton=not args.triton_url))
         server = server.rstrip("/")
         bodies = [{"media_url": url, "params": params} for url in urls]
-        async with progress.client() as http:
+        async with progress.client(api_key) as http:
             if not to_stdout:  # a job each, all at once; Ctrl-C cancels them on the server
                 outcomes = await batch.run_many(
                     http, server, args.media, bodies, Path(args.output_dir or "."), extensions, args.quiet
@@ -168,6 +183,11 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--model", action="append", help=MODEL_HELP + "; repeat to serve several, the first is the default"
     )
+    serve.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="serve without API keys, on purpose: every caller sees every job (refused when keys are configured)",
+    )
     serve.add_argument("--triton-http-port", type=int)
     serve.add_argument("--triton-grpc-port", type=int)
     serve.add_argument("--triton-metrics-port", type=int)
@@ -183,6 +203,9 @@ def parser() -> argparse.ArgumentParser:
         "--output-dir", help="write <dir>/<input name>.<ext> per input and format (several inputs: default .)"
     )
     tr.add_argument("--server", help="a running longscribe (e.g. http://127.0.0.1:8080); default: start one")
+    tr.add_argument(
+        "--api-key", help="the key the --server asks for, sent as `Authorization: Bearer`; default: $LONGSCRIBE_API_KEY"
+    )
     tr.add_argument("--triton-url", action="append", help="Triton gRPC endpoint for the self-started service")
     tr.add_argument("--model", help=MODEL_HELP + "; with --server: the name of one the server serves")
     tr.add_argument("--triton-http-port", type=int)
@@ -234,5 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     except RedisStartError as exc:
         print(f"longscribe: Redis did not start: {exc}", file=sys.stderr)
         return 1
+    except auth.KeysMisconfigured as exc:
+        print(f"longscribe: cannot start: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130

@@ -19,10 +19,17 @@ RECONNECTS = 5  # in a row without an event, before giving up
 RECONNECT_DELAY_S = 1.0
 
 
-def client() -> httpx.AsyncClient:
+def client(api_key: str | None = None) -> httpx.AsyncClient:
     """HTTP for the CLI: no overall deadline (a job takes as long as its media), a read timeout that the
-    server's keep-alive comments satisfy, and no proxies from the environment (the server is usually local)."""
-    return httpx.AsyncClient(timeout=httpx.Timeout(10.0, read=READ_TIMEOUT_S), trust_env=False)
+    server's keep-alive comments satisfy, no proxies from the environment (the server is usually local),
+    and the API key, when given, on every request."""
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
+    return httpx.AsyncClient(timeout=httpx.Timeout(10.0, read=READ_TIMEOUT_S), trust_env=False, headers=headers)
+
+
+def credentials(http: httpx.AsyncClient) -> dict[str, str]:
+    """The Authorization header `http` sends, for a request made through another client."""
+    return {name: value for name, value in http.headers.items() if name.lower() == "authorization"}
 
 
 def clock(seconds: float) -> str:
@@ -55,6 +62,9 @@ async def job_events(http: httpx.AsyncClient, events_url: str) -> AsyncIterator[
         headers = {"Last-Event-ID": last_id} if last_id is not None else {}
         try:
             async with aconnect_sse(http, "GET", events_url, headers=headers) as source:
+                if source.response.status_code == 429:  # this key follows as many streams as it may: wait
+                    await asyncio.sleep(float(source.response.headers.get("Retry-After", RECONNECT_DELAY_S)))
+                    continue
                 if source.response.status_code != 200:
                     body = json.loads(await source.response.aread() or b"{}")
                     raise JobRefused(source.response.status_code, body)
@@ -104,7 +114,7 @@ async def run_job(
                 return data
     except asyncio.CancelledError:
         async with client() as cleanup:
-            await cleanup.delete(job_url)
+            await cleanup.delete(job_url, headers=credentials(http))
         if not quiet:
             out.write("\ncancelled\n")
         raise

@@ -3,6 +3,8 @@
     longscribe:queue                 stream + consumer group `workers`: one entry per job waiting or running;
                                      a running job is an entry pending at its worker (the lease)
     longscribe:queued, :active       sets of job ids: waiting (admission counts them), not yet finished
+    longscribe:owner:{key id}:queued set of job ids: one API key's waiting jobs (its queue limit counts those
+                                     still in :queued); every SREM from :queued also SREMs it here
     longscribe:job:{id}              hash: spec, status, times, worker, progress, error, cancel, webhook
     longscribe:job:{id}:events       stream: the job's events; entry ids are the SSE ids
     longscribe:job:{id}:chunks       hash: chunk index -> finished ChunkPart (the checkpoints)
@@ -33,6 +35,12 @@ QUEUED = f"{PREFIX}:queued"
 ACTIVE = f"{PREFIX}:active"
 CANCEL_CHANNEL = f"{PREFIX}:cancel"
 WEBHOOKS = f"{PREFIX}:webhooks"
+
+
+def owner_queued_key(owner: str) -> str:
+    """The waiting jobs of one API key (its `key_id`), a subset of QUEUED: kept in step wherever a job
+    leaves (or re-enters) QUEUED. Submit counts only ids still in QUEUED, so a missed SREM heals itself."""
+    return f"{PREFIX}:owner:{owner}:queued"
 
 
 def job_key(job_id: str) -> str:

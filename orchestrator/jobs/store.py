@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,13 +21,12 @@ from redis.exceptions import WatchError
 
 from orchestrator.assemble import merge, transcript
 from orchestrator.assemble.progress import ChunkPart
-from orchestrator.errors import JobNotFound, LongscribeError, Overloaded
-from orchestrator.jobs import checkpoints
+from orchestrator.errors import JobNotFound, LongscribeError
+from orchestrator.jobs import checkpoints, submission
 from orchestrator.jobs.records import (
     ACTIVE,
     CANCEL_CHANNEL,
     FINISHED,
-    QUEUE,
     QUEUED,
     WEBHOOKS,
     JobSpec,
@@ -57,32 +55,21 @@ class JobStore:
     ttl_s: float
     max_queued: int
     retry_after_s: int
+    max_queued_per_key: int = 0  # jobs one API key may have waiting; 0: no limit
     closing: asyncio.Event = field(default_factory=asyncio.Event)  # set on shutdown: event streams end
 
-    async def check_room(self) -> None:
-        """Raise Overloaded when the fleet already has `max_queued` jobs waiting to start."""
-        waiting = await self.queued()
-        if waiting >= self.max_queued:
-            raise Overloaded(
-                f"{waiting} jobs are waiting to start across the service; retry in {self.retry_after_s} s",
-                retry_after_s=self.retry_after_s,
-            )
+    @property
+    def limits(self) -> submission.QueueLimits:
+        return submission.QueueLimits(self.max_queued, self.max_queued_per_key, self.retry_after_s)
+
+    async def check_room(self, owner: str = "") -> None:
+        """Raise Overloaded when the fleet, or `owner`, already has as many jobs waiting as allowed: the
+        cheap look before an upload is read (submit checks again, atomically)."""
+        await submission.check_room(self.client, owner, self.limits)
 
     async def submit(self, spec: JobSpec) -> str:
-        """Accept a job (or raise Overloaded when the fleet's queue is full) and queue it."""
-        await self.check_room()
-        job_id = secrets.token_urlsafe(12)
-        async with self.client.pipeline(transaction=True) as tx:
-            tx.hset(
-                job_key(job_id),
-                mapping={"spec": spec.model_dump_json(), "status": "queued", "created": time.time(), "attempts": 0},
-            )
-            tx.sadd(QUEUED, job_id)
-            tx.sadd(ACTIVE, job_id)
-            tx.xadd(events_key(job_id), {"event": "status", "data": json.dumps({"status": "queued"})})
-            tx.xadd(QUEUE, {"job": job_id})
-            await tx.execute()
-        return job_id
+        """Accept a job and queue it, in one atomic step (`submission`); Overloaded naming the limit that is full."""
+        return await submission.submit(self.client, spec, self.limits)
 
     async def fields(self, job_id: str) -> dict[str, str]:
         """The job's hash; JobNotFound when there is none (never was, or expired)."""

@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, WatchError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
-from orchestrator.errors import JobNotFound, LongscribeError
-from orchestrator.jobs.records import WEBHOOKS, JobSpec, job_key, webhook_lease_key
+from orchestrator.errors import JobConflict, JobNotFound, LongscribeError
+from orchestrator.jobs.records import FINISHED, WEBHOOKS, JobSpec, job_key, loads, text_hash, webhook_lease_key
 from orchestrator.jobs.store import JobStore
 
 log = logging.getLogger("longscribe.webhooks")
@@ -44,6 +44,27 @@ PostWebhook = Callable[[str, bytes, dict[str, str]], Awaitable[int]]  # -> the r
 
 class WebhookRejected(Exception):
     """The receiver answered, but not with 2xx: try again later."""
+
+
+def _restarted(job_id: str, fields: dict[str, str]) -> dict[str, Any]:
+    """The webhook state a resend starts from: a pending one as it is, any other reset to pending
+    (marked `redelivered`, for the caller to write), keeping its delivery id and attempt count."""
+    if not fields:
+        raise JobNotFound(f"no job {job_id!r}")
+    if not JobSpec.model_validate_json(fields["spec"]).webhook_url:
+        raise JobConflict("the job has no webhook_url: there is no webhook to send")
+    if fields["status"] not in FINISHED:
+        raise JobConflict(f"the job is {fields['status']}: its webhook is sent once it has finished")
+    state: dict[str, Any] = loads(fields.get("webhook")) or {"id": f"{job_id}.1", "attempts": 0}
+    if state.get("state") == "pending":
+        return state
+    return {
+        "id": state["id"],
+        "state": "pending",
+        "attempts": state.get("attempts", 0),
+        "redeliveries": state.get("redeliveries", 0) + 1,
+        "redelivered": True,
+    }
 
 
 def sign(body: bytes, secret: str) -> str:
@@ -67,6 +88,32 @@ class Webhooks:
         if job_id not in self.tasks:
             task = self.tasks[job_id] = asyncio.create_task(self._deliver(job_id))
             task.add_done_callback(lambda _: self.tasks.pop(job_id, None))
+
+    async def redeliver(self, job_id: str) -> dict[str, Any]:
+        """Send a finished job's webhook again: a new round of attempts (a new `webhook_retry_sec`),
+        the same delivery id, so a receiver that already has it can drop the repeat. Returns the state.
+
+        A delivery still under way is left to go on. JobConflict when the job has no webhook_url or
+        has not finished; JobNotFound when it is gone."""
+        key = job_key(job_id)
+        async with self.store.client.pipeline(transaction=True) as tx:
+            while True:
+                try:
+                    await tx.watch(key)  # against a delivery recording its end at the same time
+                    fields = text_hash(await tx.hgetall(key))
+                    state = _restarted(job_id, fields)
+                    if state.get("state") == "pending" and not state.get("redelivered"):
+                        break  # under way (or about to be): nothing to restart
+                    state.pop("redelivered")
+                    tx.multi()  # type: ignore[no-untyped-call]
+                    tx.hset(key, "webhook", json.dumps(state))
+                    tx.sadd(WEBHOOKS, job_id)
+                    await tx.execute()
+                    break
+                except WatchError:
+                    continue
+        self.deliver_soon(job_id)
+        return state
 
     async def close(self) -> None:
         """Stop delivering here; what is pending stays recorded, for the next orchestrator to finish."""
