@@ -36,10 +36,13 @@ OPENAI_FORM = {
 JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
 ERRORS = {
     "401": "no valid API key (when keys are configured)",
-    "404": "no such job, or no such model (the message names the models served)",
+    "404": "no such job (or one another API key made: the same answer), or no such model (the message names "
+    "the models served)",
+    "409": "the job is not in a state that allows this (a webhook resent before the job finished, or without one)",
     "413": "the body is over 1 MiB, or an upload over max_upload_bytes",
     "422": "the request or the media cannot be transcribed; `error.code` says which",
-    "429": "too many requests in flight, or too many jobs waiting across the fleet; see Retry-After",
+    "429": "too many requests in flight, too many jobs waiting across the fleet or for this API key, or too many "
+    "event streams open for this API key; the message names the limit; see Retry-After",
     "502": "inference failed",
     "503": "no inference endpoint answers, the service is stopping, or it keeps no jobs (no Redis)",
     "504": "over the per-request time limit",
@@ -140,7 +143,7 @@ def document() -> dict[str, Any]:
                     "security": [{"ApiKey": []}, {"Bearer": []}, {}],
                 }
             },
-            "/v1/jobs/{job_id}": {
+            "/v1/jobs/{job_id}": {  # each job route answers only the key that made the job, or an admin key
                 "parameters": [JOB_ID],
                 "get": {
                     "summary": "status, the worker running it, progress (chunks_resumed too), the finished "
@@ -158,6 +161,17 @@ def document() -> dict[str, Any]:
                     "summary": "server-sent events with ids: status, chunk (progress and the segments it added), "
                     "end (status, summary, links); resume with the Last-Event-ID header",
                     "responses": {"200": {"description": "text/event-stream"}, **_error_responses()},
+                },
+            },  # fmt: skip
+            "/v1/jobs/{job_id}/webhook": {
+                "parameters": [JOB_ID],
+                "post": {
+                    "summary": "send a finished job's webhook again: a new round of attempts, the same delivery id "
+                    "(X-Longscribe-Delivery); a delivery under way goes on as it is",
+                    "responses": {
+                        "202": {"description": '{"id", "webhook": {"id", "state": "pending", "attempts", ...}}'},
+                        **_error_responses(),
+                    },
                 },
             },  # fmt: skip
             "/v1/jobs/{job_id}/transcript": {
