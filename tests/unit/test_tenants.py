@@ -251,3 +251,22 @@ def test_with_nothing_configured_auth_is_off_and_the_start_says_so_loudly(caplog
     with caplog.at_level(logging.WARNING):
         create_app(Settings(), transcriber=instant)
     assert "AUTH IS OFF" in caplog.text and "127.0.0.1:8080" in caplog.text
+
+
+async def test_an_uploaded_job_is_its_keys_and_a_full_key_is_refused_before_its_upload_is_kept(
+    redis_url: str, tmp_path: Path
+) -> None:
+    async def upload(session: aiohttp.ClientSession, base: str, key: str) -> tuple[int, Any]:
+        form = aiohttp.FormData()
+        form.add_field("file", b"\0" * 4096, filename="a.wav", content_type="audio/wav")
+        async with session.post(f"{base}/v1/jobs", data=form, headers=auth(key)) as response:
+            return response.status, await response.json()
+
+    async with service(keyed(redis_url, max_queued_jobs_per_key=1, upload_dir=tmp_path)) as (session, base):
+        status, job = await upload(session, base, KEY_A)
+        assert status == 202
+        assert (await call(session, "GET", f"{base}/v1/jobs/{job['id']}", KEY_B))[0] == 404
+        status, refused = await upload(session, base, KEY_A)
+        assert status == 429 and "max_queued_jobs_per_key" in refused["error"]["message"]
+        assert len(list(tmp_path.iterdir())) == 1, "only the accepted job's upload is kept"
+        assert (await upload(session, base, KEY_B))[0] == 202
