@@ -2,7 +2,13 @@
 # The Triton image's entrypoint. The capacity model's one number, LONGSCRIBE_CHUNKS_PER_TRITON
 # (set for Triton and the orchestrators alike), becomes micro_chunker's instance count: one
 # instance per macro chunk in flight, so none waits inside Triton. Unset: config.pbtxt's count.
-# Then the command runs as given (the image passes NVIDIA's entrypoint and tritonserver).
+# Then the command runs as given (the image passes NVIDIA's entrypoint and tritonserver), with
+# Triton's own access control added: its model-repository API (load, unload, index; loading a
+# model runs its code), shared memory, trace and logging answer only requests whose header
+# longscribe-admin-token (gRPC: triton-grpc-protocol-longscribe-admin-token) is
+# LONGSCRIBE_TRITON_ADMIN_TOKEN. Unset or empty: a random token nobody holds, so nobody can load or
+# unload. The orchestrator needs none of these APIs (orchestrator/infer/triton_server.py locks the
+# same ones for `longscribe serve`); health, metadata and the metrics port stay open for probes.
 set -eu
 
 repository=/models
@@ -25,4 +31,20 @@ if [ -n "$chunks" ]; then
         exit 1
     fi
 fi
-exec "$@"
+
+token="${LONGSCRIBE_TRITON_ADMIN_TOKEN:-}"
+if [ -z "$token" ]; then
+    token=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
+fi
+case "$token" in
+    *[!A-Za-z0-9._~-]*)
+        echo "LONGSCRIBE_TRITON_ADMIN_TOKEN may hold only letters, digits and . _ ~ -" >&2
+        exit 64
+        ;;
+esac
+if [ "${#token}" -lt 32 ]; then
+    echo "LONGSCRIBE_TRITON_ADMIN_TOKEN must be at least 32 characters (openssl rand -hex 32)" >&2
+    exit 64
+fi
+restricted="model-repository,shared-memory,trace,logging:longscribe-admin-token=$token"
+exec "$@" "--http-restricted-api=$restricted" "--grpc-restricted-protocol=$restricted"

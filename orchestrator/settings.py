@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sys
+from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, IPvAnyAddress, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -155,6 +156,11 @@ class Settings(BaseSettings):
     )
     triton_cpus: list[int] = Field(
         default_factory=list, description="CPUs the managed Triton may run on (its share of a machine); empty: all"
+    )
+    triton_bind_address: IPvAnyAddress = Field(
+        IPv4Address("127.0.0.1"),
+        description="address the managed Triton's HTTP, gRPC and metrics ports bind; loopback keeps them off the "
+        "network (0.0.0.0: every interface, e.g. for Prometheus on another host)",
     )
     triton_http_port: int = Field(8000, description="managed Triton's HTTP port")
     triton_grpc_port: int = Field(8001, description="managed Triton's gRPC port")

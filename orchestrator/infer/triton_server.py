@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import os
+import secrets
 import shutil
 import site
 import sys
@@ -26,6 +28,16 @@ from orchestrator.infer.catalogue import Catalogue
 from orchestrator.settings import Settings
 
 log = logging.getLogger("longscribe.triton")
+
+# Triton's own access control: these APIs answer only requests that carry ADMIN_HEADER with the
+# secret. model-repository is load/unload/index (loading a model runs its code; unloading whisper
+# stops every transcription); shared-memory registers memory regions the server then reads and
+# writes; trace and logging change server settings. The orchestrator calls none of them (it uses
+# inference, health, model-config and statistics), so the Triton `serve` starts is given a fresh
+# random secret that nobody holds. Health, metadata and the metrics port stay open: probes and
+# Prometheus need them.
+RESTRICTED_APIS = ("model-repository", "shared-memory", "trace", "logging")
+ADMIN_HEADER = "longscribe-admin-token"
 
 
 class TritonStartError(RuntimeError):
@@ -72,14 +84,28 @@ def server_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def server_args(settings: Settings, backends: Path, model_repository: Path | None = None) -> list[str]:
+def restricted_api_args(secret: str) -> list[str]:
+    """Triton's flags that lock RESTRICTED_APIS behind ADMIN_HEADER: <secret>, over HTTP and gRPC alike."""
+    rule = f"{','.join(RESTRICTED_APIS)}:{ADMIN_HEADER}={secret}"
+    return [f"--http-restricted-api={rule}", f"--grpc-restricted-protocol={rule}"]
+
+
+def server_args(
+    settings: Settings, backends: Path, model_repository: Path | None = None, admin_secret: str | None = None
+) -> list[str]:
+    """tritonserver's command line; `admin_secret` unlocks RESTRICTED_APIS (default: a random one, held by nobody)."""
+    address = str(settings.triton_bind_address)
     args = [
         str(pytriton_root() / "bin" / "tritonserver"),
         "--model-repository", str(model_repository or settings.model_repository),
         "--backend-directory", str(backends),
+        "--http-address", address,
         "--http-port", str(settings.triton_http_port),
+        "--grpc-address", address,
         "--grpc-port", str(settings.triton_grpc_port),
+        "--metrics-address", address,
         "--metrics-port", str(settings.triton_metrics_port),
+        *restricted_api_args(admin_secret or secrets.token_urlsafe(32)),
         # explicit: the repository also holds longscribe_core, which is no model
         "--model-control-mode", "explicit",
     ]  # fmt: skip
@@ -130,13 +156,21 @@ async def _serving(settings: Settings, models: Path) -> AsyncIterator[str]:
         # its models size their thread pools from this share (whisper: cores // instances)
         preexec_fn=(lambda: os.sched_setaffinity(0, settings.triton_cpus)) if settings.triton_cpus else None,
     )
+    host = connect_host(settings.triton_bind_address)
     async with supervised(proc, log):
-        ready_url = f"http://127.0.0.1:{settings.triton_http_port}/v2/health/ready"
+        ready_url = f"http://{host}:{settings.triton_http_port}/v2/health/ready"
         try:
             await wait_until_ready(
                 ready_url, lambda: proc.returncode, settings.triton_start_timeout_sec, "tritonserver"
             )
         except NotReady as exc:
             raise TritonStartError(str(exc)) from exc
-        log.info("Triton ready: gRPC on 127.0.0.1:%d", settings.triton_grpc_port)
-        yield f"127.0.0.1:{settings.triton_grpc_port}"
+        log.info("Triton ready: gRPC on %s:%d", host, settings.triton_grpc_port)
+        yield f"{host}:{settings.triton_grpc_port}"
+
+
+def connect_host(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
+    """Where this process reaches a server bound to `address`: loopback for a wildcard, [v6] in brackets."""
+    if address.is_unspecified:
+        return "127.0.0.1" if address.version == 4 else "[::1]"
+    return f"[{address}]" if address.version == 6 else str(address)

@@ -84,8 +84,30 @@ def test_the_orchestrator_image_pins_what_pyproject_pins(monkeypatch: pytest.Mon
     assert settings.triton_grpc_urls == [f"triton:{DEFAULTS.triton_grpc_port}"]
 
 
-def compose() -> dict[str, Any]:
-    return dict(yaml.safe_load((DOCKER / "compose.yaml").read_text()))
+REDIS_PASSWORD = "0123456789abcdef" * 4  # stands for the one the operator makes (openssl rand -hex 32)
+COMPOSE_ENV = {"LONGSCRIBE_REDIS_PASSWORD": REDIS_PASSWORD}  # docker/.env, as compose.yaml's header says
+
+
+class MissingVariable(LookupError):
+    """compose.yaml requires a variable (${NAME:?message}) the environment lacks: compose refuses to start."""
+
+
+def interpolate(text: str, env: dict[str, str]) -> str:
+    """Compose's ${NAME}, ${NAME:-default} and ${NAME:?message}, as `docker compose` expands them."""
+
+    def one(match: re.Match[str]) -> str:
+        name, form, word = match.group(1), match.group(2) or "", match.group(3) or ""
+        if env.get(name):
+            return env[name]
+        if form == ":?":
+            raise MissingVariable(f"{name}: {word}")
+        return word if form == ":-" else ""
+
+    return re.sub(r"\$\{(\w+)(?:(:[-?])([^}]*))?\}", one, text)
+
+
+def compose(env: dict[str, str] = COMPOSE_ENV) -> dict[str, Any]:
+    return dict(yaml.safe_load(interpolate((DOCKER / "compose.yaml").read_text(), env)))
 
 
 def test_compose_replicas_and_orchestrator_agree(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -123,6 +145,34 @@ def container(deployment: dict[str, Any]) -> dict[str, Any]:
     return dict(deployment["spec"]["template"]["spec"]["containers"][0])
 
 
+# The Secrets an operator creates before the first apply (kustomization.yaml says how); the
+# optional triton-admin is left out, as by default. Their values stand in for the real ones.
+SECRETS = {("redis", "password"): REDIS_PASSWORD}
+
+
+def expand(value: str, env: dict[str, str]) -> str:
+    """Kubernetes' $(NAME) in a value: the variable defined before it in the same container."""
+    return re.sub(r"\$\((\w+)\)", lambda m: env.get(m.group(1), m.group(0)), value)
+
+
+def env_of(container_spec: dict[str, Any], docs: list[dict[str, Any]]) -> dict[str, str]:
+    """A container's environment as Kubernetes builds it: its ConfigMaps (envFrom), then its own env
+    in order, Secrets resolved and $(NAME) expanded. An optional Secret that is absent sets nothing."""
+    env: dict[str, str] = {}
+    for source in container_spec.get("envFrom", []):
+        env.update(find(docs, "ConfigMap", source["configMapRef"]["name"])["data"])
+    for entry in container_spec.get("env", []):
+        if "value" in entry:
+            env[entry["name"]] = expand(str(entry["value"]), env)
+            continue
+        ref = entry["valueFrom"]["secretKeyRef"]
+        if (ref["name"], ref["key"]) in SECRETS:
+            env[entry["name"]] = SECRETS[ref["name"], ref["key"]]
+        else:
+            assert ref.get("optional"), f"{entry['name']}: Secret {ref['name']} is required but not among SECRETS"
+    return env
+
+
 def test_kubernetes_triton_orchestrator_and_autoscaler_agree(monkeypatch: pytest.MonkeyPatch) -> None:
     docs = k8s_documents()
     namespace = yaml.safe_load((K8S / "kustomization.yaml").read_text())["namespace"]
@@ -130,7 +180,7 @@ def test_kubernetes_triton_orchestrator_and_autoscaler_agree(monkeypatch: pytest
     assert {p["containerPort"] for p in triton["ports"]} == TRITON_PORTS
     assert triton["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
     assert triton["resources"]["limits"]["nvidia.com/gpu"] == 1
-    check_triton_env({e["name"]: e["value"] for e in triton["env"]})
+    check_triton_env(env_of(triton, docs))
 
     headless = find(docs, "Service", "triton-headless")
     assert headless["spec"]["clusterIP"] == "None"
@@ -139,7 +189,7 @@ def test_kubernetes_triton_orchestrator_and_autoscaler_agree(monkeypatch: pytest
 
     orchestrator_deployment = find(docs, "Deployment", "orchestrator")
     orchestrator = container(orchestrator_deployment)
-    env = {e["name"]: e["value"] for e in orchestrator["env"]}
+    env = env_of(orchestrator, docs)
     check_orchestrator_env(env, monkeypatch)
     name = env["LONGSCRIBE_TRITON_DISCOVERY_DNS"]
     assert name == f"triton-headless.{namespace}.svc.cluster.local:{grpc_port}"
@@ -222,15 +272,6 @@ def test_compose_gives_triton_and_the_orchestrator_one_capacity_and_a_durable_re
     assert url.scheme == "redis" and url.hostname == "redis" and str(url.port) in redis["expose"]
     grace = DEFAULTS.shutdown_grace_sec
     assert float(orchestrators[0]["stop_grace_period"].rstrip("s")) > grace
-
-
-def env_of(container_spec: dict[str, Any], docs: list[dict[str, Any]]) -> dict[str, str]:
-    """A container's environment: its ConfigMaps (envFrom), then its own env."""
-    env: dict[str, str] = {}
-    for source in container_spec.get("envFrom", []):
-        env.update(find(docs, "ConfigMap", source["configMapRef"]["name"])["data"])
-    env.update({e["name"]: e["value"] for e in container_spec.get("env", [])})
-    return env
 
 
 def test_kubernetes_shares_one_capacity_has_redis_and_rolls_gently(
