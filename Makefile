@@ -35,8 +35,9 @@ $(STAMP): pyproject.toml | system-deps
 demo: install
 	$(BIN)/longscribe transcribe $(DEMO) --format text
 
+# on 127.0.0.1, to try it out: without API keys, said so (set LONGSCRIBE_API_KEYS for anything shared)
 serve: install
-	$(BIN)/longscribe serve
+	$(BIN)/longscribe serve --no-auth
 
 test: install browser-deps
 	$(BIN)/python -m pytest -q -rs

@@ -52,7 +52,7 @@ def save_results(path: Path, payload: Any) -> None:
 def serve_command(port: int) -> list[str]:
     """`longscribe serve` on `port`, its managed Triton on free ports: the service as a user runs it."""
     return [
-        sys.executable, "-m", "orchestrator.cli", "serve", "--port", str(port),
+        sys.executable, "-m", "orchestrator.cli", "serve", "--no-auth", "--port", str(port),
         "--triton-http-port", str(free_port()), "--triton-grpc-port", str(free_port()),
         "--triton-metrics-port", str(free_port()),
     ]  # fmt: skip

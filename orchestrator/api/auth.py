@@ -10,8 +10,9 @@ and in logs.
 
 Which keys (`load`): auth is on when any key is configured. A keys file that
 is missing or holds no key is an error at start, never "auth off". Auth off
-is a stated choice (`no_auth`, or `api_keys` set to empty), or the default
-when nothing at all is configured (`Keyring.configured` says which).
+is a stated choice (`no_auth`, or `api_keys` set to empty). With nothing
+configured at all, `longscribe serve` refuses to start (`Keyring.stated`);
+an app built directly (tests, embedding) runs without keys and says so loudly.
 """
 
 from __future__ import annotations
@@ -62,6 +63,11 @@ class Keyring:
     @property
     def on(self) -> bool:
         return bool(self.keys)
+
+    @property
+    def stated(self) -> bool:
+        """Keys, or auth off by choice: what `longscribe serve` needs before it starts."""
+        return self.on or self.configured
 
 
 def load(settings: Settings) -> Keyring:

@@ -39,7 +39,13 @@ MODEL_HELP = (
 @contextlib.asynccontextmanager
 async def service(settings: Settings, start_triton: bool) -> AsyncIterator[str]:
     """Redis and Triton (unless given) and the REST API; yield the API's URL."""
-    auth.load(settings)  # keys that cannot be used stop the start now, before Redis and Triton start
+    # keys that cannot be used stop the start now, before Redis and Triton start; and a service others may
+    # reach never runs without keys by default: auth off is a choice stated with --no-auth or empty keys
+    if not auth.load(settings).stated:
+        raise auth.KeysMisconfigured(
+            "no API keys are configured: set LONGSCRIBE_API_KEYS (a JSON list) or LONGSCRIBE_API_KEYS_FILE "
+            "(one key per line), or run without auth on purpose with `longscribe serve --no-auth`"
+        )
     async with contextlib.AsyncExitStack() as stack:
         if not settings.redis_url:  # entered first, left last: the jobs are handed back into it
             settings = settings.model_copy(

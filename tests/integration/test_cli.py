@@ -49,6 +49,7 @@ async def test_sigterm_stops_accepting_finishes_the_request_in_flight_then_stops
     proc = await asyncio.create_subprocess_exec(
         *LONGSCRIBE,
         "serve",
+        "--no-auth",
         "--port",
         str(port),
         "--triton-http-port",

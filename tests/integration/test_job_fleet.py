@@ -27,7 +27,7 @@ from ..corpus import Recording, wer
 from ..media_servers import LOOPBACK
 
 pytestmark = pytest.mark.integration
-LONGSCRIBE = [sys.executable, "-m", "orchestrator.cli", "serve", "--no-triton"]
+LONGSCRIBE = [sys.executable, "-m", "orchestrator.cli", "serve", "--no-triton", "--no-auth"]
 SHORT_LEASE_S = 4.0  # a killed worker's job moves on after this
 GRACE_S = 10.0  # what a SIGTERMed orchestrator may take to stop
 # several macro chunks, one at a time: a job is killed with work both done and left

@@ -66,7 +66,7 @@ async def test_the_image_package_set_starts_the_service(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "LONGSCRIBE_", "VIRTUAL_ENV"))}
     env |= {"LONGSCRIBE_PORT": str(port), "LONGSCRIBE_TRITON_GRPC_URLS": f'["127.0.0.1:{free_port()}"]'}
     proc = await asyncio.create_subprocess_exec(
-        venv / "bin" / "longscribe", "serve", "--no-triton", cwd=tmp_path, env=env,
+        venv / "bin" / "longscribe", "serve", "--no-triton", "--no-auth", cwd=tmp_path, env=env,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"

@@ -121,3 +121,18 @@ async def test_serve_refuses_a_keys_file_of_comments_and_starts_with_no_auth(tmp
         proc.send_signal(signal.SIGTERM)
         _, stderr = await asyncio.wait_for(proc.communicate(), 60)
     assert "auth is off, as configured" in stderr.decode()
+
+
+async def test_serve_with_no_keys_configured_refuses_to_start_and_says_how_to_choose(tmp_path: Path) -> None:
+    """The default users run: nothing configured is not a silent "auth off" for a service others may reach."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("LONGSCRIBE_")}
+    env = {**clean, "LONGSCRIBE_REDIS_DIR": str(tmp_path / "r")}
+    proc = await asyncio.create_subprocess_exec(
+        *LONGSCRIBE, "serve", "--no-triton",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+    )  # fmt: skip
+    _, stderr = await asyncio.wait_for(proc.communicate(), 60)
+    said = stderr.decode()
+    assert proc.returncode == 2, said
+    assert "no API keys are configured" in said and "--no-auth" in said and "LONGSCRIBE_API_KEYS" in said
+    assert "Traceback" not in said

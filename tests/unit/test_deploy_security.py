@@ -19,6 +19,7 @@ from orchestrator.infer.triton_server import restricted_api_args
 
 from .test_deploy_files import (
     COMPOSE_ENV,
+    DOCKER,
     ENTRYPOINT,
     K8S,
     REDIS_PASSWORD,
@@ -161,6 +162,27 @@ def test_every_orchestrator_mounts_one_read_write_many_volume_at_the_upload_dir(
     assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
     fs_group = deployment["spec"]["template"]["spec"]["securityContext"]["fsGroup"]
     assert fs_group == deployment["spec"]["template"]["spec"]["securityContext"]["runAsUser"]  # writable to it
+
+
+def test_every_orchestrator_reads_its_api_keys_from_a_secret_so_none_runs_without_auth(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    docs = k8s_documents()
+    deployment = find(docs, "Deployment", "orchestrator")
+    settings = check_orchestrator_env(env_of(container(deployment), docs), monkeypatch)
+    assert settings.api_keys_file is not None and not settings.no_auth
+    keys_dir = str(settings.api_keys_file.parent)
+    mount = next(m for m in container(deployment)["volumeMounts"] if m["mountPath"] == keys_dir)
+    volume = next(v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == mount["name"])
+    assert mount.get("readOnly") and not volume["secret"].get("optional")  # no Secret: the pod does not start
+    assert f"create secret generic {volume['secret']['secretName']} " in (K8S / "kustomization.yaml").read_text()
+
+    services = orchestrator_services(compose()["services"])
+    for service in services.values():
+        settings = check_orchestrator_env(service["environment"], monkeypatch)
+        assert settings.api_keys_file is not None and settings.api_keys_file.parent.as_posix() == "/run/secrets"
+        assert settings.api_keys_file.name in service["secrets"]
+    assert "api_keys" in (DOCKER.parent / ".gitignore").read_text()  # docker/api_keys stays out of git
 
 
 def test_a_drain_takes_one_orchestrator_and_one_triton_at_a_time() -> None:
