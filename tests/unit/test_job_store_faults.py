@@ -59,7 +59,9 @@ def body(name: str) -> dict[str, Any]:
 
 
 @asynccontextmanager
-async def service(redis_url: str, gate: Gate, **settings: Any) -> AsyncIterator[tuple[httpx.AsyncClient, web.Application]]:
+async def service(
+    redis_url: str, gate: Gate, **settings: Any
+) -> AsyncIterator[tuple[httpx.AsyncClient, web.Application]]:
     app = create_app(Settings(redis_url=redis_url, **settings), transcriber=gate)
     async with serving(app) as base, httpx.AsyncClient(base_url=base, timeout=60.0) as http:
         yield http, app
