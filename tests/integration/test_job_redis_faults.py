@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import signal
 import time
 from collections.abc import AsyncIterator
@@ -19,7 +20,7 @@ import redis.asyncio as redis
 
 from orchestrator.api.app import create_app
 from orchestrator.common.net import free_port, serving
-from orchestrator.jobs.records import ACTIVE, QUEUE, QUEUED, WEBHOOKS
+from orchestrator.jobs.records import ACTIVE, QUEUE, QUEUED, WEBHOOKS, events_key
 from orchestrator.jobs.redis_server import server_args
 from orchestrator.settings import Settings
 
@@ -118,10 +119,22 @@ async def transcript(session: aiohttp.ClientSession, api: str, job_id: str) -> s
         return await response.text()
 
 
-async def assert_whole(session: aiohttp.ClientSession, api: str, job_id: str, recording: Recording) -> None:
+async def assert_whole(
+    session: aiohttp.ClientSession, api: str, job_id: str, recording: Recording, redis_url: str
+) -> None:
+    """Succeeded, the whole transcript, and each event once: a write sent again after a lost reply
+    (redis-py retries after a timeout or a dropped connection) added nothing twice."""
     done = await until(session, api, job_id, finished, 600)
     assert done["status"] == "succeeded", done
     assert wer(recording.reference, await transcript(session, api, job_id)) <= WER_BOUND
+    raw = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        log = [(f["event"], json.loads(f["data"])) for _, f in await raw.xrange(events_key(job_id))]
+    finally:
+        await raw.aclose()
+    reported = [data["chunks_done"] for name, data in log if name == "chunk"]
+    assert reported == sorted(set(reported)), f"a chunk reported twice: {reported}"
+    assert [name for name, _ in log].count("end") == 1
 
 
 async def test_a_job_completes_whole_when_redis_is_sigkilled_and_restarted_mid_job(
@@ -138,7 +151,7 @@ async def test_a_job_completes_whole_when_redis_is_sigkilled_and_restarted_mid_j
         await server.kill()
         await asyncio.sleep(3.0)  # a chunk or so finishes while Redis is away
         await server.start()  # same port, same append-only file
-        await assert_whole(session, api, job_id, lj_recording)
+        await assert_whole(session, api, job_id, lj_recording, server.url)
 
 
 async def test_a_job_completes_whole_through_killed_connections_and_a_stall_longer_than_the_timeout(
@@ -161,7 +174,7 @@ async def test_a_job_completes_whole_through_killed_connections_and_a_stall_long
             await admin.execute_command("DEBUG", "SLEEP", STALL_S)
         finally:
             await admin.aclose()
-        await assert_whole(session, api, job_id, lj_recording)
+        await assert_whole(session, api, job_id, lj_recording, server.url)
 
 
 async def test_a_running_job_whose_data_redis_lost_reads_as_404_never_500(

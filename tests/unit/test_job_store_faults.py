@@ -18,9 +18,12 @@ from orchestrator.api.app import create_app
 from orchestrator.api.keys import WORKER
 from orchestrator.assemble.progress import OnProgress, Progress
 from orchestrator.common.net import serving
-from orchestrator.jobs.records import ACTIVE, GROUP, QUEUE, QUEUED, WEBHOOKS, job_key
+from orchestrator.jobs.records import ACTIVE, GROUP, QUEUE, QUEUED, WEBHOOKS, JobSpec, events_key, job_key
+from orchestrator.jobs.store import JobStore
+from orchestrator.jobs.transitions import Lease
+from orchestrator.jobs.worker import ensure_group
 from orchestrator.pipeline import Checkpoints
-from orchestrator.schemas import MediaRequest, TranscribeOutput
+from orchestrator.schemas import MediaRequest, TranscribeOutput, TranscribeRequest
 from orchestrator.settings import Settings
 
 RUNNING_ELSEWHERE = 12  # older jobs, renewed by their worker, ahead of the stale one in the queue
@@ -198,3 +201,29 @@ async def test_a_job_whose_data_redis_lost_reads_as_404_never_500_and_leaves_no_
     finally:
         gate.release.set()
         await raw.aclose()
+
+
+async def test_each_state_change_sent_again_after_a_lost_reply_does_nothing_twice(redis_url: str) -> None:
+    """What redis-py does after a timeout or a killed connection: the same script again, which the
+    server may already have run. Admission counts one attempt, a report one `chunk`, the end one `end`."""
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    store = JobStore(client, ttl_s=600, max_queued=10, retry_after_s=1)
+    try:
+        await ensure_group(store)
+        job_id = await store.submit(JobSpec(request=TranscribeRequest(**body("twice"))))
+        [(_, [(entry_id, _)])] = await client.xreadgroup(GROUP, "worker-1", {QUEUE: ">"}, count=1)
+        lease = Lease(job_id, entry_id, "worker-1")
+        assert [await store.admit(lease, "host:1", 5) for _ in range(2)] == ["ok", "ok"]
+        running = {"status": "running", "started": str(time.time())}
+        progress = {"chunks_done": 1, "chunks_total": 2, "audio_done_s": 10.0, "duration_s": 20.0}
+        assert [await store.record_progress(lease, 1, running, progress, []) for _ in range(2)] == ["ok", "ok"]
+        assert [await store.finish(lease, "succeeded", output=output()) for _ in range(2)] == ["ok", "finished"]
+        assert await store.hand_back(lease) == "finished"
+        names = [fields["event"] for _, fields in await client.xrange(events_key(job_id))]
+        assert names == ["status", "status", "chunk", "end"], "queued, running, one chunk, one end"
+        fields = await store.fields(job_id)
+        assert fields["status"] == "succeeded" and fields["attempts"] == "1"
+        assert await client.xlen(QUEUE) == 0 and not await client.sismember(QUEUED, job_id)
+        assert all([await client.ttl(key) > 0 for key in (job_key(job_id), events_key(job_id))])
+    finally:
+        await client.aclose()
