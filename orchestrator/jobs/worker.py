@@ -3,10 +3,15 @@
 A job's queue entry is pending at the worker that runs it; the worker renews
 it (XCLAIM to itself) every third of `job_lease_sec`. A worker that dies
 stops renewing, and after `job_lease_sec` any other worker takes the entry
-over (XAUTOCLAIM) and resumes the job from its checkpoints. On shutdown the
-running jobs are handed back at once: re-queued, to resume elsewhere. A
-cancel published on the channel (or flagged in the job, checked with each
-renewal) stops the job's FFmpeg and inference wherever it runs.
+over (XPENDING IDLE, then XCLAIM) and resumes the job from its checkpoints.
+On shutdown the running jobs are handed back at once: re-queued, to resume
+elsewhere. A cancel published on the channel (or flagged in the job, checked
+with each renewal) stops the job's FFmpeg and inference wherever it runs.
+
+The worker decides; the store changes the job's state (one owned script per
+change, `transitions`). A job the store says is gone (Redis lost it) or no
+longer ours is stopped here. Progress is best effort; checkpoints and the end
+are retried through a Redis outage of up to `outage_s`.
 """
 
 from __future__ import annotations
