@@ -188,6 +188,15 @@ class Settings(BaseSettings):
     webhook_retry_sec: float = Field(
         600.0, gt=0, description="how long a webhook is retried, with backoff, before it is given up"
     )
+    redis_max_connections: int = Field(
+        64, ge=2, description="Redis connections this orchestrator's pool opens at most; beyond, a caller waits"
+    )
+    redis_pool_timeout_sec: float = Field(
+        30.0, gt=0, description="how long a caller waits for a free pooled Redis connection before a 503"
+    )
+    redis_retry_sec: float = Field(
+        120.0, gt=0, description="how long a job's end and checkpoints are retried, with backoff, while Redis fails"
+    )
 
     @field_validator("api_keys", mode="before")
     @classmethod

@@ -14,6 +14,11 @@ from collections.abc import AsyncIterator
 import aiohttp
 import redis.asyncio as redis
 from aiohttp import web
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import BusyLoadingError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from yarl import URL
 
 from orchestrator.api.keys import JOBS, MEDIA_CLIENT, SETTINGS, WEBHOOKS, WORKER
@@ -21,8 +26,32 @@ from orchestrator.jobs import webhooks
 from orchestrator.jobs.store import JobStore
 from orchestrator.jobs.worker import Run, Worker, ensure_group
 from orchestrator.media import guard
+from orchestrator.settings import Settings
 
 REDIS_TIMEOUT_S = 30.0  # one Redis reply; over every blocking read's wait (the longest is 5 s)
+# a command that failed in passing (a dropped connection, a reply slower than REDIS_TIMEOUT_S, a server
+# still loading its data) is sent again: 0.1 s, 0.2 s ... up to 2 s apart, 6 times. The job state changes
+# are idempotent scripts (jobs/transitions.py), so one sent again after a lost reply does nothing twice.
+REDIS_RETRIES = 6
+REDIS_BACKOFF_BASE_S = 0.1
+REDIS_BACKOFF_CAP_S = 2.0
+
+
+def connect(settings: Settings) -> redis.Redis:
+    """This process's Redis client, over a bounded pool that makes a caller wait for a free connection
+    (the default pool raises at once when full). A long blocking reader (an event fan-out) should
+    open its own connection from `settings.redis_url` rather than hold one of these."""
+    retry = Retry(ExponentialBackoff(cap=REDIS_BACKOFF_CAP_S, base=REDIS_BACKOFF_BASE_S), REDIS_RETRIES)
+    pool = redis.BlockingConnectionPool.from_url(
+        settings.redis_url,
+        max_connections=settings.redis_max_connections,
+        timeout=settings.redis_pool_timeout_sec,
+        decode_responses=True,
+        socket_timeout=REDIS_TIMEOUT_S,
+        retry=retry,
+        retry_on_error=[RedisConnectionError, RedisTimeoutError, BusyLoadingError],
+    )
+    return redis.Redis.from_pool(pool)  # the client owns the pool: closing it closes the pool
 
 
 def wire(app: web.Application, run: Run) -> None:
@@ -32,7 +61,7 @@ def wire(app: web.Application, run: Run) -> None:
 
     async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
         settings = app[SETTINGS]
-        client = redis.Redis.from_url(settings.redis_url, decode_responses=True, socket_timeout=REDIS_TIMEOUT_S)
+        client = connect(settings)
         store = JobStore(
             client,
             settings.job_ttl_sec,
@@ -55,6 +84,7 @@ def wire(app: web.Application, run: Run) -> None:
             lease_s=settings.job_lease_sec,
             max_attempts=settings.job_max_attempts,
             on_finished=app[WEBHOOKS].deliver_soon,
+            outage_s=settings.redis_retry_sec,
         )
         try:
             await ensure_group(store)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 
 import redis.asyncio as redis
@@ -39,17 +41,23 @@ def decode_part(raw: str | bytes) -> ChunkPart:
 
 
 async def load(client: redis.Redis, job_id: str) -> dict[int, ChunkPart]:
+    """The job's finished chunks; decoded off the loop (hours of media: megabytes of JSON)."""
     raw = text_hash(await client.hgetall(chunks_key(job_id)))
+    return await asyncio.to_thread(decode_all, raw)
+
+
+def decode_all(raw: dict[str, str]) -> dict[int, ChunkPart]:
     return {int(index): decode_part(value) for index, value in raw.items()}
 
 
 @dataclass
 class RedisCheckpoints:
-    """The pipeline's `Checkpoints` for one run of a job; counts what it carried over."""
+    """The pipeline's `Checkpoints` for one run of a job; counts what it carried over.
 
-    client: redis.Redis
-    job_id: str
+    `write` stores one finished chunk (the store's owned write, retried through an outage)."""
+
     kept: dict[int, ChunkPart]
+    write: Callable[[ChunkPart], Awaitable[None]]
     resumed: set[int] = field(default_factory=set)
 
     def take(self, chunk: MacroChunk) -> ChunkPart | None:
@@ -62,4 +70,4 @@ class RedisCheckpoints:
         return part
 
     async def save(self, part: ChunkPart) -> None:
-        await self.client.hset(chunks_key(self.job_id), str(part.chunk.index), encode_part(part))
+        await self.write(part)

@@ -12,7 +12,12 @@
     longscribe:cancel                pub/sub channel: job ids to cancel wherever they run
     longscribe:webhooks              set of job ids whose webhook is not yet delivered nor given up
 
-Everything of a finished job expires `job_ttl_sec` after its end.
+    longscribe:owner:{owner}:queued  set of job ids: one key's waiting jobs
+
+Every key of a job expires: `job_ttl_sec` after its end, and while it runs
+`job_ttl_sec` after its worker last renewed its lease (so a job whose worker
+and Redis data vanished does not live forever). The fleet's keys (the queue,
+the sets) hold only what jobs put in them and take out again.
 """
 
 from __future__ import annotations

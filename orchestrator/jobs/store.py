@@ -4,8 +4,9 @@ Any orchestrator answers for any job: the state is in Redis (keys in
 `records`), none of it in this process. Accepting a job checks the fleet's
 admission limit (jobs waiting to start, everywhere) before it answers 202,
 then adds the job to the queue stream that workers read as a consumer group.
-Every change of state is one Redis transaction that also appends the event
-to the job's event stream, so a reader never sees one without the other.
+Every change of a job's state is one Lua script (`transitions`) that also
+appends the event to the job's event stream, so a reader never sees one
+without the other; the worker decides, the store changes state.
 """
 
 from __future__ import annotations
@@ -17,21 +18,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as redis
-from redis.exceptions import WatchError
 
 from orchestrator.assemble import merge, transcript
 from orchestrator.assemble.progress import ChunkPart
 from orchestrator.errors import JobNotFound, LongscribeError
-from orchestrator.jobs import checkpoints, submission
+from orchestrator.jobs import checkpoints, submission, transitions
 from orchestrator.jobs.records import (
     ACTIVE,
-    CANCEL_CHANNEL,
     FINISHED,
     QUEUED,
-    WEBHOOKS,
     JobSpec,
     Status,
-    all_keys,
     chunks_key,
     events_key,
     job_key,
@@ -41,6 +38,7 @@ from orchestrator.jobs.records import (
     stream_entries,
     text_hash,
 )
+from orchestrator.jobs.transitions import Lease, Outcome
 from orchestrator.schemas import TranscribeOutput, UploadRequest
 
 CANCEL_WAIT_S = 30.0  # DELETE waits this long for a running job to wind down wherever it runs
@@ -57,6 +55,10 @@ class JobStore:
     retry_after_s: int
     max_queued_per_key: int = 0  # jobs one API key may have waiting; 0: no limit
     closing: asyncio.Event = field(default_factory=asyncio.Event)  # set on shutdown: event streams end
+    scripts: transitions.Scripts = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.scripts = transitions.Scripts.on(self.client)
 
     @property
     def limits(self) -> submission.QueueLimits:
@@ -72,9 +74,9 @@ class JobStore:
         return await submission.submit(self.client, spec, self.limits)
 
     async def fields(self, job_id: str) -> dict[str, str]:
-        """The job's hash; JobNotFound when there is none (never was, or expired)."""
+        """The job's hash; JobNotFound when there is none (never was, expired, or lost by Redis)."""
         found = text_hash(await self.client.hgetall(job_key(job_id)))
-        if not found:
+        if not found.keys() >= {"spec", "status", "created"}:  # a part without the whole: not a job
             raise JobNotFound(f"no job {job_id!r}")
         return found
 
@@ -119,27 +121,21 @@ class JobStore:
         return body
 
     async def partial(self, job_id: str, spec: dict[str, Any]) -> TranscribeOutput | None:
-        """The transcript of the finished chunks from the start, built from the checkpoints when asked."""
-        parts = await checkpoints.load(self.client, job_id)
-        prefix: list[ChunkPart] = []
-        while len(prefix) in parts:
-            prefix.append(parts[len(prefix)])
-        if not prefix:
-            return None
-        end_s = prefix[-1].chunk.end_s
+        """The transcript of the finished chunks from the start, built from the checkpoints when asked:
+        decoded and assembled off the loop (hours of media: many chunks), which keeps serving meanwhile."""
+        raw = text_hash(await self.client.hgetall(chunks_key(job_id)))
         with_words = bool(spec.get("request", {}).get("params", {}).get("word_timestamps"))
-        timed = merge.final_segments([(p.chunk, p.result) for p in prefix], end_s)
-        return transcript.build(timed, end_s, 0.0, with_words)
+        return await asyncio.to_thread(_prefix_transcript, raw, with_words) if raw else None
 
     async def cancel(self, job_id: str) -> dict[str, Any]:
         """Cancel a job wherever it is: a waiting one here and now, a running one through its worker."""
-        if await self._cancel_waiting(job_id):
-            request = (await self.spec(job_id)).request
-            if isinstance(request, UploadRequest):
-                request.upload.path.unlink(missing_ok=True)
+        spec = await self.spec(job_id)
+        if await self._cancel_waiting(job_id, spec):
+            if isinstance(spec.request, UploadRequest):
+                spec.request.upload.path.unlink(missing_ok=True)
             return await self.to_json(job_id)
-        await self.client.hset(job_key(job_id), "cancel", "1")
-        await self.client.publish(CANCEL_CHANNEL, job_id)
+        if await transitions.flag_cancel(self.scripts, job_id) == "gone":
+            raise JobNotFound(f"no job {job_id!r}")
         deadline = time.monotonic() + CANCEL_WAIT_S
         last_id = "$"
         while time.monotonic() < deadline and (await self.fields(job_id))["status"] not in FINISHED:
@@ -148,50 +144,62 @@ class JobStore:
                 last_id = entry_id
         return await self.to_json(job_id)
 
-    async def _cancel_waiting(self, job_id: str) -> bool:
+    async def _cancel_waiting(self, job_id: str, spec: JobSpec) -> bool:
         """Cancel the job if it has not started (atomically against a worker starting it); False if it has."""
-        async with self.client.pipeline(transaction=True) as tx:
-            try:
-                await tx.watch(job_key(job_id))
-                status = await tx.hget(job_key(job_id), "status")
-                if status is None:
-                    raise JobNotFound(f"no job {job_id!r}")
-                if status != "queued":
-                    return status in FINISHED
-                tx.multi()  # type: ignore[no-untyped-call]
-                self.finish_in(tx, job_id, "cancelled", None)
-                await tx.execute()
-                return True
-            except WatchError:
-                return False  # a worker took it just now: cancel it where it runs
+        unleased = Lease(job_id, "", "", spec.owner)  # no lease: the script ends it only while it is queued
+        outcome = await self.finish(unleased, "cancelled", require_lease=False)
+        if outcome == "gone":
+            raise JobNotFound(f"no job {job_id!r}")
+        return outcome in ("ok", "finished")
 
-    def finish_in(
+    # Each change of a job's state below is one script of `transitions`: owned, idempotent, conditional
+    # on the job still being in Redis. The worker decides which; none of it writes the job itself.
+
+    async def admit(self, lease: Lease, worker: str, max_attempts: int) -> Outcome:
+        """Mark the job running at `worker` (`ok`), or say why not: gone, finished (its entry dropped),
+        lost, cancel, exhausted (started more than `max_attempts` times)."""
+        return await transitions.run(self.scripts.admit, lease, self.ttl_s, worker, time.time(), max_attempts)
+
+    async def record_progress(
+        self, lease: Lease, seq: int, running: dict[str, str], progress: dict[str, Any], added: list[dict[str, Any]]
+    ) -> Outcome:
+        """One finished chunk, report `seq` of this run: the progress in the hash and a `chunk` event with
+        it and the segments it settled (`added`, bounded: never the prefix).
+
+        `running` holds the fields this run set when it started (status, started)."""
+        snapshot = {**running, "progress": json.dumps(progress)}
+        chunk = json.dumps({**progress_json(snapshot), "segments": added})
+        return await transitions.run(self.scripts.progress, lease, self.ttl_s, seq, snapshot["progress"], chunk)
+
+    async def save_checkpoint(self, lease: Lease, part: ChunkPart) -> Outcome:
+        encoded = await asyncio.to_thread(checkpoints.encode_part, part)
+        return await transitions.run(self.scripts.checkpoint, lease, self.ttl_s, part.chunk.index, encoded)
+
+    async def renew(self, lease: Lease) -> Outcome:
+        """Extend the lease (and every key's expiry); `cancel` when one is asked for."""
+        return await transitions.run(self.scripts.renew, lease, self.ttl_s)
+
+    async def hand_back(self, lease: Lease) -> Outcome:
+        """Queue the job again at once (a new entry any worker reads now), only if the lease still holds
+        and the job has not ended; the hand-back is no failed attempt."""
+        return await transitions.run(self.scripts.hand_back, lease, self.ttl_s)
+
+    async def finish(
         self,
-        tx: redis.client.Pipeline,
-        job_id: str,
+        lease: Lease,
         status: Status,
-        error: LongscribeError | None,
+        error: LongscribeError | None = None,
         progress: dict[str, Any] | None = None,
         webhook: dict[str, Any] | None = None,
         output: TranscribeOutput | None = None,
-    ) -> None:
-        """Queue the writes that end a job on `tx`: status, the end event, expiry, and the webhook to send.
+        require_lease: bool = True,
+    ) -> Outcome:
+        """End the job: status, transcript, the end event, expiry, the webhook to send, its entry gone.
 
         The end event says how it ended: status, links, the error, and the transcript's totals
-        (`summary`), never the transcript itself, so its size does not depend on the media's."""
-        mapping: dict[Any, str | float] = {"status": status, "finished": time.time()}
-        if error is not None:
-            mapping["error"] = json.dumps(error.detail())
-        if progress is not None:
-            mapping["progress"] = json.dumps(progress)
-        if webhook is not None:
-            mapping["webhook"] = json.dumps(webhook)
-            tx.sadd(WEBHOOKS, job_id)
-        tx.hset(job_key(job_id), mapping=mapping)
-        tx.srem(QUEUED, job_id)
-        tx.srem(ACTIVE, job_id)
-        tx.delete(chunks_key(job_id))
-        end: dict[str, Any] = {"status": status, "links": links(job_id)}
+        (`summary`), never the transcript itself, so its size does not depend on the media's.
+        `require_lease=False` ends only a job still waiting (a cancel before any worker took it)."""
+        end: dict[str, Any] = {"status": status, "links": links(lease.job_id)}
         if output is not None:
             end["summary"] = {
                 "input_duration_sec": output.input_duration_sec,
@@ -201,23 +209,21 @@ class JobStore:
             }
         if error is not None:
             end["error"] = error.detail()
-        tx.xadd(events_key(job_id), {"event": "end", "data": json.dumps(end)})
-        for key in all_keys(job_id):
-            tx.expire(key, int(self.ttl_s))
-
-    async def record_progress(
-        self, job_id: str, running: dict[str, str], progress: dict[str, Any], added: list[dict[str, Any]]
-    ) -> None:
-        """One finished chunk: the progress in the hash and a `chunk` event with it and the segments it
-        settled (`added`, bounded: never the prefix), in one transaction.
-
-        `running` holds the fields this run set when it started (status, started, resumed audio)."""
-        snapshot = {**running, "progress": json.dumps(progress)}
-        async with self.client.pipeline(transaction=True) as tx:
-            tx.hset(job_key(job_id), mapping={"progress": snapshot["progress"]})
-            chunk = {**progress_json(snapshot), "segments": added}
-            tx.xadd(events_key(job_id), {"event": "chunk", "data": json.dumps(chunk)})
-            await tx.execute()
+        # megabytes for hours of media: serialised off the loop, which keeps serving events meanwhile
+        result_json = await asyncio.to_thread(output.to_json) if output is not None else ""
+        return await transitions.run(
+            self.scripts.finish,
+            lease,
+            self.ttl_s,
+            status,
+            time.time(),
+            json.dumps(error.detail()) if error is not None else "",
+            json.dumps(progress) if progress is not None else "",
+            json.dumps(webhook) if webhook is not None else "",
+            json.dumps(end),
+            result_json,
+            "1" if require_lease else "0",
+        )
 
 
 def progress_json(f: dict[str, str]) -> dict[str, Any]:
@@ -247,3 +253,16 @@ def progress_json(f: dict[str, str]) -> dict[str, Any]:
 
 def _as_json(output: TranscribeOutput) -> dict[str, Any]:
     return dict(json.loads(output.to_json()))
+
+
+def _prefix_transcript(raw: dict[str, str], with_words: bool) -> TranscribeOutput | None:
+    """The finished prefix (chunks 0..k-1 all done) as a transcript; in a thread."""
+    parts = checkpoints.decode_all(raw)
+    prefix: list[ChunkPart] = []
+    while len(prefix) in parts:
+        prefix.append(parts[len(prefix)])
+    if not prefix:
+        return None
+    end_s = prefix[-1].chunk.end_s
+    timed = merge.final_segments([(p.chunk, p.result) for p in prefix], end_s)
+    return transcript.build(timed, end_s, 0.0, with_words)

@@ -28,6 +28,7 @@ from redis.exceptions import RedisError, WatchError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from orchestrator.errors import JobConflict, JobNotFound, LongscribeError
+from orchestrator.jobs import transitions
 from orchestrator.jobs.records import FINISHED, WEBHOOKS, JobSpec, job_key, loads, text_hash, webhook_lease_key
 from orchestrator.jobs.store import JobStore
 
@@ -186,9 +187,6 @@ class Webhooks:
         await self._record(job_id, state, done=True)
 
     async def _record(self, job_id: str, state: dict[str, Any], done: bool = False) -> None:
-        async with self.store.client.pipeline(transaction=True) as tx:
-            tx.hset(job_key(job_id), "webhook", json.dumps(state))
-            if done:
-                tx.srem(WEBHOOKS, job_id)
-            with contextlib.suppress(RedisError):
-                await tx.execute()
+        # only while the job is in Redis: a job lost meanwhile is not recreated as a partial record
+        with contextlib.suppress(RedisError):
+            await transitions.record_webhook(self.store.scripts, job_id, json.dumps(state), done)

@@ -3,10 +3,15 @@
 A job's queue entry is pending at the worker that runs it; the worker renews
 it (XCLAIM to itself) every third of `job_lease_sec`. A worker that dies
 stops renewing, and after `job_lease_sec` any other worker takes the entry
-over (XAUTOCLAIM) and resumes the job from its checkpoints. On shutdown the
-running jobs are handed back at once: re-queued, to resume elsewhere. A
-cancel published on the channel (or flagged in the job, checked with each
-renewal) stops the job's FFmpeg and inference wherever it runs.
+over (XPENDING IDLE, then XCLAIM) and resumes the job from its checkpoints.
+On shutdown the running jobs are handed back at once: re-queued, to resume
+elsewhere. A cancel published on the channel (or flagged in the job, checked
+with each renewal) stops the job's FFmpeg and inference wherever it runs.
+
+The worker decides; the store changes the job's state (one owned script per
+change, `transitions`). A job the store says is gone (Redis lost it) or no
+longer ours is stopped here. Progress is best effort; checkpoints and the end
+are retried through a Redis outage of up to `outage_s`.
 """
 
 from __future__ import annotations
@@ -23,24 +28,17 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from redis.exceptions import RedisError, WatchError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ReadOnlyError, RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
-from orchestrator.assemble.progress import OnProgress, Progress
+from orchestrator.assemble.progress import ChunkPart, OnProgress, Progress
 from orchestrator.errors import JobNotFound, LongscribeError, UploadMissing
 from orchestrator.jobs import checkpoints
-from orchestrator.jobs.records import (
-    CANCEL_CHANNEL,
-    FINISHED,
-    GROUP,
-    QUEUE,
-    QUEUED,
-    JobSpec,
-    events_key,
-    job_key,
-    result_key,
-    stream_entries,
-)
+from orchestrator.jobs.records import CANCEL_CHANNEL, GROUP, QUEUE, JobSpec, stream_entries
 from orchestrator.jobs.store import JobStore
+from orchestrator.jobs.transitions import Lease, Outcome
 from orchestrator.pipeline import Checkpoints
 from orchestrator.schemas import MediaRequest, TranscribeOutput, UploadRequest
 
@@ -50,6 +48,10 @@ Run = Callable[[MediaRequest, OnProgress, Checkpoints], Awaitable[TranscribeOutp
 StopReason = Literal["cancel", "handoff", "lost"]
 READ_BLOCK_MS = 1000  # how long one read of the queue waits; also how often stale leases are looked for
 RETRY_S = 1.0  # after Redis failed us, before trying again
+RETRY_MAX_S = 5.0  # the longest wait between two tries of a job's write
+TAKEOVER_SCAN = 100  # idle queue entries looked at in one go
+# what passes (a restart, a failover, a busy or sleeping server), unlike a refused command
+TRANSIENT = (RedisConnectionError, RedisTimeoutError, ReadOnlyError, OSError)
 
 
 def process_name() -> str:
@@ -77,12 +79,14 @@ class Worker:
     lease_s: float
     max_attempts: int
     on_finished: Callable[[str], None]  # the job has ended and has a webhook to deliver
+    outage_s: float = 120.0  # how long a job's end and checkpoints are retried while Redis fails
     name: str = field(default_factory=process_name)  # `worker` in the job's JSON
     # the group's consumer: unique also when one process holds several apps
     consumer: str = ""
     running: dict[str, Running] = field(default_factory=dict)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     taken: set[asyncio.Task[None]] = field(default_factory=set)  # every job task, from admission to its end
+    claim_from: str = "-"  # where the next look for stale entries starts in the queue's pending list
 
     def __post_init__(self) -> None:
         self.consumer = self.consumer or f"{self.name}:{secrets.token_hex(3)}"
@@ -134,16 +138,31 @@ class Worker:
 
     async def _next(self) -> tuple[str, str] | None:
         """A job whose worker stopped renewing its lease, else a new one; (entry id, job id)."""
-        stale = await self.store.client.xautoclaim(
-            QUEUE, GROUP, self.consumer, min_idle_time=int(self.lease_s * 1000), start_id="0-0", count=1
-        )
-        for entry_id, fields in stream_entries([(QUEUE, stale[1])]):
-            if fields and fields["job"] not in self.running:
-                log.info("taking over job %s: its worker's lease ran out", fields["job"])
-                return entry_id, fields["job"]
+        stale = await self._stale()
+        if stale is not None:
+            return stale
         found = await self.store.client.xreadgroup(GROUP, self.consumer, {QUEUE: ">"}, count=1, block=READ_BLOCK_MS)
         for entry_id, fields in stream_entries(found):
             return entry_id, fields["job"]
+        return None
+
+    async def _stale(self) -> tuple[str, str] | None:
+        """Take over one entry idle past the lease. XPENDING's IDLE filter passes over every entry that
+        is renewed, however many run ahead of it (XAUTOCLAIM COUNT n looks at only 10 n entries, and
+        from 0-0 each time it never got past ten running jobs); the cursor goes round the queue."""
+        client, lease_ms = self.store.client, int(self.lease_s * 1000)
+        idle = await client.xpending_range(QUEUE, GROUP, self.claim_from, "+", TAKEOVER_SCAN, idle=lease_ms)
+        self.claim_from = "(" + str(idle[-1]["message_id"]) if len(idle) == TAKEOVER_SCAN else "-"
+        ours = {job.entry_id for job in self.running.values()}
+        for candidate in idle:
+            entry_id = str(candidate["message_id"])
+            if entry_id in ours:
+                continue  # ours, idle while Redis did not answer our renewals: still running here
+            claimed = await client.xclaim(QUEUE, GROUP, self.consumer, lease_ms, [entry_id])  # still idle: ours
+            for claimed_id, fields in stream_entries([(QUEUE, claimed)]):
+                if fields:
+                    log.info("taking over job %s: its worker's lease ran out", fields["job"])
+                    return claimed_id, fields["job"]
         return None
 
     async def _listen_for_cancels(self) -> None:
@@ -162,190 +181,179 @@ class Worker:
     async def _run(self, entry_id: str, job_id: str) -> None:
         """Run one job from the queue to its end (or hand it back), recording each step."""
         try:
-            spec = await self._admit(entry_id, job_id)
-            if spec is not None:
-                await self._execute(entry_id, job_id, spec)
+            admitted = await self._admit(entry_id, job_id)
+            if admitted is not None:
+                await self._execute(*admitted)
         except (RedisError, OSError) as exc:  # the entry stays pending: its lease runs out, another worker retries
             log.warning("job %s: Redis failed: %s", job_id, exc)
         except Exception:
             log.exception("job %s: the worker failed", job_id)
 
-    async def _admit(self, entry_id: str, job_id: str) -> JobSpec | None:
-        """The job's spec, marked running here; None when it must not run (it is ended instead)."""
-        client = self.store.client
+    async def _admit(self, entry_id: str, job_id: str) -> tuple[Lease, JobSpec] | None:
+        """The job marked running here, with its spec; None when it must not run (ended, or not ours)."""
         try:
-            f = await self.store.fields(job_id)
+            spec: JobSpec | None = await self.store.spec(job_id)
         except JobNotFound:
-            f = {"status": "cancelled"}  # expired while it waited
-        if f["status"] in FINISHED:  # cancelled while it waited: nothing to run
-            await _drop(self.store, entry_id)
+            spec = None  # expired while it waited, or lost by Redis: admit drops its entry
+        lease = Lease(job_id, entry_id, self.consumer, spec.owner if spec else "")
+        if spec is not None and isinstance(spec.request, UploadRequest) and not spec.request.upload.path.is_file():
+            missing = UploadMissing(f"the uploaded {spec.request.upload.filename or 'file'} is not on {self.name}")
+            await self._finish(lease, spec, "failed", missing)
             return None
-        spec = JobSpec.model_validate_json(f["spec"])
-        attempts = int(await client.hincrby(job_key(job_id), "attempts", 1))
-        error: LongscribeError | None = None
-        if isinstance(spec.request, UploadRequest) and not spec.request.upload.path.is_file():
-            error = UploadMissing(f"the uploaded {spec.request.upload.filename or 'file'} is not on {self.name}")
-        elif attempts > self.max_attempts:
-            error = LongscribeError(f"the job was started {self.max_attempts} times and never finished")
-        if f.get("cancel") or error is not None:
-            await self._finish(job_id, entry_id, spec, "failed" if error else "cancelled", error)
+        outcome = await self.store.admit(lease, self.name, self.max_attempts)
+        if spec is None or outcome in ("gone", "finished", "lost"):
+            if outcome != "finished":
+                log.info("job %s not started here: %s", job_id, outcome)
             return None
-        async with client.pipeline(transaction=True) as tx:
-            # a DELETE between the read above and this write must win: watch the job, look again
-            await tx.watch(job_key(job_id))
-            status, cancel = await tx.hmget(job_key(job_id), ["status", "cancel"])
-            if status in FINISHED or cancel:
-                await tx.reset()  # type: ignore[no-untyped-call]
-                if status in FINISHED:
-                    await _drop(self.store, entry_id)
-                else:
-                    await self._finish(job_id, entry_id, spec, "cancelled")
-                return None
-            tx.multi()  # type: ignore[no-untyped-call]
-            tx.hset(job_key(job_id), mapping={"status": "running", "worker": self.name, "started": time.time()})
-            tx.srem(QUEUED, job_id)
-            tx.xadd(events_key(job_id), {"event": "status", "data": json.dumps({"status": "running"})})
-            try:
-                await tx.execute()
-            except WatchError:  # changed meanwhile (a cancel): the entry stays pending, looked at again later
-                log.info("job %s changed while it was admitted: left to the next look", job_id)
-                return None
-        return spec
+        if outcome == "cancel":
+            await self._finish(lease, spec, "cancelled")
+            return None
+        if outcome == "exhausted":
+            exhausted = LongscribeError(f"the job was started {self.max_attempts} times and never finished")
+            await self._finish(lease, spec, "failed", exhausted)
+            return None
+        return lease, spec
 
-    async def _execute(self, entry_id: str, job_id: str, spec: JobSpec) -> None:
+    async def _execute(self, lease: Lease, spec: JobSpec) -> None:
         """Transcribe, resuming from the checkpoints; end the job, or hand it back on shutdown."""
+        job_id = lease.job_id
+        current = asyncio.current_task()
+        assert current is not None
+        job = Running(job_id, lease.entry_id, current)
         saved = checkpoints.RedisCheckpoints(
-            self.store.client, job_id, await checkpoints.load(self.store.client, job_id)
+            await checkpoints.load(self.store.client, job_id), write=lambda part: self._checkpoint(job, lease, part)
         )
         reports: asyncio.Queue[tuple[dict[str, Any], list[dict[str, Any]]]] = asyncio.Queue()
         running_fields = {"status": "running", "started": str(time.time())}
-        writer = asyncio.create_task(self._write_progress(job_id, running_fields, reports))
-        current = asyncio.current_task()
-        assert current is not None
-        job = self.running[job_id] = Running(job_id, entry_id, current)
-        renew = asyncio.create_task(self._renew(job))
+        writer = asyncio.create_task(self._write_progress(job, lease, running_fields, reports))
+        self.running[job_id] = job
+        renew = asyncio.create_task(self._renew(job, lease))
         try:
             output = await self.run(spec.request, lambda p: reports.put_nowait((_progress(p, saved), _added(p))), saved)
         except asyncio.CancelledError:
             await _settle(writer, reports, drain=job.reason == "cancel")
             if job.reason == "cancel":
-                await self._finish(job_id, entry_id, spec, "cancelled")
+                await self._finish(lease, spec, "cancelled")
             elif job.reason != "lost":  # shutdown: hand it back
-                await self._hand_back(job_id, entry_id)
+                await self._hand_back(lease)
         except LongscribeError as exc:
             await _settle(writer, reports, drain=True)
-            await self._finish(job_id, entry_id, spec, "failed", exc)
+            await self._finish(lease, spec, "failed", exc)
         except Exception:
             log.exception("job %s failed", job_id)
             await _settle(writer, reports, drain=True)
-            await self._finish(job_id, entry_id, spec, "failed", LongscribeError("internal error"))
+            await self._finish(lease, spec, "failed", LongscribeError("internal error"))
         else:
             await _settle(writer, reports, drain=True)
             last = json.loads(running_fields.get("last_progress", "{}"))
             # what FFmpeg decoded is the length, whatever the header said
             done = {**last, "audio_done_s": output.input_duration_sec, "duration_s": output.input_duration_sec}
-            await self._finish(job_id, entry_id, spec, "succeeded", progress=done, output=output)
+            await self._finish(lease, spec, "succeeded", progress=done, output=output)
         finally:
             renew.cancel()
             self.running.pop(job_id, None)
 
+    def _gone(self, job: Running, outcome: Outcome) -> bool:
+        """Stop the job here when the store says it is no longer ours to run; True if so."""
+        if outcome == "gone":
+            log.error("job %s vanished from Redis (lost data?): stopped, nothing left to record it in", job.job_id)
+        elif outcome in ("lost", "finished"):
+            log.warning("job %s was taken over or ended elsewhere: dropping it here", job.job_id)
+        else:
+            return False
+        job.stop("lost")
+        return True
+
+    async def _checkpoint(self, job: Running, lease: Lease, part: ChunkPart) -> None:
+        """Keep a finished chunk, retried through an outage; skipped (to be transcribed again on a
+        takeover) rather than failing the job when Redis stays away."""
+        try:
+            self._gone(job, await self._retried(self.outage_s, self.store.save_checkpoint, lease, part))
+        except (RedisError, OSError) as exc:
+            log.warning("job %s: checkpoint of chunk %d skipped: %s", job.job_id, part.chunk.index, exc)
+
     async def _write_progress(
-        self, job_id: str, running: dict[str, str], reports: asyncio.Queue[tuple[dict[str, Any], list[dict[str, Any]]]]
+        self,
+        job: Running,
+        lease: Lease,
+        running: dict[str, str],
+        reports: asyncio.Queue[tuple[dict[str, Any], list[dict[str, Any]]]],
     ) -> None:
+        """Progress is best effort: a report Redis does not take (after the client's own retries) is
+        skipped with a log; the job, its checkpoints and its end do not depend on it."""
+        seq = 0
         while True:
             progress, added = await reports.get()
+            seq += 1
+            running["last_progress"] = json.dumps(progress)
             try:
-                await self.store.record_progress(job_id, running, progress, added)
-                running["last_progress"] = json.dumps(progress)
+                self._gone(job, await self.store.record_progress(lease, seq, running, progress, added))
+            except (RedisError, OSError) as exc:
+                log.warning("job %s: progress report %d skipped: %s", job.job_id, seq, exc)
             finally:
                 reports.task_done()
 
-    async def _renew(self, job: Running) -> None:
+    async def _renew(self, job: Running, lease: Lease) -> None:
         """Every third of the lease: still ours? renew it; cancelled meanwhile? stop."""
-        client = self.store.client
         while True:
             await asyncio.sleep(self.lease_s / 3)
             try:
-                pending = await client.xpending_range(QUEUE, GROUP, job.entry_id, job.entry_id, 1)
-                if not pending or pending[0]["consumer"] != self.consumer:
-                    log.warning("job %s was taken over by another worker: dropping it here", job.job_id)
-                    job.stop("lost")
-                    return
-                await client.xclaim(QUEUE, GROUP, self.consumer, 0, [job.entry_id], justid=True)
-                if await client.hget(job_key(job.job_id), "cancel"):
-                    job.stop("cancel")  # the published cancel was missed
-                    return
+                outcome = await self.store.renew(lease)
             except (RedisError, OSError) as exc:
                 log.warning("renewing the lease of job %s failed: %s", job.job_id, exc)
+                continue
+            if outcome == "cancel":
+                job.stop("cancel")  # the published cancel was missed
+            if self._gone(job, outcome) or outcome == "cancel":
+                return
+
+    async def _retried(self, within_s: float, write: Callable[..., Awaitable[Outcome]], *args: Any) -> Outcome:
+        """`write`, again with backoff while Redis fails for a while (restarts, fails over, is busy)."""
+        retrying = AsyncRetrying(
+            stop=stop_after_delay(within_s),
+            wait=wait_exponential(multiplier=RETRY_S / 2, max=RETRY_MAX_S),
+            retry=retry_if_exception_type(TRANSIENT),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await write(*args)
+        raise AssertionError("unreachable: tenacity reraises")
 
     async def _finish(
         self,
-        job_id: str,
-        entry_id: str,
+        lease: Lease,
         spec: JobSpec,
         status: Literal["succeeded", "failed", "cancelled"],
         error: LongscribeError | None = None,
         progress: dict[str, Any] | None = None,
         output: TranscribeOutput | None = None,
     ) -> None:
-        # shielded: a cancel or hand-back landing now must not leave the job half ended
-        await asyncio.shield(self._end(job_id, entry_id, spec, status, error, progress, output))
-
-    async def _end(
-        self,
-        job_id: str,
-        entry_id: str,
-        spec: JobSpec,
-        status: Literal["succeeded", "failed", "cancelled"],
-        error: LongscribeError | None,
-        progress: dict[str, Any] | None,
-        output: TranscribeOutput | None,
-    ) -> None:
-        pending = await self.store.client.xpending_range(QUEUE, GROUP, entry_id, entry_id, 1)
-        if not pending or pending[0]["consumer"] != self.consumer:
-            log.warning("job %s was taken over by another worker: its end is theirs to write", job_id)
-            return
+        """End the job, retried until it lands (within `outage_s`): the transcript is never dropped for
+        a Redis that failed a moment. Shielded: a cancel or hand-back landing now must not interrupt it."""
         # one delivery id per job, whoever ends it: a receiver drops a duplicate by it
-        webhook = {"id": f"{job_id}.1", "state": "pending", "attempts": 0} if spec.webhook_url else None
-        # megabytes for hours of media: serialised off the loop, which keeps serving events meanwhile
-        result_json = await asyncio.to_thread(output.to_json) if output is not None else None
-        async with self.store.client.pipeline(transaction=True) as tx:
-            if result_json is not None:
-                tx.set(result_key(job_id), result_json, ex=int(self.store.ttl_s))
-            self.store.finish_in(tx, job_id, status, error, progress, webhook, output)
-            tx.xack(QUEUE, GROUP, entry_id)
-            tx.xdel(QUEUE, entry_id)
-            await tx.execute()
+        webhook = {"id": f"{lease.job_id}.1", "state": "pending", "attempts": 0} if spec.webhook_url else None
+        write = self.store.finish
+        end = self._retried(self.outage_s, write, lease, status, error, progress, webhook, output)
+        outcome = await asyncio.shield(end)
+        if outcome in ("lost", "gone"):
+            log.warning("job %s: its end is not ours to write (%s)", lease.job_id, outcome)
+            return
         if isinstance(spec.request, UploadRequest):
             spec.request.upload.path.unlink(missing_ok=True)
         if webhook is not None:
-            self.on_finished(job_id)
+            self.on_finished(lease.job_id)
 
-    async def _hand_back(self, job_id: str, entry_id: str) -> None:
-        """Re-queue at once (a new entry any worker reads now); the hand-back is no failed attempt."""
-        async with self.store.client.pipeline(transaction=True) as tx:
-            tx.hset(job_key(job_id), mapping={"status": "queued", "worker": ""})
-            tx.hincrby(job_key(job_id), "attempts", -1)
-            tx.sadd(QUEUED, job_id)
-            tx.xadd(QUEUE, {"job": job_id})
-            tx.xack(QUEUE, GROUP, entry_id)
-            tx.xdel(QUEUE, entry_id)
-            tx.xadd(events_key(job_id), {"event": "status", "data": json.dumps({"status": "queued"})})
-            await tx.execute()
-        log.info("job %s handed back to the queue", job_id)
+    async def _hand_back(self, lease: Lease) -> None:
+        """Re-queue at once, if the job is still ours and not ended; else its lease runs out as it may."""
+        outcome = await self._retried(self.lease_s, self.store.hand_back, lease)
+        log.info("job %s handed back to the queue: %s", lease.job_id, outcome)
 
 
 async def ensure_group(store: JobStore) -> None:
     """The workers' consumer group on the queue stream, made once for the fleet."""
     with contextlib.suppress(RedisError):  # BUSYGROUP: it exists
         await store.client.xgroup_create(QUEUE, GROUP, id="0", mkstream=True)
-
-
-async def _drop(store: JobStore, entry_id: str) -> None:
-    async with store.client.pipeline(transaction=True) as tx:
-        tx.xack(QUEUE, GROUP, entry_id)
-        tx.xdel(QUEUE, entry_id)
-        await tx.execute()
 
 
 def _progress(progress: Progress, saved: checkpoints.RedisCheckpoints) -> dict[str, Any]:

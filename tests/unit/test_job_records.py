@@ -32,7 +32,7 @@ def test_a_checkpoint_reads_back_equal_to_the_part_written() -> None:
 
 
 def test_a_checkpoint_is_carried_over_only_for_the_same_cut() -> None:
-    kept = RedisCheckpoints(client=None, job_id="j", kept={1: PART})  # type: ignore[arg-type]
+    kept = RedisCheckpoints(kept={1: PART}, write=None)  # type: ignore[arg-type]
     assert kept.take(MacroChunk(1, 30.0, 61.5)) == PART
     assert kept.take(MacroChunk(1, 31.0, 61.5)) is None, "planned differently: transcribed again"
     assert kept.take(MacroChunk(2, 61.5, 90.0)) is None
