@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from orchestrator import formats
 from orchestrator.api import openai_compat, transcripts
 from orchestrator.api.edge import parse_request
-from orchestrator.api.keys import JOBS, METRICS, SETTINGS
+from orchestrator.api.keys import EVENT_HUB, JOBS, METRICS, SETTINGS
 from orchestrator.errors import InvalidRequest, JobsUnavailable
 from orchestrator.infer.catalogue import Catalogue
 from orchestrator.jobs import events as job_events_log
@@ -109,7 +109,7 @@ async def job_events(request: web.Request) -> web.StreamResponse:
     last_event_id = request.headers.get("Last-Event-ID")
     if last_event_id is not None and not EVENT_ID.fullmatch(last_event_id):
         raise InvalidRequest(f"Last-Event-ID {last_event_id!r} is not an event id of this service")
-    events = job_events_log.events(store, job_id, last_event_id)
+    events = job_events_log.events(store, request.app[EVENT_HUB], job_id, last_event_id)
     first = await anext(events, None)  # an unknown job is a 404, before the stream starts
     keepalive_s = request.app[SETTINGS].sse_keepalive_sec
     async with sse_response(request, ping_interval=keepalive_s, sep="\n") as stream:
@@ -120,4 +120,6 @@ async def job_events(request: web.Request) -> web.StreamResponse:
                 event = await anext(events, None)
         except ConnectionResetError:
             pass  # the client left; it may come back with Last-Event-ID
+        finally:
+            await events.aclose()  # it leaves the hub now, not when collected
     return stream

@@ -16,8 +16,9 @@ import redis.asyncio as redis
 from aiohttp import web
 from yarl import URL
 
-from orchestrator.api.keys import JOBS, MEDIA_CLIENT, SETTINGS, WEBHOOKS, WORKER
+from orchestrator.api.keys import EVENT_HUB, JOBS, MEDIA_CLIENT, SETTINGS, WEBHOOKS, WORKER
 from orchestrator.jobs import webhooks
+from orchestrator.jobs.event_hub import EventHub
 from orchestrator.jobs.store import JobStore
 from orchestrator.jobs.worker import Run, Worker, ensure_group
 from orchestrator.media import guard
@@ -35,6 +36,7 @@ def wire(app: web.Application, run: Run) -> None:
         client = redis.Redis.from_url(settings.redis_url, decode_responses=True, socket_timeout=REDIS_TIMEOUT_S)
         store = JobStore(client, settings.job_ttl_sec, settings.max_queued_jobs, settings.retry_after_sec)
         app[JOBS] = store
+        app[EVENT_HUB] = hub = EventHub.connect(settings.redis_url, client, store.closing)
         app[WEBHOOKS] = webhooks.Webhooks(
             store,
             post=lambda url, body, headers: _post_webhook(app, url, body, headers),
@@ -52,8 +54,10 @@ def wire(app: web.Application, run: Run) -> None:
         )
         try:
             await ensure_group(store)
+            hub.start()
             yield
         finally:
+            await hub.close()
             await client.aclose()
 
     app.cleanup_ctx.append(redis_ctx)
