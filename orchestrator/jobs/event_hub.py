@@ -98,7 +98,8 @@ class EventHub:
         self._reader_id: int | None = None  # the reader's connection id, fresh after every reconnect
         self._blocked = False
         self._tasks: list[asyncio.Task[None]] = []
-        self.reconnects = 0
+        self.reconnects = 0  # reads that failed (the connection is then made again)
+        self.dropped_back = 0  # followers that fell QUEUE_LIMIT behind and reread through the pool
         self.gate = asyncio.Semaphore(POOL_READERS)  # held by a follower's each read through the pool
 
     @classmethod
@@ -215,13 +216,13 @@ class EventHub:
                 for follower in channel.followers:
                     self._post(follower, event)
 
-    @staticmethod
-    def _post(follower: Follower, event: JobEvent) -> None:
+    def _post(self, follower: Follower, event: JobEvent) -> None:
         if follower.lagging:
             return
         if len(follower.pending) >= QUEUE_LIMIT:
             follower.pending.clear()
             follower.lagging = True  # it rereads from its last sent id; see the module's doc
+            self.dropped_back += 1
         else:
             follower.pending.append(event)
         follower.ready.set()
