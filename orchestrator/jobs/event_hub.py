@@ -37,6 +37,7 @@ from typing import Any
 
 import redis.asyncio as redis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from orchestrator.jobs.records import JobEvent, events_key
@@ -188,7 +189,7 @@ class EventHub:
             try:
                 self._blocked = True
                 found = await self._reader.xread(streams, count=READ_COUNT, block=BLOCK_MS)
-            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            except (RedisError, OSError) as exc:  # any failure: a dead reader would leave every follower waiting
                 self._blocked = False
                 self.reconnects += 1
                 delay = BACKOFF_S[min(failures, len(BACKOFF_S) - 1)]
