@@ -36,9 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as redis
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from orchestrator.jobs.records import JobEvent, events_key
 
@@ -99,6 +97,7 @@ class EventHub:
         self._reader_id: int | None = None  # the reader's connection id, fresh after every reconnect
         self._blocked = False
         self._tasks: list[asyncio.Task[None]] = []
+        self._waking: set[asyncio.Task[None]] = set()
         self.reconnects = 0  # reads that failed (the connection is then made again)
         self.dropped_back = 0  # followers that fell QUEUE_LIMIT behind and reread through the pool
         self.gate = asyncio.Semaphore(POOL_READERS)  # held by a follower's each read through the pool
@@ -129,9 +128,10 @@ class EventHub:
 
     async def close(self) -> None:
         """Stop reading, end every follower, and close the reader's connection."""
-        for task in self._tasks:
+        tasks = [*self._tasks, *self._waking]
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._end_all()
@@ -142,7 +142,7 @@ class EventHub:
         """Jobs followed now (each one cursor in the shared read)."""
         return len(self._channels)
 
-    async def follow(self, job_id: str, known_last: str) -> Follower:
+    def follow(self, job_id: str, known_last: str) -> Follower:
         """Join `job_id`'s followers. `known_last` is the stream's last id as the caller just read it
         ("0-0" when empty); a job nobody follows yet is read from there on. The follower gets every
         entry after its `start`; what lies before, the caller reads itself."""
@@ -154,8 +154,10 @@ class EventHub:
         if self._closing.is_set():
             follower.closed = True
         channel.followers.add(follower)
-        if fresh:
-            await self._wake()
+        if fresh:  # woken in the background: no await here, so the caller's cleanup covers the follower at once
+            task = asyncio.create_task(self._wake())
+            self._waking.add(task)
+            task.add_done_callback(self._waking.discard)
         return follower
 
     def leave(self, follower: Follower) -> None:
@@ -173,7 +175,7 @@ class EventHub:
         if self._blocked and self._reader_id is not None:
             try:
                 await self._waker.client_unblock(self._reader_id)
-            except (RedisConnectionError, RedisTimeoutError, OSError):
+            except (RedisError, OSError):
                 pass  # the read ends within BLOCK_MS anyway
 
     async def _run(self) -> None:

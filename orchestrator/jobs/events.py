@@ -42,7 +42,7 @@ async def events(
     while not store.closing.is_set():
         async with hub.gate:
             newest = await store.client.xrevrange(key, "+", "-", count=1)
-        follower = await hub.follow(job_id, str(newest[0][0]) if newest else "0-0")
+        follower = hub.follow(job_id, str(newest[0][0]) if newest else "0-0")
         try:
             async for event in _catch_up(store, hub, key, cursor, follower.start):
                 cursor = event.id
