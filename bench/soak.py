@@ -11,7 +11,7 @@ stream of submits against a 20-minute job; only 2xx and 429, the job
 succeeds, every follower gets `end`, Redis connections stay within the pool.
 
     make soak          # or: .venv/bin/python -m bench.soak [--clients 40 --seconds 60 --long 3 --rounds 2]
-                       #     [--followers 150 --minutes 20 --submit-every 5] [--followers-only | --no-followers]
+                       #     [--followers 150 --minutes 20 --submit-every 2] [--followers-only | --no-followers]
 """
 
 from __future__ import annotations
@@ -147,7 +147,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--followers", type=int, default=150, help="SSE followers of the long job")
     parser.add_argument("--minutes", type=float, default=20.0, help="the followed job's length")
-    parser.add_argument("--submit-every", type=float, default=5.0, help="seconds between short jobs posted")
+    parser.add_argument("--submit-every", type=float, default=2.0, help="seconds between short jobs posted")
     phases = parser.add_mutually_exclusive_group()
     phases.add_argument("--followers-only", action="store_true", help="only the followers phase")
     phases.add_argument("--no-followers", action="store_true", help="skip the followers phase")

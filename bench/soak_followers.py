@@ -8,7 +8,7 @@ stream drop) and one client posts a short job every `--submit-every` seconds.
 Done means: every answer is 2xx or 429, the job succeeds, every follower gets
 `end`, and Redis connections stay within the pool.
 
-    .venv/bin/python -m bench.soak --followers-only [--followers 150 --minutes 20 --submit-every 5]
+    .venv/bin/python -m bench.soak --followers-only [--followers 150 --minutes 20 --submit-every 2]
 """
 
 from __future__ import annotations
