@@ -41,6 +41,7 @@ from .harness import repeated_mp3, serve_command
 SAMPLE_S = 0.5  # INFO clients, this often
 RECONNECT_S = 1.0  # a dropped follower's wait before it comes back with Last-Event-ID
 LONG_JOB = {"macro_chunk_size_sec": 60}  # a chunk event a minute of audio: twenty for the followers to share
+FOLLOW_DEADLINE_S = 300.0  # past the audio's own length: a follower still without `end` has missed it
 REDIS_POOL_MAX = 100  # redis-py's default pool, which raises once exhausted (a configured bound replaces it)
 
 
@@ -143,12 +144,20 @@ async def run(followers: int, minutes: float, submit_every_s: float, work: Path)
                     submitter = asyncio.create_task(
                         submits(session, api, {"media_url": f"{media}/short.flac"}, submit_every_s, stop, tally)
                     )
-                    await asyncio.gather(*(follow(http, url, tally) for _ in range(followers)))
+                    tasks = [asyncio.create_task(follow(http, url, tally)) for _ in range(followers)]
+                    _, hung = await asyncio.wait(tasks, timeout=FOLLOW_DEADLINE_S + minutes * 60)
+                    for task in hung:  # never `end`: counted as missing it, not waited for
+                        task.cancel()
+                    await asyncio.gather(*hung, return_exceptions=True)
                     stop.set()
                     await submitter
                     await sampler
                 async with session.get(f"{api}/v1/jobs/{job_id}") as response:
-                    job = await response.json()
+                    job = (
+                        await response.json()
+                        if response.status == 200
+                        else {"status": f"unreadable ({response.status})"}
+                    )
                 wall_s = time.monotonic() - started
                 async with session.get(f"{api}/v1/jobs/{job_id}/transcript?format=text") as response:
                     text = await response.text() if response.status == 200 else ""
