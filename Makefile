@@ -79,9 +79,11 @@ perf: install
 	$(BIN)/python -m bench.perf
 
 # longscribe vs faster-whisper (sequential and batched) on a long recording: WER, forced cuts, timestamps
-# 40 concurrent short requests for 60 s plus 3 long ones: only 200 or 429, and no leak afterwards
+# 40 concurrent short requests for 60 s plus 3 long ones: only 200 or 429, and no leak afterwards; then
+# 150 SSE followers and a short job posted every 2 s against a 20-minute job: only 2xx or 429, the job
+# succeeds, 150/150 followers get `end`, Redis connections stay within the pool (a shorter run: SOAK_ARGS)
 soak: install
-	$(BIN)/python -m bench.soak
+	$(BIN)/python -m bench.soak $(SOAK_ARGS)
 
 bench-accuracy: install
 	$(BIN)/python -m bench.accuracy

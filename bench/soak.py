@@ -6,7 +6,12 @@ memory must return to where they were before it. The load runs twice: what the
 first round adds and the second does not is warm-up (allocator pools,
 connection pools), what both add is a leak. Loopback only.
 
+Then the followers phase (`bench/soak_followers.py`): 150 SSE followers and a
+stream of submits against a 20-minute job; only 2xx and 429, the job
+succeeds, every follower gets `end`, Redis connections stay within the pool.
+
     make soak          # or: .venv/bin/python -m bench.soak [--clients 40 --seconds 60 --long 3 --rounds 2]
+                       #     [--followers 150 --minutes 20 --submit-every 2] [--followers-only | --no-followers]
 """
 
 from __future__ import annotations
@@ -30,10 +35,12 @@ from orchestrator.common.fileserver import file_app
 from orchestrator.common.net import free_port, serving, wait_until_ready
 from tests.corpus import long_form_recording, speech_dir
 
+from . import soak_followers
 from .harness import save_results, serve_command
 from .memory import descendants, pss_bytes
 
 RESULTS = Path(__file__).resolve().parent / "results" / "soak.json"
+FOLLOWERS_RESULTS = RESULTS.with_name("soak-followers.json")
 SETTLE_S = 5.0  # after the load: time for connections and FFmpeg to wind down
 MAX_BACKOFF_S = 1.0  # clients honour Retry-After up to this, to keep the pressure on
 MiB = 1024 * 1024
@@ -138,13 +145,27 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--long", type=int, default=3, help="clients posting a 5-minute recording")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--followers", type=int, default=150, help="SSE followers of the long job")
+    parser.add_argument("--minutes", type=float, default=20.0, help="the followed job's length")
+    parser.add_argument("--submit-every", type=float, default=2.0, help="seconds between short jobs posted")
+    phases = parser.add_mutually_exclusive_group()
+    phases.add_argument("--followers-only", action="store_true", help="only the followers phase")
+    phases.add_argument("--no-followers", action="store_true", help="skip the followers phase")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        result = asyncio.run(run(args.clients, args.seconds, args.long, args.rounds, Path(tmp)))
-    print(report(result))
-    save_results(RESULTS, result)
-    bad = {k for k in result["outcomes"] if k not in ("200", "429")}
-    sys.exit(1 if bad else 0)
+    failed = False
+    if not args.followers_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            result = asyncio.run(run(args.clients, args.seconds, args.long, args.rounds, Path(tmp)))
+        print(report(result))
+        save_results(RESULTS, result)
+        failed |= any(k not in ("200", "429") for k in result["outcomes"])
+    if not args.no_followers:
+        with tempfile.TemporaryDirectory() as tmp:
+            followed = asyncio.run(soak_followers.run(args.followers, args.minutes, args.submit_every, Path(tmp)))
+        print(soak_followers.report(followed))
+        save_results(FOLLOWERS_RESULTS, followed)
+        failed |= bool(soak_followers.failures(followed))
+    sys.exit(1 if failed else 0)
 
 
 if __name__ == "__main__":

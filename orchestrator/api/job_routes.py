@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from orchestrator import formats
 from orchestrator.api import openai_compat, tenancy, transcripts
 from orchestrator.api.edge import parse_request
-from orchestrator.api.keys import CALLER, JOBS, METRICS, SETTINGS, STREAMS, WEBHOOKS
+from orchestrator.api.keys import CALLER, EVENT_HUB, JOBS, METRICS, SETTINGS, STREAMS, WEBHOOKS
 from orchestrator.errors import InvalidRequest, JobsUnavailable
 from orchestrator.infer.catalogue import Catalogue
 from orchestrator.jobs import events as job_events_log
@@ -135,7 +135,7 @@ async def job_events(request: web.Request) -> web.StreamResponse:
     if last_event_id is not None and not EVENT_ID.fullmatch(last_event_id):
         raise InvalidRequest(f"Last-Event-ID {last_event_id!r} is not an event id of this service")
     with request.app[STREAMS].hold(request[CALLER]):  # freed however the stream ends
-        events = job_events_log.events(store, job_id, last_event_id)
+        events = job_events_log.events(store, request.app[EVENT_HUB], job_id, last_event_id)
         first = await anext(events, None)  # a job gone since is a 404, before the stream starts
         keepalive_s = request.app[SETTINGS].sse_keepalive_sec
         async with sse_response(request, ping_interval=keepalive_s, sep="\n") as stream:
@@ -146,4 +146,6 @@ async def job_events(request: web.Request) -> web.StreamResponse:
                     event = await anext(events, None)
             except ConnectionResetError:
                 pass  # the client left; it may come back with Last-Event-ID
+            finally:
+                await events.aclose()  # it leaves the hub now, not when collected
     return stream

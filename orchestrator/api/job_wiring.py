@@ -21,8 +21,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from yarl import URL
 
-from orchestrator.api.keys import JOBS, MEDIA_CLIENT, SETTINGS, WEBHOOKS, WORKER
+from orchestrator.api.keys import EVENT_HUB, JOBS, MEDIA_CLIENT, SETTINGS, WEBHOOKS, WORKER
 from orchestrator.jobs import webhooks
+from orchestrator.jobs.event_hub import EventHub
 from orchestrator.jobs.store import JobStore
 from orchestrator.jobs.worker import Run, Worker, ensure_group
 from orchestrator.media import guard
@@ -70,6 +71,7 @@ def wire(app: web.Application, run: Run) -> None:
             max_queued_per_key=settings.max_queued_jobs_per_key,
         )
         app[JOBS] = store
+        app[EVENT_HUB] = hub = EventHub.connect(settings.redis_url, client, store.closing)
         app[WEBHOOKS] = webhooks.Webhooks(
             store,
             post=lambda url, body, headers: _post_webhook(app, url, body, headers),
@@ -88,8 +90,10 @@ def wire(app: web.Application, run: Run) -> None:
         )
         try:
             await ensure_group(store)
+            hub.start()
             yield
         finally:
+            await hub.close()
             await client.aclose()
 
     app.cleanup_ctx.append(redis_ctx)

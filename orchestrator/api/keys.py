@@ -11,6 +11,7 @@ from orchestrator.api.tenancy import StreamLimit
 from orchestrator.common.observability import Metrics
 from orchestrator.infer import discovery
 from orchestrator.infer.pool import TritonPool
+from orchestrator.jobs.event_hub import EventHub
 from orchestrator.jobs.store import JobStore
 from orchestrator.jobs.webhooks import Webhooks
 from orchestrator.jobs.worker import Worker
@@ -26,6 +27,7 @@ RESOLVE: web.AppKey[discovery.Resolve] = web.AppKey("resolve")
 METRICS = web.AppKey("metrics", Metrics)
 JOBS = web.AppKey("jobs", JobStore)  # absent when the service runs without Redis
 WORKER = web.AppKey("worker", Worker)
+EVENT_HUB = web.AppKey("event_hub", EventHub)  # the process's one reader of job event streams
 WEBHOOKS = web.AppKey("webhooks", Webhooks)
 MEDIA_CLIENT: web.AppKey[tuple[aiohttp.ClientSession, guard.MediaPolicy]] = web.AppKey("media_client")
 KEYS = web.AppKey("api_keys", Keyring)
