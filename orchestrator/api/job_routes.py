@@ -10,7 +10,7 @@ from aiohttp_sse import sse_response
 from pydantic import ValidationError
 
 from orchestrator import formats
-from orchestrator.api import openai_compat, transcripts
+from orchestrator.api import bodies, transcripts
 from orchestrator.api.edge import parse_request
 from orchestrator.api.keys import JOBS, METRICS, SETTINGS
 from orchestrator.errors import InvalidRequest, JobsUnavailable
@@ -57,11 +57,11 @@ async def start_job(request: web.Request) -> web.Response:
 async def _upload_spec(request: web.Request) -> JobSpec:
     """A multipart job: the `file` saved under upload_dir (which every worker must reach), and its params."""
     settings = request.app[SETTINGS]
-    form = await openai_compat.read_form(request, settings.upload_dir, settings.max_upload_bytes)
+    form = await bodies.read_form(request, settings)
     try:
         if form.upload is None:
             raise InvalidRequest("a multipart job needs a `file`; for a URL send JSON")
-        params = TranscribeParams.model_validate_json(form.one("params") or "{}")
+        params = TranscribeParams.model_validate(bodies.loads(form.one("params") or "{}", "params"))
         params.check_limits(settings.max_macro_chunk_size_sec)
         Catalogue.from_settings(settings).pick(params.model)
         return JobSpec(request=UploadRequest(upload=form.upload, params=params))
