@@ -18,6 +18,7 @@ from orchestrator.infer.catalogue import Catalogue
 from orchestrator.jobs import events as job_events_log
 from orchestrator.jobs.records import JobRequest, JobSpec
 from orchestrator.jobs.store import JobStore
+from orchestrator.media import guard
 from orchestrator.schemas import TranscribeParams, TranscribeRequest, UploadRequest
 
 EVENT_ID = re.compile(r"\d+(-\d+)?")  # a Redis stream entry id, as the events carry them
@@ -43,6 +44,8 @@ async def start_job(request: web.Request) -> web.Response:
             media_url=parsed.media_url, params=parsed.params, response_format=parsed.response_format
         )
         spec, store = JobSpec(request=media, webhook_url=parsed.webhook_url), _store(request)
+        if parsed.webhook_url is not None:  # a bad one is a 422 now, not a delivery retried until the job expires
+            await guard.check_url(parsed.webhook_url, guard.webhook_policy(request.app[SETTINGS].allowed_webhook_hosts))
     try:
         job_id = await store.submit(spec)
     except BaseException:

@@ -25,5 +25,7 @@ METRICS = web.AppKey("metrics", Metrics)
 JOBS = web.AppKey("jobs", JobStore)  # absent when the service runs without Redis
 WORKER = web.AppKey("worker", Worker)
 WEBHOOKS = web.AppKey("webhooks", Webhooks)
-MEDIA_CLIENT: web.AppKey[tuple[aiohttp.ClientSession, guard.MediaPolicy]] = web.AppKey("media_client")
+MEDIA_CLIENT: web.AppKey[tuple[aiohttp.ClientSession, guard.AddressPolicy]] = web.AppKey("media_client")
+# webhooks: a client of their own, under allowed_webhook_hosts (absent without Redis: no jobs, no webhooks)
+WEBHOOK_CLIENT: web.AppKey[tuple[aiohttp.ClientSession, guard.AddressPolicy]] = web.AppKey("webhook_client")
 KEYS: web.AppKey[list[bytes]] = web.AppKey("api_key_digests")
