@@ -35,9 +35,11 @@ OPENAI_FORM = {
 }
 JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
 ERRORS = {
+    "400": "a body that cannot be read as sent: JSON nested over 32 levels, a repeated `file` or field",
     "401": "no valid API key (when keys are configured)",
     "404": "no such job, or no such model (the message names the models served)",
-    "413": "the body is over 1 MiB, or an upload over max_upload_bytes",
+    "413": "the body is over 1 MiB, a form over max_form_parts or max_form_field_bytes, or an upload over "
+    "max_upload_bytes",
     "422": "the request or the media cannot be transcribed; `error.code` says which",
     "429": "too many requests in flight, or too many jobs waiting across the fleet; see Retry-After",
     "502": "inference failed",
