@@ -15,9 +15,12 @@ import pytest
 from aiohttp import web
 
 from orchestrator.api.app import create_app
+from orchestrator.api.keys import JOBS
 from orchestrator.common.net import serving
 from orchestrator.errors import MediaForbidden
+from orchestrator.jobs.records import JobSpec
 from orchestrator.media import guard
+from orchestrator.schemas import TranscribeRequest
 from orchestrator.settings import Settings
 from tests.media_servers import LOOPBACK
 
@@ -129,3 +132,20 @@ async def test_a_webhook_allowed_by_its_own_list_is_accepted_and_delivered(redis
                     break
                 await asyncio.sleep(0.05)
             assert job["webhook"]["state"] == "delivered", job
+
+
+async def test_a_stored_webhook_the_guard_refuses_is_given_up_at_once_not_retried(redis_url: str) -> None:
+    """A job accepted before the submit check (or by another version) with a malformed webhook_url."""
+    app = create_app(Settings(api_keys=[KEY], redis_url=redis_url, job_workers=1), transcriber=instant)
+    async with serving(app) as base, aiohttp.ClientSession() as session:
+        spec = JobSpec(request=TranscribeRequest(media_url="https://example.com/a.mp3"), webhook_url="http://[::1")
+        job_id = await app[JOBS].submit(spec)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            async with session.get(f"{base}/v1/jobs/{job_id}", headers=AUTH) as response:
+                job = await response.json()
+            if job.get("webhook", {}).get("state") in ("delivered", "failed"):
+                break
+            await asyncio.sleep(0.05)
+    assert job["webhook"]["state"] == "failed" and job["webhook"]["attempts"] == 1, job
+    assert "webhook_url" in job["webhook"]["last_error"]
