@@ -2,11 +2,14 @@
 
     LongscribeError                  500 internal
     ├── InvalidRequest               422 the body or its params are wrong
+    │   ├── MalformedBody                400 a body that cannot be read as sent: JSON nested too deep, a repeated part
+    │   └── InvalidWebhook               webhook_url is not an http(s) URL, or its host is private/loopback
     ├── Unauthorized                 401 no valid API key
     ├── JobNotFound                  404 no such job (or it expired)
     ├── ModelNotFound                404 no such model on this service (the answer names those there are)
     ├── JobConflict                  409 the job is not in a state that allows this (e.g. not finished)
     ├── UploadTooLarge               413 an upload over max_upload_bytes
+    ├── BodyTooLarge                 413 a JSON body over 1 MiB, a form with too many parts or too big a field
     ├── Overloaded                   429 the queue is full (with Retry-After)
     ├── ShuttingDown                 503 the service is stopping
     ├── JobsUnavailable              503 the service runs without Redis: no jobs
@@ -59,6 +62,23 @@ class InvalidRequest(LongscribeError):
     status = 422
     code = "invalid_request"
     hint = 'Fix the request body: {"media_url": "https://...", "params": {...}}; see the README for the params.'
+
+
+class MalformedBody(InvalidRequest):
+    status = 400
+    code = "malformed_body"
+    hint = (
+        "Send JSON nested at most 32 levels deep, and a form with one `file` part and each field once "
+        "(timestamp_granularities[] may repeat)."
+    )
+
+
+class InvalidWebhook(InvalidRequest):
+    code = "invalid_webhook"
+    hint = (
+        "Give webhook_url as an http(s) URL of a public host, without user or password. To deliver on a private "
+        "network, list the host in LONGSCRIBE_ALLOWED_WEBHOOK_HOSTS on the service."
+    )
 
 
 class MediaError(LongscribeError):
@@ -166,6 +186,15 @@ class UploadTooLarge(LongscribeError):
     status = 413
     code = "upload_too_large"
     hint = "Upload a smaller file, or put it at a URL and send `url` instead (no size limit there)."
+
+
+class BodyTooLarge(LongscribeError):
+    status = 413
+    code = "body_too_large"
+    hint = (
+        "Keep a JSON body under 1 MiB, and a form under LONGSCRIBE_MAX_FORM_PARTS parts with each field other "
+        "than `file` under LONGSCRIBE_MAX_FORM_FIELD_BYTES."
+    )
 
 
 class Overloaded(LongscribeError):

@@ -89,6 +89,12 @@ class Settings(BaseSettings):
         120.0, ge=0, description="on SIGTERM, time in-flight requests get to finish before they are cancelled"
     )
     max_upload_bytes: int = Field(2 * 1024**3, gt=0, description="largest file accepted by /v1/audio/transcriptions")
+    max_form_parts: int = Field(
+        64, ge=1, description="parts (fields and the file) one form may have; beyond, 413 before more is read"
+    )
+    max_form_field_bytes: int = Field(
+        64 * 1024, ge=1, description="largest form field other than `file` (params JSON, prompt); beyond, 413"
+    )
     upload_dir: Path | None = Field(
         None,
         description="where uploads wait while transcribed; empty: the system temp dir. With several "
@@ -131,6 +137,11 @@ class Settings(BaseSettings):
         default_factory=list,
         description="hosts, addresses or CIDR networks media may come from although private, loopback or "
         "link-local (e.g. 10.0.0.0/8, media.internal); public addresses are always allowed",
+    )
+    allowed_webhook_hosts: list[str] = Field(
+        default_factory=list,
+        description="hosts, addresses or CIDR networks a webhook_url may point to although private, loopback or "
+        "link-local; checked at submit (422) and at each delivery. Separate from allowed_media_hosts",
     )
     max_redirects: int = Field(5, ge=0, le=20, description="redirects followed from media_url, each checked")
     media_read_retries: int = Field(

@@ -200,8 +200,8 @@ async def _waiting(app: web.Application) -> int:
 
 
 async def _media_client_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The one guarded HTTP client, for media and webhooks alike (a stranger names both URLs)."""
-    policy = guard.MediaPolicy.from_list(app[SETTINGS].allowed_media_hosts)
+    """The guarded HTTP client for media (webhooks have their own, with their own allow-list: job_wiring)."""
+    policy = guard.media_policy(app[SETTINGS].allowed_media_hosts)
     async with guard.session(policy) as session:
         app[MEDIA_CLIENT] = (session, policy)
         yield

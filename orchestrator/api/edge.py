@@ -3,7 +3,6 @@ named errors become HTTP answers."""
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -11,7 +10,7 @@ from aiohttp import web
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
-from orchestrator.api import auth
+from orchestrator.api import auth, bodies
 from orchestrator.api.keys import CALLER, KEYS, METRICS
 from orchestrator.common.observability import REQUEST_ID, REQUEST_ID_HEADER, new_request_id
 from orchestrator.errors import InvalidRequest, JobStoreUnreachable, LongscribeError, Overloaded
@@ -95,10 +94,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
 async def parse_request(
     request: web.Request, settings: Settings, model: type[TranscribeRequest] = TranscribeRequest
 ) -> TranscribeRequest:
-    try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidRequest(f"the body is not valid JSON: {exc}") from exc
+    body = await bodies.read_json(request, request.client_max_size)
     if "response_format" in request.query and isinstance(body, dict):
         body = {**body, "response_format": request.query["response_format"]}  # the query wins
     try:

@@ -13,7 +13,7 @@ from aiohttp_sse import sse_response
 from pydantic import ValidationError
 
 from orchestrator import formats
-from orchestrator.api import openai_compat, tenancy, transcripts
+from orchestrator.api import bodies, tenancy, transcripts
 from orchestrator.api.edge import parse_request
 from orchestrator.api.keys import CALLER, EVENT_HUB, JOBS, METRICS, SETTINGS, STREAMS, WEBHOOKS
 from orchestrator.errors import InvalidRequest, JobsUnavailable
@@ -21,6 +21,7 @@ from orchestrator.infer.catalogue import Catalogue
 from orchestrator.jobs import events as job_events_log
 from orchestrator.jobs.records import JobRequest, JobSpec
 from orchestrator.jobs.store import JobStore
+from orchestrator.media import guard
 from orchestrator.schemas import TranscribeParams, TranscribeRequest, UploadRequest
 
 EVENT_ID = re.compile(r"\d+(-\d+)?")  # a Redis stream entry id, as the events carry them
@@ -47,6 +48,8 @@ async def start_job(request: web.Request) -> web.Response:
             media_url=parsed.media_url, params=parsed.params, response_format=parsed.response_format
         )
         spec, store = JobSpec(request=media, webhook_url=parsed.webhook_url, owner=owner), _store(request)
+        if parsed.webhook_url is not None:  # a bad one is a 422 now, not a delivery retried until the job expires
+            await guard.check_url(parsed.webhook_url, guard.webhook_policy(request.app[SETTINGS].allowed_webhook_hosts))
     try:
         job_id = await store.submit(spec)
     except BaseException:
@@ -61,11 +64,11 @@ async def start_job(request: web.Request) -> web.Response:
 async def _upload_spec(request: web.Request, owner: str) -> JobSpec:
     """A multipart job: the `file` saved under upload_dir (which every worker must reach), and its params."""
     settings = request.app[SETTINGS]
-    form = await openai_compat.read_form(request, settings.upload_dir, settings.max_upload_bytes)
+    form = await bodies.read_form(request, settings)
     try:
         if form.upload is None:
             raise InvalidRequest("a multipart job needs a `file`; for a URL send JSON")
-        params = TranscribeParams.model_validate_json(form.one("params") or "{}")
+        params = TranscribeParams.model_validate(bodies.loads(form.one("params") or "{}", "params"))
         params.check_limits(settings.max_macro_chunk_size_sec)
         Catalogue.from_settings(settings).pick(params.model)
         return JobSpec(request=UploadRequest(upload=form.upload, params=params), owner=owner)

@@ -19,9 +19,8 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import BusyLoadingError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from yarl import URL
 
-from orchestrator.api.keys import EVENT_HUB, JOBS, MEDIA_CLIENT, SETTINGS, WEBHOOKS, WORKER
+from orchestrator.api.keys import EVENT_HUB, JOBS, SETTINGS, WEBHOOK_CLIENT, WEBHOOKS, WORKER
 from orchestrator.jobs import webhooks
 from orchestrator.jobs.event_hub import EventHub
 from orchestrator.jobs.store import JobStore
@@ -96,6 +95,7 @@ def wire(app: web.Application, run: Run) -> None:
             await hub.close()
             await client.aclose()
 
+    app.cleanup_ctx.append(_webhook_client_ctx)
     app.cleanup_ctx.append(redis_ctx)
     app.on_startup.append(_start)
     app.on_shutdown.append(_stop)
@@ -114,10 +114,20 @@ async def _stop(app: web.Application) -> None:
     await app[WEBHOOKS].close()
 
 
+async def _webhook_client_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The guarded client webhooks are posted through, under allowed_webhook_hosts (not the media list)."""
+    policy = guard.webhook_policy(app[SETTINGS].allowed_webhook_hosts)
+    async with guard.session(policy) as session:
+        app[WEBHOOK_CLIENT] = (session, policy)
+        yield
+
+
 async def _post_webhook(app: web.Application, url: str, body: bytes, headers: dict[str, str]) -> int:
-    """One attempt, through the guarded client (a stranger names the URL); the receiver's status."""
-    session, policy = app[MEDIA_CLIENT]
-    guard.check_literal(URL(url), policy)
+    """One attempt, through the guarded client (a stranger names the URL); the receiver's status.
+
+    A URL the policy refuses raises InvalidWebhook, which ends the delivery (no retry can fix it)."""
+    session, policy = app[WEBHOOK_CLIENT]
+    guard.check_literal(guard.parse_url(url, policy), policy)
     timeout = aiohttp.ClientTimeout(total=webhooks.WEBHOOK_TIMEOUT_S)
     async with session.post(url, data=body, headers=headers, allow_redirects=False, timeout=timeout) as response:
         return response.status

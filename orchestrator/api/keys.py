@@ -29,7 +29,9 @@ JOBS = web.AppKey("jobs", JobStore)  # absent when the service runs without Redi
 WORKER = web.AppKey("worker", Worker)
 EVENT_HUB = web.AppKey("event_hub", EventHub)  # the process's one reader of job event streams
 WEBHOOKS = web.AppKey("webhooks", Webhooks)
-MEDIA_CLIENT: web.AppKey[tuple[aiohttp.ClientSession, guard.MediaPolicy]] = web.AppKey("media_client")
+MEDIA_CLIENT: web.AppKey[tuple[aiohttp.ClientSession, guard.AddressPolicy]] = web.AppKey("media_client")
+# webhooks: a client of their own, under allowed_webhook_hosts (absent without Redis: no jobs, no webhooks)
+WEBHOOK_CLIENT: web.AppKey[tuple[aiohttp.ClientSession, guard.AddressPolicy]] = web.AppKey("webhook_client")
 KEYS = web.AppKey("api_keys", Keyring)
 STREAMS = web.AppKey("event_streams", StreamLimit)  # event streams open per key, on this process
 CALLER = web.RequestKey("caller", Caller)  # who sent the request: set by the auth middleware

@@ -1,7 +1,7 @@
 """POST /v1/audio/transcriptions in OpenAI's shape: the official client works unchanged.
 
 A multipart `file` is streamed to a temporary file under `max_upload_bytes`
-(413 beyond), transcribed through the same pipeline (served to FFmpeg by the
+(413 beyond; the form's limits are in `bodies`), transcribed through the same pipeline (served to FFmpeg by the
 relay, with Range), and deleted afterwards, on error and on cancel too. As
 an extension, a `url` field instead of `file` transcribes media at a URL.
 `model` picks one of the models the service was started with (`whisper-1`
@@ -12,29 +12,23 @@ and decoding starts greedy and falls back hotter as always.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from aiohttp import BodyPartReader, web
-from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp import web
 from pydantic import ValidationError
 
 from orchestrator import formats
-from orchestrator.errors import InvalidRequest, UploadTooLarge
+from orchestrator.api.bodies import Form, read_form
+from orchestrator.errors import InvalidRequest
 from orchestrator.infer.catalogue import Catalogue
 from orchestrator.schemas import (
     MediaRequest,
     TranscribeOutput,
     TranscribeParams,
     TranscribeRequest,
-    UploadedMedia,
     UploadRequest,
 )
 from orchestrator.settings import Settings
@@ -42,71 +36,7 @@ from orchestrator.settings import Settings
 RunTranscription = Callable[[web.Application, MediaRequest], Awaitable[TranscribeOutput]]
 FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
 GRANULARITIES = ("segment", "word")
-READ_BYTES = 1 << 20
 STARTED = int(time.time())  # /v1/models' `created`: the weights were loaded at start
-
-
-@dataclass
-class Form:
-    fields: dict[str, list[str]] = field(default_factory=dict)
-    upload: UploadedMedia | None = None
-
-    def discard(self) -> None:
-        """Delete the uploaded file, if any (its request failed, or is done with it)."""
-        if self.upload is not None:
-            with contextlib.suppress(OSError):
-                self.upload.path.unlink(missing_ok=True)
-
-    def one(self, name: str) -> str | None:
-        values = self.fields.get(name)
-        return values[-1] if values else None
-
-    def all(self, *names: str) -> list[str]:
-        return [v for name in names for v in self.fields.get(name, [])]
-
-
-async def read_form(request: web.Request, upload_dir: Path | None, max_bytes: int) -> Form:
-    """The multipart fields, and the `file` part streamed to disk; nothing left behind on failure."""
-    form = Form()
-    if request.content_type != "multipart/form-data":  # a url and options only: a plain form
-        if request.content_type != "application/x-www-form-urlencoded":
-            raise InvalidRequest("send multipart/form-data (a `file`) or a form with `url`")
-        for name, value in (await request.post()).items():
-            form.fields.setdefault(name, []).append(str(value))
-        return form
-    try:
-        reader = await request.multipart()
-        async for part in reader:
-            if not isinstance(part, BodyPartReader) or part.name is None:
-                continue
-            if part.name == "file" and part.filename is not None:
-                form.upload = UploadedMedia(path=await _save(part, upload_dir, max_bytes), filename=part.filename)
-            else:
-                form.fields.setdefault(part.name, []).append(await part.text())
-    except (HttpProcessingError, ValueError, LookupError) as exc:  # a malformed body, header or charset
-        form.discard()
-        raise InvalidRequest(f"the multipart body could not be read: {exc}") from exc
-    except BaseException:
-        form.discard()
-        raise
-    return form
-
-
-async def _save(part: BodyPartReader, upload_dir: Path | None, max_bytes: int) -> Path:
-    suffix = Path(part.filename or "").suffix[:16]  # FFmpeg probes content, the suffix only helps
-    handle, name = tempfile.mkstemp(prefix="longscribe-upload-", suffix=suffix, dir=upload_dir)
-    path, size = Path(name), 0
-    try:
-        with os.fdopen(handle, "wb") as out:
-            while chunk := await part.read_chunk(READ_BYTES):
-                size += len(chunk)
-                if size > max_bytes:
-                    raise UploadTooLarge(f"the upload is over the limit of {max_bytes} bytes")
-                out.write(chunk)
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
-    return path
 
 
 def _request(form: Form) -> MediaRequest:
@@ -179,7 +109,7 @@ def render(output: TranscribeOutput, fmt: str, words: bool) -> web.Response:
 
 
 async def transcriptions(request: web.Request, settings: Settings, run: RunTranscription) -> web.Response:
-    form = await read_form(request, settings.upload_dir, settings.max_upload_bytes)
+    form = await read_form(request, settings)
     try:
         fmt = form.one("response_format") or "json"
         if fmt not in FORMATS:

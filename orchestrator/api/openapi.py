@@ -35,11 +35,13 @@ OPENAI_FORM = {
 }
 JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
 ERRORS = {
+    "400": "a body that cannot be read as sent: JSON nested over 32 levels, a repeated `file` or field",
     "401": "no valid API key (when keys are configured)",
     "404": "no such job (or one another API key made: the same answer), or no such model (the message names "
     "the models served)",
     "409": "the job is not in a state that allows this (a webhook resent before the job finished, or without one)",
-    "413": "the body is over 1 MiB, or an upload over max_upload_bytes",
+    "413": "the body is over 1 MiB, a form over max_form_parts or max_form_field_bytes, or an upload over "
+    "max_upload_bytes",
     "422": "the request or the media cannot be transcribed; `error.code` says which",
     "429": "too many requests in flight, too many jobs waiting across the fleet or for this API key, or too many "
     "event streams open for this API key; the message names the limit; see Retry-After",

@@ -1,4 +1,11 @@
-"""Where the service may fetch media from: public addresses, and what a setting allows.
+"""Where the service may connect to: public addresses, and what a setting allows.
+
+Two policies, each with its own allow-list: media URLs (allowed_media_hosts)
+and webhook URLs (allowed_webhook_hosts). A webhook URL is also checked when
+a job is submitted (`check_url`: parsed, then its host resolved), so a bad
+one is a 422 at once, not a delivery retried until the job expires. A
+refusal names the host as given, never the addresses it resolved to: those
+would map the private network for whoever asks.
 
 A media URL is a stranger's: without this it could make the service read its
 own cloud metadata (169.254.169.254), a database on the private network or
@@ -9,6 +16,7 @@ rebinding between check and use), and every redirect hop is checked again.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import socket
 from dataclasses import dataclass
@@ -21,11 +29,13 @@ from aiohttp.resolver import DefaultResolver
 from multidict import CIMultiDictProxy
 from yarl import URL
 
-from orchestrator.errors import MediaForbidden, MediaHttpError
+from orchestrator.errors import InvalidWebhook, LongscribeError, MediaForbidden, MediaHttpError
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 REDIRECTS = (301, 302, 303, 307, 308)
+MAX_URL_CHARS = 2048  # what browsers and proxies reliably carry
+RESOLVE_TIMEOUT_S = 5.0  # DNS at submit: a slow resolver must not hold the request
 
 
 # FFmpeg reads only the relay (plain http on loopback), and only containers that
@@ -39,14 +49,18 @@ INPUT_GUARD = ["-protocol_whitelist", "http,tcp", "-format_whitelist", DEMUXERS]
 
 
 @dataclass(frozen=True)
-class MediaPolicy:
-    """Public unicast addresses are allowed; others only when listed."""
+class AddressPolicy:
+    """Public unicast addresses are allowed; others only when listed. `field` and `error` name a refusal."""
 
     networks: tuple[Network, ...] = ()
     hosts: frozenset[str] = frozenset()
+    field: str = "media_url"  # the request field whose URL this policy checks
+    error: type[LongscribeError] = MediaForbidden
 
     @classmethod
-    def from_list(cls, allowed: list[str]) -> MediaPolicy:
+    def from_list(
+        cls, allowed: list[str], field: str = "media_url", error: type[LongscribeError] = MediaForbidden
+    ) -> AddressPolicy:
         """Entries are CIDR networks, addresses or host names (`127.0.0.0/8`, `::1`, `media.internal`)."""
         networks: list[Network] = []
         hosts: set[str] = set()
@@ -55,7 +69,14 @@ class MediaPolicy:
                 networks.append(ipaddress.ip_network(entry.strip(), strict=False))
             except ValueError:
                 hosts.add(entry.strip().lower().rstrip("."))
-        return cls(tuple(networks), frozenset(hosts))
+        return cls(tuple(networks), frozenset(hosts), field, error)
+
+    def refusal(self, host: str) -> LongscribeError:
+        """The error for a host whose addresses are not allowed; the addresses themselves stay unsaid."""
+        return self.error(
+            f"{self.field}'s host {host} is a private, loopback or reserved address, which this service does "
+            "not connect to"
+        )
 
     def allows(self, host: str, address: str) -> bool:
         if host.lower().rstrip(".") in self.hosts:
@@ -64,6 +85,14 @@ class MediaPolicy:
         if ip is None:
             return False
         return _is_public(ip) or any(ip in net for net in self.networks if net.version == ip.version)
+
+
+def media_policy(allowed: list[str]) -> AddressPolicy:
+    return AddressPolicy.from_list(allowed, "media_url", MediaForbidden)
+
+
+def webhook_policy(allowed: list[str]) -> AddressPolicy:
+    return AddressPolicy.from_list(allowed, "webhook_url", InvalidWebhook)
 
 
 def _address(text: str) -> Address | None:
@@ -84,7 +113,7 @@ def _is_public(ip: Address) -> bool:
 class GuardedResolver(AbstractResolver):
     """DNS that answers only with the addresses the policy allows, else refuses the host."""
 
-    def __init__(self, policy: MediaPolicy, inner: AbstractResolver | None = None) -> None:
+    def __init__(self, policy: AddressPolicy, inner: AbstractResolver | None = None) -> None:
         self._policy = policy
         self._inner = inner or DefaultResolver()
 
@@ -94,23 +123,59 @@ class GuardedResolver(AbstractResolver):
         answers = await self._inner.resolve(host, port, family)
         allowed = [a for a in answers if self._policy.allows(host, a["host"])]
         if not allowed:
-            raise MediaForbidden(_refusal(host, [a["host"] for a in answers]))
+            raise self._policy.refusal(host)
         return allowed
 
     async def close(self) -> None:
         await self._inner.close()
 
 
-def _refusal(host: str, addresses: list[str]) -> str:
-    shown = ", ".join(sorted(set(addresses))[:4])
-    return f"media_url's host {host} is a private or reserved address ({shown}), which this service does not fetch"
-
-
-def check_literal(url: URL, policy: MediaPolicy) -> None:
+def check_literal(url: URL, policy: AddressPolicy) -> None:
     """aiohttp does not resolve an IP-literal host, so the resolver never sees it: check it here."""
     host = url.host or ""
     if _address(host) is not None and not policy.allows(host, host):
-        raise MediaForbidden(_refusal(host, [host]))
+        raise policy.refusal(host)
+
+
+def parse_url(text: str, policy: AddressPolicy) -> URL:
+    """`text` as an absolute http(s) URL with a host, no credentials, a valid port: else policy's error."""
+    name = policy.field
+    if len(text) > MAX_URL_CHARS:
+        raise policy.error(f"{name} is longer than {MAX_URL_CHARS} characters")
+    try:
+        url = URL(text)
+        port = url.port  # an out-of-range port raises only when read
+    except (ValueError, TypeError) as exc:
+        raise policy.error(f"{name} is not a valid URL: {exc}") from exc
+    if url.scheme not in ("http", "https"):
+        raise policy.error(f"{name} must be an http(s) URL, not {url.scheme or 'a relative'}: one")
+    if not url.host:
+        raise policy.error(f"{name} has no host")
+    if url.user is not None or url.password is not None:
+        raise policy.error(f"{name} must not carry a user or password; sign with LONGSCRIBE_WEBHOOK_SECRET instead")
+    if port is not None and not 0 < port < 65536:
+        raise policy.error(f"{name}'s port {port} is not a port")
+    return url
+
+
+async def check_url(text: str, policy: AddressPolicy) -> URL:
+    """Parse `text` and resolve its host now: refused (policy's error) unless an address it has is allowed.
+
+    Delivery checks again at connect time (the address may change); this makes a bad URL a 422 at once."""
+    url = parse_url(text, policy)
+    host = url.host or ""
+    check_literal(url, policy)
+    if _address(host) is not None:
+        return url
+    resolver = GuardedResolver(policy)
+    try:
+        async with asyncio.timeout(RESOLVE_TIMEOUT_S):
+            await resolver.resolve(host, url.port or 0, socket.AF_UNSPEC)
+    except (OSError, TimeoutError) as exc:
+        raise policy.error(f"{policy.field}'s host {host} does not resolve") from exc
+    finally:
+        await resolver.close()
+    return url
 
 
 # FFmpeg often reads a few bytes and hangs up (a header, then a seek). Socket
@@ -125,8 +190,8 @@ def _small_buffer_socket(addr_info: Any) -> socket.socket:
     return sock
 
 
-def session(policy: MediaPolicy) -> aiohttp.ClientSession:
-    """The only HTTP client that touches media URLs."""
+def session(policy: AddressPolicy) -> aiohttp.ClientSession:
+    """An HTTP client whose every connection the policy allows: one for media, one for webhooks."""
     connector = aiohttp.TCPConnector(
         resolver=GuardedResolver(policy), ttl_dns_cache=10, limit=64, socket_factory=_small_buffer_socket
     )
@@ -136,7 +201,7 @@ def session(policy: MediaPolicy) -> aiohttp.ClientSession:
 async def get(
     client: aiohttp.ClientSession,
     url: str,
-    policy: MediaPolicy,
+    policy: AddressPolicy,
     max_redirects: int,
     headers: dict[str, str],
     timeout: aiohttp.ClientTimeout,

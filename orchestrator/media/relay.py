@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
 import socket
 from collections.abc import AsyncIterator, Iterator
@@ -55,7 +56,7 @@ class Source:
 @dataclass
 class MediaRelay:
     client: aiohttp.ClientSession
-    policy: guard.MediaPolicy
+    policy: guard.AddressPolicy
     max_redirects: int
     retries: int  # resumed reads allowed per FFmpeg request
     timeout_s: float  # connect and per-read limit towards the media server
@@ -81,6 +82,9 @@ class MediaRelay:
             return await guard.get(self.client, url, self.policy, self.max_redirects, headers, timeout)
         except aiohttp.ClientConnectorDNSError as exc:
             raise MediaHostNotFound(f"media_url's host does not resolve: {exc.host}") from exc
+        except aiohttp.ClientConnectorError as exc:  # its text holds the address it tried: not the caller's to see
+            reason = os.strerror(exc.os_error.errno) if exc.os_error.errno else "the connection failed"
+            raise MediaUnreachable(f"media_url's host {exc.host} could not be reached: {reason}") from exc
         except aiohttp.InvalidURL as exc:
             raise MediaUnreachable(f"media_url is not a valid URL: {exc}") from exc
         except TimeoutError as exc:
@@ -195,7 +199,7 @@ def _range_headers(first: int, last: int | None) -> dict[str, str]:
 @contextlib.asynccontextmanager
 async def relaying(
     client: aiohttp.ClientSession,
-    policy: guard.MediaPolicy,
+    policy: guard.AddressPolicy,
     max_redirects: int,
     retries: int,
     timeout_s: float,

@@ -36,7 +36,11 @@ SECRET = "webhook-secret-5d1"
 async def jobs_api(triton_grpc_url: str, redis_server: str) -> AsyncIterator[str]:
     redis_url = await fresh_database(redis_server)  # its own fleet: other tests' workers sign nothing
     settings = Settings(
-        triton_grpc_urls=[triton_grpc_url], allowed_media_hosts=LOOPBACK, webhook_secret=SECRET, redis_url=redis_url
+        triton_grpc_urls=[triton_grpc_url],
+        allowed_media_hosts=LOOPBACK,
+        allowed_webhook_hosts=LOOPBACK,  # the receivers run here too; test_webhook_check keeps the default
+        webhook_secret=SECRET,
+        redis_url=redis_url,
     )
     async with serving(create_app(settings)) as base:
         yield base

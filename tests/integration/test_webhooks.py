@@ -39,7 +39,11 @@ async def test_a_webhook_is_retried_until_the_receiver_takes_it_with_one_deliver
     receiver = web.Application()
     receiver.router.add_post("/hook", flaky)
     settings = Settings(
-        triton_grpc_urls=[triton_grpc_url], allowed_media_hosts=LOOPBACK, webhook_secret=SECRET, redis_url=redis_url
+        triton_grpc_urls=[triton_grpc_url],
+        allowed_media_hosts=LOOPBACK,
+        allowed_webhook_hosts=LOOPBACK,  # the receivers run here too; test_webhook_check keeps the default
+        webhook_secret=SECRET,
+        redis_url=redis_url,
     )
     async with (
         serving(receiver) as hook_base,

@@ -1,0 +1,282 @@
+"""Bounded input, nothing left behind: one `file` part, capped forms and JSON, every upload deleted.
+
+A real server (create_app + serving) with a stand-in transcriber, a real
+redis-server for jobs, API keys on, uploads under a temporary directory that
+must be empty once a request is answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from orchestrator.api.app import create_app
+from orchestrator.common.net import serving
+from orchestrator.errors import MediaUnreadable
+from orchestrator.schemas import MediaRequest, TranscribeOutput
+from orchestrator.settings import Settings
+
+from .test_request_validation import FAKE_OUTPUT, SEED_BODY
+
+KEY = "k-5b1e"
+AUTH = {"Authorization": f"Bearer {KEY}"}
+AUDIO = b"RIFF" + b"\0" * 4096  # never decoded: the transcriber is a stand-in
+UPLOAD_ROUTES = ["/v1/audio/transcriptions", "/v1/jobs"]
+
+
+async def instant(request: MediaRequest, *_: object) -> TranscribeOutput:
+    return FAKE_OUTPUT
+
+
+async def broken(request: MediaRequest, *_: object) -> TranscribeOutput:
+    raise MediaUnreadable("FFmpeg cannot read the media: stand-in")
+
+
+@asynccontextmanager
+async def service(settings: Settings, transcriber: Any = instant) -> AsyncIterator[tuple[aiohttp.ClientSession, str]]:
+    async with serving(create_app(settings, transcriber=transcriber)) as base, aiohttp.ClientSession() as session:
+        if settings.redis_url:
+            # redis-py 8.1 swallows a cancel that lands while a connection is set up, so a shutdown just after
+            # start can hang on the webhook sweeper's first SMEMBERS (reported to the jobs work): let it connect
+            await asyncio.sleep(0.5)
+        yield session, base
+
+
+def uploads(upload_dir: Path, redis_url: str, route: str = "/v1/jobs", **more: Any) -> Settings:
+    """Auth on, uploads under `upload_dir`; for /v1/jobs, jobs on (no worker unless asked)."""
+    jobs = {"redis_url": redis_url, "job_workers": 0} if route == "/v1/jobs" else {}
+    return Settings(api_keys=[KEY], upload_dir=upload_dir, **{**jobs, **more})
+
+
+def form(*parts: tuple[str, bytes | str, str | None]) -> aiohttp.FormData:
+    """A multipart body with the parts in order, repeated names kept: (name, value, filename)."""
+    data = aiohttp.FormData()
+    for name, value, filename in parts:
+        if filename is None:
+            data.add_field(name, value)
+        else:
+            data.add_field(name, value, filename=filename, content_type="audio/wav")
+    return data
+
+
+async def call(
+    session: aiohttp.ClientSession, url: str, data: Any = None, json_body: Any = None, headers: Any = None
+) -> tuple[int, Any]:
+    async with session.post(url, data=data, json=json_body, headers=AUTH if headers is None else headers) as response:
+        body = await response.json() if response.content_type == "application/json" else await response.text()
+        return response.status, body
+
+
+def assert_error(status: int, body: Any, wanted: int, code: str | None = None) -> None:
+    assert status == wanted, body
+    assert isinstance(body, dict) and body["error"]["message"] and body["error"]["hint"], body
+    if code is not None:
+        assert body["error"]["code"] == code, body
+
+
+async def empty_soon(directory: Path, within_s: float = 10.0) -> list[Path]:
+    """What is left in `directory` once it empties, or after `within_s`."""
+    deadline = time.monotonic() + within_s
+    while (left := list(directory.iterdir())) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    return left
+
+
+@pytest.mark.parametrize("route", UPLOAD_ROUTES)
+async def test_a_repeated_file_part_is_a_400_and_no_upload_stays_behind(
+    route: str, tmp_path: Path, redis_url: str
+) -> None:
+    async with service(uploads(tmp_path, redis_url, route)) as (session, base):
+        body = form(*[("file", AUDIO, f"part{n}.wav") for n in range(3)])
+        status, answer = await call(session, f"{base}{route}", data=body)
+    assert_error(status, answer, 400, "malformed_body")
+    assert "file" in answer["error"]["message"]
+    assert not list(tmp_path.iterdir()), "every saved part is deleted"
+
+
+async def test_a_repeated_field_the_service_reads_is_a_400(tmp_path: Path) -> None:
+    async with service(Settings(api_keys=[KEY], upload_dir=tmp_path)) as (session, base):
+        body = form(("file", AUDIO, "a.wav"), ("prompt", "one", None), ("prompt", "two", None))
+        status, answer = await call(session, f"{base}/v1/audio/transcriptions", data=body)
+        assert_error(status, answer, 400, "malformed_body")
+        assert "prompt" in answer["error"]["message"]
+        granularities = form(
+            ("file", AUDIO, "a.wav"),
+            ("response_format", "verbose_json", None),
+            ("timestamp_granularities[]", "segment", None),
+            ("timestamp_granularities[]", "word", None),
+        )
+        assert (await call(session, f"{base}/v1/audio/transcriptions", data=granularities))[0] == 200
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("route", UPLOAD_ROUTES)
+async def test_3000_form_parts_are_refused_at_once_and_leave_nothing(
+    route: str, tmp_path: Path, redis_url: str
+) -> None:
+    async with service(uploads(tmp_path, redis_url, route)) as (session, base):
+        body = form(("file", AUDIO, "a.wav"), *[(f"extra{n}", "x" * 64, None) for n in range(3000)])
+        started = time.monotonic()
+        status, answer = await call(session, f"{base}{route}", data=body)
+        took_s = time.monotonic() - started
+    assert_error(status, answer, 413, "body_too_large")
+    assert "64 parts" in answer["error"]["message"]
+    assert took_s < 10.0
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("route", UPLOAD_ROUTES)
+async def test_a_form_field_over_64_kib_is_refused_and_leaves_nothing(
+    route: str, tmp_path: Path, redis_url: str
+) -> None:
+    async with service(uploads(tmp_path, redis_url, route)) as (session, base):
+        name = "prompt" if route.endswith("transcriptions") else "params"
+        body = form(("file", AUDIO, "a.wav"), (name, "x" * (65 * 1024), None))
+        status, answer = await call(session, f"{base}{route}", data=body)
+    assert_error(status, answer, 413, "body_too_large")
+    assert name in answer["error"]["message"]
+    assert not list(tmp_path.iterdir())
+
+
+async def test_a_urlencoded_form_with_3000_fields_is_refused(tmp_path: Path) -> None:
+    async with service(Settings(api_keys=[KEY], upload_dir=tmp_path)) as (session, base):
+        fields = {"url": "https://example.com/a.mp3", **{f"extra{n}": "x" for n in range(3000)}}
+        status, answer = await call(session, f"{base}/v1/audio/transcriptions", data=fields)
+    assert_error(status, answer, 413, "body_too_large")
+
+
+NESTED = "[" * 100_000
+
+
+@pytest.mark.parametrize("route", ["/v1/transcribe", "/v1/jobs"])
+async def test_json_nested_100000_deep_is_a_400_not_a_500(route: str, tmp_path: Path, redis_url: str) -> None:
+    async with service(uploads(tmp_path, redis_url, route)) as (session, base):
+        headers = {**AUTH, "Content-Type": "application/json"}
+        status, answer = await call(session, f"{base}{route}", data=NESTED, headers=headers)
+        assert_error(status, answer, 400, "malformed_body")
+        assert "deep" in answer["error"]["message"]
+        brackets_in_a_string = json.dumps({**SEED_BODY, "params": {**SEED_BODY["params"], "prompt": NESTED[:1000]}})
+        assert (await call(session, f"{base}{route}", data=brackets_in_a_string, headers=headers))[0] in (200, 202)
+
+
+async def test_multipart_params_nested_too_deep_are_a_400_and_leave_nothing(tmp_path: Path, redis_url: str) -> None:
+    async with service(uploads(tmp_path, redis_url)) as (session, base):
+        deep = '{"prompt": ' + "[" * 5000 + "]" * 5000 + "}"
+        status, answer = await call(
+            session, f"{base}/v1/jobs", data=form(("file", AUDIO, "a.wav"), ("params", deep, None))
+        )
+    assert_error(status, answer, 400, "malformed_body")
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("route", ["/v1/transcribe", "/v1/jobs"])
+async def test_a_json_body_over_1_mib_is_a_413_in_json(route: str, tmp_path: Path, redis_url: str) -> None:
+    async with service(uploads(tmp_path, redis_url, route)) as (session, base):
+        big = {**SEED_BODY, "params": {**SEED_BODY["params"], "prompt": "x" * (2 << 20)}}
+        status, answer = await call(session, f"{base}{route}", json_body=big)
+    assert_error(status, answer, 413, "body_too_large")
+    assert "1 MiB" in answer["error"]["message"] or str(1 << 20) in answer["error"]["message"]
+
+
+RefusedCase = Callable[[aiohttp.ClientSession, str], Any]
+
+
+@pytest.mark.parametrize(
+    ("route", "parts", "extra", "headers", "wanted"),
+    [
+        ("/v1/audio/transcriptions", [("temperature", "hot", None)], {}, AUTH, 422),
+        ("/v1/audio/transcriptions", [("model", "no-such-model", None)], {}, AUTH, 404),
+        ("/v1/audio/transcriptions", [("response_format", "mp3", None)], {}, AUTH, 422),
+        ("/v1/audio/transcriptions", [], {}, {"Authorization": "Bearer wrong"}, 401),
+        ("/v1/audio/transcriptions", [], {"max_upload_bytes": 100}, AUTH, 413),
+        ("/v1/jobs", [("params", "{not json", None)], {}, AUTH, 422),
+        ("/v1/jobs", [("params", '{"colour": "red"}', None)], {}, AUTH, 422),
+        ("/v1/jobs", [("params", '{"model": "no-such-model"}', None)], {}, AUTH, 404),
+        ("/v1/jobs", [], {"max_queued_jobs": 0}, AUTH, 429),
+        ("/v1/jobs", [], {}, {"Authorization": "Bearer wrong"}, 401),
+        ("/v1/jobs", [], {"max_upload_bytes": 100}, AUTH, 413),
+    ],
+)
+async def test_a_refused_upload_leaves_nothing(
+    route: str,
+    parts: list[tuple[str, str, None]],
+    extra: dict[str, Any],
+    headers: dict[str, str],
+    wanted: int,
+    tmp_path: Path,
+    redis_url: str,
+) -> None:
+    async with service(uploads(tmp_path, redis_url, route, **extra)) as (session, base):
+        status, answer = await call(
+            session, f"{base}{route}", data=form(("file", AUDIO, "a.wav"), *parts), headers=headers
+        )
+    assert_error(status, answer, wanted)
+    assert not list(tmp_path.iterdir())
+
+
+async def test_an_upload_that_fails_to_transcribe_leaves_nothing(tmp_path: Path) -> None:
+    async with service(Settings(api_keys=[KEY], upload_dir=tmp_path), broken) as (session, base):
+        status, answer = await call(session, f"{base}/v1/audio/transcriptions", data=form(("file", AUDIO, "a.wav")))
+    assert_error(status, answer, 422, "media_unreadable")
+    assert not list(tmp_path.iterdir())
+
+
+async def test_a_client_that_hangs_up_mid_upload_leaves_nothing(tmp_path: Path, redis_url: str) -> None:
+    async with service(uploads(tmp_path, redis_url)) as (_, base):
+        host, port = base.removeprefix("http://").split(":")
+        for route in UPLOAD_ROUTES:
+            reader, writer = await asyncio.open_connection(host, int(port))
+            head = (
+                f"POST {route} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {KEY}\r\n"
+                "Content-Type: multipart/form-data; boundary=b0undary\r\nContent-Length: 100000000\r\n\r\n"
+                '--b0undary\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\n\r\n'
+            )
+            writer.write(head.encode() + b"\0" * (256 * 1024))
+            await writer.drain()
+            deadline = time.monotonic() + 10
+            while not list(tmp_path.iterdir()) and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+            assert list(tmp_path.iterdir()), "the upload was being saved"
+            writer.close()
+            await writer.wait_closed()
+            assert await empty_soon(tmp_path) == []
+
+
+async def job_files(session: aiohttp.ClientSession, base: str, tmp_path: Path) -> tuple[str, list[Path]]:
+    status, answer = await call(session, f"{base}/v1/jobs", data=form(("file", AUDIO, "a.wav")))
+    assert status == 202, answer
+    return answer["id"], list(tmp_path.iterdir())
+
+
+async def test_a_queued_upload_job_keeps_its_file_until_cancelled(tmp_path: Path, redis_url: str) -> None:
+    async with service(uploads(tmp_path, redis_url)) as (session, base):
+        job_id, saved = await job_files(session, base, tmp_path)
+        assert len(saved) == 1, "the file waits while the job is queued"
+        async with session.delete(f"{base}/v1/jobs/{job_id}", headers=AUTH) as response:
+            assert response.status == 200 and (await response.json())["status"] == "cancelled"
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(("transcriber", "status"), [(instant, "succeeded"), (broken, "failed")])
+async def test_an_upload_job_deletes_its_file_when_it_ends(
+    transcriber: Any, status: str, tmp_path: Path, redis_url: str
+) -> None:
+    async with service(uploads(tmp_path, redis_url, job_workers=1), transcriber) as (session, base):
+        job_id, _ = await job_files(session, base, tmp_path)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            async with session.get(f"{base}/v1/jobs/{job_id}", headers=AUTH) as response:
+                job = await response.json()
+            if job["status"] in ("succeeded", "failed", "cancelled"):
+                break
+            await asyncio.sleep(0.05)
+        assert job["status"] == status, job
+        assert await empty_soon(tmp_path) == []
