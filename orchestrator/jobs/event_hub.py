@@ -28,7 +28,6 @@ moves only as its entries are handed out, so no follower misses or repeats one.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections import deque
@@ -38,6 +37,7 @@ from typing import Any
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
+from orchestrator.common.tasks import cancel_all
 from orchestrator.jobs.records import JobEvent, events_key
 
 log = logging.getLogger(__name__)
@@ -128,12 +128,7 @@ class EventHub:
 
     async def close(self) -> None:
         """Stop reading, end every follower, and close the reader's connection."""
-        tasks = [*self._tasks, *self._waking]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_all([*self._tasks, *self._waking])
         self._end_all()
         await self._reader.aclose()
 

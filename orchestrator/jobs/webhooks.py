@@ -27,6 +27,7 @@ import aiohttp
 from redis.exceptions import RedisError, WatchError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
+from orchestrator.common.tasks import cancel_all
 from orchestrator.errors import JobConflict, JobNotFound, LongscribeError
 from orchestrator.jobs import transitions
 from orchestrator.jobs.records import FINISHED, WEBHOOKS, JobSpec, job_key, loads, text_hash, webhook_lease_key
@@ -118,10 +119,7 @@ class Webhooks:
 
     async def close(self) -> None:
         """Stop delivering here; what is pending stays recorded, for the next orchestrator to finish."""
-        tasks = [*self.tasks.values(), *([self.sweeper] if self.sweeper else [])]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_all([*self.tasks.values(), *([self.sweeper] if self.sweeper else [])])
 
     async def _sweep(self) -> None:
         while True:

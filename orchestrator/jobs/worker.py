@@ -34,6 +34,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from orchestrator.assemble.progress import ChunkPart, OnProgress, Progress
+from orchestrator.common.tasks import cancel_all
 from orchestrator.errors import JobNotFound, LongscribeError, UploadMissing
 from orchestrator.jobs import checkpoints
 from orchestrator.jobs.records import CANCEL_CHANNEL, GROUP, QUEUE, JobSpec, stream_entries
@@ -99,15 +100,13 @@ class Worker:
 
     async def close(self) -> None:
         """Stop taking jobs and hand the running ones back to the queue (they resume elsewhere)."""
-        for task in self.tasks:
-            task.cancel()
         running = list(self.running.values())
-        for job in running:
+        for job in running:  # cancelled once: each hands its job back, and that must not be cut short
             job.stop("handoff")
         admitting = [task for task in self.taken if all(task is not j.task for j in running)]
-        for task in admitting:  # not started yet: its lease runs out and another worker takes it
-            task.cancel()
-        await asyncio.gather(*self.tasks, *(j.task for j in running), *admitting, return_exceptions=True)
+        # not started yet: its lease runs out and another worker takes it
+        await cancel_all([*self.tasks, *admitting])
+        await asyncio.gather(*(j.task for j in running), return_exceptions=True)
 
     async def _take_jobs(self) -> None:
         free = asyncio.Semaphore(self.slots)

@@ -229,3 +229,12 @@ async def test_each_state_change_sent_again_after_a_lost_reply_does_nothing_twic
         assert all([await client.ttl(key) > 0 for key in (job_key(job_id), events_key(job_id))])
     finally:
         await client.aclose()
+
+
+async def test_a_service_stopped_the_moment_it_started_shuts_down_every_time(redis_url: str) -> None:
+    """A cancel that lands while redis-py opens a connection is swallowed; shutdown cancels until tasks end."""
+    for _ in range(20):
+        app = create_app(Settings(redis_url=redis_url, job_workers=2), transcriber=Gate())
+        async with asyncio.timeout(30):  # it hung for good before, on the webhook sweeper's first read
+            async with serving(app):
+                pass

@@ -7,6 +7,7 @@ given, never an address it resolves to.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from typing import Any
 
@@ -14,6 +15,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from orchestrator.api import auth
 from orchestrator.api.app import create_app
 from orchestrator.api.keys import JOBS
 from orchestrator.common.net import serving
@@ -138,7 +140,9 @@ async def test_a_stored_webhook_the_guard_refuses_is_given_up_at_once_not_retrie
     """A job accepted before the submit check (or by another version) with a malformed webhook_url."""
     app = create_app(Settings(api_keys=[KEY], redis_url=redis_url, job_workers=1), transcriber=instant)
     async with serving(app) as base, aiohttp.ClientSession() as session:
-        spec = JobSpec(request=TranscribeRequest(media_url="https://example.com/a.mp3"), webhook_url="http://[::1")
+        owner = auth.key_id(hashlib.sha256(KEY.encode()).digest())  # the key's job, which it may then read
+        request = TranscribeRequest(media_url="https://example.com/a.mp3")
+        spec = JobSpec(request=request, webhook_url="http://[::1", owner=owner)
         job_id = await app[JOBS].submit(spec)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
