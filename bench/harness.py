@@ -49,13 +49,30 @@ def save_results(path: Path, payload: Any) -> None:
     print(f"\nwritten to {path}")
 
 
-def serve_command(port: int) -> list[str]:
-    """`longscribe serve` on `port`, its managed Triton on free ports: the service as a user runs it."""
+BENCH_KEY = "bench-key"  # the soak runs keyed, as a shared service does: LONGSCRIBE_API_KEYS names it
+BENCH_AUTH = {"Authorization": f"Bearer {BENCH_KEY}"}
+
+
+def serve_command(port: int, keyed: bool = False) -> list[str]:
+    """`longscribe serve` on `port`, its managed Triton on free ports: the service as a user runs it.
+
+    `keyed`: the caller puts BENCH_KEY in LONGSCRIBE_API_KEYS and sends BENCH_AUTH; otherwise without auth,
+    said so (the speed and memory benchmarks measure the pipeline, not the keys)."""
     return [
-        sys.executable, "-m", "orchestrator.cli", "serve", "--no-auth", "--port", str(port),
+        sys.executable, "-m", "orchestrator.cli", "serve", *([] if keyed else ["--no-auth"]), "--port", str(port),
         "--triton-http-port", str(free_port()), "--triton-grpc-port", str(free_port()),
         "--triton-metrics-port", str(free_port()),
     ]  # fmt: skip
+
+
+def keyed_env(**more: str) -> dict[str, str]:
+    """The environment of a keyed `serve`: this one, BENCH_KEY as its only key, media from loopback allowed."""
+    return {
+        **os.environ,
+        "LONGSCRIBE_API_KEYS": json.dumps([BENCH_KEY]),
+        "LONGSCRIBE_ALLOWED_MEDIA_HOSTS": '["127.0.0.0/8"]',
+        **more,
+    }
 
 
 def threads() -> int:

@@ -36,7 +36,7 @@ from orchestrator.common.net import free_port, serving, wait_until_ready
 from tests.corpus import long_form_recording, speech_dir
 
 from . import soak_followers
-from .harness import save_results, serve_command
+from .harness import BENCH_AUTH, keyed_env, save_results, serve_command
 from .memory import descendants, pss_bytes
 
 RESULTS = Path(__file__).resolve().parent / "results" / "soak.json"
@@ -62,7 +62,9 @@ def footprint(root: int) -> dict[str, float]:
 
 
 def clients_session() -> aiohttp.ClientSession:
-    return aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=600), connector=aiohttp.TCPConnector(limit=0))
+    return aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=600), connector=aiohttp.TCPConnector(limit=0), headers=BENCH_AUTH
+    )
 
 
 async def client(session: aiohttp.ClientSession, url: str, body: dict[str, Any], until: float) -> list[str]:
@@ -86,9 +88,9 @@ async def run(clients: int, seconds: float, long_clients: int, rounds: int, work
     shutil.copy(speech_dir() / "jfk.flac", work / "short.flac")
     long_form_recording(work / "long.wav")
     port = free_port()
-    command = serve_command(port)
-    env = {**os.environ, "LONGSCRIBE_ALLOWED_MEDIA_HOSTS": '["127.0.0.0/8"]'}
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        serve_command(port, keyed=True), env=keyed_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     api = f"http://127.0.0.1:{port}/v1/transcribe"
     try:
         await wait_until_ready(f"http://127.0.0.1:{port}/readyz", proc.poll, 300.0, "longscribe serve")
