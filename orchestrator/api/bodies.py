@@ -27,6 +27,7 @@ from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from orchestrator.errors import BodyTooLarge, InvalidRequest, MalformedBody, UploadTooLarge
+from orchestrator.jobs import uploads
 from orchestrator.schemas import UploadedMedia
 from orchestrator.settings import Settings
 
@@ -158,7 +159,7 @@ async def _field(part: BodyPartReader, max_bytes: int) -> str:
 
 async def _save(part: BodyPartReader, upload_dir: Path | None, max_bytes: int) -> Path:
     suffix = Path(part.filename or "").suffix[:16]  # FFmpeg probes content, the suffix only helps
-    handle, name = tempfile.mkstemp(prefix="longscribe-upload-", suffix=suffix, dir=upload_dir)
+    handle, name = tempfile.mkstemp(prefix=uploads.PREFIX, suffix=suffix, dir=upload_dir)
     path, size = Path(name), 0
     try:
         with os.fdopen(handle, "wb") as out:

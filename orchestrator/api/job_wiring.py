@@ -9,6 +9,7 @@ before the Redis client does.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -20,8 +21,9 @@ from redis.exceptions import BusyLoadingError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from orchestrator.api.keys import EVENT_HUB, JOBS, SETTINGS, WEBHOOK_CLIENT, WEBHOOKS, WORKER
-from orchestrator.jobs import webhooks
+from orchestrator.api.keys import EVENT_HUB, JOBS, SETTINGS, UPLOAD_SWEEP, WEBHOOK_CLIENT, WEBHOOKS, WORKER
+from orchestrator.common.tasks import cancel_all
+from orchestrator.jobs import uploads, webhooks
 from orchestrator.jobs.event_hub import EventHub
 from orchestrator.jobs.store import JobStore
 from orchestrator.jobs.worker import Run, Worker, ensure_group
@@ -105,6 +107,12 @@ async def _start(app: web.Application) -> None:
     """After every cleanup context: a job taken now finds the pipeline ready."""
     await app[WORKER].start()
     app[WEBHOOKS].start()
+    settings = app[SETTINGS]
+    # a file untouched longer than any request may run, and named by no unfinished job, is left behind
+    idle_s = settings.request_timeout_sec + uploads.SLACK_S
+    app[UPLOAD_SWEEP] = asyncio.create_task(
+        uploads.sweep_forever(app[JOBS], uploads.upload_dir(settings.upload_dir), idle_s)
+    )
 
 
 async def _stop(app: web.Application) -> None:
@@ -112,6 +120,8 @@ async def _stop(app: web.Application) -> None:
     app[JOBS].closing.set()
     await app[WORKER].close()
     await app[WEBHOOKS].close()
+    sweep: asyncio.Task[None] = app[UPLOAD_SWEEP]
+    await cancel_all([sweep])
 
 
 async def _webhook_client_ctx(app: web.Application) -> AsyncIterator[None]:

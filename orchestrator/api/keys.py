@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
 from aiohttp import web
 
@@ -27,6 +29,7 @@ RESOLVE: web.AppKey[discovery.Resolve] = web.AppKey("resolve")
 METRICS = web.AppKey("metrics", Metrics)
 JOBS = web.AppKey("jobs", JobStore)  # absent when the service runs without Redis
 WORKER = web.AppKey("worker", Worker)
+UPLOAD_SWEEP: web.AppKey[asyncio.Task[None]] = web.AppKey("upload_sweep")  # uploads nobody will delete any more
 EVENT_HUB = web.AppKey("event_hub", EventHub)  # the process's one reader of job event streams
 WEBHOOKS = web.AppKey("webhooks", Webhooks)
 MEDIA_CLIENT: web.AppKey[tuple[aiohttp.ClientSession, guard.AddressPolicy]] = web.AppKey("media_client")

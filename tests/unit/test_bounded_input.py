@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -19,8 +20,11 @@ import aiohttp
 import pytest
 
 from orchestrator.api.app import create_app
+from orchestrator.api.job_wiring import connect
 from orchestrator.common.net import serving
 from orchestrator.errors import MediaUnreadable
+from orchestrator.jobs import uploads as left_behind
+from orchestrator.jobs.store import JobStore
 from orchestrator.schemas import MediaRequest, TranscribeOutput
 from orchestrator.settings import Settings
 
@@ -43,10 +47,6 @@ async def broken(request: MediaRequest, *_: object) -> TranscribeOutput:
 @asynccontextmanager
 async def service(settings: Settings, transcriber: Any = instant) -> AsyncIterator[tuple[aiohttp.ClientSession, str]]:
     async with serving(create_app(settings, transcriber=transcriber)) as base, aiohttp.ClientSession() as session:
-        if settings.redis_url:
-            # redis-py 8.1 swallows a cancel that lands while a connection is set up, so a shutdown just after
-            # start can hang on the webhook sweeper's first SMEMBERS (reported to the jobs work): let it connect
-            await asyncio.sleep(0.5)
         yield session, base
 
 
@@ -280,3 +280,28 @@ async def test_an_upload_job_deletes_its_file_when_it_ends(
             await asyncio.sleep(0.05)
         assert job["status"] == status, job
         assert await empty_soon(tmp_path) == []
+
+
+async def test_upload_files_left_behind_are_swept_and_those_a_job_still_needs_are_kept(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """A process killed mid-request, or a queued job whose record Redis lost: only the sweep deletes its file."""
+    settings = uploads(tmp_path, redis_url)
+    async with service(settings) as (session, base):
+        _, [queued] = await job_files(session, base, tmp_path)
+    orphan = tmp_path / f"{left_behind.PREFIX}killed-mid-request.wav"
+    arriving = tmp_path / f"{left_behind.PREFIX}still-arriving.wav"
+    theirs = tmp_path / "not-an-upload.wav"
+    for path in (orphan, arriving, theirs):
+        path.write_bytes(AUDIO)
+    hours_ago = time.time() - 3 * 3600
+    for path in (orphan, queued, theirs):
+        os.utime(path, (hours_ago, hours_ago))
+    store = JobStore(connect(settings), settings.job_ttl_sec, settings.max_queued_jobs, settings.retry_after_sec)
+    try:
+        deleted = await left_behind.sweep(store, tmp_path, older_than_s=3600)
+    finally:
+        await store.client.aclose()
+    assert deleted == [orphan]
+    assert queued.exists(), "a queued job's file, however old, waits for its job"
+    assert arriving.exists() and theirs.exists()
