@@ -25,6 +25,9 @@ from orchestrator.jobs.records import ACTIVE, QUEUE, QUEUED, JobSpec, events_key
 #       job id, spec JSON, created (epoch s), the `queued` event's data
 # -> {"ok", 0} or {"fleet" | "owner", the count that is full}
 SUBMIT_LUA = """
+if ARGV[1] == 'submit' and redis.call('EXISTS', KEYS[4]) == 1 then
+  return {'ok', 0}  -- sent again after a lost reply: it is in, once
+end
 local waiting = redis.call('SCARD', KEYS[1])
 if waiting >= tonumber(ARGV[2]) then
   return {'fleet', waiting}

@@ -8,9 +8,11 @@ forever) and that the entry is still pending at this consumer (another worker
 may have taken the job over). Each can be sent again after a lost reply
 (redis-py retries a command when the connection drops) without doing
 anything twice: admission is keyed on the run, progress on its sequence
-number, the end and the hand-back on the job's status and the lease. Every
-key a script writes gets the job's expiry: a running job's keys are renewed
-with its lease, so nothing of a job lives forever.
+number, the end and the hand-back on the job's status and the lease. A job
+lives until it ends, queued or running, however long that takes (a dead
+worker's job may wait hours for a free slot); its end gives all its keys the
+expiry, and a job whose hash Redis lost is dropped from every set that
+counts it, so nothing of an ended or lost job lives forever.
 
 Outcomes, as the scripts answer them:
     ok        done (or had been done by this very call, sent again)
@@ -89,6 +91,18 @@ end
 local function expire_all()
   for i = 1, 4 do redis.call('EXPIRE', KEYS[i], tonumber(ARGV[2])) end
 end
+-- a job lives until it ends, however long it waits or runs (a dead worker's job may wait for a free
+-- slot for hours): only an ended job's record expires
+local function persist_all()
+  for i = 1, 4 do redis.call('PERSIST', KEYS[i]) end
+end
+local function forget()
+  -- the job's record is gone (lost by Redis, or expired): nothing of it may stay counted
+  drop_entry()
+  redis.call('SREM', KEYS[6], ARGV[1])
+  redis.call('SREM', KEYS[7], ARGV[1])
+  redis.call('SREM', KEYS[8], ARGV[1])
+end
 local function event(name, data)
   redis.call('XADD', KEYS[2], '*', 'event', name, 'data', data)
 end
@@ -96,10 +110,12 @@ end
 
 # ARGV 6 worker name, 7 now, 8 max attempts
 ADMIT = """
-if redis.call('EXISTS', KEYS[1]) == 0 then drop_entry() return 'gone' end
+if redis.call('EXISTS', KEYS[1]) == 0 then forget() return 'gone' end
 local status = redis.call('HGET', KEYS[1], 'status')
 if finished(status) then drop_entry() return 'finished' end
 if not owned() then return 'lost' end
+-- the lease starts now: an admission slower than a lease must not look stale, to us or anyone
+redis.call('XCLAIM', KEYS[5], ARGV[3], ARGV[5], 0, ARGV[4], 'JUSTID')
 local run = ARGV[4] .. '/' .. ARGV[5]
 if status == 'running' and redis.call('HGET', KEYS[1], 'run') == run then return 'ok' end
 if redis.call('HGET', KEYS[1], 'cancel') then return 'cancel' end
@@ -108,7 +124,7 @@ redis.call('HSET', KEYS[1], 'status', 'running', 'worker', ARGV[6], 'started', A
 redis.call('SREM', KEYS[6], ARGV[1])
 redis.call('SREM', KEYS[7], ARGV[1])
 event('status', '{"status": "running"}')
-expire_all()
+persist_all()
 return 'ok'
 """
 
@@ -120,7 +136,7 @@ if not owned() then return 'lost' end
 if tonumber(redis.call('HGET', KEYS[1], 'reported') or '0') >= tonumber(ARGV[6]) then return 'ok' end
 redis.call('HSET', KEYS[1], 'progress', ARGV[7], 'reported', ARGV[6])
 event('chunk', ARGV[8])
-expire_all()
+persist_all()
 return 'ok'
 """
 
@@ -129,7 +145,7 @@ CHECKPOINT = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 'gone' end
 if not owned() then return 'lost' end
 redis.call('HSET', KEYS[3], ARGV[6], ARGV[7])
-expire_all()
+persist_all()
 return 'ok'
 """
 
@@ -138,7 +154,7 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return 'gone' end
 if finished(redis.call('HGET', KEYS[1], 'status')) then return 'finished' end
 if not owned() then return 'lost' end
 redis.call('XCLAIM', KEYS[5], ARGV[3], ARGV[5], 0, ARGV[4], 'JUSTID')
-expire_all()
+persist_all()
 if redis.call('HGET', KEYS[1], 'cancel') then return 'cancel' end
 return 'ok'
 """
@@ -154,9 +170,7 @@ redis.call('SADD', KEYS[7], ARGV[1])
 redis.call('XADD', KEYS[5], '*', 'job', ARGV[1])
 drop_entry()
 event('status', '{"status": "queued"}')
--- queued again, it lives until a worker takes it, as a new job does: an expiry set while it ran
--- would drop it from a long queue
-for i = 1, 4 do redis.call('PERSIST', KEYS[i]) end
+persist_all()
 return 'ok'
 """
 

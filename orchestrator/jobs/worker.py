@@ -28,6 +28,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from pydantic import ValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ReadOnlyError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -65,9 +66,10 @@ class Running:
     entry_id: str
     task: asyncio.Task[None]
     reason: StopReason | None = None
+    ending: bool = False  # its run is over and its end is being written: nothing may cut that short
 
     def stop(self, reason: StopReason) -> None:
-        if self.reason is None:
+        if self.reason is None and not self.ending:
             self.reason = reason
             self.task.cancel()
 
@@ -87,6 +89,7 @@ class Worker:
     running: dict[str, Running] = field(default_factory=dict)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     taken: set[asyncio.Task[None]] = field(default_factory=set)  # every job task, from admission to its end
+    held: set[str] = field(default_factory=set)  # queue entries this worker admits or runs: never its takeovers
     claim_from: str = "-"  # where the next look for stale entries starts in the queue's pending list
 
     def __post_init__(self) -> None:
@@ -152,11 +155,11 @@ class Worker:
         client, lease_ms = self.store.client, int(self.lease_s * 1000)
         idle = await client.xpending_range(QUEUE, GROUP, self.claim_from, "+", TAKEOVER_SCAN, idle=lease_ms)
         self.claim_from = "(" + str(idle[-1]["message_id"]) if len(idle) == TAKEOVER_SCAN else "-"
-        ours = {job.entry_id for job in self.running.values()}
+        ours = self.held  # idle while Redis did not answer our renewals, or admitted slowly: still ours
         for candidate in idle:
             entry_id = str(candidate["message_id"])
             if entry_id in ours:
-                continue  # ours, idle while Redis did not answer our renewals: still running here
+                continue
             claimed = await client.xclaim(QUEUE, GROUP, self.consumer, lease_ms, [entry_id])  # still idle: ours
             for claimed_id, fields in stream_entries([(QUEUE, claimed)]):
                 if fields:
@@ -179,6 +182,7 @@ class Worker:
 
     async def _run(self, entry_id: str, job_id: str) -> None:
         """Run one job from the queue to its end (or hand it back), recording each step."""
+        self.held.add(entry_id)
         try:
             admitted = await self._admit(entry_id, job_id)
             if admitted is not None:
@@ -187,6 +191,8 @@ class Worker:
             log.warning("job %s: Redis failed: %s", job_id, exc)
         except Exception:
             log.exception("job %s: the worker failed", job_id)
+        finally:
+            self.held.discard(entry_id)
 
     async def _admit(self, entry_id: str, job_id: str) -> tuple[Lease, JobSpec] | None:
         """The job marked running here, with its spec; None when it must not run (ended, or not ours)."""
@@ -194,6 +200,12 @@ class Worker:
             spec: JobSpec | None = await self.store.spec(job_id)
         except JobNotFound:
             spec = None  # expired while it waited, or lost by Redis: admit drops its entry
+        except ValidationError as exc:  # written by another version, or damaged: it can never run
+            log.error("job %s: its spec cannot be read: %s", job_id, exc)
+            unreadable = LongscribeError("the job's record cannot be read by this version of the service")
+            await self._retried(self.outage_s, self.store.finish, Lease(job_id, entry_id, self.consumer, ""),
+                                "failed", unreadable)  # fmt: skip
+            return None
         lease = Lease(job_id, entry_id, self.consumer, spec.owner if spec else "")
         if spec is not None and isinstance(spec.request, UploadRequest) and not spec.request.upload.path.is_file():
             missing = UploadMissing(f"the uploaded {spec.request.upload.filename or 'file'} is not on {self.name}")
@@ -228,7 +240,12 @@ class Worker:
         self.running[job_id] = job
         renew = asyncio.create_task(self._renew(job, lease))
         try:
-            output = await self.run(spec.request, lambda p: reports.put_nowait((_progress(p, saved), _added(p))), saved)
+            try:
+                output = await self.run(
+                    spec.request, lambda p: reports.put_nowait((_progress(p, saved), _added(p))), saved
+                )
+            finally:  # a cancel or hand-back landing after the run must not throw away what it made
+                job.ending = job.reason is None
         except asyncio.CancelledError:
             await _settle(writer, reports, drain=job.reason == "cancel")
             if job.reason == "cancel":

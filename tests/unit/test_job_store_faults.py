@@ -18,10 +18,21 @@ from orchestrator.api.app import create_app
 from orchestrator.api.keys import WORKER
 from orchestrator.assemble.progress import OnProgress, Progress
 from orchestrator.common.net import serving
-from orchestrator.jobs.records import ACTIVE, GROUP, QUEUE, QUEUED, WEBHOOKS, JobSpec, events_key, job_key
+from orchestrator.jobs import submission
+from orchestrator.jobs.records import (
+    ACTIVE,
+    GROUP,
+    QUEUE,
+    QUEUED,
+    WEBHOOKS,
+    JobSpec,
+    events_key,
+    job_key,
+    owner_queued_key,
+)
 from orchestrator.jobs.store import JobStore
 from orchestrator.jobs.transitions import Lease
-from orchestrator.jobs.worker import ensure_group
+from orchestrator.jobs.worker import Running, ensure_group
 from orchestrator.pipeline import Checkpoints
 from orchestrator.schemas import MediaRequest, TranscribeOutput, TranscribeRequest
 from orchestrator.settings import Settings
@@ -238,3 +249,104 @@ async def test_a_service_stopped_the_moment_it_started_shuts_down_every_time(red
         async with asyncio.timeout(30):  # it hung for good before, on the webhook sweeper's first read
             async with serving(app):
                 pass
+
+
+async def test_a_submit_sent_again_after_a_lost_reply_queues_the_job_once(redis_url: str) -> None:
+    """Two queue entries would have let two workers run the job at once; at a full queue the resend
+    would have answered 429 for a job that exists."""
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    limits = submission.QueueLimits(fleet=1, per_owner=1, retry_after_s=1)
+    spec = JobSpec(request=TranscribeRequest(**body("once")), owner="tenant")
+    try:
+        for _ in range(2):  # the same EVALSHA, as redis-py's Retry sends it
+            await submission._run(client, "submit", spec.owner, limits, "job-once", spec.model_dump_json())
+        assert await client.xlen(QUEUE) == 1
+        assert [f["event"] for _, f in await client.xrange(events_key("job-once"))] == ["status"]
+    finally:
+        await client.aclose()
+
+
+async def test_a_job_keeps_no_expiry_while_it_waits_or_runs_and_gets_one_when_it_ends(redis_url: str) -> None:
+    """A dead worker's job may wait hours for a free slot elsewhere: its record must still be there."""
+    gate = Gate()
+    raw = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        async with service(redis_url, gate, job_workers=1, job_ttl_sec=60) as (http, _):
+            job_id = await submit(http, "block")
+
+            async def running() -> bool:
+                return await status(http, job_id) == "running"
+
+            await until(running, 30, "the job running")
+            assert await raw.ttl(job_key(job_id)) == -1 and await raw.ttl(events_key(job_id)) == -1
+            gate.release.set()
+
+            async def ended() -> bool:
+                return await status(http, job_id) == "succeeded"
+
+            await until(ended, 30, "the job ended")
+            assert 0 < await raw.ttl(job_key(job_id)) <= 60
+    finally:
+        gate.release.set()
+        await raw.aclose()
+
+
+async def test_admitting_a_job_whose_record_redis_lost_leaves_nothing_counting_it(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    store = JobStore(client, ttl_s=600, max_queued=10, retry_after_s=1, max_queued_per_key=3)
+    try:
+        await ensure_group(store)
+        job_id = await store.submit(JobSpec(request=TranscribeRequest(**body("lost")), owner="tenant"))
+        await client.delete(job_key(job_id))  # lost: no persistence, a failover
+        [(_, [(entry_id, _)])] = await client.xreadgroup(GROUP, "worker-1", {QUEUE: ">"}, count=1)
+        assert await store.admit(Lease(job_id, entry_id, "worker-1", "tenant"), "host:1", 5) == "gone"
+        for counted in (QUEUED, ACTIVE, owner_queued_key("tenant")):
+            assert not await client.sismember(counted, job_id), counted
+        assert await client.xlen(QUEUE) == 0
+    finally:
+        await client.aclose()
+
+
+async def test_admission_starts_the_lease_so_a_slow_one_never_looks_stale(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    store = JobStore(client, ttl_s=600, max_queued=10, retry_after_s=1)
+    try:
+        await ensure_group(store)
+        job_id = await store.submit(JobSpec(request=TranscribeRequest(**body("slow"))))
+        [(_, [(entry_id, _)])] = await client.xreadgroup(GROUP, "worker-1", {QUEUE: ">"}, count=1)
+        await asyncio.sleep(1.5)  # reading the spec, the pool's wait, a Redis stall...
+        assert await store.admit(Lease(job_id, entry_id, "worker-1"), "host:1", 5) == "ok"
+        [pending] = await client.xpending_range(QUEUE, GROUP, entry_id, entry_id, 1)
+        assert pending["time_since_delivered"] < 1000
+    finally:
+        await client.aclose()
+
+
+async def test_a_job_whose_record_this_version_cannot_read_fails_with_a_reason_not_queued_forever(
+    redis_url: str,
+) -> None:
+    raw = redis.Redis.from_url(redis_url, decode_responses=True)
+    limits = submission.QueueLimits(fleet=10, per_owner=0, retry_after_s=1)
+    try:
+        await raw.ping()
+        await submission._run(raw, "submit", "", limits, "unreadable1", '{"request": {}, "from_the_future": 1}')
+        async with service(redis_url, Gate(), job_workers=1) as (http, _):
+
+            async def failed() -> bool:
+                return await status(http, "unreadable1") == "failed"
+
+            await until(failed, 30, "the unreadable job failed")
+            assert "cannot be read" in (await http.get("/v1/jobs/unreadable1")).json()["error"]["message"]
+        assert not await raw.sismember(QUEUED, "unreadable1") and await raw.xlen(QUEUE) == 0
+    finally:
+        await raw.aclose()
+
+
+async def test_a_cancel_or_hand_back_landing_after_the_run_ended_does_not_cut_its_end_short() -> None:
+    """Its transcript is being written: a DELETE or SIGTERM now would have thrown it away to be redone."""
+    writing_the_end = asyncio.create_task(asyncio.sleep(0.2))
+    job = Running("job", "0-1", writing_the_end, ending=True)
+    job.stop("handoff")
+    job.stop("cancel")
+    await writing_the_end
+    assert job.reason is None and not writing_the_end.cancelled()
