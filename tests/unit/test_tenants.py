@@ -272,3 +272,15 @@ async def test_an_uploaded_job_is_its_keys_and_a_full_key_is_refused_before_its_
         assert status == 429 and "max_queued_jobs_per_key" in refused["error"]["message"]
         assert len(list(tmp_path.iterdir())) == 1, "only the accepted job's upload is kept"
         assert (await upload(session, base, KEY_B))[0] == 202
+
+
+@pytest.mark.parametrize(
+    ("setting", "env"),
+    [("LONGSCRIBE_API_KEYS", '[""]'), ("LONGSCRIBE_API_KEYS", '["", "  "]'), ("LONGSCRIBE_ADMIN_API_KEYS", '[""]')],
+)
+def test_a_key_list_of_blanks_refuses_to_start_rather_than_turning_auth_off(
+    setting: str, env: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(setting, env)  # a template whose secret was never filled in
+    with pytest.raises(KeysMisconfigured, match=setting):
+        create_app(Settings(), transcriber=instant)
