@@ -284,3 +284,21 @@ def test_a_key_list_of_blanks_refuses_to_start_rather_than_turning_auth_off(
     monkeypatch.setenv(setting, env)  # a template whose secret was never filled in
     with pytest.raises(KeysMisconfigured, match=setting):
         create_app(Settings(), transcriber=instant)
+
+
+async def test_a_job_id_with_a_key_suffix_is_the_unknown_id_404_on_every_route(redis_url: str) -> None:
+    async with service(keyed(redis_url, job_workers=1, allowed_webhook_hosts=LOOPBACK)) as (session, base):
+        # A's job runs to its end, so its :result key exists too; B must not learn that from a 503
+        job_id = (await submit(session, base, KEY_A))[1]["id"]
+        for _ in range(200):
+            if (await call(session, "GET", f"{base}/v1/jobs/{job_id}", KEY_A))[1]["status"] == "succeeded":
+                break
+            await asyncio.sleep(0.05)
+        for suffix in (":events", ":result", ":chunks", ":spec"):
+            probe = job_id + suffix
+            for method, tail in ROUTES:
+                for key in (KEY_B, KEY_A):
+                    unknown = await call(session, method, f"{base}/v1/jobs/{UNKNOWN}{tail}", key)
+                    theirs = await call(session, method, f"{base}/v1/jobs/{probe}{tail}", key)
+                    assert unknown[0] == theirs[0] == 404, (suffix, method, tail, theirs)
+                    assert json.dumps(theirs[1]) == json.dumps(unknown[1]).replace(UNKNOWN, probe), "the same body"
