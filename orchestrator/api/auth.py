@@ -72,6 +72,8 @@ class Keyring:
 
 def load(settings: Settings) -> Keyring:
     """The keyring the settings describe; KeysMisconfigured when they cannot be used as stated."""
+    _not_all_blank(settings.api_keys or [], "LONGSCRIBE_API_KEYS")
+    _not_all_blank(settings.admin_api_keys, "LONGSCRIBE_ADMIN_API_KEYS")
     users = [*(settings.api_keys or []), *_file_keys(settings.api_keys_file, "LONGSCRIBE_API_KEYS_FILE")]
     admins = [*settings.admin_api_keys, *_file_keys(settings.admin_api_keys_file, "LONGSCRIBE_ADMIN_API_KEYS_FILE")]
     users, admins = [k.strip() for k in users if k.strip()], [k.strip() for k in admins if k.strip()]
@@ -84,6 +86,15 @@ def load(settings: Settings) -> Keyring:
     digests.update({_digest(k): True for k in admins})  # a key in both lists is an admin
     stated = settings.no_auth or settings.api_keys is not None
     return Keyring(tuple(digests.items()), configured=stated)
+
+
+def _not_all_blank(keys: list[str], setting: str) -> None:
+    """A list of keys that are all blank is a template whose secret was never filled in, not auth off."""
+    if keys and not any(k.strip() for k in keys):
+        raise KeysMisconfigured(
+            f"{setting} lists only blank keys (an unset secret?); give real keys, or run without auth on "
+            f'purpose with `longscribe serve --no-auth` or {setting}="" or []'
+        )
 
 
 def _file_keys(path: Path | None, setting: str) -> list[str]:

@@ -35,8 +35,10 @@ MAX_JSON_DEPTH = 32  # a request is 3 levels deep (body, params, a list); room t
 ON_LOOP_CHARS = 64 * 1024  # a JSON body up to this is checked and parsed on the loop (well under a millisecond)
 READ_BYTES = 1 << 20  # an upload is written in pieces of this size
 REPEATABLE = frozenset({"timestamp_granularities[]", "timestamp_granularities"})  # lists, in OpenAI's form
-# a JSON string (escapes included), or one bracket: what the depth scan looks at
-_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[{]|[\]}]', re.DOTALL)
+# a JSON string (escapes included), or one bracket: what the depth scan looks at. A string left
+# unterminated runs to the end of the text (a lone `\` last included), and the quantifiers are
+# possessive: a failed string match would restart at every later `"`, quadratic in the body
+_TOKENS = re.compile(r'"(?:[^"\\]++|\\.)*+(?:"|\\?\Z)|[\[{]|[\]}]', re.DOTALL)
 
 
 def check_depth(text: str, what: str, limit: int = MAX_JSON_DEPTH) -> None:

@@ -5,6 +5,7 @@ A job is its key's: every route on one job looks it up through
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 
@@ -16,7 +17,7 @@ from orchestrator import formats
 from orchestrator.api import bodies, tenancy, transcripts
 from orchestrator.api.edge import parse_request
 from orchestrator.api.keys import CALLER, EVENT_HUB, JOBS, METRICS, SETTINGS, STREAMS, WEBHOOKS
-from orchestrator.errors import InvalidRequest, JobsUnavailable
+from orchestrator.errors import InvalidRequest, JobNotFound, JobsUnavailable
 from orchestrator.infer.catalogue import Catalogue
 from orchestrator.jobs import events as job_events_log
 from orchestrator.jobs.records import JobRequest, JobSpec
@@ -139,16 +140,16 @@ async def job_events(request: web.Request) -> web.StreamResponse:
         raise InvalidRequest(f"Last-Event-ID {last_event_id!r} is not an event id of this service")
     with request.app[STREAMS].hold(request[CALLER]):  # freed however the stream ends
         events = job_events_log.events(store, request.app[EVENT_HUB], job_id, last_event_id)
-        first = await anext(events, None)  # a job gone since is a 404, before the stream starts
         keepalive_s = request.app[SETTINGS].sse_keepalive_sec
-        async with sse_response(request, ping_interval=keepalive_s, sep="\n") as stream:
-            event = first
-            try:
-                while event is not None:
-                    await stream.send(json.dumps(event.data), id=event.id, event=event.event)
-                    event = await anext(events, None)
-            except ConnectionResetError:
-                pass  # the client left; it may come back with Last-Event-ID
-            finally:
-                await events.aclose()  # it leaves the hub now, not when collected
+        try:
+            # headers at once, before the first event: a client resuming at the newest id would otherwise
+            # get nothing, not even keep-alives, until the job's next event, and time out reading headers
+            async with sse_response(request, ping_interval=keepalive_s, sep="\n") as stream:
+                # ConnectionResetError: the client left, it may come back with Last-Event-ID;
+                # JobNotFound: the job is gone since the ownership check (expired, lost by Redis): the stream ends
+                with contextlib.suppress(ConnectionResetError, JobNotFound):
+                    async for event in events:
+                        await stream.send(json.dumps(event.data), id=event.id, event=event.event)
+        finally:
+            await events.aclose()  # it leaves the hub now, not when collected
     return stream

@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from orchestrator.api.auth import Caller
 from orchestrator.errors import JobNotFound, Overloaded
 from orchestrator.jobs.store import JobStore
+
+# a job id is secrets.token_urlsafe(12): 16 characters of this alphabet. Anything else is not looked up:
+# `<id>:events` or `<id>:result` would name a stream or string key, and Redis's WRONGTYPE (a 503) would
+# tell that the job exists, and with `:result` that it succeeded
+JOB_ID = re.compile(r"[A-Za-z0-9_-]{16}")
 
 
 def owner_of(fields: dict[str, str]) -> str:
@@ -24,6 +30,8 @@ def owner_of(fields: dict[str, str]) -> str:
 
 async def owned(store: JobStore, job_id: str, caller: Caller) -> dict[str, str]:
     """The job's hash, when `caller` may see it; JobNotFound, exactly as for an unknown id, when not."""
+    if not JOB_ID.fullmatch(job_id):
+        raise JobNotFound(f"no job {job_id!r}")
     fields = await store.fields(job_id)  # JobNotFound(f"no job {job_id!r}") for an unknown id
     if not caller.may_see(owner_of(fields)):
         raise JobNotFound(f"no job {job_id!r}")

@@ -84,7 +84,17 @@ class AddressPolicy:
         ip = _address(address)
         if ip is None:
             return False
-        return _is_public(ip) or any(ip in net for net in self.networks if net.version == ip.version)
+        if self._listed(ip):
+            return True
+        carried = _carried(ip)
+        if carried is None:
+            return False
+        if carried and all(self._listed(inner) for inner in carried):  # 64:ff9b::7f00:1 under 127.0.0.0/8
+            return True
+        return _is_public(ip) and all(_is_public(inner) for inner in carried)
+
+    def _listed(self, ip: Address) -> bool:
+        return any(ip in net for net in self.networks if net.version == ip.version)
 
 
 def media_policy(allowed: list[str]) -> AddressPolicy:
@@ -103,6 +113,30 @@ def _address(text: str) -> Address | None:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         return ip.ipv4_mapped  # ::ffff:127.0.0.1 is loopback
     return ip
+
+
+NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052's well-known prefix: the IPv4 is the last 32 bits
+NAT64_LOCAL = ipaddress.IPv6Network("64:ff9b:1::/48")  # RFC 8215: where the IPv4 sits depends on the prefix length
+SIIT = ipaddress.IPv6Network("::ffff:0:0:0/96")  # RFC 2765's IPv4-translated addresses
+COMPATIBLE = ipaddress.IPv6Network("::/96")  # deprecated IPv4-compatible addresses (:: and ::1 are judged as such)
+
+
+def _carried(ip: Address) -> tuple[ipaddress.IPv4Address, ...] | None:
+    """The IPv4 addresses an IPv6 address reaches through a translator or tunnel; None when that cannot be told.
+
+    A NAT64, 6to4 or Teredo gateway forwards to the IPv4 inside, so 64:ff9b::7f00:1 is 127.0.0.1 to
+    whoever runs one, though Python calls it global. Each carried address must be public too."""
+    if not isinstance(ip, ipaddress.IPv6Address):
+        return ()
+    if ip in NAT64_LOCAL:
+        return None  # refused unless listed: decoding it would need the operator's prefix length
+    if ip.teredo is not None:
+        return ip.teredo  # (server, client), the client's obfuscation undone
+    if ip.sixtofour is not None:
+        return (ip.sixtofour,)
+    if ip in NAT64 or ip in SIIT or (ip in COMPATIBLE and int(ip) > 1):
+        return (ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF),)
+    return ()
 
 
 def _is_public(ip: Address) -> bool:

@@ -19,10 +19,11 @@ from typing import Any
 import aiohttp
 import pytest
 
+from orchestrator.api import bodies
 from orchestrator.api.app import create_app
 from orchestrator.api.job_wiring import connect
 from orchestrator.common.net import serving
-from orchestrator.errors import MediaUnreadable
+from orchestrator.errors import MalformedBody, MediaUnreadable
 from orchestrator.jobs import uploads as left_behind
 from orchestrator.jobs.store import JobStore
 from orchestrator.schemas import MediaRequest, TranscribeOutput
@@ -305,3 +306,39 @@ async def test_upload_files_left_behind_are_swept_and_those_a_job_still_needs_ar
     assert deleted == [orphan]
     assert queued.exists(), "a queued job's file, however old, waits for its job"
     assert arriving.exists() and theirs.exists()
+
+
+UNTERMINATED = [
+    '"' + '\\"' * (32 << 10),
+    '"' + '\\"' * (512 << 10),
+    '"' + '\\"' * (32 << 10) + "\\",
+    '"a' * (512 << 10),
+]
+
+
+@pytest.mark.parametrize("text", UNTERMINATED, ids=["64KiB", "1MiB", "64KiB-trailing-backslash", "1MiB-quotes"])
+def test_the_depth_scan_of_an_unterminated_string_takes_linear_time(text: str) -> None:
+    began = time.monotonic()
+    bodies.check_depth(text, "the body")  # one unterminated string: no bracket outside it, nothing to refuse
+    assert time.monotonic() - began < 2.0  # it was 3.5 s at 32 KB and 15.9 s at 64 KB, on the event loop
+
+
+def test_the_depth_scan_still_counts_brackets_outside_strings_only() -> None:
+    with pytest.raises(MalformedBody, match="deep"):
+        bodies.check_depth(NESTED, "the body")
+    with pytest.raises(MalformedBody, match="deep"):
+        bodies.check_depth('["a\\"b", ' + "[" * 40, "the body")
+    bodies.check_depth(json.dumps({"prompt": NESTED + '"\\'}), "the body")
+    bodies.check_depth('"' + "[" * 1000, "the body")  # inside an unterminated string: the parser refuses it
+
+
+async def test_an_adversarial_multipart_params_field_is_answered_at_once(tmp_path: Path, redis_url: str) -> None:
+    async with service(uploads(tmp_path, redis_url)) as (session, base):
+        began = time.monotonic()
+        params = '"' + '\\"' * ((32 << 10) - 1)
+        status, answer = await call(
+            session, f"{base}/v1/jobs", data=form(("file", AUDIO, "a.wav"), ("params", params, None))
+        )
+        assert time.monotonic() - began < 5.0
+    assert status in (400, 413, 422), answer
+    assert not list(tmp_path.iterdir())

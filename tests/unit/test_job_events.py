@@ -133,6 +133,28 @@ async def test_an_idle_stream_gets_keep_alive_comments_and_a_bad_last_event_id_i
         stepper.step(CHUNKS)
 
 
+async def test_a_client_that_reconnects_with_the_newest_event_id_gets_headers_and_keep_alives_at_once(
+    redis_url: str,
+) -> None:
+    async with service(redis_url, sse_keepalive_sec=0.5) as (http, stepper, job_id):
+        stepper.step(1)
+        seen = await job_events(http, job_id, stop_after=3)  # queued, running, chunk 1: the newest, for now
+
+        async def reconnect() -> str:
+            headers = {"Last-Event-ID": seen[-1][0]}
+            async with http.stream("GET", f"/v1/jobs/{job_id}/events", headers=headers) as response:
+                assert response.status_code == 200
+                assert response.headers["Content-Type"].startswith("text/event-stream")
+                async for line in response.aiter_lines():
+                    if line:
+                        return line
+            return ""
+
+        # nothing new happens: the headers, then a keep-alive, must come anyway (they waited for the next event)
+        assert (await asyncio.wait_for(reconnect(), 5.0)).startswith(":")
+        stepper.step(CHUNKS - 1)
+
+
 @pytest.mark.parametrize("fmt", formats.FORMATS)
 async def test_the_transcript_streams_in_pieces_whatever_its_size(fmt: str, redis_url: str) -> None:
     async with service(redis_url, transcript_piece_bytes=64 * 1024) as (http, stepper, job_id):

@@ -21,5 +21,5 @@ async def test_job_routes_answer_503_with_retry_after_while_redis_is_down() -> N
             body = await response.json()
             assert response.status == 503 and response.headers["Retry-After"]
             assert body["error"]["code"] == "job_store_unreachable" and body["error"]["hint"]
-        async with session.get(f"{base}/v1/jobs/some-id") as response:
+        async with session.get(f"{base}/v1/jobs/some-job-id-0000") as response:
             assert response.status == 503

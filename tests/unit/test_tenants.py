@@ -5,8 +5,10 @@ refuse to start."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -272,3 +274,75 @@ async def test_an_uploaded_job_is_its_keys_and_a_full_key_is_refused_before_its_
         assert status == 429 and "max_queued_jobs_per_key" in refused["error"]["message"]
         assert len(list(tmp_path.iterdir())) == 1, "only the accepted job's upload is kept"
         assert (await upload(session, base, KEY_B))[0] == 202
+
+
+@pytest.mark.parametrize(
+    ("setting", "env"),
+    [("LONGSCRIBE_API_KEYS", '[""]'), ("LONGSCRIBE_API_KEYS", '["", "  "]'), ("LONGSCRIBE_ADMIN_API_KEYS", '[""]')],
+)
+def test_a_key_list_of_blanks_refuses_to_start_rather_than_turning_auth_off(
+    setting: str, env: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(setting, env)  # a template whose secret was never filled in
+    with pytest.raises(KeysMisconfigured, match=setting):
+        create_app(Settings(), transcriber=instant)
+
+
+async def test_a_job_id_with_a_key_suffix_is_the_unknown_id_404_on_every_route(redis_url: str) -> None:
+    async with service(keyed(redis_url, job_workers=1, allowed_webhook_hosts=LOOPBACK)) as (session, base):
+        # A's job runs to its end, so its :result key exists too; B must not learn that from a 503
+        job_id = (await submit(session, base, KEY_A))[1]["id"]
+        for _ in range(200):
+            if (await call(session, "GET", f"{base}/v1/jobs/{job_id}", KEY_A))[1]["status"] == "succeeded":
+                break
+            await asyncio.sleep(0.05)
+        for suffix in (":events", ":result", ":chunks", ":spec"):
+            probe = job_id + suffix
+            for method, tail in ROUTES:
+                for key in (KEY_B, KEY_A):
+                    unknown = await call(session, method, f"{base}/v1/jobs/{UNKNOWN}{tail}", key)
+                    theirs = await call(session, method, f"{base}/v1/jobs/{probe}{tail}", key)
+                    assert unknown[0] == theirs[0] == 404, (suffix, method, tail, theirs)
+                    assert json.dumps(theirs[1]) == json.dumps(unknown[1]).replace(UNKNOWN, probe), "the same body"
+
+
+class Stubborn:
+    """A transcriber that winds down only when released, however often it is cancelled (as a slow FFmpeg)."""
+
+    def __init__(self) -> None:
+        self.started, self.release = asyncio.Event(), asyncio.Event()
+
+    async def __call__(self, request: TranscribeRequest, *_: object) -> TranscribeOutput:
+        self.started.set()
+        while not self.release.is_set():
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.release.wait()
+        return FAKE_OUTPUT
+
+
+async def test_deletes_waiting_for_a_running_job_leave_the_redis_pool_to_everyone_else(redis_url: str) -> None:
+    stubborn = Stubborn()
+    settings = keyed(redis_url, job_workers=1, redis_max_connections=4)
+    async with serving(create_app(settings, transcriber=stubborn)) as base, aiohttp.ClientSession() as session:
+        running = (await submit(session, base, KEY_A))[1]["id"]
+        other = (await submit(session, base, KEY_B))[1]["id"]  # queued behind it: one worker
+        deletes: list[asyncio.Task[tuple[int, Any]]] = []
+        try:
+            await asyncio.wait_for(stubborn.started.wait(), 10)
+            url = f"{base}/v1/jobs/{running}"
+            deletes = [asyncio.create_task(call(session, "DELETE", url, KEY_A)) for _ in range(20)]
+            await asyncio.sleep(1.0)  # every DELETE now waits for the job to wind down
+            slowest = 0.0
+            for _ in range(5):
+                began = time.monotonic()
+                assert (await call(session, "GET", f"{base}/v1/jobs/{other}", KEY_B))[0] == 200
+                slowest = max(slowest, time.monotonic() - began)
+                await asyncio.sleep(0.2)
+            assert not any(d.done() for d in deletes), "every DELETE still waits (none refused: no connection)"
+            assert slowest < 0.5, f"a GET waited {slowest:.2f} s for a pooled connection"
+        finally:
+            stubborn.release.set()
+            answers = await asyncio.gather(*deletes)
+        assert [status for status, _ in answers] == [200] * 20
+        # each waited for the end (the stand-in swallowed the cancel and returned: it may end succeeded)
+        assert {body["status"] for _, body in answers} <= {"cancelled", "succeeded"}

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import socket
 import time
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
+from aiohttp.abc import AbstractResolver, ResolveResult
 
 from orchestrator.api import auth
 from orchestrator.api.app import create_app
@@ -153,3 +155,58 @@ async def test_a_stored_webhook_the_guard_refuses_is_given_up_at_once_not_retrie
             await asyncio.sleep(0.05)
     assert job["webhook"]["state"] == "failed" and job["webhook"]["attempts"] == 1, job
     assert "webhook_url" in job["webhook"]["last_error"]
+
+
+# IPv6 addresses that carry a private IPv4 inside them: each reaches that IPv4 through a translator or tunnel
+EMBEDDED_PRIVATE = [
+    "64:ff9b::7f00:1",  # NAT64 (well-known prefix) to 127.0.0.1
+    "64:ff9b::a9fe:a9fe",  # NAT64 to 169.254.169.254, cloud metadata
+    "64:ff9b:1::a9fe:a9fe",  # local-use NAT64: where the IPv4 sits depends on the prefix length, so refused
+    "2002:7f00:1::",  # 6to4 through 127.0.0.1
+    "2002:a00:1::1",  # 6to4 through 10.0.0.1
+    "::ffff:0:7f00:1",  # SIIT IPv4-translated
+    "::7f00:1",  # IPv4-compatible
+    "::ffff:7f00:1",  # IPv4-mapped
+    "2001:0:4136:e378:8000:63bf:f5ff:fffe",  # Teredo, client 10.64.0.1 (obfuscated, ~)
+    "2001:0:a00:1:8000:63bf:3fff:fdd2",  # Teredo, server 10.0.0.1
+]
+EMBEDDED_PUBLIC = ["64:ff9b::808:808", "2002:808:808::1", "2606:4700:4700::1111"]
+
+
+@pytest.mark.parametrize("policy", [guard.media_policy([]), guard.webhook_policy([])], ids=["media", "webhook"])
+@pytest.mark.parametrize("address", EMBEDDED_PRIVATE)
+async def test_an_ipv6_address_carrying_a_private_ipv4_is_refused(policy: guard.AddressPolicy, address: str) -> None:
+    with pytest.raises(policy.error):
+        guard.check_literal(guard.parse_url(f"http://[{address}]/a", policy), policy)
+    with pytest.raises(policy.error):  # the same, as an address a host name resolves to
+        await guard.GuardedResolver(policy, Answers(address)).resolve("media.example")
+
+
+@pytest.mark.parametrize("policy", [guard.media_policy([]), guard.webhook_policy([])], ids=["media", "webhook"])
+@pytest.mark.parametrize("address", EMBEDDED_PUBLIC)
+def test_an_ipv6_address_carrying_a_public_ipv4_is_allowed(policy: guard.AddressPolicy, address: str) -> None:
+    guard.check_literal(guard.parse_url(f"http://[{address}]/a", policy), policy)
+
+
+def test_an_allow_list_still_allows_what_it_names_in_either_form() -> None:
+    policy = guard.media_policy(["127.0.0.0/8", "64:ff9b:1::/48"])
+    for address in ("::ffff:127.0.0.1", "64:ff9b::7f00:1", "64:ff9b:1::a9fe:a9fe"):
+        assert policy.allows(address, address), address
+    assert not policy.allows("64:ff9b::a00:1", "64:ff9b::a00:1"), "10.0.0.1 is not on the list"
+
+
+class Answers(AbstractResolver):
+    """A stand-in DNS that answers every name with one address (a real resolver cannot be made to)."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        return [
+            {"hostname": host, "host": self.address, "port": port, "family": socket.AF_INET6, "proto": 0, "flags": 0}
+        ]
+
+    async def close(self) -> None:
+        return None
