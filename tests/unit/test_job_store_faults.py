@@ -329,15 +329,15 @@ async def test_a_job_whose_record_this_version_cannot_read_fails_with_a_reason_n
     limits = submission.QueueLimits(fleet=10, per_owner=0, retry_after_s=1)
     try:
         await raw.ping()
-        await submission._run(raw, "submit", "", limits, "unreadable1", '{"request": {}, "from_the_future": 1}')
+        await submission._run(raw, "submit", "", limits, "unreadable-job-1", '{"request": {}, "from_the_future": 1}')
         async with service(redis_url, Gate(), job_workers=1) as (http, _):
 
             async def failed() -> bool:
-                return await status(http, "unreadable1") == "failed"
+                return await status(http, "unreadable-job-1") == "failed"
 
             await until(failed, 30, "the unreadable job failed")
             assert "cannot be read" in (await http.get("/v1/jobs/unreadable1")).json()["error"]["message"]
-        assert not await raw.sismember(QUEUED, "unreadable1") and await raw.xlen(QUEUE) == 0
+        assert not await raw.sismember(QUEUED, "unreadable-job-1") and await raw.xlen(QUEUE) == 0
     finally:
         await raw.aclose()
 
