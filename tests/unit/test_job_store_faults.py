@@ -336,7 +336,7 @@ async def test_a_job_whose_record_this_version_cannot_read_fails_with_a_reason_n
                 return await status(http, "unreadable-job-1") == "failed"
 
             await until(failed, 30, "the unreadable job failed")
-            assert "cannot be read" in (await http.get("/v1/jobs/unreadable1")).json()["error"]["message"]
+            assert "cannot be read" in (await http.get("/v1/jobs/unreadable-job-1")).json()["error"]["message"]
         assert not await raw.sismember(QUEUED, "unreadable-job-1") and await raw.xlen(QUEUE) == 0
     finally:
         await raw.aclose()
