@@ -37,11 +37,9 @@ from orchestrator.jobs.records import (
     QUEUE,
     QUEUED,
     WEBHOOKS,
-    chunks_key,
-    events_key,
+    all_keys,
     job_key,
     owner_queued_key,
-    result_key,
 )
 
 Outcome = Literal["ok", "gone", "finished", "lost", "cancel", "exhausted", "queued", "running"]
@@ -58,11 +56,8 @@ class Lease:
 
     def keys(self) -> list[str]:
         """KEYS of every script below, in this order."""
-        job = self.job_id
-        return [
-            job_key(job), events_key(job), chunks_key(job), result_key(job),
-            QUEUE, QUEUED, owner_queued_key(self.owner), ACTIVE, WEBHOOKS,
-        ]  # fmt: skip
+        # the job's own keys first (1-4: what expire_all and persist_all touch), then the fleet's
+        return [*all_keys(self.job_id), QUEUE, QUEUED, owner_queued_key(self.owner), ACTIVE, WEBHOOKS]
 
     def args(self, ttl_s: float, *more: Any) -> list[Any]:
         """ARGV: the job, the expiry, the lease; then the script's own."""
