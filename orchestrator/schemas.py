@@ -56,6 +56,18 @@ class TranscribeParams(BaseModel):
         max_length=MAX_MODEL_NAME_CHARS,
         description="a model this service serves, by the name GET /v1/models lists; omitted or whisper-1: the first",
     )
+    task: Literal["transcribe", "translate"] = Field(
+        "transcribe",
+        description="transcribe (text in the spoken language) or translate (English text from any language; "
+        "needs a multilingual model)",
+    )
+    temperature: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="0: greedy, falling back hotter (0.2 ... 1.0) where a decode fails Whisper's checks; "
+        "above 0: sampling starts at this temperature and falls back hotter from there",
+    )
     prompt: str | None = Field(
         None,
         max_length=MAX_PROMPT_CHARS,
@@ -73,7 +85,7 @@ class TranscribeParams(BaseModel):
             raise ValueError(f"unknown language code {code!r}; use an ISO 639-1 code Whisper knows, such as 'en'")
         return code
 
-    @field_validator("macro_chunk_size_sec", "macro_chunk_overlap_sec", "micro_chunk_size_sec")
+    @field_validator("macro_chunk_size_sec", "macro_chunk_overlap_sec", "micro_chunk_size_sec", "temperature")
     @classmethod
     def _finite(cls, value: float) -> float:
         if not math.isfinite(value):
