@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -20,8 +20,48 @@ from orchestrator.languages import LANGUAGE_NAMES
 MAX_PROMPT_CHARS = 2000  # far past the 200 tokens used: a longer one is a mistake, not a hint
 MAX_MODEL_NAME_CHARS = 256  # a Hub id or a path; longer is a mistake
 MIN_MICRO_CHUNK_S = 1.0  # shorter pieces only multiply Whisper calls; Whisper needs context
-ResponseFormat = Literal["json", "text", "srt", "vtt", "verbose_json"]
-RESPONSE_FORMATS: tuple[ResponseFormat, ...] = ("json", "text", "srt", "vtt", "verbose_json")
+ResponseFormat = Literal["json", "text", "srt", "vtt", "verbose_json", "tsv"]
+RESPONSE_FORMATS: tuple[ResponseFormat, ...] = ("json", "text", "srt", "vtt", "verbose_json", "tsv")
+MAX_LINE_WIDTH = 1000  # characters: openai/whisper's own stand-in for "no limit"
+MAX_LINE_COUNT = 100  # lines per subtitle cue: far past any screen; more is a mistake
+LineWidth = Annotated[
+    int | None,
+    Field(
+        ge=1,
+        le=MAX_LINE_WIDTH,
+        description="srt and vtt: wrap cue text into lines of at most this many characters (a longer word "
+        "keeps a line of its own); other formats ignore it",
+    ),
+]
+LineCount = Annotated[
+    int | None,
+    Field(
+        ge=1,
+        le=MAX_LINE_COUNT,
+        description="srt and vtt, with max_line_width: at most this many lines per cue; the words flow on into "
+        "the next cue, across segments, as openai/whisper does",
+    ),
+]
+
+
+def check_line_limits(max_line_width: int | None, max_line_count: int | None) -> None:
+    """Lines are only cut at a width: a line count alone would change nothing, so it is refused."""
+    if max_line_count is not None and max_line_width is None:
+        raise ValueError("max_line_count needs max_line_width: lines are only cut at a width")
+
+
+class SubtitleLayout(BaseModel):
+    """How srt and vtt cut their cues into lines: openai/whisper's --max_line_width / --max_line_count."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_line_width: LineWidth = None
+    max_line_count: LineCount = None
+
+    @model_validator(mode="after")
+    def _count_needs_width(self) -> SubtitleLayout:
+        check_line_limits(self.max_line_width, self.max_line_count)
+        return self
 
 
 class TranscribeParams(BaseModel):
@@ -119,8 +159,12 @@ class TranscribeRequest(BaseModel):
     )
     params: TranscribeParams = Field(default_factory=TranscribeParams)
     response_format: ResponseFormat = Field(
-        "json", description="json (default), text, srt, vtt, or verbose_json with per-segment scores"
+        "json",
+        description="json (default), text, srt, vtt, verbose_json with per-segment scores, or tsv "
+        "(start<TAB>end<TAB>text in milliseconds, as openai/whisper writes it)",
     )
+    max_line_width: LineWidth = None
+    max_line_count: LineCount = None
 
     @field_validator("media_url")
     @classmethod
@@ -129,6 +173,15 @@ class TranscribeRequest(BaseModel):
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise ValueError("media_url must be an http:// or https:// URL")
         return url
+
+    @model_validator(mode="after")
+    def _count_needs_width(self) -> TranscribeRequest:
+        check_line_limits(self.max_line_width, self.max_line_count)
+        return self
+
+    @property
+    def layout(self) -> SubtitleLayout:
+        return SubtitleLayout(max_line_width=self.max_line_width, max_line_count=self.max_line_count)
 
 
 class UploadedMedia(BaseModel):

@@ -1,11 +1,12 @@
-"""A transcript as JSON, verbose JSON, text, SRT or WebVTT, with its content type."""
+"""A transcript as JSON, verbose JSON, text, SRT, WebVTT or TSV, with its content type."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
 
-from orchestrator.schemas import RESPONSE_FORMATS, Segment, TranscribeOutput
+from orchestrator.formats.cues import Cue, cues
+from orchestrator.schemas import RESPONSE_FORMATS, Segment, SubtitleLayout, TranscribeOutput
 
 FORMATS = RESPONSE_FORMATS
 CONTENT_TYPES = {
@@ -14,11 +15,15 @@ CONTENT_TYPES = {
     "text": "text/plain",
     "srt": "application/x-subrip",
     "vtt": "text/vtt",
+    "tsv": "text/tab-separated-values",
 }
+EXTENSIONS = {"text": "txt", "verbose_json": "json"}  # a download's file extension, where not the format's name
 # verbose_json's extras; plain json keeps the seed's shape (plus words when asked for)
 VERBOSE_SEGMENT_FIELDS = {"avg_logprob", "no_speech_prob", "compression_ratio", "temperature", "confidence"}
 VERBOSE_TOP_FIELDS = {"language", "language_code", "timings", "model"}  # plain json: the seed's exact keys
 TEXT_PIECE_CHARS = 64 * 1024  # plain text has no cues to cut at
+TSV_HEADER = "start\tend\ttext\n"  # openai/whisper's, so its readers read ours
+_TSV_BREAKS = re.compile(r"[\t\r\n]+")  # a tab or a line break inside the text would shift the columns
 
 
 def _clock(seconds: float, decimal: str) -> str:
@@ -35,35 +40,54 @@ _SRT_MARKUP = re.compile(r"(<)(?=[A-Za-z/])|(\{)(?=\\)")
 ZERO_WIDTH_SPACE = "\u200b"
 
 
-def _cue_text(segment: Segment) -> str:
+def _cue_text(text: str) -> str:
     # a blank line would end the cue early in both formats
-    return "\n".join(line for line in segment.text.splitlines() if line.strip()) or "…"
+    return "\n".join(line for line in text.splitlines() if line.strip()) or "…"
 
 
-def srt_text(segment: Segment) -> str:
+def srt_text(text: str) -> str:
     """Cue text that no SRT reader takes for markup; `-->` inside a line is text to SRT parsers."""
-    return _SRT_MARKUP.sub(lambda m: m.group(0) + ZERO_WIDTH_SPACE, _cue_text(segment))
+    return _SRT_MARKUP.sub(lambda m: m.group(0) + ZERO_WIDTH_SPACE, _cue_text(text))
 
 
-def vtt_text(segment: Segment) -> str:
+def vtt_text(text: str) -> str:
     """Cue text escaped as WebVTT requires: `&` and `<` always, and `>` where it would close `-->`."""
-    escaped = _cue_text(segment).replace("&", "&amp;").replace("<", "&lt;")
+    escaped = _cue_text(text).replace("&", "&amp;").replace("<", "&lt;")
     return escaped.replace("-->", "--&gt;")
 
 
-def srt_pieces(output: TranscribeOutput) -> Iterator[str]:
+def _cues(output: TranscribeOutput, layout: SubtitleLayout | None) -> Iterator[Cue]:
+    """One cue per segment as it is; with a line width, the segments' words wrapped as openai/whisper does."""
+    if layout is not None and layout.max_line_width is not None:
+        return cues(output.segments, layout)
+    return (Cue(s.start_time_sec, s.end_time_sec, s.text) for s in output.segments)
+
+
+def srt_pieces(output: TranscribeOutput, layout: SubtitleLayout | None = None) -> Iterator[str]:
     """SRT cue by cue, a blank line between cues: joined, the whole file."""
-    for i, s in enumerate(output.segments, start=1):
-        cue = f"{i}\n{_clock(s.start_time_sec, ',')} --> {_clock(s.end_time_sec, ',')}\n{srt_text(s)}\n"
+    for i, c in enumerate(_cues(output, layout), start=1):
+        cue = f"{i}\n{_clock(c.start_s, ',')} --> {_clock(c.end_s, ',')}\n{srt_text(c.text)}\n"
         yield cue if i == 1 else "\n" + cue
 
 
-def vtt_pieces(output: TranscribeOutput) -> Iterator[str]:
+def vtt_pieces(output: TranscribeOutput, layout: SubtitleLayout | None = None) -> Iterator[str]:
     """WebVTT: the header, then cue by cue, a blank line between cues."""
     yield "WEBVTT\n\n"
-    for i, s in enumerate(output.segments):
-        cue = f"{_clock(s.start_time_sec, '.')} --> {_clock(s.end_time_sec, '.')}\n{vtt_text(s)}\n"
+    for i, c in enumerate(_cues(output, layout)):
+        cue = f"{_clock(c.start_s, '.')} --> {_clock(c.end_s, '.')}\n{vtt_text(c.text)}\n"
         yield cue if i == 0 else "\n" + cue
+
+
+def tsv_row(segment: Segment) -> str:
+    """openai/whisper's row: start and end in integer milliseconds, the text on one line without tabs."""
+    text = _TSV_BREAKS.sub(" ", segment.text).strip()
+    return f"{round(1000 * segment.start_time_sec)}\t{round(1000 * segment.end_time_sec)}\t{text}\n"
+
+
+def tsv_pieces(output: TranscribeOutput) -> Iterator[str]:
+    """TSV: the header, then a row per segment."""
+    yield TSV_HEADER
+    yield from (tsv_row(s) for s in output.segments)
 
 
 def json_pieces(output: TranscribeOutput, verbose: bool) -> Iterator[str]:
@@ -81,25 +105,33 @@ def text_pieces(text: str, size: int = TEXT_PIECE_CHARS) -> Iterator[str]:
         yield text[start : start + size]
 
 
-def pieces(output: TranscribeOutput, fmt: str) -> Iterator[str]:
-    """`render` in pieces of about one segment each, for answers streamed whatever their size."""
+def pieces(output: TranscribeOutput, fmt: str, layout: SubtitleLayout | None = None) -> Iterator[str]:
+    """`render` in pieces of about one segment each, for answers streamed whatever their size.
+
+    `layout` wraps srt and vtt cues into lines; the other formats have no lines to wrap and ignore it."""
     if fmt in ("json", "verbose_json"):
         return json_pieces(output, verbose=fmt == "verbose_json")
     if fmt == "srt":
-        return srt_pieces(output)
+        return srt_pieces(output, layout)
     if fmt == "vtt":
-        return vtt_pieces(output)
+        return vtt_pieces(output, layout)
+    if fmt == "tsv":
+        return tsv_pieces(output)
     if fmt == "text":
         return text_pieces(output.text)
     raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
 
 
-def to_srt(output: TranscribeOutput) -> str:
-    return "".join(srt_pieces(output))
+def to_srt(output: TranscribeOutput, layout: SubtitleLayout | None = None) -> str:
+    return "".join(srt_pieces(output, layout))
 
 
-def to_vtt(output: TranscribeOutput) -> str:
-    return "".join(vtt_pieces(output))
+def to_vtt(output: TranscribeOutput, layout: SubtitleLayout | None = None) -> str:
+    return "".join(vtt_pieces(output, layout))
+
+
+def to_tsv(output: TranscribeOutput) -> str:
+    return "".join(tsv_pieces(output))
 
 
 def to_json(output: TranscribeOutput, verbose: bool) -> str:
@@ -109,13 +141,9 @@ def to_json(output: TranscribeOutput, verbose: bool) -> str:
     return output.model_dump_json(exclude=exclude, exclude_none=True)  # type: ignore[arg-type]
 
 
-def render(output: TranscribeOutput, fmt: str) -> str:
+def render(output: TranscribeOutput, fmt: str, layout: SubtitleLayout | None = None) -> str:
     if fmt in ("json", "verbose_json"):
         return to_json(output, verbose=fmt == "verbose_json")
-    if fmt == "srt":
-        return to_srt(output)
-    if fmt == "vtt":
-        return to_vtt(output)
     if fmt == "text":
         return output.text
-    raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    return "".join(pieces(output, fmt, layout))
