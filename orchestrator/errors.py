@@ -3,7 +3,8 @@
     LongscribeError                  500 internal
     ├── InvalidRequest               422 the body or its params are wrong
     │   ├── MalformedBody                400 a body that cannot be read as sent: JSON nested too deep, a repeated part
-    │   └── InvalidWebhook               webhook_url is not an http(s) URL, or its host is private/loopback
+    │   ├── InvalidWebhook               webhook_url is not an http(s) URL, or its host is private/loopback
+    │   └── InvalidTranscriptQuery       a transcript asked for in an unknown format or with bad line limits
     ├── Unauthorized                 401 no valid API key
     ├── JobNotFound                  404 no such job (or it expired)
     ├── ModelNotFound                404 no such model on this service (the answer names those there are)
@@ -78,6 +79,13 @@ class InvalidWebhook(InvalidRequest):
     hint = (
         "Give webhook_url as an http(s) URL of a public host, without user or password. To deliver on a private "
         "network, list the host in LONGSCRIBE_ALLOWED_WEBHOOK_HOSTS on the service."
+    )
+
+
+class InvalidTranscriptQuery(InvalidRequest):
+    hint = (
+        "Ask for ?format=json, text, verbose_json, srt, vtt or tsv; srt and vtt also take max_line_width (1-1000 "
+        "characters) and, with it, max_line_count (1-100 lines per cue)."
     )
 
 

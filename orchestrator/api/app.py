@@ -85,9 +85,8 @@ async def transcribe(request: web.Request) -> web.StreamResponse:
     parsed = await parse_request(request, request.app[SETTINGS])
     output = await run_transcription(request.app, parsed)
     headers = {MODEL_HEADER: output.model} if output.model else None  # srt and text have no field for it
-    return await transcripts.stream(
-        request, output, parsed.response_format, request.app[SETTINGS].transcript_piece_bytes, headers
-    )
+    piece_bytes = request.app[SETTINGS].transcript_piece_bytes
+    return await transcripts.stream(request, output, parsed.response_format, piece_bytes, headers, parsed.layout)
 
 
 async def openai_transcriptions(request: web.Request) -> web.Response:

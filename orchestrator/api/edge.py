@@ -91,12 +91,17 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     return await handler(request)
 
 
+# body fields a POST /v1/transcribe may also give in its query (?response_format=srt&max_line_width=42)
+QUERY_FIELDS = frozenset({"response_format", "max_line_width", "max_line_count"})
+
+
 async def parse_request(
     request: web.Request, settings: Settings, model: type[TranscribeRequest] = TranscribeRequest
 ) -> TranscribeRequest:
     body = await bodies.read_json(request, request.client_max_size)
-    if "response_format" in request.query and isinstance(body, dict):
-        body = {**body, "response_format": request.query["response_format"]}  # the query wins
+    overrides = {k: v for k, v in request.query.items() if k in QUERY_FIELDS}
+    if overrides and isinstance(body, dict):
+        body = {**body, **overrides}  # the query wins
     try:
         parsed = model.model_validate(body)
         parsed.params.check_limits(settings.max_macro_chunk_size_sec)

@@ -94,19 +94,19 @@ async def get_job(request: web.Request) -> web.Response:
 
 
 async def job_transcript(request: web.Request) -> web.StreamResponse:
-    """The finished transcript as a download, ?format=srt|vtt|text|json|verbose_json, streamed in pieces
-    so neither its size nor its rendering holds up the loop."""
+    """The finished transcript as a download, ?format=srt|vtt|tsv|text|json|verbose_json (srt and vtt
+    wrapped by ?max_line_width=N&max_line_count=M), streamed in pieces so neither its size nor its
+    rendering holds up the loop."""
     store, job_id = await _owned(request)
-    fmt = request.query.get("format", "json")
-    if fmt not in formats.FORMATS:
-        raise InvalidRequest(f"format must be one of {', '.join(formats.FORMATS)}")
+    fmt, layout = transcripts.format_of(request.query), transcripts.layout(request.query)  # before it is read
     output = await job_events_log.result(store, job_id)
     if output is None:
         status = (await store.fields(job_id))["status"]
         raise InvalidRequest(f"the job is {status}: the transcript exists once it has succeeded")
-    extension = {"text": "txt", "verbose_json": "json"}.get(fmt, fmt)
+    extension = formats.EXTENSIONS.get(fmt, fmt)
     disposition = {"Content-Disposition": f'attachment; filename="transcript-{job_id}.{extension}"'}
-    return await transcripts.stream(request, output, fmt, request.app[SETTINGS].transcript_piece_bytes, disposition)
+    piece_bytes = request.app[SETTINGS].transcript_piece_bytes
+    return await transcripts.stream(request, output, fmt, piece_bytes, disposition, layout)
 
 
 async def cancel_job(request: web.Request) -> web.Response:

@@ -6,7 +6,7 @@ import functools
 from typing import Any
 
 from orchestrator.jobs.records import JobRequest
-from orchestrator.schemas import RESPONSE_FORMATS, TranscribeOutput, TranscribeRequest
+from orchestrator.schemas import MAX_LINE_COUNT, MAX_LINE_WIDTH, RESPONSE_FORMATS, TranscribeOutput, TranscribeRequest
 
 REF = "#/components/schemas/{model}"
 ERROR_SCHEMA = {
@@ -34,6 +34,23 @@ OPENAI_FORM = {
     },
 }
 JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
+LINE_LIMITS = [  # srt and vtt only, as openai/whisper's --max_line_width / --max_line_count
+    {
+        "name": "max_line_width",
+        "in": "query",
+        "required": False,
+        "description": "srt and vtt: lines of at most this many characters (a longer word keeps its own line)",
+        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LINE_WIDTH},
+    },
+    {
+        "name": "max_line_count",
+        "in": "query",
+        "required": False,
+        "description": "srt and vtt, with max_line_width: at most this many lines per cue, the words flowing on "
+        "into the next cue",
+        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LINE_COUNT},
+    },
+]
 ERRORS = {
     "400": "a body that cannot be read as sent: JSON nested over 32 levels, a repeated `file` or field",
     "401": "no valid API key (when keys are configured)",
@@ -86,7 +103,8 @@ def document() -> dict[str, Any]:
                             "in": "query",
                             "required": False,
                             "schema": {"type": "string", "enum": list(RESPONSE_FORMATS)},
-                        }
+                        },
+                        *LINE_LIMITS,
                     ],
                     "requestBody": {
                         "required": True,
@@ -94,12 +112,14 @@ def document() -> dict[str, Any]:
                     },
                     "responses": {
                         "200": {
-                            "description": "the transcript (JSON unless response_format asks for text, srt or vtt)",
+                            "description": "the transcript (JSON unless response_format asks for text, srt, vtt "
+                            "or tsv)",
                             "content": {
                                 "application/json": {"schema": {"$ref": REF.format(model="TranscribeOutput")}},
                                 "text/plain": {"schema": {"type": "string"}},
                                 "text/vtt": {"schema": {"type": "string"}},
                                 "application/x-subrip": {"schema": {"type": "string"}},
+                                "text/tab-separated-values": {"schema": {"type": "string"}},
                             },
                         },
                         **_error_responses(),
@@ -185,6 +205,7 @@ def document() -> dict[str, Any]:
                         "required": False,
                         "schema": {"type": "string", "enum": list(RESPONSE_FORMATS)},
                     },
+                    *LINE_LIMITS,
                 ],
                 "get": {
                     "summary": "the finished transcript as a file, streamed",
