@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from longscribe_core.audio import MAX_WINDOW_S, SAMPLE_RATE
 from orchestrator.languages import LANGUAGE_NAMES
@@ -24,20 +24,27 @@ ResponseFormat = Literal["json", "text", "srt", "vtt", "verbose_json", "tsv"]
 RESPONSE_FORMATS: tuple[ResponseFormat, ...] = ("json", "text", "srt", "vtt", "verbose_json", "tsv")
 MAX_LINE_WIDTH = 1000  # characters: openai/whisper's own stand-in for "no limit"
 MAX_LINE_COUNT = 100  # lines per subtitle cue: far past any screen; more is a mistake
+
+
+def _not_a_bool(value: object) -> object:
+    """pydantic reads true as 1; a line limit of `true` is a mistake, not one character."""
+    if isinstance(value, bool):
+        raise ValueError("must be a whole number, not true or false")
+    return value
+
+
 LineWidth = Annotated[
-    int | None,
+    Annotated[int, Field(ge=1, le=MAX_LINE_WIDTH)] | None,
+    BeforeValidator(_not_a_bool),
     Field(
-        ge=1,
-        le=MAX_LINE_WIDTH,
         description="srt and vtt: wrap cue text into lines of at most this many characters (a longer word "
         "keeps a line of its own); other formats ignore it",
     ),
 ]
 LineCount = Annotated[
-    int | None,
+    Annotated[int, Field(ge=1, le=MAX_LINE_COUNT)] | None,
+    BeforeValidator(_not_a_bool),
     Field(
-        ge=1,
-        le=MAX_LINE_COUNT,
         description="srt and vtt, with max_line_width: at most this many lines per cue; the words flow on into "
         "the next cue, across segments, as openai/whisper does",
     ),

@@ -395,6 +395,7 @@ def test_without_a_layout_subtitles_are_a_cue_per_segment_as_before() -> None:
         ({"max_line_width": 1001}, "less than or equal to 1000"),
         ({"max_line_width": "4.5"}, "valid integer"),
         ({"max_line_width": "wide"}, "valid integer"),
+        ({"max_line_width": True}, "whole number"),
         ({"max_line_width": 42, "max_line_count": 0}, "greater than or equal to 1"),
         ({"max_line_width": 42, "max_line_count": 101}, "less than or equal to 100"),
         ({"max_line_count": 2}, "max_line_count needs max_line_width"),
