@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +53,8 @@ class JobStore:
     max_queued: int
     retry_after_s: int
     max_queued_per_key: int = 0  # jobs one API key may have waiting; 0: no limit
+    # told each job's end by the process whose write ended it: once per job in the fleet (jobs_total)
+    ended: Callable[[Status], None] | None = None
     closing: asyncio.Event = field(default_factory=asyncio.Event)  # set on shutdown: event streams end
     scripts: transitions.Scripts = field(init=False)
 
@@ -211,7 +214,7 @@ class JobStore:
             end["error"] = error.detail()
         # megabytes for hours of media: serialised off the loop, which keeps serving events meanwhile
         result_json = await asyncio.to_thread(output.to_json) if output is not None else ""
-        return await transitions.run(
+        outcome = await transitions.run(
             self.scripts.finish,
             lease,
             self.ttl_s,
@@ -224,6 +227,9 @@ class JobStore:
             result_json,
             "1" if require_lease else "0",
         )
+        if outcome == "ok" and self.ended is not None:  # "finished": someone else's write ended it
+            self.ended(status)
+        return outcome
 
 
 def progress_json(f: dict[str, str]) -> dict[str, Any]:
