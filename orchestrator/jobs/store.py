@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ from orchestrator.jobs.records import (
 from orchestrator.jobs.transitions import Lease, Outcome
 from orchestrator.schemas import TranscribeOutput, UploadRequest
 
+log = logging.getLogger("longscribe.jobs")
 CANCEL_WAIT_S = 30.0  # DELETE waits this long for a running job to wind down wherever it runs
 CANCEL_POLL_S = 0.25  # how often it looks (one HGET): a quarter second late at most
 
@@ -161,7 +163,10 @@ class JobStore:
     async def admit(self, lease: Lease, worker: str, max_attempts: int) -> Outcome:
         """Mark the job running at `worker` (`ok`), or say why not: gone, finished (its entry dropped),
         lost, cancel, exhausted (started more than `max_attempts` times)."""
-        return await transitions.run(self.scripts.admit, lease, self.ttl_s, worker, time.time(), max_attempts)
+        outcome = await transitions.run(self.scripts.admit, lease, self.ttl_s, worker, time.time(), max_attempts)
+        if outcome == "ok":
+            log.info("job %s running on %s", lease.job_id, worker)
+        return outcome
 
     async def record_progress(
         self, lease: Lease, seq: int, running: dict[str, str], progress: dict[str, Any], added: list[dict[str, Any]]
@@ -227,8 +232,10 @@ class JobStore:
             result_json,
             "1" if require_lease else "0",
         )
-        if outcome == "ok" and self.ended is not None:  # "finished": someone else's write ended it
-            self.ended(status)
+        if outcome == "ok":  # "finished": someone else's write ended it, and said so
+            log.info("job %s %s%s", lease.job_id, status, f": {error.message}" if error is not None else "")
+            if self.ended is not None:
+                self.ended(status)
         return outcome
 
 
