@@ -74,7 +74,9 @@ class JobStore:
 
     async def submit(self, spec: JobSpec) -> str:
         """Accept a job and queue it, in one atomic step (`submission`); Overloaded naming the limit that is full."""
-        return await submission.submit(self.client, spec, self.limits)
+        job_id = await submission.submit(self.client, spec, self.limits)
+        log.info("job %s queued", job_id)  # on the submitting request's line: its request_id joins to the job
+        return job_id
 
     async def fields(self, job_id: str) -> dict[str, str]:
         """The job's hash; JobNotFound when there is none (never was, expired, or lost by Redis)."""

@@ -119,6 +119,7 @@ async def test_a_jobs_log_lines_carry_its_id_and_its_end_is_counted_once(redis_u
     for words in (f"job {job_id} running on", "transcribing https://example.com", "the helper task works"):
         assert_every_line_names(lines, words, {"job_id": job_id})
     assert_every_line_names(lines, f"job {job_id} succeeded", {"job_id": job_id})
+    assert_every_line_names(lines, f"job {job_id} queued", {"request_id": "submitter-51c2"})  # the join
     assert 'longscribe_jobs_total{status="succeeded"} 1.0' in scraped
     assert 'longscribe_jobs_total{status="failed"} 0.0' in scraped
     assert job_id not in scraped, "no label holds a job's id: the series stay bounded"
