@@ -21,7 +21,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LONGSCRIBE_", frozen=True)
 
     host: str = Field("127.0.0.1", description="address the REST API binds")
-    log_format: Literal["text", "json"] = Field("text", description="json: one object per line, with request_id")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="text, or json: one object per line; both show each line's request_id or job_id"
+    )
     port: int = Field(8080, description="port of the REST API")
     triton_grpc_urls: list[str] = Field(
         default_factory=lambda: ["127.0.0.1:8001"],

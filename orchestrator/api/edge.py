@@ -4,6 +4,7 @@ named errors become HTTP answers."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -12,7 +13,14 @@ from redis.exceptions import RedisError
 
 from orchestrator.api import auth, bodies
 from orchestrator.api.keys import CALLER, KEYS, METRICS
-from orchestrator.common.observability import REQUEST_ID, REQUEST_ID_HEADER, new_request_id
+from orchestrator.common.observability import (
+    REQUEST_ID,
+    REQUEST_ID_HEADER,
+    UNMATCHED_ROUTE,
+    method_label,
+    new_request_id,
+    status_class,
+)
 from orchestrator.errors import InvalidRequest, JobStoreUnreachable, LongscribeError, Overloaded
 from orchestrator.infer.catalogue import Catalogue
 from orchestrator.schemas import TranscribeRequest
@@ -42,16 +50,25 @@ def _error(exc: LongscribeError) -> web.Response:
 
 @web.middleware
 async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """The request's id in every log line, in the answer, and in each Triton call; /v1 outcomes counted."""
+    """The request's id in every log line, in the answer, and in each Triton call; /v1 outcomes counted,
+    every request timed by its route's pattern (bounded labels, whatever the URL)."""
     request[REQUEST_ID_KEY] = new_request_id(request.headers.get(REQUEST_ID_HEADER))
     token = REQUEST_ID.set(request[REQUEST_ID_KEY])
+    metrics, started = request.app[METRICS], time.monotonic()
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else UNMATCHED_ROUTE
+    outcome = "cancelled"  # stays so when the client hangs up (the handler is cancelled) before the end
     try:
         response = await handler(request)
+        outcome = status_class(response.status)
         if request.path.startswith("/v1/"):
-            route = request.match_info.route.resource.canonical if request.match_info.route.resource else "?"
-            request.app[METRICS].requests.labels(route, str(response.status)).inc()
+            metrics.requests.labels(route, str(response.status)).inc()
         return response
+    except web.HTTPException as exc:  # a redirect, passed on by error_middleware
+        outcome = status_class(exc.status)
+        raise
     finally:
+        metrics.request_seconds.labels(route, method_label(request.method), outcome).observe(time.monotonic() - started)
         REQUEST_ID.reset(token)
 
 

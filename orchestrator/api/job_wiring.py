@@ -21,7 +21,7 @@ from redis.exceptions import BusyLoadingError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from orchestrator.api.keys import EVENT_HUB, JOBS, SETTINGS, UPLOAD_SWEEP, WEBHOOK_CLIENT, WEBHOOKS, WORKER
+from orchestrator.api.keys import EVENT_HUB, JOBS, METRICS, SETTINGS, UPLOAD_SWEEP, WEBHOOK_CLIENT, WEBHOOKS, WORKER
 from orchestrator.common.tasks import cancel_all
 from orchestrator.jobs import uploads, webhooks
 from orchestrator.jobs.event_hub import EventHub
@@ -70,6 +70,7 @@ def wire(app: web.Application, run: Run) -> None:
             settings.max_queued_jobs,
             settings.retry_after_sec,
             max_queued_per_key=settings.max_queued_jobs_per_key,
+            ended=lambda status: app[METRICS].jobs.labels(status).inc(),
         )
         app[JOBS] = store
         app[EVENT_HUB] = hub = EventHub.connect(settings.redis_url, client, store.closing)

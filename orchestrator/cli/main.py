@@ -21,7 +21,7 @@ from orchestrator.api.app import create_app
 from orchestrator.cli import batch, progress
 from orchestrator.common.fileserver import serving_file
 from orchestrator.common.net import free_port, serving
-from orchestrator.common.observability import use_json_logs
+from orchestrator.common.observability import configure_logs
 from orchestrator.infer.repository import ModelsUnavailable
 from orchestrator.infer.triton_server import TritonStartError, running_triton
 from orchestrator.jobs.redis_server import RedisStartError, running_redis
@@ -248,10 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     return_freed_buffers_to_the_os()
     quiet = args.command == "transcribe" and not args.verbose
     level = logging.WARNING if quiet else logging.INFO
-    if Settings().log_format == "json":
-        use_json_logs(level)
-    else:
-        logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
+    configure_logs(Settings().log_format, level)
     try:
         return asyncio.run(_serve(args) if args.command == "serve" else _transcribe(args))
     except ModelsUnavailable as exc:

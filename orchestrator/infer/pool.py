@@ -13,7 +13,7 @@ from tritonclient.utils import InferenceServerException
 
 from longscribe_core.audio import FloatAudio, Int16Audio
 from longscribe_core.segments import ChunkResult, decode_result
-from orchestrator.common.observability import REQUEST_ID
+from orchestrator.common.observability import trace_id
 from orchestrator.errors import InferenceError, InferenceUnavailable, InvalidRequest
 from orchestrator.infer.capacity import instance_count
 
@@ -183,7 +183,7 @@ class TritonPool:
                     inputs,
                     outputs=[grpcclient.InferRequestedOutput("result")],
                     client_timeout=self.timeout_s,
-                    request_id=REQUEST_ID.get(),  # the edge's id, in Triton's logs and traces
+                    request_id=trace_id(),  # the job's id, else the request's: in Triton's logs and traces
                 )
             except InferenceServerException as exc:
                 if str(exc.status()) in _UNREACHABLE:

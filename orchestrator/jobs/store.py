@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +41,7 @@ from orchestrator.jobs.records import (
 from orchestrator.jobs.transitions import Lease, Outcome
 from orchestrator.schemas import TranscribeOutput, UploadRequest
 
+log = logging.getLogger("longscribe.jobs")
 CANCEL_WAIT_S = 30.0  # DELETE waits this long for a running job to wind down wherever it runs
 CANCEL_POLL_S = 0.25  # how often it looks (one HGET): a quarter second late at most
 
@@ -52,6 +55,8 @@ class JobStore:
     max_queued: int
     retry_after_s: int
     max_queued_per_key: int = 0  # jobs one API key may have waiting; 0: no limit
+    # told each job's end by the process whose write ended it: once per job in the fleet (jobs_total)
+    ended: Callable[[Status], None] | None = None
     closing: asyncio.Event = field(default_factory=asyncio.Event)  # set on shutdown: event streams end
     scripts: transitions.Scripts = field(init=False)
 
@@ -69,7 +74,9 @@ class JobStore:
 
     async def submit(self, spec: JobSpec) -> str:
         """Accept a job and queue it, in one atomic step (`submission`); Overloaded naming the limit that is full."""
-        return await submission.submit(self.client, spec, self.limits)
+        job_id = await submission.submit(self.client, spec, self.limits)
+        log.info("job %s queued", job_id)  # on the submitting request's line: its request_id joins to the job
+        return job_id
 
     async def fields(self, job_id: str) -> dict[str, str]:
         """The job's hash; JobNotFound when there is none (never was, expired, or lost by Redis)."""
@@ -158,7 +165,10 @@ class JobStore:
     async def admit(self, lease: Lease, worker: str, max_attempts: int) -> Outcome:
         """Mark the job running at `worker` (`ok`), or say why not: gone, finished (its entry dropped),
         lost, cancel, exhausted (started more than `max_attempts` times)."""
-        return await transitions.run(self.scripts.admit, lease, self.ttl_s, worker, time.time(), max_attempts)
+        outcome = await transitions.run(self.scripts.admit, lease, self.ttl_s, worker, time.time(), max_attempts)
+        if outcome == "ok":
+            log.info("job %s running on %s", lease.job_id, worker)
+        return outcome
 
     async def record_progress(
         self, lease: Lease, seq: int, running: dict[str, str], progress: dict[str, Any], added: list[dict[str, Any]]
@@ -211,7 +221,7 @@ class JobStore:
             end["error"] = error.detail()
         # megabytes for hours of media: serialised off the loop, which keeps serving events meanwhile
         result_json = await asyncio.to_thread(output.to_json) if output is not None else ""
-        return await transitions.run(
+        outcome = await transitions.run(
             self.scripts.finish,
             lease,
             self.ttl_s,
@@ -224,6 +234,11 @@ class JobStore:
             result_json,
             "1" if require_lease else "0",
         )
+        if outcome == "ok":  # "finished": someone else's write ended it, and said so
+            log.info("job %s %s%s", lease.job_id, status, f": {error.message}" if error is not None else "")
+            if self.ended is not None:
+                self.ended(status)
+        return outcome
 
 
 def progress_json(f: dict[str, str]) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from orchestrator.assemble.progress import ChunkPart, OnProgress, Progress
+from orchestrator.common.observability import job_context
 from orchestrator.common.tasks import cancel_all
 from orchestrator.errors import JobNotFound, LongscribeError, UploadMissing
 from orchestrator.jobs import checkpoints
@@ -129,7 +130,7 @@ class Worker:
             if entry is None:
                 free.release()
                 continue
-            task = asyncio.create_task(self._run(*entry))
+            task = asyncio.create_task(self._run(*entry), context=job_context(entry[1]))  # its logs name it
             self.taken.add(task)
 
             def ended(done: asyncio.Task[None]) -> None:

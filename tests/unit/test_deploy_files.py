@@ -275,6 +275,21 @@ def test_compose_gives_triton_and_the_orchestrator_one_capacity_and_a_durable_re
     assert float(orchestrators[0]["stop_grace_period"].rstrip("s")) > grace
 
 
+def test_the_image_compose_and_kubernetes_all_log_json_lines(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A log collector reads one JSON object per line, each with its request_id or job_id."""
+    docs = k8s_documents()
+    envs = {
+        "Dockerfile.orchestrator": dict(
+            re.findall(r"(LONGSCRIBE_\w+)=(\S+)", (DOCKER / "Dockerfile.orchestrator").read_text())
+        ),
+        "compose.yaml": compose()["services"]["orchestrator"]["environment"],
+        "deploy/k8s": env_of(container(find(docs, "Deployment", "orchestrator")), docs),
+    }
+    for where, env in envs.items():
+        with monkeypatch.context() as alone:  # each on its own: none inherits another's setting here
+            assert check_orchestrator_env(env, alone).log_format == "json", where
+
+
 def test_kubernetes_shares_one_capacity_has_redis_and_rolls_gently(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -47,12 +47,17 @@ class TritonPythonModel:
             language = _scalar(request, "language")
             prompt = _scalar(request, "prompt")
             whisper = _scalar(request, "whisper_model") or self.whisper_model
+            # the caller's id (the orchestrator's job or request id) on each whisper call: Triton's
+            # logs and traces join them to the job
+            request_id = request.request_id()
             work = asyncio.ensure_future(
                 transcribe_macro_chunk(
                     pcm,
                     max_s,
                     width,
-                    lambda piece, temperature: self._transcribe(whisper, piece, language, temperature, prompt),
+                    lambda piece, temperature: self._transcribe(
+                        whisper, piece, language, temperature, prompt, request_id
+                    ),
                 )
             )
             # a client that hung up (or a replica's caller that timed out) stops the pieces not yet sent
@@ -69,7 +74,7 @@ class TritonPythonModel:
         return pb_utils.InferenceResponse([pb_utils.Tensor("result", out)])
 
     async def _transcribe(
-        self, whisper: str, piece: np.ndarray, language, temperature: float, prompt=None
+        self, whisper: str, piece: np.ndarray, language, temperature: float, prompt=None, request_id: str = ""
     ) -> ChunkResult:
         inputs = [pb_utils.Tensor("audio", piece[None, :].astype(np.float32))]
         if language:
@@ -78,7 +83,9 @@ class TritonPythonModel:
             inputs.append(pb_utils.Tensor("prompt", np.array([[prompt.encode()]], dtype=np.object_)))
         if temperature:
             inputs.append(pb_utils.Tensor("temperature", np.array([[temperature]], dtype=np.float32)))
-        request = pb_utils.InferenceRequest(model_name=whisper, inputs=inputs, requested_output_names=["result"])
+        request = pb_utils.InferenceRequest(
+            model_name=whisper, inputs=inputs, requested_output_names=["result"], request_id=request_id
+        )
         response = await request.async_exec()
         if response.has_error():
             error = response.error()
