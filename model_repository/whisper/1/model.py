@@ -89,7 +89,8 @@ class TritonPythonModel:
                 options = (
                     task,
                     language,
-                    float(_scalar(request, "temperature", 0.0)),
+                    # float32 on the wire: rounded, so segments report 0.2, not 0.20000000298
+                    round(float(_scalar(request, "temperature", 0.0)), 6),
                     _scalar(request, "prompt", None) or None,
                 )
                 parsed.append((i, _items(request), options))
