@@ -4,7 +4,8 @@
     ├── InvalidRequest               422 the body or its params are wrong
     │   ├── MalformedBody                400 a body that cannot be read as sent: JSON nested too deep, a repeated part
     │   ├── InvalidWebhook               webhook_url is not an http(s) URL, or its host is private/loopback
-    │   └── InvalidTranscriptQuery       a transcript asked for in an unknown format or with bad line limits
+    │   ├── InvalidTranscriptQuery       a transcript asked for in an unknown format or with bad line limits
+    │   └── TranslationUnsupported       translate on an English-only model (names a multilingual one)
     ├── Unauthorized                 401 no valid API key
     ├── JobNotFound                  404 no such job (or it expired)
     ├── ModelNotFound                404 no such model on this service (the answer names those there are)
@@ -86,6 +87,18 @@ class InvalidTranscriptQuery(InvalidRequest):
     hint = (
         "Ask for ?format=json, text, verbose_json, srt, vtt or tsv; srt and vtt also take max_line_width (1-1000 "
         "characters) and, with it, max_line_count (1-100 lines per cue)."
+    )
+
+
+class TranslationUnsupported(InvalidRequest):
+    """`task: translate` on an English-only model (tiny.en, any `.en`): it has no task tokens to translate with.
+
+    Refused when the request is read, before any media; OpenAI's routes answer it as 400."""
+
+    code = "translation_unsupported"
+    hint = (
+        "Translate with a multilingual model such as `base`: name it in params.model (OpenAI: `model`); "
+        "GET /v1/models lists the models this service serves."
     )
 
 
