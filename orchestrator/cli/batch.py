@@ -147,15 +147,22 @@ async def run_one(
         job = await submit(client, media, plan.params)
         board.note(index, f"job {job.id}: {job.url}")
 
+        printed = 0
+
         def shown(event: longscribe.JobEvent) -> None:
+            nonlocal printed
             if isinstance(event, longscribe.ChunkEvent):
                 if plan.verbose:
                     for segment in event.segments:
                         board.note(index, segment_line(segment))
+                    printed += len(event.segments)
                 board.update(index, progress_line(event.progress))
 
         try:
             end = await job.wait(on_event=shown)
+            if plan.verbose:  # the chunk events settle all but the end of the last chunk: it settles with the job
+                for segment in (await job.result()).segments[printed:]:
+                    board.note(index, segment_line(segment))
         except asyncio.CancelledError:
             with contextlib.suppress(Exception):
                 await asyncio.shield(job.cancel())
