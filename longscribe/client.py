@@ -23,7 +23,8 @@ from typing import IO, Any
 import httpx
 from httpx_sse import SSEError, aconnect_sse
 
-from longscribe import _http, _media
+import longscribe._http as _http
+import longscribe._media as _media
 from longscribe._media import Media
 from longscribe.errors import JobFailed, ServiceUnreachable
 from longscribe.records import EndEvent, JobEvent, JobState, Transcript, event_from_sse
