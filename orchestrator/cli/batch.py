@@ -181,7 +181,7 @@ async def run_one(
         unreachable = isinstance(exc, (longscribe.ServiceUnreachable, longscribe.AuthenticationError))
         return Outcome(media, tuple(written), error=str(exc).splitlines()[0], unreachable=unreachable)
     summary = end.summary
-    if summary is not None:
+    if summary is not None and board.named:  # one input: the summary line after the transcript says it
         board.update(index, f"done: {summary.input_duration_sec:.1f} s of audio, {summary.speedup:.1f}x")
     return Outcome(media, tuple(written), summary=summary)
 
