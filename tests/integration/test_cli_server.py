@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import longscribe
+from orchestrator import formats
 from orchestrator.common.net import free_port
 
 from ..corpus import Recording, clips_under, manifest, speech_dir, wer
@@ -114,3 +115,22 @@ async def test_verbose_prints_each_segment_as_it_settles(
 async def test_the_version_is_the_packages() -> None:
     code, out, _ = await longscribe_cli("--version")
     assert code == 0 and out.strip() == f"longscribe {longscribe.__version__}"
+
+
+@pytest.mark.skipif("tsv" not in formats.FORMATS, reason="the service renders tsv and wraps subtitles (formats' part)")
+async def test_subtitle_wrapping_and_tsv_are_rendered_by_the_service(keyed_service_url: str, tmp_path: Path) -> None:
+    code, out, log = await longscribe_cli(
+        "transcribe", str(JFK.path), "--server", keyed_service_url, "-f", "srt", "--max-line-width", "16", "-q"
+    )
+    assert code == 0, log
+    text_lines = [line for line in out.splitlines() if line and "-->" not in line and not line.isdigit()]
+    assert len(text_lines) > 4  # JFK's four segments, wrapped
+    assert all(len(line.strip()) <= 16 or " " not in line.strip() for line in text_lines)  # a long word stays whole
+    code, _, log = await longscribe_cli(
+        "transcribe", str(JFK.path), str(JFK.path), "--server", keyed_service_url, "-o", str(tmp_path), "-q"
+    )
+    assert code == 0, log
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        f"{stem}.{ext}" for stem in ("jfk", "jfk-2") for ext in ("txt", "srt", "vtt", "tsv", "json")
+    )
+    assert (tmp_path / "jfk.tsv").read_text().startswith("start\tend\ttext\n")
