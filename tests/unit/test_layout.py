@@ -124,14 +124,26 @@ def test_every_package_says_what_it_owns(package: str) -> None:
     assert ast.get_docstring(ast.parse(MODULES[package].read_text())), f"{package}/__init__.py needs a docstring"
 
 
+def _loaded_by(statement: str) -> list[str]:
+    """The top-level packages a fresh interpreter has loaded after `statement`."""
+    code = f"import sys; {statement}; print(' '.join(sorted(sys.modules)))"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT, env=env)
+    return sorted({m.split(".")[0] for m in loaded.stdout.split()})
+
+
+SERVER_SIDE = ("longscribe_core", "tritonclient", "ctranslate2", "numpy", "aiohttp", "pydantic", "redis")
+
+
 def test_the_python_client_imports_nothing_of_the_service() -> None:
     """`longscribe` is the client: a base install imports it without the service's, Triton's or the models'
     packages (checked in a fresh interpreter, where nothing else has loaded them)."""
     client = [m for m in MODULES if m.split(".")[0] == "longscribe"]
     assert [m for m in client if any(d.startswith(("orchestrator", "longscribe_core")) for d in GRAPH[m])] == []
-    loaded = subprocess.run(
-        [sys.executable, "-c", "import sys, longscribe; print(' '.join(sorted(sys.modules)))"],
-        capture_output=True, text=True, check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-    ).stdout.split()  # fmt: skip
-    heavy = ("orchestrator", "longscribe_core", "tritonclient", "ctranslate2", "numpy", "aiohttp", "pydantic", "redis")
-    assert [m for m in loaded if m.split(".")[0] in heavy] == []
+    assert [m for m in _loaded_by("import longscribe") if m in (*SERVER_SIDE, "orchestrator")] == []
+
+
+def test_the_cli_against_a_server_loads_nothing_of_the_server_side() -> None:
+    """`longscribe transcribe --server` is a client: the service's modules load only when one is started."""
+    loaded = _loaded_by("import orchestrator.cli.main; orchestrator.cli.main.parser()")
+    assert [m for m in loaded if m in SERVER_SIDE] == []
