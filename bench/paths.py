@@ -1,7 +1,10 @@
-"""Hours through the two paths bench-long does not take: the OpenAI endpoint and the web page.
+"""Hours through the paths users take: the CLI and the Python client (uploads), the OpenAI endpoint and the
+web page.
 
 Runs `longscribe serve` as a child (managed Triton and Redis), builds a
 2-hour MP3 of real speech, and sends it
+- as an upload by `longscribe transcribe <file> --server ...` (a child process),
+- as an upload by the Python client (`longscribe.Client(...).transcribe(path)`),
 - as an upload through the official `openai` client to `/v1/audio/transcriptions`
   (`verbose_json`), and
 - dropped on the web page in headless Chromium (Debian's, through
@@ -15,8 +18,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -30,6 +35,25 @@ from .harness import save_results, serve_command
 RESULTS = Path(__file__).resolve().parent / "results" / "paths.json"
 SMALL_MP3 = ["-ar", "16000", "-ac", "1", "-b:a", "32k"]  # 2 hours in 28 MB
 PAGE_TIMEOUT_S = 1800.0
+
+
+def cli_upload(api: str, recording: Recording) -> dict[str, Any]:
+    started = time.monotonic()
+    command = [sys.executable, "-m", "orchestrator.cli", "transcribe", str(recording.path), "--server", api]
+    done = subprocess.run([*command, "-q", "-f", "json"], capture_output=True, check=True, timeout=PAGE_TIMEOUT_S)
+    wall_s = time.monotonic() - started
+    out = json.loads(done.stdout)
+    return {"wall_s": wall_s, "segments": len(out["segments"]), "wer": wer(recording.reference, out["text"])}
+
+
+def python_client(api: str, recording: Recording) -> dict[str, Any]:
+    import longscribe
+
+    started = time.monotonic()
+    with longscribe.Client(api) as client:
+        out = client.transcribe(recording.path)
+    wall_s = time.monotonic() - started
+    return {"wall_s": wall_s, "segments": len(out.segments), "wer": wer(recording.reference, out.text)}
 
 
 def openai_upload(api: str, recording: Recording) -> dict[str, Any]:
@@ -80,7 +104,12 @@ def run(hours: float, work: Path) -> list[dict[str, Any]]:
     rows = []
     try:
         asyncio.run(wait_until_ready(f"{api}/readyz", service.poll, 300.0, "longscribe serve"))
-        for path, send in (("OpenAI endpoint (official client, upload)", openai_upload), ("web page", web_page)):
+        for path, send in (
+            ("CLI (`longscribe transcribe --server`, upload)", cli_upload),
+            ("Python client (`longscribe.Client`, upload)", python_client),
+            ("OpenAI endpoint (official client, upload)", openai_upload),
+            ("web page", web_page),
+        ):
             row = send(api, recording)
             rows.append({"path": path, "audio_s": recording.duration_s, **row})
             print(f"{path}: {row['wall_s']:.0f} s", flush=True)
