@@ -90,8 +90,8 @@ bench-accuracy: install
 	$(BIN)/python -m bench.accuracy
 
 lint: install
-	$(BIN)/ruff check orchestrator model_repository tests bench
-	$(BIN)/mypy orchestrator model_repository/longscribe_core
+	$(BIN)/ruff check longscribe orchestrator model_repository tests bench
+	$(BIN)/mypy longscribe orchestrator model_repository/longscribe_core
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
