@@ -18,6 +18,7 @@ from orchestrator.jobs.redis_server import running_redis
 from orchestrator.settings import Settings
 
 from .corpus import Recording, clips_under, join_clips, speech_dir
+from .keyed_service import allowed_media, keyed_service
 from .media_servers import LOOPBACK
 from .redis_fleet import fresh_database
 
@@ -98,4 +99,18 @@ async def redis_url(redis_server: str) -> str:
 async def service_url(triton_grpc_url: str, redis_server: str) -> AsyncIterator[str]:
     settings = Settings(triton_grpc_urls=[triton_grpc_url], allowed_media_hosts=LOOPBACK, redis_url=redis_server)
     async with serving(create_app(settings)) as base:
+        yield base
+
+
+@pytest_asyncio.fixture(scope="session")
+async def keyed_service_url(triton_grpc_url: str, redis_server: str) -> AsyncIterator[str]:
+    """The service as production runs it: keys on (keyed_service.SERVICE_KEY), loopback media refused."""
+    async with keyed_service(triton_grpc_url, await fresh_database(redis_server)) as base:
+        yield base
+
+
+@pytest_asyncio.fixture(scope="session")
+async def allowed_media_url(media_root: Path) -> AsyncIterator[str]:
+    """media_root served from the one host keyed_service_url may fetch from."""
+    async with allowed_media(media_root) as base:
         yield base

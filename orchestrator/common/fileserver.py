@@ -1,20 +1,16 @@
-"""A loopback HTTP server for local files that honours Range (aiohttp FileResponse).
+"""An HTTP app serving the files under a folder, honouring Range (aiohttp FileResponse).
 
-The CLI serves a local path through it, so the pipeline only ever sees
-http:// URLs; the tests and benchmarks use it as the media server. It sits
-below both, in `common`, so neither imports the other.
+The tests and benchmarks use it as the media server. (The CLI once served
+local files through it; it uploads them now: a service refuses loopback
+media by default, and a remote one could not reach it.)
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 from aiohttp import web
-
-from orchestrator.common.net import serving
 
 
 def file_app(root: Path) -> web.Application:
@@ -30,11 +26,3 @@ def file_app(root: Path) -> web.Application:
     app = web.Application()
     app.router.add_get("/{name:.+}", serve)
     return app
-
-
-@contextlib.asynccontextmanager
-async def serving_file(path: Path) -> AsyncIterator[str]:
-    """Yield an http:// URL for one local file."""
-    path = path.resolve()
-    async with serving(file_app(path.parent)) as base:
-        yield f"{base}/{path.name}"

@@ -1,4 +1,5 @@
-"""The `longscribe` command: serve starts and stops Triton cleanly; transcribe takes local paths."""
+"""The `longscribe` command: serve starts and stops Triton cleanly; transcribe uploads local paths to a
+service with keys that refuses loopback media (production's defaults)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import pytest
 from orchestrator.common.net import free_port, wait_until_ready
 
 from ..corpus import Recording, manifest, wer
+from ..keyed_service import SERVICE_KEY
 from ..media_servers import LOOPBACK
 
 pytestmark = pytest.mark.integration
@@ -95,19 +97,21 @@ async def post_json(session: aiohttp.ClientSession, port: int, body: dict[str, A
         return response.status, await response.json()
 
 
-async def test_transcribe_serves_a_local_path_over_loopback(service_url: str) -> None:
+async def test_a_local_file_is_uploaded_to_a_keyed_server_that_refuses_loopback_media(
+    keyed_service_url: str,
+) -> None:
     jfk = next(c for c in manifest() if c.path.name == "jfk.flac")
     proc = await asyncio.create_subprocess_exec(
         *LONGSCRIBE,
         "transcribe",
         str(jfk.path),
         "--server",
-        service_url,
+        keyed_service_url,
         "--format",
         "srt",
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        env={**os.environ},
+        env={**os.environ, "LONGSCRIBE_API_KEY": SERVICE_KEY},
     )
     stdout, stderr = await asyncio.wait_for(proc.communicate(), 120)
     assert proc.returncode == 0, stderr.decode()
@@ -134,12 +138,12 @@ async def test_transcribe_reports_a_missing_file() -> None:
 
 
 async def test_transcribe_shows_progress_per_chunk_and_quiet_shows_nothing(
-    service_url: str, media_root: Path, lj_recording: Recording
+    keyed_service_url: str, media_root: Path, lj_recording: Recording
 ) -> None:
     async def run(*extra: str) -> tuple[int, str, str]:
         proc = await asyncio.create_subprocess_exec(
-            *LONGSCRIBE, "transcribe", str(media_root / "lj001.wav"), "--server", service_url,
-            "--macro-chunk-size-sec", "60", *extra,
+            *LONGSCRIBE, "transcribe", str(media_root / "lj001.wav"), "--server", keyed_service_url,
+            "--macro-chunk-size-sec", "60", "--api-key", SERVICE_KEY, *extra,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
         stdout, stderr = await asyncio.wait_for(proc.communicate(), 180)
@@ -155,11 +159,14 @@ async def test_transcribe_shows_progress_per_chunk_and_quiet_shows_nothing(
     assert code == 0 and log == "" and text.strip()
 
 
-async def test_ctrl_c_cancels_the_job_on_the_server(service_url: str, media_root: Path) -> None:
+async def test_ctrl_c_cancels_the_job_on_the_server(
+    keyed_service_url: str, media_root: Path, lj_recording: Recording
+) -> None:
     proc = await asyncio.create_subprocess_exec(
-        *LONGSCRIBE, "transcribe", str(media_root / "lj001.wav"), "--server", service_url,
+        *LONGSCRIBE, "transcribe", str(media_root / "lj001.wav"), "--server", keyed_service_url,
         "--macro-chunk-size-sec", "30",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "LONGSCRIBE_API_KEY": SERVICE_KEY},
     )  # fmt: skip
     assert proc.stderr is not None
     while not (await proc.stderr.readline()).startswith(b"["):  # the first chunk is done
@@ -168,7 +175,7 @@ async def test_ctrl_c_cancels_the_job_on_the_server(service_url: str, media_root
     assert await asyncio.wait_for(proc.wait(), 60) == 130
     async with aiohttp.ClientSession() as session:
         for _ in range(50):
-            async with session.get(f"{service_url}/metrics") as response:
+            async with session.get(f"{keyed_service_url}/metrics") as response:
                 if "longscribe_jobs_in_flight 0.0" in await response.text():
                     return
             await asyncio.sleep(0.1)

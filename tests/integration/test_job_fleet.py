@@ -20,7 +20,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from orchestrator.cli import progress
+import longscribe
 from orchestrator.common.net import free_port, wait_until_ready
 
 from ..corpus import Recording, wer
@@ -116,11 +116,9 @@ async def test_a_job_sent_to_one_orchestrator_is_read_streamed_and_fetched_throu
         aiohttp.ClientSession() as session,
     ):
         job_id = await submit(session, api_only.base, {"media_url": f"{media_url}/lj001.wav", **JOB})
-        names = []
-        async with progress.client() as http:  # the CLI's SSE reader
-            async for name, _ in progress.job_events(http, f"{runner.base}/v1/jobs/{job_id}/events"):
-                names.append(name)
-        assert names[-1] == "end" and names.count("chunk") >= 3
+        async with longscribe.AsyncClient(runner.base) as client:  # the Python client's (and CLI's) SSE reader
+            kinds = [type(event).__name__ async for event in client.job(job_id).events()]
+        assert kinds[-1] == "EndEvent" and kinds.count("ChunkEvent") >= 3
         seen = await job(session, api_only.base, job_id)
         assert seen["status"] == "succeeded" and seen["worker"] == runner.worker
         text = await transcript(session, api_only.base, job_id)

@@ -94,7 +94,7 @@ async def test_the_cli_sends_its_key_to_a_keyed_server(keyed_api: str) -> None:
     code, text, log = await transcribe("--server", keyed_api, "--quiet", env={"LONGSCRIBE_API_KEY": KEY_B})
     assert code == 0 and wer(JFK.reference, text) <= 0.10, log
     code, _, log = await transcribe("--server", keyed_api, "--quiet", env={"LONGSCRIBE_API_KEY": ""})
-    assert code == 1 and "401" in log and "unauthorized" in log
+    assert code == 3 and "401" in log and "unauthorized" in log  # exit 3: the service refused the key
 
 
 async def serve(*args: str, env: dict[str, str]) -> asyncio.subprocess.Process:

@@ -1,4 +1,4 @@
-"""The many-input CLI's pure parts: format lists and the names of the files written."""
+"""The CLI's pure parts: format lists, the names of the files written, what it draws, and its flags."""
 
 from __future__ import annotations
 
@@ -6,12 +6,16 @@ import io
 
 import pytest
 
-from orchestrator.cli.batch import EXTENSIONS, Board, output_names, parse_formats
+from longscribe import Segment
+from orchestrator.cli.batch import ALL, Board, output_names, parse_formats
+from orchestrator.cli.main import hyphenated, parser
+from orchestrator.cli.progress import segment_line
 
 
 def test_formats_are_a_comma_list_or_all_in_the_apis_names_too() -> None:
     assert parse_formats("srt,vtt,txt,json") == ["srt", "vtt", "txt", "json"]
-    assert parse_formats("all") == list(EXTENSIONS)
+    assert parse_formats("all") == ALL == ["txt", "srt", "vtt", "tsv", "json"]  # as whisper's `all`
+    assert parse_formats("verbose_json,tsv") == ["verbose.json", "tsv"]
     assert parse_formats("text, srt,srt") == ["txt", "srt"]
     with pytest.raises(ValueError, match="docx"):
         parse_formats("srt,docx")
@@ -22,9 +26,63 @@ def test_each_input_is_named_after_its_file_and_repeats_are_told_apart() -> None
     assert output_names(inputs) == ["a", "b", "c", "a-2", "transcript"]
 
 
-def test_off_a_terminal_every_update_is_a_line_naming_its_input() -> None:
+def test_off_a_terminal_every_update_and_note_is_a_line_naming_its_input() -> None:
     out = io.StringIO()
     board = Board(["a", "b"], out, quiet=False)
-    board.lane(1).write("[####....]  0:01 / 0:02 audio\n")
+    board.update(1, "[####....]  0:01 / 0:02 audio")
+    board.note(0, "[00:00.000 --> 00:01.500] Hello.")
     board.update(0, "done")
-    assert out.getvalue().splitlines() == ["b: [####....]  0:01 / 0:02 audio", "a: done"]
+    assert out.getvalue().splitlines() == [
+        "b: [####....]  0:01 / 0:02 audio",
+        "a: [00:00.000 --> 00:01.500] Hello.",
+        "a: done",
+    ]
+
+
+def test_one_input_draws_without_its_name_and_quiet_draws_nothing() -> None:
+    out = io.StringIO()
+    Board(["a"], out, quiet=False, named=False).update(0, "done")
+    Board(["a"], out, quiet=True, named=False).note(0, "job 1")
+    assert out.getvalue() == "done\n"
+
+
+def test_on_a_terminal_notes_stay_above_the_lines_redrawn_in_place() -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    out = Terminal()
+    board = Board(["a", "b"], out, quiet=False)
+    board.update(0, "half")
+    board.note(1, "a note")
+    assert out.getvalue() == (
+        "\x1b[2Ka  half\n\x1b[2Kb  waiting\n"  # drawn
+        "\x1b[2F\x1b[J"  # back up and erased
+        "b: a note\n"  # the note, kept
+        "\x1b[2Ka  half\n\x1b[2Kb  waiting\n"  # drawn again below it
+    )
+
+
+def test_segments_print_as_whisper_verbose_prints_them() -> None:
+    assert segment_line(Segment(1.0, 4.25, " Hello there.")) == "[00:01.000 --> 00:04.250] Hello there."
+    assert segment_line(Segment(3725.5, 3726.0, "x")) == "[01:02:05.500 --> 01:02:06.000] x"
+
+
+def test_whispers_underscored_flags_are_read_as_ours() -> None:
+    argv = ["transcribe", "a_b.mp3", "--output_format", "srt", "--initial_prompt=Kubernetes_x", "--word_timestamps"]
+    assert hyphenated(argv) == [
+        "transcribe",
+        "a_b.mp3",
+        "--output-format",
+        "srt",
+        "--initial-prompt=Kubernetes_x",
+        "--word-timestamps",
+    ]
+    args = parser().parse_args(hyphenated(argv) + ["True", "--task", "translate"])
+    assert (args.format, args.prompt, args.word_timestamps, args.task) == ("srt", "Kubernetes_x", True, "translate")
+
+
+def test_help_shows_defaults_examples_and_exit_codes() -> None:
+    text = parser()._subparsers._group_actions[0].choices["transcribe"].format_help()  # type: ignore[union-attr]
+    assert "(default: transcribe)" in text and "examples:" in text and "exit codes:" in text
+    assert "(default: None)" not in text and "(default: False)" not in text

@@ -14,10 +14,10 @@ import httpx
 import pytest
 from aiohttp import web
 
+import longscribe
 from orchestrator import formats
 from orchestrator.api.app import create_app
 from orchestrator.assemble.progress import OnProgress, Progress
-from orchestrator.cli import progress as cli_progress
 from orchestrator.common.net import serving
 from orchestrator.pipeline import Checkpoints
 from orchestrator.schemas import MediaRequest, Segment, TranscribeOutput
@@ -174,8 +174,9 @@ async def test_the_transcript_streams_in_pieces_whatever_its_size(fmt: str, redi
     assert len(body) > MAX_EVENT_BYTES and pieces > 2
 
 
-async def test_the_cli_reads_events_of_any_size_and_resumes_a_dropped_stream() -> None:
-    """The CLI's parser has no line limit, and a stream cut mid-job is resumed after the last event seen."""
+async def test_the_client_reads_events_of_any_size_and_resumes_a_dropped_stream() -> None:
+    """The client's parser (the CLI's) has no line limit, and a stream cut mid-job is resumed after the last
+    event seen."""
     huge = "x" * (2 * MAX_EVENT_BYTES)
     asked_from: list[str | None] = []
 
@@ -185,15 +186,17 @@ async def test_the_cli_reads_events_of_any_size_and_resumes_a_dropped_stream() -
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
         if last is None:
-            await response.write(f'id: 0\nevent: chunk\ndata: {{"pad": "{huge}"}}\n\n: keep-alive\n\n'.encode())
+            segment = {"start_time_sec": 0.0, "end_time_sec": 1.0, "text": huge}
+            await response.write(f"id: 0\nevent: chunk\ndata: {json.dumps({'segments': [segment]})}\n\n".encode())
+            await response.write(b": keep-alive\n\n")
             return response  # cut before the end
         await response.write(b'id: 1\nevent: end\ndata: {"status": "succeeded"}\n\n')
         return response
 
     app = web.Application()
-    app.router.add_get("/events", events)
-    async with serving(app) as base, cli_progress.client() as http:
-        seen = [(name, data) async for name, data in cli_progress.job_events(http, f"{base}/events")]
-    assert [name for name, _ in seen] == ["chunk", "end"]
-    assert seen[0][1]["pad"] == huge
+    app.router.add_get("/v1/jobs/{job_id}/events", events)
+    async with serving(app) as base, longscribe.AsyncClient(base) as client:
+        seen = [event async for event in client.job("j1").events()]
+    assert [type(e) for e in seen] == [longscribe.ChunkEvent, longscribe.EndEvent]
+    assert isinstance(seen[0], longscribe.ChunkEvent) and seen[0].segments[0].text == huge
     assert asked_from == [None, "0"]

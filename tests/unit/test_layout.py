@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = {"orchestrator": ROOT / "orchestrator", "longscribe_core": ROOT / "model_repository" / "longscribe_core"}
+PACKAGES = {
+    "orchestrator": ROOT / "orchestrator",
+    "longscribe_core": ROOT / "model_repository" / "longscribe_core",
+    "longscribe": ROOT / "longscribe",  # the Python client, the public facade
+}
 MAX_MODULE_LINES = 400
 # orchestrator's layers, lowest first: a module imports from its own layer or a lower one
 LAYERS = [
@@ -115,3 +122,16 @@ def test_the_shared_core_never_imports_the_orchestrator() -> None:
 @pytest.mark.parametrize("package", sorted(p for p, path in MODULES.items() if path.name == "__init__.py"))
 def test_every_package_says_what_it_owns(package: str) -> None:
     assert ast.get_docstring(ast.parse(MODULES[package].read_text())), f"{package}/__init__.py needs a docstring"
+
+
+def test_the_python_client_imports_nothing_of_the_service() -> None:
+    """`longscribe` is the client: a base install imports it without the service's, Triton's or the models'
+    packages (checked in a fresh interpreter, where nothing else has loaded them)."""
+    client = [m for m in MODULES if m.split(".")[0] == "longscribe"]
+    assert [m for m in client if any(d.startswith(("orchestrator", "longscribe_core")) for d in GRAPH[m])] == []
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, longscribe; print(' '.join(sorted(sys.modules)))"],
+        capture_output=True, text=True, check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    ).stdout.split()  # fmt: skip
+    heavy = ("orchestrator", "longscribe_core", "tritonclient", "ctranslate2", "numpy", "aiohttp", "pydantic", "redis")
+    assert [m for m in loaded if m.split(".")[0] in heavy] == []
