@@ -16,7 +16,6 @@ import shutil
 import signal
 import subprocess
 import tomllib
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,18 +25,15 @@ import pytest_asyncio
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from orchestrator.api.app import create_app
-from orchestrator.common.net import free_port, serving, wait_until_ready
-from orchestrator.settings import Settings
+from orchestrator.common.net import free_port, wait_until_ready
 
 from ..corpus import manifest, speech_dir, wer
-from ..media_servers import LOOPBACK
+from ..keyed_service import SERVICE_KEY
 from ..redis_fleet import fresh_database
 from .test_orchestrator_packages import REPO, build_context
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
-KEY = "fresh-install-5c1e"
 JFK = next(c for c in manifest() if c.path.name == "jfk.flac")
 OTHER_PYTHONS = ("3.13", "3.12")  # supported, and not the 3.11 the server needs: 3.13 first (no numpy 1.x there)
 
@@ -124,17 +120,6 @@ async def fresh_install(tmp_path_factory: pytest.TempPathFactory) -> FreshInstal
     return FreshInstall(root / "venv" / "bin", version, env)
 
 
-@pytest_asyncio.fixture(scope="module")
-async def guarded_service(triton_grpc_url: str, redis_server: str) -> AsyncIterator[str]:
-    """The production defaults: API keys on, loopback (and every private) media refused."""
-    settings = Settings(
-        triton_grpc_urls=[triton_grpc_url], redis_url=await fresh_database(redis_server), api_keys=[KEY]
-    )
-    assert settings.allowed_media_hosts == []
-    async with serving(create_app(settings)) as base:
-        yield base
-
-
 async def test_the_base_install_is_light_imports_everything_and_answers_help(
     fresh_install: FreshInstall, tmp_path: Path
 ) -> None:
@@ -173,35 +158,27 @@ async def test_the_base_install_without_a_server_says_to_install_the_server_extr
 
 
 async def test_the_base_install_uploads_a_local_file_to_a_keyed_service_that_refuses_loopback(
-    fresh_install: FreshInstall, guarded_service: str, tmp_path: Path
+    fresh_install: FreshInstall, keyed_service_url: str, tmp_path: Path
 ) -> None:
-    """The issue's path: a local file, the key from LONGSCRIBE_API_KEY, and the default server. Served from
-    the client's loopback instead of uploaded, the file is refused (media_url_forbidden)."""
-    env = fresh_install.env | {"LONGSCRIBE_API_KEY": KEY}
+    """The issue's path: a local file, the key from LONGSCRIBE_API_KEY, and the default server (served from
+    the client's loopback instead of uploaded, the file would be refused: media_url_forbidden)."""
+    env = fresh_install.env | {"LONGSCRIBE_API_KEY": SERVICE_KEY}
     code, out, err = await run(
-        fresh_install.bin / "longscribe", "transcribe", "--server", guarded_service, JFK.path, "--format", "text",
+        fresh_install.bin / "longscribe", "transcribe", "--server", keyed_service_url, JFK.path, "--format", "text",
         env=env, cwd=tmp_path, timeout=180,
     )  # fmt: skip
     assert code == 0, err
     assert wer(JFK.reference, out) <= 0.10, out
 
 
-async def test_the_base_install_passes_a_url_through_to_a_keyed_service_allowed_to_fetch_it(
-    fresh_install: FreshInstall, triton_grpc_url: str, redis_server: str, media_url: str, tmp_path: Path
+async def test_the_base_install_passes_through_a_url_the_keyed_service_may_fetch(
+    fresh_install: FreshInstall, keyed_service_url: str, allowed_media_url: str, tmp_path: Path
 ) -> None:
-    """Loopback allowed here only because the test's media server is local; the test above keeps the default."""
-    settings = Settings(
-        triton_grpc_urls=[triton_grpc_url],
-        redis_url=await fresh_database(redis_server),
-        api_keys=[KEY],
-        allowed_media_hosts=LOOPBACK,
-    )
-    url = f"{media_url}/speech/{JFK.path.relative_to(speech_dir()).as_posix()}"
-    async with serving(create_app(settings)) as base:
-        code, out, err = await run(
-            fresh_install.bin / "longscribe", "transcribe", "--server", base, url, "--format", "text",
-            env=fresh_install.env | {"LONGSCRIBE_API_KEY": KEY}, cwd=tmp_path, timeout=180,
-        )  # fmt: skip
+    url = f"{allowed_media_url}/speech/{JFK.path.relative_to(speech_dir()).as_posix()}"
+    code, out, err = await run(
+        fresh_install.bin / "longscribe", "transcribe", "--server", keyed_service_url, url, "--format", "text",
+        env=fresh_install.env | {"LONGSCRIBE_API_KEY": SERVICE_KEY}, cwd=tmp_path, timeout=180,
+    )  # fmt: skip
     assert code == 0, err
     assert wer(JFK.reference, out) <= 0.10, out
 
@@ -216,7 +193,7 @@ async def test_the_base_install_serves_transcriptions_on_a_real_triton(
         "LONGSCRIBE_PORT": str(port),
         "LONGSCRIBE_TRITON_GRPC_URLS": json.dumps([triton_grpc_url]),
         "LONGSCRIBE_REDIS_URL": await fresh_database(redis_server),
-        "LONGSCRIBE_API_KEYS": json.dumps([KEY]),
+        "LONGSCRIBE_API_KEYS": json.dumps([SERVICE_KEY]),
     }
     proc = await asyncio.create_subprocess_exec(
         fresh_install.bin / "longscribe", "serve", "--no-triton", cwd=tmp_path, env=env,
@@ -229,7 +206,7 @@ async def test_the_base_install_serves_transcriptions_on_a_real_triton(
         form.add_field("model", "whisper-1")
         form.add_field("file", JFK.path.read_bytes(), filename=JFK.path.name)
         async with (
-            aiohttp.ClientSession(headers={"Authorization": f"Bearer {KEY}"}) as session,
+            aiohttp.ClientSession(headers={"Authorization": f"Bearer {SERVICE_KEY}"}) as session,
             session.post(f"{base}/v1/audio/transcriptions", data=form) as response,
         ):
             body = await response.json()
