@@ -1,5 +1,6 @@
-# longscribe: `make demo` installs everything and transcribes the bundled recording;
-# `make test` installs everything and runs the tests.
+# longscribe: `make demo` installs everything (the client, the CLI, the orchestrator and the `server`
+# extra: Triton, CTranslate2, the weights) and transcribes the bundled recording; `make test` installs
+# everything and runs the tests. A client alone is `pip install .` on Python 3.11 to 3.13.
 
 PYTHON ?= python3
 VENV   := .venv
@@ -26,10 +27,10 @@ system-deps:
 	fi
 
 $(STAMP): pyproject.toml | system-deps
-	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "longscribe needs Python 3.11 (Triton'"'"'s stub links libpython3.11); set PYTHON=python3.11")'
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "the server (make'"'"'s install) needs Python 3.11: Triton'"'"'s stub links libpython3.11; set PYTHON=python3.11 (a client alone: pip install . on 3.11 to 3.13)")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e '.[dev,server]'
 	touch $@
 
 demo: install
@@ -89,8 +90,8 @@ bench-accuracy: install
 	$(BIN)/python -m bench.accuracy
 
 lint: install
-	$(BIN)/ruff check orchestrator model_repository tests bench
-	$(BIN)/mypy orchestrator model_repository/longscribe_core
+	$(BIN)/ruff check longscribe orchestrator model_repository tests bench
+	$(BIN)/mypy longscribe orchestrator model_repository/longscribe_core
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

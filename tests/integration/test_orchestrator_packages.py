@@ -1,7 +1,7 @@
-"""The orchestrator image's package set starts the service: pyproject's `orchestrator` extra, nothing else.
+"""The orchestrator image's package set starts the service: pyproject's base dependencies, nothing else.
 
 Built as docker/Dockerfile.orchestrator builds it, without Docker: a fresh
-virtual environment gets exactly the extra (docker/orchestrator_requirements.py),
+virtual environment gets exactly the base dependencies (docker/orchestrator_requirements.py),
 then the project without dependencies from the files the image copies, and
 `longscribe serve --no-triton` must answer /healthz. pip's cache makes a rerun quick.
 """
@@ -25,7 +25,14 @@ from orchestrator.common.net import free_port, wait_until_ready
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 REPO = Path(__file__).resolve().parents[2]
-IMAGE_COPIES = ["pyproject.toml", "README.md", "orchestrator", "model_repository/longscribe_core"]  # the COPY lines
+IMAGE_COPIES = [  # the COPY lines
+    "pyproject.toml",
+    "README.md",
+    "LICENSE",
+    "orchestrator",
+    "longscribe",
+    "model_repository/longscribe_core",
+]
 
 
 def run(*args: str | Path, cwd: Path) -> None:
@@ -59,8 +66,9 @@ async def test_the_image_package_set_starts_the_service(tmp_path: Path) -> None:
     requirements.write_text(listed.stdout)
     run(venv / "bin" / "pip", "install", "-q", "-r", requirements, cwd=tmp_path)
     run(venv / "bin" / "pip", "install", "-q", "--no-deps", build_context(tmp_path / "app"), cwd=tmp_path)
-    missing = subprocess.run([venv / "bin" / "python", "-c", "import ctranslate2"], capture_output=True)
-    assert missing.returncode != 0, "the model server's packages must stay out of the orchestrator's set"
+    for server_only in ("ctranslate2", "pytriton"):
+        missing = subprocess.run([venv / "bin" / "python", "-c", f"import {server_only}"], capture_output=True)
+        assert missing.returncode != 0, f"the server extra's {server_only} must stay out of the orchestrator's set"
 
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "LONGSCRIBE_", "VIRTUAL_ENV"))}
