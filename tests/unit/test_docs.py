@@ -53,8 +53,8 @@ def _prose(text: str) -> str:
 
 
 def _spans(text: str) -> list[str]:
-    """Inline code spans outside fenced blocks."""
-    return re.findall(r"`([^`\n]+)`", _prose(text))
+    """Inline code spans outside fenced blocks; a span may wrap onto the next line of its paragraph."""
+    return [span.replace("\n", " ") for span in re.findall(r"`((?:[^`\n]|\n(?!\n))+)`", _prose(text))]
 
 
 def _code(text: str) -> list[str]:
