@@ -63,7 +63,7 @@ class LongscribeError(Exception):
 class InvalidRequest(LongscribeError):
     status = 422
     code = "invalid_request"
-    hint = 'Fix the request body: {"media_url": "https://...", "params": {...}}; see the README for the params.'
+    hint = 'Fix the request body: {"media_url": "https://...", "params": {...}}; see docs/api.md for the params.'
 
 
 class MalformedBody(InvalidRequest):

@@ -47,8 +47,8 @@ class Settings(BaseSettings):
         "Whisper repository (Org/repo, `@revision` pins it) or a CTranslate2 directory. Requests pick one "
         "by name; the first is the default. Empty: whisper_weights, else tiny.en",
     )
-    # Capacity: one number, chunks_per_triton, sizes everything (README "Capacity"). The three
-    # fields after it derive from it unless set; micro_chunker's instance count is checked against it.
+    # Capacity: one number, chunks_per_triton, sizes everything (docs/settings.md, "Capacity"). The
+    # three fields after it derive from it unless set; micro_chunker's instance count is checked against it.
     chunks_per_triton: int = Field(
         3,
         ge=1,
@@ -113,7 +113,7 @@ class Settings(BaseSettings):
     transcript_piece_bytes: int = Field(
         64 * 1024, gt=0, description="a streamed transcript is written in pieces of about this size"
     )
-    # API keys (README "Security"). Auth is on when any key below is configured. A keys file that is
+    # API keys (docs/security.md, "API keys"). Auth is on when any key below is configured. A keys file that is
     # missing or holds no key refuses to start: it never silently means "auth off". Auth off is a stated
     # choice: no_auth (`longscribe serve --no-auth`), or LONGSCRIBE_API_KEYS set to empty ("" or []).
     # With nothing configured at all it is off too (so `longscribe transcribe` and `make demo` just run),
