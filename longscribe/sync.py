@@ -83,6 +83,9 @@ class Client:
         if self._loop.is_closed():
             return
         self._run(self._async.aclose())
+        # an events() iteration left early holds an async generator on this loop: close it here, or the
+        # loop's end prints "Task was destroyed but it is pending!" to the user
+        self._loop.run_until_complete(self._loop.shutdown_asyncgens())
         self._loop.close()
 
     def submit(self, media: Media, *, webhook_url: str | None = None, **params: Any) -> Job:

@@ -116,8 +116,8 @@ class Settings(BaseSettings):
     # API keys (docs/security.md, "API keys"). Auth is on when any key below is configured. A keys file that is
     # missing or holds no key refuses to start: it never silently means "auth off". Auth off is a stated
     # choice: no_auth (`longscribe serve --no-auth`), or LONGSCRIBE_API_KEYS set to empty ("" or []).
-    # With nothing configured at all it is off too (so `longscribe transcribe` and `make demo` just run),
-    # and the start says so loudly.
+    # With nothing configured at all, `longscribe serve` refuses to start (saying how to set keys or --no-auth);
+    # `longscribe transcribe` without --server starts its own service with a key only that process knows.
     api_keys: list[str] | None = Field(
         None, description='accepted API keys (JSON list); set to "" or [] (and no file): auth off, on purpose'
     )
