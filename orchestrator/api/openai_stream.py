@@ -47,6 +47,7 @@ from orchestrator.jobs.store import JobStore
 log = logging.getLogger("longscribe.app")
 
 DELTA, DONE = "transcript.text.delta", "transcript.text.done"
+JOB_HEADER = "X-Longscribe-Job"  # the job behind the stream: GET /v1/jobs/{id} shows it, for logs and support
 NO_JOBS_HINT = (
     "Leave `stream` out for one answer at the end, or run the service with Redis (LONGSCRIBE_REDIS_URL, or "
     "`longscribe serve`, which starts one)."
@@ -104,7 +105,10 @@ async def _follow(request: web.Request, store: JobStore, job_id: str, told: Told
     """Send the job's text as it settles, until it ends (`told.finished`), the client leaves or the service stops."""
     events = job_events.events(store, request.app[EVENT_HUB], job_id, None)
     try:
-        async with sse_response(request, ping_interval=request.app[SETTINGS].sse_keepalive_sec, sep="\n") as sse:
+        keepalive_s, headers = request.app[SETTINGS].sse_keepalive_sec, {JOB_HEADER: job_id}
+        async with sse_response(  # OpenAI streams the answer to a POST
+            request, ping_interval=keepalive_s, sep="\n", headers=headers, allow_all_methods=True
+        ) as sse:
             with contextlib.suppress(ConnectionResetError):  # the client left between two writes
                 try:
                     async for event in events:
