@@ -39,7 +39,7 @@ from orchestrator.api import openai_errors
 from orchestrator.api.bodies import Form
 from orchestrator.api.keys import CALLER, EVENT_HUB, JOBS, SETTINGS, STREAMS
 from orchestrator.api.openai_compat import Asked
-from orchestrator.errors import InvalidRequest, JobNotFound, LongscribeError
+from orchestrator.errors import InvalidRequest, JobNotFound, JobStoreUnreachable, LongscribeError
 from orchestrator.jobs import events as job_events
 from orchestrator.jobs.records import JobSpec
 from orchestrator.jobs.store import JobStore
@@ -118,9 +118,13 @@ async def _follow(request: web.Request, store: JobStore, job_id: str, told: Told
                             await _end(sse, store, job_id, event.data, told)
                             told.finished = True
                             break
-                except JobNotFound:  # gone since it was made (expired, lost by Redis): nothing more will come
-                    told.finished = True
-                    await _send(sse, _error_event("job_not_found", "the job's data is gone (expired or lost)"))
+                # the answer has begun: a failure now is said in the stream, in OpenAI's shape
+                except LongscribeError as exc:  # JobNotFound: gone since it was made (expired, lost by Redis)
+                    told.finished = isinstance(exc, JobNotFound)
+                    await _send(sse, openai_errors.answer(exc)[1])
+                except RedisError as exc:
+                    unreachable = JobStoreUnreachable(f"the job store stopped answering ({type(exc).__name__})")
+                    await _send(sse, openai_errors.answer(unreachable)[1])
     finally:
         await events.aclose()  # it leaves the hub now, not when collected
     return sse
