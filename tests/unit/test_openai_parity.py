@@ -237,3 +237,16 @@ async def test_stream_answers_text_events_only() -> None:
         with pytest.raises(openai.BadRequestError) as raised:
             await stream_events(base, response_format="srt")
     assert raised.value.body["param"] == "response_format"  # type: ignore[index]
+
+
+async def test_a_full_service_is_a_rate_limit_error_with_retry_after() -> None:
+    talker = Talker(hold=True)
+    async with service(talker, max_requests_in_flight=1, max_queued_requests=0) as base:
+        held = asyncio.create_task(client(base).audio.transcriptions.create(model="whisper-1", file=AUDIO))
+        while not talker.requests:
+            await asyncio.sleep(0.01)
+        with pytest.raises(openai.RateLimitError) as raised:
+            await client(base).audio.transcriptions.create(model="whisper-1", file=AUDIO)
+        held.cancel()
+    assert raised.value.body["type"] == "requests" and raised.value.body["code"] == "overloaded"  # type: ignore[index]
+    assert raised.value.response.headers["Retry-After"]
