@@ -201,18 +201,22 @@ async def answer(request: web.Request, run: RunTranscription, form: Form, asked:
     return render(output, asked)
 
 
-def _model_card(name: str) -> dict[str, Any]:
-    return {"id": name, "object": "model", "created": STARTED, "owned_by": "longscribe"}
+def _model_card(name: str, alias_of: str | None = None) -> dict[str, Any]:
+    card: dict[str, Any] = {"id": name, "object": "model", "created": STARTED, "owned_by": "longscribe"}
+    if alias_of is not None:
+        card["parent"] = alias_of  # as vLLM names it: what the alias means (OpenAI's clients ignore it)
+    return card
 
 
 async def list_models(request: web.Request, settings: Settings) -> web.Response:
     """GET /v1/models as OpenAI answers it: the models served, the default first, then `whisper-1` (its alias)."""
-    names = Catalogue.from_settings(settings).names()
-    return web.json_response({"object": "list", "data": [_model_card(name) for name in [*names, OPENAI_DEFAULT]]})
+    catalogue = Catalogue.from_settings(settings)
+    cards = [*(_model_card(name) for name in catalogue.names()), _model_card(OPENAI_DEFAULT, catalogue.default.name)]
+    return web.json_response({"object": "list", "data": cards})
 
 
 async def get_model(request: web.Request, settings: Settings) -> web.Response:
     """GET /v1/models/{model}: one card (`whisper-1` too: the default's alias), or 404 naming those there are."""
     asked = request.match_info["model"]
     model = Catalogue.from_settings(settings).pick(asked)
-    return web.json_response(_model_card(OPENAI_DEFAULT if asked == OPENAI_DEFAULT else model.name))
+    return web.json_response(_model_card(asked, model.name) if asked == OPENAI_DEFAULT else _model_card(model.name))

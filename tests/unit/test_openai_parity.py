@@ -166,7 +166,8 @@ async def test_whisper_1_is_listed_as_the_defaults_alias_and_can_be_read() -> No
     async with service(Talker()) as base:
         listed = [m.id async for m in client(base).models.list()]
         assert listed == ["tiny.en", "whisper-1"]
-        assert (await client(base).models.retrieve("whisper-1")).id == "whisper-1"
+        alias = await client(base).models.retrieve("whisper-1")
+        assert alias.id == "whisper-1" and alias.model_extra == {"parent": "tiny.en"}
 
 
 async def test_native_routes_keep_their_own_error_shape() -> None:
