@@ -3,7 +3,8 @@
     LongscribeError                  500 internal
     ├── InvalidRequest               422 the body or its params are wrong
     │   ├── MalformedBody                400 a body that cannot be read as sent: JSON nested too deep, a repeated part
-    │   └── InvalidWebhook               webhook_url is not an http(s) URL, or its host is private/loopback
+    │   ├── InvalidWebhook               webhook_url is not an http(s) URL, or its host is private/loopback
+    │   └── TranslationUnsupported       translate on an English-only model (names a multilingual one)
     ├── Unauthorized                 401 no valid API key
     ├── JobNotFound                  404 no such job (or it expired)
     ├── ModelNotFound                404 no such model on this service (the answer names those there are)
@@ -81,6 +82,18 @@ class InvalidWebhook(InvalidRequest):
     hint = (
         "Give webhook_url as an http(s) URL of a public host, without user or password. To deliver on a private "
         "network, list the host in LONGSCRIBE_ALLOWED_WEBHOOK_HOSTS on the service."
+    )
+
+
+class TranslationUnsupported(InvalidRequest):
+    """`task: translate` on an English-only model (tiny.en, any `.en`): it has no task tokens to translate with.
+
+    Refused when the request is read, before any media; OpenAI's routes answer it as 400."""
+
+    code = "translation_unsupported"
+    hint = (
+        "Translate with a multilingual model such as `base`: name it in params.model (OpenAI: `model`); "
+        "GET /v1/models lists the models this service serves."
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field, replace
@@ -15,7 +16,7 @@ from longscribe_core.segments import ChunkResult
 from orchestrator.assemble import merge, transcript
 from orchestrator.assemble.progress import ChunkPart, OnProgress, Tracker
 from orchestrator.errors import MediaError, MediaTooLong
-from orchestrator.infer.catalogue import Catalogue
+from orchestrator.infer.catalogue import Catalogue, ServedModel
 from orchestrator.infer.pool import TritonPool
 from orchestrator.infer.slots import ChunkSlots
 from orchestrator.media import ffmpeg
@@ -28,6 +29,7 @@ from orchestrator.schemas import MediaRequest, Timings, TranscribeOutput, Transc
 from orchestrator.settings import Settings
 
 T = TypeVar("T")
+log = logging.getLogger("longscribe.pipeline")
 
 
 class Checkpoints(Protocol):
@@ -81,21 +83,27 @@ class Pipeline:
         self, request: MediaRequest, progress: OnProgress | None = None, checkpoints: Checkpoints | None = None
     ) -> TranscribeOutput:
         """Transcribe the media at `request.media_url`, or the uploaded file, with the request's params."""
+        # before any media is read: the edge checked it, but a job's upload or an OpenAI form reaches here unchecked
+        model = self.catalogue.pick(request.params.model, request.params.task)
         media = request.media_url if isinstance(request, TranscribeRequest) else request.upload.path
         with self.relay.open(media) as source:
             try:
-                return await self._transcribe(request, source, progress or (lambda p: None), checkpoints)
+                return await self._transcribe(request, model, source, progress or (lambda p: None), checkpoints)
             except MediaError:
                 source.check()  # FFmpeg only saw a broken read: the relay knows why
                 raise
 
     async def _transcribe(
-        self, request: MediaRequest, source: Source, progress: OnProgress, checkpoints: Checkpoints | None
+        self,
+        request: MediaRequest,
+        model: ServedModel,
+        source: Source,
+        progress: OnProgress,
+        checkpoints: Checkpoints | None,
     ) -> TranscribeOutput:
         started = time.monotonic()
         timings = Timings()
         s, params = self.settings, request.params
-        model = self.catalogue.pick(params.model)  # the edge checked it; a job's upload reaches here unchecked
         with _timed(timings, "probe_sec"):
             if source.path is None:  # an upload is on this disk: nothing to check
                 await check_range_support(self.relay, source.url)
@@ -133,6 +141,16 @@ class Pipeline:
             timed = await asyncio.to_thread(merge.final_segments, [(p.chunk, p.result) for p in parts], duration_s)
         elapsed = time.monotonic() - started
         output = await asyncio.to_thread(transcript.build, timed, duration_s, elapsed, params.word_timestamps)
+        # what decoding used, once per transcription: the language decided for the file (None: each piece's own)
+        log.info(
+            "transcribed %.1f s with model=%s task=%s language=%s temperature=%g prompt=%s",
+            duration_s,
+            model.name,
+            params.task,
+            language.result() if language.done() else None,
+            params.temperature,
+            "given" if params.prompt else "none",
+        )
         return output.model_copy(update={"timings": timings, "model": model.name})
 
     def _check_length(self, duration_s: float) -> None:
@@ -219,6 +237,8 @@ class Pipeline:
                         spoken,
                         params.prompt,
                         whisper_model,
+                        params.task,
+                        params.temperature,
                     )
                 self.observe_chunk(time.monotonic() - started)
         decoded_end_s = read_from + len(pcm) / SAMPLE_RATE

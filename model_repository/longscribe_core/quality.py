@@ -20,6 +20,15 @@ MAX_NO_SPEECH_PROB = 0.6
 MIN_KEPT_LOGPROB = -1.5
 # Greedy first; each failed decode is tried again hotter (openai/whisper's ladder)
 FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+MAX_TEMPERATURE = FALLBACK_TEMPERATURES[-1]
+
+
+def fallback_from(start: float) -> tuple[float, ...]:
+    """The ladder a caller's temperature starts: 0 gives FALLBACK_TEMPERATURES as it is; t > 0 samples
+    at t first, then only the hotter rungs (0.5 -> 0.5, 0.6, 0.8, 1.0), never cooler than asked."""
+    if not 0.0 <= start <= MAX_TEMPERATURE:  # also NaN
+        raise ValueError(f"temperature must be in [0, {MAX_TEMPERATURE:g}], got {start}")
+    return (start, *(t for t in FALLBACK_TEMPERATURES if t > start))
 
 
 def compression_ratio(text: str) -> float:

@@ -112,5 +112,6 @@ async def parse_request(
         raise InvalidRequest(f"invalid request: {problems}") from exc
     except ValueError as exc:
         raise InvalidRequest(f"invalid request: {exc}") from exc
-    Catalogue.from_settings(settings).pick(parsed.params.model)  # 404 now, not a job failing later
+    # 404 (no such model) or 422 (translate on an English-only one) now, not a job failing later
+    Catalogue.from_settings(settings).pick(parsed.params.model, parsed.params.task)
     return parsed

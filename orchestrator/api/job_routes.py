@@ -71,7 +71,7 @@ async def _upload_spec(request: web.Request, owner: str) -> JobSpec:
             raise InvalidRequest("a multipart job needs a `file`; for a URL send JSON")
         params = TranscribeParams.model_validate(bodies.loads(form.one("params") or "{}", "params"))
         params.check_limits(settings.max_macro_chunk_size_sec)
-        Catalogue.from_settings(settings).pick(params.model)
+        Catalogue.from_settings(settings).pick(params.model, params.task)
         return JobSpec(request=UploadRequest(upload=form.upload, params=params), owner=owner)
     except (ValidationError, ValueError) as exc:
         form.discard()

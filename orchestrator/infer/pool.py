@@ -12,9 +12,10 @@ import tritonclient.grpc.aio as grpcclient
 from tritonclient.utils import InferenceServerException
 
 from longscribe_core.audio import FloatAudio, Int16Audio
+from longscribe_core.engines.base import TASK_ERROR
 from longscribe_core.segments import ChunkResult, decode_result
 from orchestrator.common.observability import REQUEST_ID
-from orchestrator.errors import InferenceError, InferenceUnavailable, InvalidRequest
+from orchestrator.errors import InferenceError, InferenceUnavailable, InvalidRequest, TranslationUnsupported
 from orchestrator.infer.capacity import instance_count
 
 # "this endpoint is not there": worth trying another. A deadline is not in
@@ -142,9 +143,13 @@ class TritonPool:
         language: str | None = None,
         prompt: str | None = None,
         whisper_model: str | None = None,
+        task: str = "transcribe",
+        temperature: float = 0.0,
     ) -> ChunkResult:
-        """int16 PCM of one macro chunk -> segments relative to its start, from `whisper_model`'s pieces."""
-        inputs = _inputs(pcm, micro_chunk_size_s, smoothing_samples, language, prompt)
+        """int16 PCM of one macro chunk -> segments relative to its start, from `whisper_model`'s pieces.
+
+        `task` translate gives English text; `temperature` starts each piece's fallback ladder."""
+        inputs = _inputs(pcm, micro_chunk_size_s, smoothing_samples, language, prompt, task, temperature)
         inputs.append(_text("whisper_model", whisper_model or self.whisper_model))
         results = await self._infer(self.model, inputs, "a chunk")
         return results[0]
@@ -191,7 +196,10 @@ class TritonPool:
                     tried.append(f"{endpoint.url}: {exc.message()}")
                     continue
                 if str(exc.status()) == _INVALID:
-                    raise InvalidRequest(exc.message() or "the model refused the request") from exc
+                    message = exc.message() or "the model refused the request"
+                    if TASK_ERROR in message:  # an English-only model the catalogue could not tell by its name
+                        raise TranslationUnsupported(message) from exc
+                    raise InvalidRequest(message) from exc
                 if str(exc.status()) == _TIMED_OUT:
                     raise InferenceError(
                         f"{what} took longer than {self.timeout_s:g} s on {endpoint.url}",
@@ -218,7 +226,13 @@ def _detect_inputs(window: FloatAudio) -> list[grpcclient.InferInput]:
 
 
 def _inputs(
-    pcm: Int16Audio, micro_chunk_size_s: float, smoothing_samples: int, language: str | None, prompt: str | None
+    pcm: Int16Audio,
+    micro_chunk_size_s: float,
+    smoothing_samples: int,
+    language: str | None,
+    prompt: str | None,
+    task: str = "transcribe",
+    temperature: float = 0.0,
 ) -> list[grpcclient.InferInput]:
     audio = grpcclient.InferInput("audio", [len(pcm)], "INT16")
     audio.set_data_from_numpy(np.ascontiguousarray(pcm, dtype=np.int16))
@@ -231,6 +245,12 @@ def _inputs(
         inputs.append(_text("language", language))
     if prompt:
         inputs.append(_text("prompt", prompt))
+    if task != "transcribe":  # the defaults travel as absent inputs, as before
+        inputs.append(_text("task", task))
+    if temperature:
+        start = grpcclient.InferInput("temperature", [1], "FP32")
+        start.set_data_from_numpy(np.array([temperature], dtype=np.float32))
+        inputs.append(start)
     return inputs
 
 

@@ -111,3 +111,23 @@ def test_a_prompt_is_given_as_earlier_text_and_capped(engine: Engine, jfk: tuple
     tokens = previous_text(tokenizer, "word " * 1000)
     assert tokens[0] == tokenizer.token_to_id("<|startofprev|>") and len(tokens) == MAX_PROMPT_TOKENS + 1
     assert previous_text(tokenizer, "   ") == []
+
+
+def test_an_english_only_engine_refuses_to_translate_before_any_work(
+    engine: Engine, jfk: tuple[np.ndarray, str]
+) -> None:
+    from longscribe_core.engines.base import UnsupportedTask
+
+    assert not engine.is_multilingual  # every engine here loads tiny.en (the TensorRT-LLM build: whichever it is)
+    with pytest.raises(UnsupportedTask, match="English-only"):
+        engine.transcribe([jfk[0]], None, 0.0, None, "translate")
+
+
+def test_a_sampled_decode_reports_its_temperature_and_still_hears_the_speech(
+    engine: Engine, jfk: tuple[np.ndarray, str]
+) -> None:
+    audio, reference = jfk
+    (result,) = engine.transcribe([audio], None, 0.5)
+    assert isinstance(result, ChunkResult) and result.segments
+    assert {s.temperature for s in result.segments} == {0.5}
+    assert wer(reference, " ".join(s.text for s in result.segments)) <= 0.5

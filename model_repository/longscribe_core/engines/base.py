@@ -6,6 +6,7 @@ An engine takes a batch of <= 30 s float32 waveforms and returns one
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -29,6 +30,18 @@ class InvalidAudio(ValueError):
 
 
 LANGUAGE_ERROR = "unsupported language: "  # the prefix of UnsupportedLanguage's message, kept across BLS
+
+
+TRANSCRIBE, TRANSLATE = "transcribe", "translate"  # Whisper's two decoding tasks, named as its task tokens
+TASKS = (TRANSCRIBE, TRANSLATE)
+TASK_ERROR = "unsupported task: "  # the prefix of UnsupportedTask's message, kept across BLS and gRPC
+
+
+class UnsupportedTask(ValueError):
+    """A task the loaded model cannot do: translate on an English-only model (it has no task tokens)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(TASK_ERROR + message)
 
 
 class UnsupportedLanguage(ValueError):
@@ -56,13 +69,23 @@ class EngineConfig:
 class Engine(Protocol):
     """What the `whisper` Triton model needs from an engine."""
 
+    is_multilingual: bool  # False for English-only models (tiny.en, any `.en`): no language or task tokens
+
     def check_language(self, language: str | None) -> None:
         """Raise UnsupportedLanguage before any work for a language the model lacks."""
 
     def transcribe(
-        self, audio: list[FloatAudio], language: str | None, temperature: float = 0.0, prompt: str | None = None
+        self,
+        audio: list[FloatAudio],
+        language: str | None,
+        temperature: float = 0.0,
+        prompt: str | None = None,
+        task: str = TRANSCRIBE,
     ) -> list[ChunkResult | Exception]:
-        """float32 waveforms at 16 kHz, each <= 30 s -> one result or error per item; `prompt` guides spelling."""
+        """float32 waveforms at 16 kHz, each <= 30 s -> one result or error per item; `prompt` guides spelling.
+
+        `task` "translate" writes English text whatever the language spoken (multilingual models only);
+        `language` is then the spoken one, given or detected, and the result reports it."""
 
     def detect_language(self, audio: list[FloatAudio]) -> list[ChunkResult | Exception]:
         """Each waveform's most likely language and its probability, no text; English on `.en` models."""
@@ -91,6 +114,34 @@ def checked(audio: list[FloatAudio]) -> tuple[list[ChunkResult | Exception], lis
         except InvalidAudio as exc:
             results[i] = exc
     return results, good
+
+
+def check_task(task: str, multilingual: bool) -> None:
+    """Raise before any work for a task the model cannot do (UnsupportedTask) or one Whisper lacks."""
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; use one of {TASKS}")
+    if task == TRANSLATE and not multilingual:
+        raise UnsupportedTask(
+            "the loaded Whisper model is English-only and cannot translate; serve a multilingual model "
+            "(such as `base`) and ask for it"
+        )
+
+
+def start_sequence(token_id: Callable[[str], int], multilingual: bool, language: str | None, task: str) -> list[int]:
+    """The tokens a window's decoding starts from, as openai/whisper's `sot_sequence`.
+
+    Multilingual: <|startoftranscript|> <|lang|> <|transcribe|> or <|translate|>; the language token is
+    the spoken language (given or detected) for both tasks. English-only models have neither a
+    language nor a task token: <|startoftranscript|> alone, and no translation."""
+    check_task(task, multilingual)
+    if not multilingual:
+        return [token_id("<|startoftranscript|>")]
+    return [token_id("<|startoftranscript|>"), token_id(f"<|{language or 'en'}|>"), token_id(f"<|{task}|>")]
+
+
+def text_language(language: str | None, task: str) -> str | None:
+    """The language the decoded text is written in: English for a translation (words split at spaces)."""
+    return "en" if task == TRANSLATE else language
 
 
 def previous_text(tokenizer: Any, prompt: str | None) -> list[int]:

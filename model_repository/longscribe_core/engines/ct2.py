@@ -11,11 +11,14 @@ from longscribe_core.audio import SAMPLE_RATE, FloatAudio
 from longscribe_core.engines.base import (
     MAX_INITIAL_TIMESTAMP_INDEX,
     MEDIAN_FILTER_WIDTH,
+    TRANSCRIBE,
     EngineConfig,
     UnsupportedLanguage,
     checked,
     english_only,
     previous_text,
+    start_sequence,
+    text_language,
     window_segments,
 )
 from longscribe_core.engines.timestamps import TokenSpan, split_on_timestamps
@@ -43,9 +46,7 @@ class CTranslate2Engine:
         )
         self._tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
         self._config = config
-        self._sot = self._token_id("<|startoftranscript|>")
         self._eot = self._token_id("<|endoftext|>")
-        self._transcribe_task = self._token_id("<|transcribe|>")
         # timestamp ids follow <|notimestamps|>; tokenizer.json does not list them
         self._timestamp_begin = self._token_id("<|notimestamps|>") + 1
         self.is_multilingual = bool(self._model.is_multilingual)
@@ -57,10 +58,8 @@ class CTranslate2Engine:
             raise ValueError(f"tokenizer has no {token}")
         return int(token_id)
 
-    def _prompt(self, language: str | None) -> list[int]:
-        if not self.is_multilingual:
-            return [self._sot]
-        return [self._sot, self._token_id(f"<|{language or 'en'}|>"), self._transcribe_task]
+    def _prompt(self, language: str | None, task: str = TRANSCRIBE) -> list[int]:
+        return start_sequence(self._token_id, self.is_multilingual, language, task)
 
     def check_language(self, language: str | None) -> None:
         """See `Engine.check_language`."""
@@ -98,10 +97,16 @@ class CTranslate2Engine:
         return results
 
     def transcribe(
-        self, audio: list[FloatAudio], language: str | None, temperature: float = 0.0, prompt: str | None = None
+        self,
+        audio: list[FloatAudio],
+        language: str | None,
+        temperature: float = 0.0,
+        prompt: str | None = None,
+        task: str = TRANSCRIBE,
     ) -> list[ChunkResult | Exception]:
         """See `Engine.transcribe`."""
         self.check_language(language)
+        self._prompt(language, task)  # an unknown task, or translate on an English-only model: before any work
         results, good = checked(audio)
         if not good:
             return results
@@ -109,7 +114,7 @@ class CTranslate2Engine:
         encoded = self._encode(good)
         languages = self._languages(encoded, language, len(good))
         previous = previous_text(self._tokenizer, prompt)
-        prompts = [previous + self._prompt(lang) for lang in languages]
+        prompts = [previous + self._prompt(lang, task) for lang in languages]
         config = self._config
         outputs = self._model.generate(
             encoded,
@@ -126,7 +131,7 @@ class CTranslate2Engine:
             sampling_temperature=temperature if temperature > 0 else 1.0,
         )
         decoded = [self._spans(out, len(item) / SAMPLE_RATE) for (_, item), out in zip(good, outputs)]
-        words = self._align(encoded, [d[0] for d in decoded], [len(item) for _, item in good], languages)
+        words = self._align(encoded, [d[0] for d in decoded], [len(item) for _, item in good], languages, task)
         for (i, _), out, (spans, truncated), lang, item_words in zip(good, outputs, decoded, languages, words):
             results[i] = self._to_result(out, spans, truncated, lang, temperature, item_words)
         return results
@@ -143,7 +148,12 @@ class CTranslate2Engine:
         return spans, truncated
 
     def _align(
-        self, encoded: object, spans: list[list[TokenSpan]], n_samples: list[int], languages: list[str]
+        self,
+        encoded: object,
+        spans: list[list[TokenSpan]],
+        n_samples: list[int],
+        languages: list[str],
+        task: str = TRANSCRIBE,
     ) -> list[list[tuple[Word, ...]]]:
         """Word times per span, for every item with text; empty where alignment is off."""
         empty: list[list[tuple[Word, ...]]] = [[() for _ in item] for item in spans]
@@ -165,15 +175,14 @@ class CTranslate2Engine:
                 rows = self._ct2.StorageView.from_array(np.asarray(encoded)[group])
             aligned = self._model.align(
                 rows,
-                self._prompt(language),
+                self._prompt(language, task),
                 [texts[i] for i in group],
                 [frames[i] for i in group],
                 median_filter_width=MEDIAN_FILTER_WIDTH,
             )
             for i, result in zip(group, aligned):
-                timed = timed_words(
-                    texts[i], result.alignments, result.text_token_probs, self._tokenizer.decode, language
-                )
+                decode, written_in = self._tokenizer.decode, text_language(language, task)
+                timed = timed_words(texts[i], result.alignments, result.text_token_probs, decode, written_in)
                 empty[i] = assign_to_spans(timed, [len(span.tokens) for span in spans[i]])
         return empty
 

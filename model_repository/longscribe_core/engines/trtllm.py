@@ -32,11 +32,13 @@ import numpy as np
 from longscribe_core.audio import MAX_WINDOW_SAMPLES, SAMPLE_RATE, FloatAudio
 from longscribe_core.engines.base import (
     MAX_TOTAL_TOKENS,
+    TRANSCRIBE,
     EngineConfig,
     UnsupportedLanguage,
     checked,
     english_only,
     previous_text,
+    start_sequence,
     window_segments,
 )
 from longscribe_core.engines.timestamps import split_on_timestamps
@@ -104,10 +106,8 @@ class TensorRTLLMEngine:
         log_spec = torch.maximum(log_spec, log_spec.max() - 8.0)
         return ((log_spec + 4.0) / 4.0).half()
 
-    def _prompt(self, language: str | None) -> list[int]:
-        if not self.is_multilingual:
-            return [self._id("<|startoftranscript|>")]
-        return [self._id("<|startoftranscript|>"), self._id(f"<|{language or 'en'}|>"), self._id("<|transcribe|>")]
+    def _prompt(self, language: str | None, task: str = TRANSCRIBE) -> list[int]:
+        return start_sequence(self._id, self.is_multilingual, language, task)
 
     def detect_language(self, audio: list[FloatAudio]) -> list[ChunkResult | Exception]:
         """One decoder step after <|startoftranscript|>: the language token it picks (probability not exposed)."""
@@ -159,9 +159,15 @@ class TensorRTLLMEngine:
         return tokens, scores
 
     def transcribe(
-        self, audio: list[FloatAudio], language: str | None, temperature: float = 0.0, prompt: str | None = None
+        self,
+        audio: list[FloatAudio],
+        language: str | None,
+        temperature: float = 0.0,
+        prompt: str | None = None,
+        task: str = TRANSCRIBE,
     ) -> list[ChunkResult | Exception]:
         self.check_language(language)
+        self._prompt(language, task)  # an unknown task, or translate on an English-only model: before any work
         results, good = checked(audio)
         if not good:
             return results
@@ -173,7 +179,7 @@ class TensorRTLLMEngine:
             ]
         )
         previous = previous_text(self._tokenizer, prompt)  # the decoder engine takes up to 208 input tokens
-        prompts = [previous + self._prompt(lang) for lang in languages]
+        prompts = [previous + self._prompt(lang, task) for lang in languages]
         budget = min(self._config.max_length, MAX_TOTAL_TOKENS) // 2
         generated, scores = self._generate([item for _, item in good], prompts, budget, temperature)
         for (i, item), tokens, score, lang in zip(good, generated, scores, languages):

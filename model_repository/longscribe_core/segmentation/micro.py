@@ -9,8 +9,8 @@ and the tests to a fake. What happens to each piece:
    of audio past it on both sides; each side keeps only the words whose
    middle lies on its side of the cut, so a word cut in two is neither lost
    nor doubled.
-3. Each piece is decoded greedily, and again hotter while the result loops or
-   is unsure (`quality`). A window the decoder calls silent, a loop that
+3. Each piece is decoded greedily (or sampled at the caller's temperature),
+   and again hotter while the result loops or is unsure (`quality`). A window the decoder calls silent, a loop that
    survives every temperature, and text without a letter are dropped; so is a
    window that heard only a stock phrase ("thanks for watching", a lone
    "you") unless the decoder is sure and the audio holds the speech to say it.
@@ -152,18 +152,19 @@ def _passes(result: ChunkResult) -> bool:
 async def decode_with_fallback(
     audio: FloatAudio, transcribe: TranscribePiece, temperatures: tuple[float, ...] = quality.FALLBACK_TEMPERATURES
 ) -> ChunkResult | None:
-    """Greedy, then hotter while the text loops or is unsure; None for silence or an incurable loop.
+    """The first rung, then hotter while the text loops or is unsure; None for silence or an incurable loop.
 
-    A hotter decode is kept only when it passes: when none does, the greedy
-    one stands or falls alone. On music or noise, a sample now and then is a
-    fluent stock phrase that scores better than the greedy babble while still
-    unsure ("I'm going to go back to the next video.", -1.8): sampling luck,
-    not hearing.
+    `temperatures` is the ladder (`quality.fallback_from`): greedy first by
+    default, or the caller's temperature. A hotter decode is kept only when it
+    passes: when none does, the first one stands or falls alone. On music or
+    noise, a sample now and then is a fluent stock phrase that scores better
+    than the greedy babble while still unsure ("I'm going to go back to the
+    next video.", -1.8): sampling luck, not hearing.
     """
-    greedy = await transcribe(audio, temperatures[0])
-    chosen = greedy
-    if not _passes(greedy):
-        if _score(greedy)[1] > quality.MAX_NO_SPEECH_PROB:
+    first = await transcribe(audio, temperatures[0])
+    chosen = first
+    if not _passes(first):
+        if _score(first)[1] > quality.MAX_NO_SPEECH_PROB:
             return None  # the decoder hears no speech: hotter sampling would only invent some
         for temperature in temperatures[1:]:
             result = await transcribe(audio, temperature)
@@ -178,14 +179,21 @@ async def decode_with_fallback(
 
 
 async def transcribe_macro_chunk(
-    pcm_int16: Int16Audio, max_s: float, smoothing_samples: int, transcribe: TranscribePiece
+    pcm_int16: Int16Audio,
+    max_s: float,
+    smoothing_samples: int,
+    transcribe: TranscribePiece,
+    temperature: float = 0.0,
 ) -> ChunkResult:
-    """int16 PCM [n] of one macro chunk -> segments with times from its start."""
+    """int16 PCM [n] of one macro chunk -> segments with times from its start.
+
+    `temperature` starts every piece's fallback ladder: 0 is greedy first."""
     check_micro_size(max_s)
+    ladder = quality.fallback_from(temperature)
     pcm = int16_to_float(pcm_int16)
     envelope = smoothed_energy(pcm, smoothing_samples)
     levels = speech_levels(envelope)
-    chunk = _Chunk(pcm, envelope, levels, envelope > levels, transcribe)
+    chunk = _Chunk(pcm, envelope, levels, envelope > levels, transcribe, ladder)
     pieces = plan_pieces(envelope, int(max_s * SAMPLE_RATE), chunk.levels) if len(pcm) else []
     per_piece = await asyncio.gather(*(chunk.piece(p, MAX_TAIL_ROUNDS) for p in pieces))
     segments = assembly.assemble_pieces(per_piece, envelope, chunk.levels)
@@ -207,6 +215,7 @@ class _Chunk:
     levels: Envelope
     speaks: NDArray[np.bool_]  # envelope above the local speech level
     transcribe: TranscribePiece
+    ladder: tuple[float, ...] = FALLBACK  # temperatures a piece is decoded at, first to last resort
     # piece start -> its language; the earliest piece speaks for the chunk
     languages: dict[int, str] = field(default_factory=dict)
     window_ids: Iterator[int] = field(default_factory=itertools.count)  # each decode window's mark for assembly
@@ -218,9 +227,11 @@ class _Chunk:
         # Whisper's first timestamp is capped at 1 s and alignment starts at the first frame, so
         # a leading pause would be glued to the first word: start the window where speech does
         p = replace(p, lo=p.lo + max(0, int(loud[0]) - LEAD_PAD))
-        # a second look (a tail, skipped speech) must be confident greedily: every window costs a
-        # full encoder pass, and a short clip the first decode passed over rarely earns six
-        result = await decode_with_fallback(self.pcm[p.lo : p.hi], self.transcribe, (0.0,) if strict else FALLBACK)
+        # a second look (a tail, skipped speech) must be confident at the first rung (greedy unless the
+        # caller asked hotter): every window costs a full encoder pass, and a short clip the first
+        # decode passed over rarely earns six
+        ladder = self.ladder[:1] if strict else self.ladder
+        result = await decode_with_fallback(self.pcm[p.lo : p.hi], self.transcribe, ladder)
         if result is None or (strict and not _confident(result)) or self.stock_only(result, p):
             return []
         if result.language and result.segments:

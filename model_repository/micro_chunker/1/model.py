@@ -15,7 +15,7 @@ import json  # noqa: E402
 import numpy as np  # noqa: E402
 import triton_python_backend_utils as pb_utils  # noqa: E402
 
-from longscribe_core.engines.base import LANGUAGE_ERROR  # noqa: E402
+from longscribe_core.engines.base import LANGUAGE_ERROR, TASK_ERROR, TASKS, TRANSCRIBE  # noqa: E402
 from longscribe_core.segmentation.micro import transcribe_macro_chunk  # noqa: E402
 from longscribe_core.segments import ChunkResult, decode_result, encode_result  # noqa: E402
 
@@ -47,12 +47,18 @@ class TritonPythonModel:
             language = _scalar(request, "language")
             prompt = _scalar(request, "prompt")
             whisper = _scalar(request, "whisper_model") or self.whisper_model
+            task = _scalar(request, "task") or TRANSCRIBE
+            if task not in TASKS:
+                raise ValueError(f"unknown task {task!r}; use one of {TASKS}")
+            # the ladder's first rung, checked there; float32 on the wire: 0.2 arrives as 0.20000000298
+            temperature = round(float(_scalar(request, "temperature") or 0.0), 6)
             work = asyncio.ensure_future(
                 transcribe_macro_chunk(
                     pcm,
                     max_s,
                     width,
-                    lambda piece, temperature: self._transcribe(whisper, piece, language, temperature, prompt),
+                    lambda piece, t: self._transcribe(whisper, piece, language, t, prompt, task),
+                    temperature,
                 )
             )
             # a client that hung up (or a replica's caller that timed out) stops the pieces not yet sent
@@ -69,9 +75,11 @@ class TritonPythonModel:
         return pb_utils.InferenceResponse([pb_utils.Tensor("result", out)])
 
     async def _transcribe(
-        self, whisper: str, piece: np.ndarray, language, temperature: float, prompt=None
+        self, whisper: str, piece: np.ndarray, language, temperature: float, prompt=None, task: str = TRANSCRIBE
     ) -> ChunkResult:
         inputs = [pb_utils.Tensor("audio", piece[None, :].astype(np.float32))]
+        if task != TRANSCRIBE:
+            inputs.append(pb_utils.Tensor("task", np.array([[task.encode()]], dtype=np.object_)))
         if language:
             inputs.append(pb_utils.Tensor("language", np.array([[language.encode()]], dtype=np.object_)))
         if prompt:
@@ -83,7 +91,8 @@ class TritonPythonModel:
         if response.has_error():
             error = response.error()
             # BLS may hand the error back as INTERNAL: the message's prefix still tells
-            if error.code() == pb_utils.TritonError.INVALID_ARG or error.message().startswith(LANGUAGE_ERROR):
-                raise ValueError(error.message())  # the caller's mistake (a language the model lacks)
+            mistake = error.message().startswith((LANGUAGE_ERROR, TASK_ERROR))
+            if error.code() == pb_utils.TritonError.INVALID_ARG or mistake:
+                raise ValueError(error.message())  # the caller's mistake (a language or task the model lacks)
             raise RuntimeError(f"whisper failed: {error.message()}")
         return decode_result(pb_utils.get_output_tensor_by_name(response, "result").as_numpy().reshape(-1)[0])

@@ -17,10 +17,11 @@ import triton_python_backend_utils as pb_utils  # noqa: E402
 
 from longscribe_core import weights  # noqa: E402
 from longscribe_core.engines import EngineConfig, load_engine  # noqa: E402
+from longscribe_core.engines.base import TRANSCRIBE, TRANSLATE, check_task  # noqa: E402
 from longscribe_core.segments import encode_result  # noqa: E402
 
-TRANSCRIBE, DETECT_LANGUAGE = "transcribe", "detect_language"
-TASKS = (TRANSCRIBE, DETECT_LANGUAGE)
+DETECT_LANGUAGE = "detect_language"
+TASKS = (TRANSCRIBE, TRANSLATE, DETECT_LANGUAGE)
 
 
 def _param(config: dict, key: str, default: str) -> str:
@@ -77,16 +78,19 @@ class TritonPythonModel:
     def execute(self, requests):
         parsed, responses = [], [None] * len(requests)
         for i, request in enumerate(requests):
-            try:  # a malformed request, or one in a language the model lacks, fails alone
+            try:  # a malformed request, one in a language the model lacks or a task it cannot do, fails alone
                 task = _scalar(request, "task", None) or TRANSCRIBE
                 if task not in TASKS:
                     raise ValueError(f"unknown task {task!r}; use one of {TASKS}")
+                if task != DETECT_LANGUAGE:
+                    check_task(task, self.engine.is_multilingual)  # translate needs a multilingual model
                 language = _scalar(request, "language", None) or None
                 self.engine.check_language(language)
                 options = (
                     task,
                     language,
-                    float(_scalar(request, "temperature", 0.0)),
+                    # float32 on the wire: rounded, so segments report 0.2, not 0.20000000298
+                    round(float(_scalar(request, "temperature", 0.0)), 6),
                     _scalar(request, "prompt", None) or None,
                 )
                 parsed.append((i, _items(request), options))
@@ -101,7 +105,7 @@ class TritonPythonModel:
                 if task == DETECT_LANGUAGE:
                     results = self.engine.detect_language(flat)
                 else:
-                    results = self.engine.transcribe(flat, language, temperature, prompt)
+                    results = self.engine.transcribe(flat, language, temperature, prompt, task)
             except Exception as exc:
                 results = [exc] * len(flat)
             cursor = 0
