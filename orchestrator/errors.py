@@ -91,6 +91,7 @@ class TranslationUnsupported(InvalidRequest):
     Refused when the request is read, before any media; OpenAI's routes answer it as 400."""
 
     code = "translation_unsupported"
+    param = "model"
     hint = (
         "Translate with a multilingual model such as `base`: name it in params.model (OpenAI: `model`); "
         "GET /v1/models lists the models this service serves."

@@ -106,7 +106,8 @@ def parse(form: Form, settings: Settings, task: Task) -> Asked:
         raise InvalidRequest(f"invalid request: {problems}", param=_field(exc)) from exc
     except ValueError as exc:  # over the service's cap on macro chunks
         raise InvalidRequest(f"invalid request: {exc}", param="macro_chunk_size_sec") from exc
-    Catalogue.from_settings(settings).pick(params.model)  # 404 naming those served, param `model`
+    # 404 naming those served; translate on an English-only model: 400 naming a multilingual one (param `model`)
+    Catalogue.from_settings(settings).pick(params.model, params.task)
     return Asked(request, fmt, stream)
 
 

@@ -153,7 +153,7 @@ async def test_media_the_service_may_not_fetch_is_a_400_naming_url() -> None:
 
 async def test_translations_ask_the_pipeline_for_english_text() -> None:
     talker = Talker()
-    async with service(talker) as base:
+    async with service(talker, whisper_weights="base") as base:  # multilingual: English-only ones cannot translate
         result = await client(base).audio.translations.create(
             model="whisper-1", file=AUDIO, response_format="verbose_json", temperature=0.2, prompt="Names."
         )
