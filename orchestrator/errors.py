@@ -46,12 +46,15 @@ class LongscribeError(Exception):
     status = 500
     code = "internal"
     hint = "Retry later; if it persists, report it with the time of the request."
+    param: str | None = None  # the request field at fault, where known (OpenAI's routes report it as `param`)
 
-    def __init__(self, message: str, hint: str | None = None) -> None:
+    def __init__(self, message: str, hint: str | None = None, param: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         if hint is not None:
             self.hint = hint
+        if param is not None:
+            self.param = param
 
     def detail(self) -> dict[str, str]:
         return {"code": self.code, "message": self.message, "hint": self.hint}
@@ -96,6 +99,7 @@ class TranslationUnsupported(InvalidRequest):
     Refused when the request is read, before any media; OpenAI's routes answer it as 400."""
 
     code = "translation_unsupported"
+    param = "model"
     hint = (
         "Translate with a multilingual model such as `base`: name it in params.model (OpenAI: `model`); "
         "GET /v1/models lists the models this service serves."
@@ -193,6 +197,7 @@ class ModelNotFound(LongscribeError):
 
     status = 404
     code = "model_not_found"
+    param = "model"
 
     def __init__(self, name: str, available: list[str]) -> None:
         super().__init__(
@@ -206,6 +211,7 @@ class ModelNotFound(LongscribeError):
 class UploadTooLarge(LongscribeError):
     status = 413
     code = "upload_too_large"
+    param = "file"
     hint = "Upload a smaller file, or put it at a URL and send `url` instead (no size limit there)."
 
 

@@ -11,7 +11,16 @@ from pathlib import Path
 import prometheus_client
 from aiohttp import web
 
-from orchestrator.api import auth, job_routes, job_wiring, openai_compat, openapi, readiness, transcripts
+from orchestrator.api import (
+    auth,
+    job_routes,
+    job_wiring,
+    openai_compat,
+    openai_stream,
+    openapi,
+    readiness,
+    transcripts,
+)
 from orchestrator.api.admission import Admission
 from orchestrator.api.edge import (
     MAX_BODY_BYTES,
@@ -89,9 +98,20 @@ async def transcribe(request: web.Request) -> web.StreamResponse:
     return await transcripts.stream(request, output, parsed.response_format, piece_bytes, headers, parsed.layout)
 
 
-async def openai_transcriptions(request: web.Request) -> web.Response:
+async def openai_transcriptions(request: web.Request) -> web.StreamResponse:
+    """OpenAI's transcription: one answer at the end, or with stream=true its text events as chunks settle."""
     request.app[ADMISSION].check_room()  # before the upload (up to max_upload_bytes) is read: 429 at once
-    return await openai_compat.transcriptions(request, request.app[SETTINGS], run_transcription)
+    form, asked = await openai_compat.read(request, request.app[SETTINGS], "transcribe")
+    if asked.stream:
+        return await openai_stream.stream(request, form, asked)
+    return await openai_compat.answer(request, run_transcription, form, asked)
+
+
+async def openai_translations(request: web.Request) -> web.Response:
+    """OpenAI's translation: English text from speech in any language (a multilingual model)."""
+    request.app[ADMISSION].check_room()
+    form, asked = await openai_compat.read(request, request.app[SETTINGS], "translate")
+    return await openai_compat.answer(request, run_transcription, form, asked)
 
 
 async def models(request: web.Request) -> web.Response:
@@ -161,6 +181,7 @@ def create_app(
     app.router.add_get("/", web_page)
     app.router.add_post("/v1/transcribe", transcribe)
     app.router.add_post("/v1/audio/transcriptions", openai_transcriptions)
+    app.router.add_post("/v1/audio/translations", openai_translations)
     app.router.add_get("/v1/models", models)
     app.router.add_get("/v1/models/{model:.+}", model)
     app.router.add_post("/v1/jobs", job_routes.start_job)

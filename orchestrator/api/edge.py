@@ -11,7 +11,7 @@ from aiohttp import web
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
-from orchestrator.api import auth, bodies
+from orchestrator.api import auth, bodies, openai_errors
 from orchestrator.api.keys import CALLER, KEYS, METRICS
 from orchestrator.common.observability import (
     REQUEST_ID,
@@ -39,8 +39,13 @@ OPEN_PATHS = frozenset({"/", "/healthz", "/readyz", "/openapi.json", "/metrics"}
 STORE_RETRY_AFTER_S = 5  # Redis restarts, or a replica is promoted, in seconds
 
 
-def _error(exc: LongscribeError) -> web.Response:
-    response = web.json_response(exc.to_json(), status=exc.status)
+def _error(exc: LongscribeError, request: web.Request) -> web.Response:
+    """The error's answer: OpenAI's shape and statuses on OpenAI's routes (`openai_errors`), ours elsewhere."""
+    if openai_errors.is_openai_path(request.path):
+        status, body = openai_errors.answer(exc)
+        response = web.json_response(body, status=status)
+    else:
+        response = web.json_response(exc.to_json(), status=exc.status)
     if isinstance(exc, Overloaded):
         response.headers["Retry-After"] = str(exc.retry_after_s)
     elif isinstance(exc, JobStoreUnreachable):
@@ -86,18 +91,20 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except LongscribeError as exc:
         log.info("%s %s -> %s %s", request.method, request.path, exc.status, exc.message)
-        return _error(exc)
+        return _error(exc, request)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        body = {"error": {"code": "http_error", "message": exc.reason, "hint": "Check the method and path."}}
-        return web.json_response(body, status=exc.status)
+        detail = {"code": "http_error", "message": exc.reason, "hint": "Check the method and path."}
+        if openai_errors.is_openai_path(request.path):
+            return web.json_response(openai_errors.body(exc.status, detail, None), status=exc.status)
+        return web.json_response({"error": detail}, status=exc.status)
     except RedisError as exc:  # the job store is down: a retry later will do, not an internal error
         log.warning("%s %s: Redis failed: %s", request.method, request.path, exc)
-        return _error(JobStoreUnreachable(f"the job store does not answer ({type(exc).__name__})"))
+        return _error(JobStoreUnreachable(f"the job store does not answer ({type(exc).__name__})"), request)
     except Exception:
         log.exception("unexpected error on %s %s", request.method, request.path)
-        return _error(LongscribeError("internal error"))
+        return _error(LongscribeError("internal error"), request)
 
 
 @web.middleware

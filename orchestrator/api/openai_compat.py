@@ -1,4 +1,4 @@
-"""POST /v1/audio/transcriptions in OpenAI's shape: the official client works unchanged.
+"""POST /v1/audio/transcriptions and /v1/audio/translations in OpenAI's shape: the official client works unchanged.
 
 A multipart `file` is streamed to a temporary file under `max_upload_bytes`
 (413 beyond; the form's limits are in `bodies`), transcribed through the same pipeline (served to FFmpeg by the
@@ -6,8 +6,11 @@ relay, with Range), and deleted afterwards, on error and on cancel too. As
 an extension, a `url` field instead of `file` transcribes media at a URL.
 `model` picks one of the models the service was started with (`whisper-1`
 or none: the first; GET /v1/models lists them, and an unknown one is a 404);
-`prompt` guides every window, as params.prompt; `temperature` is validated,
-and decoding starts greedy and falls back hotter as always.
+`prompt` guides every window, as params.prompt; `temperature` (0-1) is where
+decoding starts: 0 greedy with the fallback ladder above it, more samples
+from there. A translation is the same request with params.task="translate".
+`stream=true` on a transcription answers OpenAI's server-sent events
+(`openai_stream`). Errors take OpenAI's shape (`openai_errors`, at the edge).
 """
 
 from __future__ import annotations
@@ -15,15 +18,16 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from aiohttp import web
 from pydantic import ValidationError
 
 from orchestrator import formats
 from orchestrator.api.bodies import Form, read_form
-from orchestrator.errors import InvalidRequest
-from orchestrator.infer.catalogue import Catalogue
+from orchestrator.errors import InvalidRequest, MediaError
+from orchestrator.infer.catalogue import OPENAI_DEFAULT, Catalogue
 from orchestrator.schemas import (
     MediaRequest,
     TranscribeOutput,
@@ -34,45 +38,112 @@ from orchestrator.schemas import (
 from orchestrator.settings import Settings
 
 RunTranscription = Callable[[web.Application, MediaRequest], Awaitable[TranscribeOutput]]
+Task = Literal["transcribe", "translate"]  # as TranscribeParams.task
 FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
+STREAM_FORMATS = ("json", "text")  # a stream carries text events, whatever was asked of its end
 GRANULARITIES = ("segment", "word")
+FLAGS = {"true": True, "1": True, "false": False, "0": False, "": False}  # how form fields say a boolean
+# extensions: how to cut the media, as in the native params (a stream of a short file wants small chunks)
+EXTENSIONS = ("macro_chunk_size_sec", "macro_chunk_overlap_sec", "micro_chunk_size_sec")
+FIELDS = {"media_url": "url"}  # a TranscribeRequest field -> the form field that set it, where they differ
 STARTED = int(time.time())  # /v1/models' `created`: the weights were loaded at start
 
 
-def _request(form: Form) -> MediaRequest:
+@dataclass(frozen=True)
+class Asked:
+    """One OpenAI form, read: the media request and how the answer is wanted."""
+
+    request: MediaRequest
+    response_format: str
+    stream: bool
+
+    @property
+    def words(self) -> bool:
+        return self.request.params.word_timestamps
+
+
+def parse(form: Form, settings: Settings, task: Task) -> Asked:
+    """The form as a media request, every field checked; InvalidRequest naming the field (`param`) at fault."""
+    fmt = form.one("response_format") or "json"
+    if fmt not in FORMATS:
+        raise InvalidRequest(f"response_format must be one of {', '.join(FORMATS)}", param="response_format")
+    stream = _flag(form, "stream")
+    if stream and task != "transcribe":
+        raise InvalidRequest("translations do not stream; leave `stream` out", param="stream")
+    if stream and fmt not in STREAM_FORMATS:
+        raise InvalidRequest(
+            f"stream=true answers text events: response_format must be {' or '.join(STREAM_FORMATS)}",
+            param="response_format",
+        )
     url = form.one("url")
     if form.upload is None and not url:
-        raise InvalidRequest("send the audio as a multipart `file`, or its address as `url`")
+        raise InvalidRequest("send the audio as a multipart `file`, or its address as `url`", param="file")
     granularities = form.all("timestamp_granularities[]", "timestamp_granularities")
     unknown = set(granularities) - set(GRANULARITIES)
     if unknown:
-        raise InvalidRequest(f"timestamp_granularities: unknown {sorted(unknown)}; use segment and/or word")
-    temperature = form.one("temperature")
-    try:
-        if temperature is not None and not 0.0 <= float(temperature) <= 1.0:
-            raise ValueError
-    except ValueError as exc:
-        raise InvalidRequest("temperature must be a number from 0 to 1") from exc
+        raise InvalidRequest(
+            f"timestamp_granularities: unknown {sorted(unknown)}; use segment and/or word",
+            param="timestamp_granularities",
+        )
     try:
         params = TranscribeParams(
             language=form.one("language") or None,
             word_timestamps="word" in granularities,
             prompt=form.one("prompt") or None,
             model=form.one("model") or None,
+            task=task,
+            temperature=_temperature(form),
+            **{name: value for name in EXTENSIONS if (value := form.one(name))},
         )
+        params.check_limits(settings.max_macro_chunk_size_sec)
+        request: MediaRequest
         if form.upload is None:
-            return TranscribeRequest(media_url=str(url), params=params, response_format="verbose_json")
-        return UploadRequest(upload=form.upload, params=params, response_format="verbose_json")
+            request = TranscribeRequest(media_url=str(url), params=params, response_format="verbose_json")
+        else:
+            request = UploadRequest(upload=form.upload, params=params, response_format="verbose_json")
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise InvalidRequest(f"invalid request: {problems}") from exc
+        raise InvalidRequest(f"invalid request: {problems}", param=_field(exc)) from exc
+    except ValueError as exc:  # over the service's cap on macro chunks
+        raise InvalidRequest(f"invalid request: {exc}", param="macro_chunk_size_sec") from exc
+    # 404 naming those served; translate on an English-only model: 400 naming a multilingual one (param `model`)
+    Catalogue.from_settings(settings).pick(params.model, params.task)
+    return Asked(request, fmt, stream)
 
 
-def _verbose(output: TranscribeOutput, words: bool) -> dict[str, Any]:
+def _flag(form: Form, name: str) -> bool:
+    value = (form.one(name) or "").strip().lower()
+    if value not in FLAGS:
+        raise InvalidRequest(f"{name} must be true or false, not {value!r}", param=name)
+    return FLAGS[value]
+
+
+def _temperature(form: Form) -> float:
+    raw = form.one("temperature")
+    try:
+        value = float(raw) if raw not in (None, "") else 0.0
+        if not 0.0 <= value <= 1.0:  # NaN fails this too
+            raise ValueError
+    except ValueError as exc:
+        raise InvalidRequest("temperature must be a number from 0 to 1", param="temperature") from exc
+    return value
+
+
+def _field(exc: ValidationError) -> str | None:
+    """The form field a validation error is about: the last name in its location (params.prompt -> prompt)."""
+    for error in exc.errors():
+        names = [str(p) for p in error["loc"] if isinstance(p, str)]
+        if names:
+            return FIELDS.get(names[-1], names[-1])
+    return None
+
+
+def _verbose(output: TranscribeOutput, task: Task, words: bool) -> dict[str, Any]:
+    spoken = output.language or next((s.language for s in output.segments if s.language), None) or "english"
     body: dict[str, Any] = {
-        "task": "transcribe",
+        "task": task,
         "model": output.model,
-        "language": output.language or next((s.language for s in output.segments if s.language), None) or "english",
+        "language": "english" if task == "translate" else spoken,  # a translation's language: its output's
         "duration": output.input_duration_sec,
         "text": output.text,
         "segments": [
@@ -100,39 +171,53 @@ def _verbose(output: TranscribeOutput, words: bool) -> dict[str, Any]:
     return body
 
 
-def render(output: TranscribeOutput, fmt: str, words: bool) -> web.Response:
+def render(output: TranscribeOutput, asked: Asked) -> web.Response:
+    fmt, task = asked.response_format, asked.request.params.task
     if fmt == "json":
         return web.json_response({"text": output.text, "model": output.model})
     if fmt == "verbose_json":
-        return web.json_response(_verbose(output, words), dumps=json.dumps)
+        return web.json_response(_verbose(output, task, asked.words), dumps=json.dumps)
     return web.Response(text=formats.render(output, fmt), content_type=formats.CONTENT_TYPES[fmt], charset="utf-8")
 
 
-async def transcriptions(request: web.Request, settings: Settings, run: RunTranscription) -> web.Response:
+async def read(request: web.Request, settings: Settings, task: Task) -> tuple[Form, Asked]:
+    """The form and what it asks; on a refusal nothing is left behind (the upload is deleted)."""
     form = await read_form(request, settings)
     try:
-        fmt = form.one("response_format") or "json"
-        if fmt not in FORMATS:
-            raise InvalidRequest(f"response_format must be one of {', '.join(FORMATS)}")
-        parsed = _request(form)
-        Catalogue.from_settings(settings).pick(parsed.params.model)
-        output = await run(request.app, parsed)
+        return form, parse(form, settings, task)
+    except BaseException:
+        form.discard()
+        raise
+
+
+async def answer(request: web.Request, run: RunTranscription, form: Form, asked: Asked) -> web.Response:
+    """Transcribe (or translate) now and answer in the format asked; the upload is deleted however it ends."""
+    try:
+        output = await run(request.app, asked.request)
+    except MediaError as exc:  # the field that brought the media is the one at fault
+        exc.param = "file" if form.upload is not None else "url"
+        raise
     finally:
         form.discard()
-    return render(output, fmt, words=parsed.params.word_timestamps)
+    return render(output, asked)
 
 
-def _model_card(name: str) -> dict[str, Any]:
-    return {"id": name, "object": "model", "created": STARTED, "owned_by": "longscribe"}
+def _model_card(name: str, alias_of: str | None = None) -> dict[str, Any]:
+    card: dict[str, Any] = {"id": name, "object": "model", "created": STARTED, "owned_by": "longscribe"}
+    if alias_of is not None:
+        card["parent"] = alias_of  # as vLLM names it: what the alias means (OpenAI's clients ignore it)
+    return card
 
 
 async def list_models(request: web.Request, settings: Settings) -> web.Response:
-    """GET /v1/models as OpenAI answers it; the first is the default (and what `whisper-1` means)."""
-    names = Catalogue.from_settings(settings).names()
-    return web.json_response({"object": "list", "data": [_model_card(name) for name in names]})
+    """GET /v1/models as OpenAI answers it: the models served, the default first, then `whisper-1` (its alias)."""
+    catalogue = Catalogue.from_settings(settings)
+    cards = [*(_model_card(name) for name in catalogue.names()), _model_card(OPENAI_DEFAULT, catalogue.default.name)]
+    return web.json_response({"object": "list", "data": cards})
 
 
 async def get_model(request: web.Request, settings: Settings) -> web.Response:
-    """GET /v1/models/{model}: one card, or 404 naming those there are."""
-    model = Catalogue.from_settings(settings).pick(request.match_info["model"])
-    return web.json_response(_model_card(model.name))
+    """GET /v1/models/{model}: one card (`whisper-1` too: the default's alias), or 404 naming those there are."""
+    asked = request.match_info["model"]
+    model = Catalogue.from_settings(settings).pick(asked)
+    return web.json_response(_model_card(asked, model.name) if asked == OPENAI_DEFAULT else _model_card(model.name))

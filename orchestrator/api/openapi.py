@@ -20,17 +20,45 @@ ERROR_SCHEMA = {
         }
     },
 }
+OPENAI_ERROR_SCHEMA = {  # OpenAI's shape, and our hint
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["message", "type", "param", "code", "hint"],
+            "properties": {
+                "message": {"type": "string"},
+                "type": {"type": "string", "description": "invalid_request_error, authentication_error, "
+                         "requests (429) or server_error"},
+                "param": {"type": ["string", "null"], "description": "the form field at fault, where known"},
+                "code": {"type": "string", "description": "the same codes as the native routes"},
+                "hint": {"type": "string"},
+            },
+        }
+    },
+}  # fmt: skip
+TRANSLATION_FIELDS: dict[str, Any] = {
+    "file": {"type": "string", "format": "binary"},
+    "url": {"type": "string", "description": "instead of file: media at an http(s) URL"},
+    "model": {"type": "string"},
+    "prompt": {"type": "string"},
+    "language": {"type": "string", "description": "the spoken language (ISO 639-1); omitted: detected"},
+    "response_format": {"type": "string", "enum": ["json", "text", "srt", "vtt", "verbose_json"]},
+    "temperature": {"type": "number", "minimum": 0, "maximum": 1},
+    "macro_chunk_size_sec": {"type": "number", "exclusiveMinimum": 0, "description": "extension: as in params"},
+}
+TRANSLATION_FORM = {"type": "object", "properties": TRANSLATION_FIELDS}
 OPENAI_FORM = {
     "type": "object",
     "properties": {
-        "file": {"type": "string", "format": "binary"},
-        "url": {"type": "string", "description": "instead of file: media at an http(s) URL"},
-        "model": {"type": "string"},
-        "language": {"type": "string"},
-        "prompt": {"type": "string"},
-        "response_format": {"type": "string", "enum": ["json", "text", "srt", "vtt", "verbose_json"]},
-        "temperature": {"type": "number", "minimum": 0, "maximum": 1},
+        **TRANSLATION_FIELDS,
         "timestamp_granularities[]": {"type": "array", "items": {"type": "string", "enum": ["segment", "word"]}},
+        "stream": {
+            "type": "boolean",
+            "description": "text/event-stream: transcript.text.delta events as chunks settle, then one "
+            "transcript.text.done with the whole text (needs the job store: Redis)",
+        },
     },
 }
 JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
@@ -68,8 +96,20 @@ ERRORS = {
 }
 
 
+OPENAI_ERRORS = {
+    "400": "bad input of any kind (OpenAI's status): a field, the media, a translation the model cannot do",
+    "401": "no valid API key (when keys are configured)",
+    "404": "no such model (the message names the models served)",
+    "413": "an upload over max_upload_bytes, or a form over its limits",
+    "429": "too many requests in flight, or jobs waiting (stream=true); see Retry-After",
+    "502": "inference failed",
+    "503": "no inference endpoint answers, or the service is stopping",
+    "504": "over the per-request time limit",
+}
+
+
 def _schemas() -> dict[str, Any]:
-    found: dict[str, Any] = {"Error": ERROR_SCHEMA}
+    found: dict[str, Any] = {"Error": ERROR_SCHEMA, "OpenAIError": OPENAI_ERROR_SCHEMA}
     for model in (TranscribeRequest, TranscribeOutput, JobRequest):
         schema = model.model_json_schema(ref_template=REF)
         found.update(schema.pop("$defs", {}))
@@ -80,6 +120,11 @@ def _schemas() -> dict[str, Any]:
 def _error_responses() -> dict[str, Any]:
     content = {"application/json": {"schema": {"$ref": REF.format(model="Error")}}}
     return {status: {"description": text, "content": content} for status, text in ERRORS.items()}
+
+
+def _openai_error_responses() -> dict[str, Any]:
+    content = {"application/json": {"schema": {"$ref": REF.format(model="OpenAIError")}}}
+    return {status: {"description": text, "content": content} for status, text in OPENAI_ERRORS.items()}
 
 
 @functools.cache
@@ -135,22 +180,47 @@ def document() -> dict[str, Any]:
                         "content": {"multipart/form-data": {"schema": OPENAI_FORM}},
                     },
                     "responses": {
+                        "200": {
+                            "description": "{text}, OpenAI's verbose_json, or text / srt / vtt; with stream=true "
+                            "server-sent events (data: {type, delta} ..., then data: {type, text})",
+                        },
+                        **_openai_error_responses(),
+                    },
+                    "security": [{"ApiKey": []}, {"Bearer": []}, {}],
+                }
+            },
+            "/v1/audio/translations": {
+                "post": {
+                    "summary": "OpenAI-compatible: English text from speech in any language (a multilingual model)",
+                    "requestBody": {
+                        "required": True,
+                        "content": {"multipart/form-data": {"schema": TRANSLATION_FORM}},
+                    },
+                    "responses": {
                         "200": {"description": "{text}, OpenAI's verbose_json, or text / srt / vtt"},
-                        **_error_responses(),
+                        **_openai_error_responses(),
                     },
                     "security": [{"ApiKey": []}, {"Bearer": []}, {}],
                 }
             },
             "/v1/models": {
                 "get": {
-                    "summary": "OpenAI-compatible: the models served, the default first",
+                    "summary": "OpenAI-compatible: the models served, the default first, then whisper-1 (its alias)",
                     "responses": {
                         "200": {"description": '{"object": "list", "data": [{"id", ...}]}'},
-                        **_error_responses(),
+                        **_openai_error_responses(),
                     },
                     "security": [{"ApiKey": []}, {"Bearer": []}, {}],
                 }
             },
+            "/v1/models/{model}": {
+                "parameters": [{"name": "model", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "get": {
+                    "summary": "OpenAI-compatible: one model's card (whisper-1 too)",
+                    "responses": {"200": {"description": "the model's card"}, **_openai_error_responses()},
+                    "security": [{"ApiKey": []}, {"Bearer": []}, {}],
+                },
+            },  # fmt: skip
             "/v1/jobs": {
                 "post": {
                     "summary": "Start a job: the /v1/transcribe body plus webhook_url (or a multipart file)",

@@ -54,7 +54,9 @@ def live_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     [
         ("/v1/transcribe", "POST", GenerationMode.POSITIVE),
         ("/v1/transcribe", "POST", GenerationMode.NEGATIVE),  # bodies that break the schema
-        ("/v1/audio/transcriptions", "POST", GenerationMode.POSITIVE),
+        ("/v1/audio/transcriptions", "POST", GenerationMode.POSITIVE),  # stream=true among them: a job each
+        ("/v1/audio/translations", "POST", GenerationMode.POSITIVE),
+        ("/v1/models/{model}", "GET", GenerationMode.POSITIVE),
         ("/v1/jobs", "POST", GenerationMode.POSITIVE),
         ("/v1/jobs", "POST", GenerationMode.NEGATIVE),
         ("/v1/jobs/{job_id}", "GET", GenerationMode.POSITIVE),

@@ -58,7 +58,7 @@ async def test_no_model_or_whisper_1_is_the_first(two_models_service_url: str, m
 
 async def test_both_are_listed_and_an_unknown_name_answers_404(two_models_service_url: str, media_url: str) -> None:
     async with aiohttp.ClientSession() as session, session.get(f"{two_models_service_url}/v1/models") as response:
-        assert [m["id"] for m in (await response.json())["data"]] == TWO_MODELS
+        assert [m["id"] for m in (await response.json())["data"]] == [*TWO_MODELS, "whisper-1"]
     url, _ = jfk_url(media_url)
     for status, answer in (
         await transcribe(two_models_service_url, url, model="large-v3"),

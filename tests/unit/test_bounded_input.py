@@ -193,9 +193,9 @@ RefusedCase = Callable[[aiohttp.ClientSession, str], Any]
 @pytest.mark.parametrize(
     ("route", "parts", "extra", "headers", "wanted"),
     [
-        ("/v1/audio/transcriptions", [("temperature", "hot", None)], {}, AUTH, 422),
+        ("/v1/audio/transcriptions", [("temperature", "hot", None)], {}, AUTH, 400),  # OpenAI's status
         ("/v1/audio/transcriptions", [("model", "no-such-model", None)], {}, AUTH, 404),
-        ("/v1/audio/transcriptions", [("response_format", "mp3", None)], {}, AUTH, 422),
+        ("/v1/audio/transcriptions", [("response_format", "mp3", None)], {}, AUTH, 400),
         ("/v1/audio/transcriptions", [], {}, {"Authorization": "Bearer wrong"}, 401),
         ("/v1/audio/transcriptions", [], {"max_upload_bytes": 100}, AUTH, 413),
         ("/v1/jobs", [("params", "{not json", None)], {}, AUTH, 422),
@@ -226,7 +226,7 @@ async def test_a_refused_upload_leaves_nothing(
 async def test_an_upload_that_fails_to_transcribe_leaves_nothing(tmp_path: Path) -> None:
     async with service(Settings(api_keys=[KEY], upload_dir=tmp_path), broken) as (session, base):
         status, answer = await call(session, f"{base}/v1/audio/transcriptions", data=form(("file", AUDIO, "a.wav")))
-    assert_error(status, answer, 422, "media_unreadable")
+    assert_error(status, answer, 400, "media_unreadable")  # OpenAI's status for bad input
     assert not list(tmp_path.iterdir())
 
 

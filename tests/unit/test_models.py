@@ -93,7 +93,7 @@ async def test_models_are_listed_in_openais_shape_and_unknown_ones_answer_404() 
         async with session.get(f"{base}/v1/models") as response:
             listing = await response.json()
         assert listing["object"] == "list"
-        assert [m["id"] for m in listing["data"]] == ["tiny.en", "base"]
+        assert [m["id"] for m in listing["data"]] == ["tiny.en", "base", "whisper-1"]  # the default's alias last
         assert all(m["object"] == "model" and isinstance(m["created"], int) for m in listing["data"])
         async with session.get(f"{base}/v1/models/base") as response:
             assert response.status == 200 and (await response.json())["id"] == "base"

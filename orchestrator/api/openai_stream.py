@@ -1,0 +1,169 @@
+"""stream=true on /v1/audio/transcriptions: OpenAI's server-sent events, built on a job.
+
+    data: {"type": "transcript.text.delta", "delta": " And so my fellow Americans"}
+    ...
+    data: {"type": "transcript.text.done", "text": "<the whole transcript>"}
+
+The request becomes a job of the caller's key, as POST /v1/jobs makes one
+(an upload included: the job owns the file from then on), and the job's
+events are followed (`jobs.events`). Each `chunk` event carries the segments
+that chunk settled: their text is one delta. A chunk settles once the one
+after it is done, so the last one's segments come with the end: they are the
+last delta, read from the finished transcript, and `transcript.text.done`
+carries that transcript's text (case and punctuation at the joins
+reconciled, so it can differ from the deltas joined there). A job that fails
+ends the stream with `{"error": {...}}` in OpenAI's shape, which its client
+raises as an APIError.
+
+Memory does not grow with the media: the stream keeps a count of the
+segments it sent and the last one's language, never the text. A client that
+hangs up has its handler cancelled (the server runs with
+handler_cancellation), and the job is cancelled with it, so no FFmpeg or
+inference runs for nobody.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import Any
+
+from aiohttp import web
+from aiohttp_sse import EventSourceResponse, sse_response
+from redis.exceptions import RedisError
+
+from longscribe_core.assembly import NO_SPACE_LANGUAGES
+from orchestrator.api import openai_errors
+from orchestrator.api.bodies import Form
+from orchestrator.api.keys import CALLER, EVENT_HUB, JOBS, SETTINGS, STREAMS
+from orchestrator.api.openai_compat import Asked
+from orchestrator.errors import InvalidRequest, JobNotFound, JobStoreUnreachable, LongscribeError
+from orchestrator.jobs import events as job_events
+from orchestrator.jobs.records import JobSpec
+from orchestrator.jobs.store import JobStore
+
+log = logging.getLogger("longscribe.app")
+
+DELTA, DONE = "transcript.text.delta", "transcript.text.done"
+JOB_HEADER = "X-Longscribe-Job"  # the job behind the stream: GET /v1/jobs/{id} shows it, for logs and support
+NO_JOBS_HINT = (
+    "Leave `stream` out for one answer at the end, or run the service with Redis (LONGSCRIBE_REDIS_URL, or "
+    "`longscribe serve`, which starts one)."
+)
+_CANCELLING: set[asyncio.Task[Any]] = set()  # cancels under way after their stream ended: held until done
+
+
+class Told:
+    """What a stream has told its client: segments as deltas that join as the transcript does (one space
+    apart, none between two in a language written without spaces: longscribe_core.assembly.join_text)."""
+
+    def __init__(self) -> None:
+        self.sent = 0  # segments sent so far
+        self.last_spaced: bool | None = None  # whether the last one sent is in a spaced language; None: none yet
+        self.finished = False  # the job ended and the stream said how
+
+    def delta(self, segments: list[dict[str, Any]]) -> str:
+        """The text of `segments` (chunk events' form: Segment as JSON), following what was sent."""
+        out: list[str] = []
+        for segment in segments:
+            spaced = (segment.get("language_code") or "").split("-")[0] not in NO_SPACE_LANGUAGES
+            if self.last_spaced is not None and (self.last_spaced or spaced):
+                out.append(" ")
+            out.append(str(segment.get("text", "")))
+            self.last_spaced, self.sent = spaced, self.sent + 1
+        return "".join(out)
+
+
+async def stream(request: web.Request, form: Form, asked: Asked) -> web.StreamResponse:
+    """Submit the job, then answer its text as OpenAI's events; refusals before the first byte are HTTP errors."""
+    caller = request[CALLER]
+    with contextlib.ExitStack() as held:
+        try:
+            store = request.app.get(JOBS)
+            if store is None:
+                raise InvalidRequest(
+                    "stream=true follows a job, and this service runs without Redis, so it keeps no jobs",
+                    hint=NO_JOBS_HINT,
+                    param="stream",
+                )
+            held.enter_context(request.app[STREAMS].hold(caller))  # 429 past max_event_streams_per_key
+            job_id = await store.submit(JobSpec(request=asked.request, owner=caller.key_id))
+        except BaseException:
+            form.discard()  # not submitted: the file is still the request's
+            raise
+        told = Told()
+        try:
+            return await _follow(request, store, job_id, told)
+        finally:
+            if not told.finished:  # the client left, or this service is stopping: nobody reads the rest
+                await _cancel(store, job_id)
+
+
+async def _follow(request: web.Request, store: JobStore, job_id: str, told: Told) -> web.StreamResponse:
+    """Send the job's text as it settles, until it ends (`told.finished`), the client leaves or the service stops."""
+    events = job_events.events(store, request.app[EVENT_HUB], job_id, None)
+    try:
+        keepalive_s, headers = request.app[SETTINGS].sse_keepalive_sec, {JOB_HEADER: job_id}
+        async with sse_response(  # OpenAI streams the answer to a POST
+            request, ping_interval=keepalive_s, sep="\n", headers=headers, allow_all_methods=True
+        ) as sse:
+            with contextlib.suppress(ConnectionResetError):  # the client left between two writes
+                try:
+                    async for event in events:
+                        if event.event == "chunk":
+                            await _send(sse, {"type": DELTA, "delta": told.delta(event.data.get("segments", []))})
+                        elif event.event == "end":
+                            await _end(sse, store, job_id, event.data, told)
+                            told.finished = True
+                            break
+                # the answer has begun: a failure now is said in the stream, in OpenAI's shape
+                except LongscribeError as exc:  # JobNotFound: gone since it was made (expired, lost by Redis)
+                    told.finished = isinstance(exc, JobNotFound)
+                    await _send(sse, openai_errors.answer(exc)[1])
+                except RedisError as exc:
+                    unreachable = JobStoreUnreachable(f"the job store stopped answering ({type(exc).__name__})")
+                    await _send(sse, openai_errors.answer(unreachable)[1])
+    finally:
+        await events.aclose()  # it leaves the hub now, not when collected
+    return sse
+
+
+async def _end(sse: EventSourceResponse, store: JobStore, job_id: str, end: dict[str, Any], told: Told) -> None:
+    """The last delta and the done event, or the job's error."""
+    status = end.get("status")
+    output = await store.result(job_id) if status == "succeeded" else None
+    if output is None:
+        error = end.get("error") or {}
+        code = str(error.get("code") or "job_" + str(status))
+        message = str(error.get("message") or f"the job ended {status}")
+        await _send(sse, _error_event(code, message, error.get("hint")))
+        return
+    rest = [segment.model_dump(mode="json") for segment in output.segments[told.sent :]]
+    if rest:
+        await _send(sse, {"type": DELTA, "delta": told.delta(rest)})
+    await _send(sse, {"type": DONE, "text": output.text})
+
+
+async def _send(sse: EventSourceResponse, data: dict[str, Any]) -> None:
+    if data.get("delta") == "":  # a chunk that settled no speech: nothing to say
+        return
+    await sse.send(json.dumps(data, ensure_ascii=False))
+
+
+def _error_event(code: str, message: str, hint: str | None = None) -> dict[str, Any]:
+    """A failure after the answer began, in OpenAI's error shape: its client raises APIError with it."""
+    status = openai_errors.status_of(openai_errors.status_for_code(code))
+    detail = {"code": code, "message": message, "hint": hint or LongscribeError.hint}
+    return openai_errors.body(status, detail, None)
+
+
+async def _cancel(store: JobStore, job_id: str) -> None:
+    """Cancel the job nobody follows any more; shielded, so a second cancellation of the handler cannot stop it."""
+    task = asyncio.create_task(store.cancel(job_id))
+    _CANCELLING.add(task)
+    task.add_done_callback(_CANCELLING.discard)
+    with contextlib.suppress(asyncio.CancelledError, LongscribeError, RedisError):
+        await asyncio.shield(task)
+    log.info("stream of job %s ended early: the job is cancelled", job_id)
