@@ -76,7 +76,9 @@ def positive(text: str) -> int:
 
 def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     serve = sub.add_parser("serve", help="run Triton and the REST API until Ctrl-C", formatter_class=HelpFormatter)
-    serve.add_argument("--host", help="address to listen on (default: LONGSCRIBE_HOST, 127.0.0.1; 0.0.0.0 for every interface)")
+    serve.add_argument(
+        "--host", help="address to listen on (default: LONGSCRIBE_HOST, 127.0.0.1; 0.0.0.0 for every interface)"
+    )
     serve.add_argument("--port", type=int, help="port of the REST API (default: LONGSCRIBE_PORT, 8080)")
     serve.add_argument(
         "--triton-url", action="append", help="use this Triton gRPC endpoint (repeatable) instead of starting one"
