@@ -39,7 +39,7 @@ from orchestrator.api import openai_errors
 from orchestrator.api.bodies import Form
 from orchestrator.api.keys import CALLER, EVENT_HUB, JOBS, SETTINGS, STREAMS
 from orchestrator.api.openai_compat import Asked
-from orchestrator.errors import InvalidRequest, JobNotFound, JobStoreUnreachable, LongscribeError
+from orchestrator.errors import InvalidRequest, JobNotFound, JobStoreUnreachable, LongscribeError, ShuttingDown
 from orchestrator.jobs import events as job_events
 from orchestrator.jobs.records import JobSpec
 from orchestrator.jobs.store import JobStore
@@ -89,7 +89,13 @@ async def stream(request: web.Request, form: Form, asked: Asked) -> web.StreamRe
                     param="stream",
                 )
             held.enter_context(request.app[STREAMS].hold(caller))  # 429 past max_event_streams_per_key
-            job_id = await store.submit(JobSpec(request=asked.request, owner=caller.key_id))
+            submitting = asyncio.ensure_future(store.submit(JobSpec(request=asked.request, owner=caller.key_id)))
+            job_id = await asyncio.shield(submitting)
+        except asyncio.CancelledError:
+            # the client left while Redis took the job: once made, the job owns the file; cancel it, keep its media
+            jobs = request.app[JOBS]
+            submitting.add_done_callback(lambda done: _cancel_submitted(jobs, done, form))
+            raise
         except BaseException:
             form.discard()  # not submitted: the file is still the request's
             raise
@@ -98,7 +104,7 @@ async def stream(request: web.Request, form: Form, asked: Asked) -> web.StreamRe
             return await _follow(request, store, job_id, told)
         finally:
             if not told.finished:  # the client left, or this service is stopping: nobody reads the rest
-                await _cancel(store, job_id)
+                _cancel(store, job_id)
 
 
 async def _follow(request: web.Request, store: JobStore, job_id: str, told: Told) -> web.StreamResponse:
@@ -118,6 +124,9 @@ async def _follow(request: web.Request, store: JobStore, job_id: str, told: Told
                             await _end(sse, store, job_id, event.data, told)
                             told.finished = True
                             break
+                    else:  # the events stopped before the job's end: this replica stops, or the job's data is gone
+                        stopped = ShuttingDown("the stream stopped before the job ended; send the request again")
+                        await _send(sse, openai_errors.answer(stopped)[1])
                 # the answer has begun: a failure now is said in the stream, in OpenAI's shape
                 except LongscribeError as exc:  # JobNotFound: gone since it was made (expired, lost by Redis)
                     told.finished = isinstance(exc, JobNotFound)
@@ -159,11 +168,27 @@ def _error_event(code: str, message: str, hint: str | None = None) -> dict[str, 
     return openai_errors.body(status, detail, None)
 
 
-async def _cancel(store: JobStore, job_id: str) -> None:
-    """Cancel the job nobody follows any more; shielded, so a second cancellation of the handler cannot stop it."""
+def _cancel(store: JobStore, job_id: str) -> None:
+    """Cancel the job nobody follows any more, in the background: a cancel may wait up to 30 s for a running job
+    to wind down, and the handler must not hold its stream slot (or the answer's end) that long."""
     task = asyncio.create_task(store.cancel(job_id))
     _CANCELLING.add(task)
-    task.add_done_callback(_CANCELLING.discard)
-    with contextlib.suppress(asyncio.CancelledError, LongscribeError, RedisError):
-        await asyncio.shield(task)
-    log.info("stream of job %s ended early: the job is cancelled", job_id)
+    task.add_done_callback(lambda done: _cancel_done(done, job_id))
+
+
+def _cancel_done(task: asyncio.Task[Any], job_id: str) -> None:
+    _CANCELLING.discard(task)
+    if task.cancelled():
+        return
+    if (exc := task.exception()) is not None:
+        log.warning("stream of job %s ended early, and its cancel failed: %s", job_id, exc)
+    else:
+        log.info("stream of job %s ended early: the job is cancelled", job_id)
+
+
+def _cancel_submitted(store: JobStore, submitting: asyncio.Future[str], form: Form) -> None:
+    """A submission the client left during: cancel the job it made, or delete the file if it made none."""
+    if submitting.cancelled() or submitting.exception() is not None:
+        form.discard()
+    else:
+        _cancel(store, submitting.result())
