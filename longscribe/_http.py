@@ -26,10 +26,10 @@ def reason(exc: Exception) -> str:
 
 @contextlib.contextmanager
 def transport_errors(base_url: str) -> Iterator[None]:
-    """httpx's transport failures (and a URL it cannot send to) as ServiceUnreachable."""
+    """httpx's request failures (transport, decoding, redirects; a URL it cannot send to) as ServiceUnreachable."""
     try:
         yield
-    except (httpx.TransportError, httpx.InvalidURL) as exc:
+    except (httpx.RequestError, httpx.InvalidURL) as exc:
         raise ServiceUnreachable(base_url, reason(exc)) from exc
     except httpx.StreamError as exc:  # a response read after it was closed, etc.: the stream broke
         raise ServiceUnreachable(base_url, reason(exc)) from exc

@@ -152,7 +152,8 @@ class AsyncJob:
                 async with aconnect_sse(http, "GET", f"{base}{self.path}/events", headers=headers) as source:
                     response = source.response
                     if response.status_code == 429:  # this key follows as many streams as it may: wait
-                        await asyncio.sleep(_http.retry_after(response.headers))
+                        # at least the reconnect delay: a Retry-After of 0 must not turn this into a busy loop
+                        await asyncio.sleep(max(RECONNECT_DELAY_S, _http.retry_after(response.headers)))
                         continue
                     if response.status_code >= 400:
                         raise _http.api_error(response.status_code, await response.aread(), response.headers)
@@ -167,7 +168,7 @@ class AsyncJob:
                         if isinstance(event, EndEvent):
                             return
                 reason = "the event stream ended before the job did"
-            except (httpx.TransportError, SSEError) as exc:
+            except (httpx.RequestError, httpx.StreamError, SSEError, ValueError) as exc:  # ValueError: bad JSON
                 reason = _http.reason(exc)
             failures += 1
             if failures > RECONNECTS:

@@ -17,6 +17,7 @@ from typing import IO, Any, TextIO
 from urllib.parse import unquote, urlparse
 
 import longscribe
+from longscribe._media import is_url
 from orchestrator.cli.progress import progress_line, segment_line
 
 # file extension -> the service's format rendered into it
@@ -43,7 +44,7 @@ def output_names(inputs: Sequence[str]) -> list[str]:
     """Each input's base name without extension (a URL's last path part); repeats get -2, -3, ..."""
     names: list[str] = []
     for item in inputs:
-        path = urlparse(item).path if item.startswith(("http://", "https://")) else item
+        path = urlparse(item).path if is_url(item) else item
         stem = Path(unquote(path)).stem if item != "-" else "stdin"
         stem = stem or "transcript"
         name, n = stem, 1
@@ -197,8 +198,6 @@ async def run_all(
 ) -> list[Outcome]:
     """Every input as a concurrent job (`media[i]` is what is sent for `inputs[i]`); every outcome, in order."""
     names = output_names(inputs)
-    if plan.extensions:
-        plan.output_dir.mkdir(parents=True, exist_ok=True)
     board = Board(names, out, quiet, named=len(inputs) > 1)
     stdout = sink if sink is not None else sys.stdout.buffer
     found = await asyncio.gather(

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import longscribe
+from longscribe._media import is_url
 from orchestrator.cli import batch
 
 # the exit codes, as --help's epilog lists them
@@ -87,12 +88,16 @@ async def transcribe(args: argparse.Namespace) -> int:
     except ValueError as exc:
         say(str(exc))
         return USAGE
-    missing = [
-        m for m in args.media if m != STDIN and not m.startswith(("http://", "https://")) and not Path(m).is_file()
-    ]
+    missing = [m for m in args.media if m != STDIN and not is_url(m) and not Path(m).is_file()]
     if missing:
         say(f"no such file: {', '.join(missing)}")
         return USAGE
+    if plan.extensions:  # before any service starts or job runs: a bad -o is a usage error, not a traceback
+        try:
+            plan.output_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            say(f"cannot write to --output-dir {plan.output_dir}: {exc.strerror or exc}")
+            return USAGE
     if args.media.count(STDIN) > 1:
         say("- (standard input) can be given once")
         return USAGE

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import pytest
 
 from longscribe import Segment
 from orchestrator.cli.batch import ALL, Board, output_names, parse_formats
-from orchestrator.cli.main import hyphenated, parser
+from orchestrator.cli.main import hyphenated, main, parser
 from orchestrator.cli.progress import segment_line
 
 
@@ -86,3 +87,19 @@ def test_help_shows_defaults_examples_and_exit_codes() -> None:
     text = parser()._subparsers._group_actions[0].choices["transcribe"].format_help()  # type: ignore[union-attr]
     assert "(default: transcribe)" in text and "examples:" in text and "exit codes:" in text
     assert "(default: None)" not in text and "(default: False)" not in text
+
+
+def test_an_output_dir_that_cannot_be_made_is_one_line_and_a_usage_error(tmp_path: Path, capsys) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    media = tmp_path / "talk.mp3"
+    media.write_bytes(b"")
+    # refused before any job or service: the unreachable server is never asked
+    code = main(["transcribe", str(media), str(media), "-o", str(blocker / "out"), "--server", "http://127.0.0.1:9"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and "--output-dir" in err[0] and "Traceback" not in err[0]
+
+
+def test_a_url_is_known_whatever_the_case_of_its_scheme() -> None:
+    assert output_names(["HTTPS://example.com/a/talk.mp3"]) == ["talk"]
