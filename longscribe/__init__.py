@@ -2,7 +2,7 @@
 
     import longscribe
 
-    client = longscribe.Client("http://127.0.0.1:8080")   # api_key: $LONGSCRIBE_API_KEY by default
+    client = longscribe.Client("http://127.0.0.1:8080")   # api_key: $LONGSCRIBE_API_KEY by default; close() it
     transcript = client.transcribe("talk.mp3", language="en")   # a local file is uploaded
     for segment in transcript.segments:
         print(f"[{segment.start:.2f} -> {segment.end:.2f}] {segment.text}")
