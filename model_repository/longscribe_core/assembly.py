@@ -177,8 +177,14 @@ def transcript(parts: Sequence[tuple[ChunkSpan, ChunkResult]], duration_s: float
     return reconcile_joins(assemble_chunks(parts, duration_s))
 
 
+def written_with_spaces(language: str | None) -> bool:
+    """Whether text in `language` (an ISO code, a region allowed: zh-TW) puts spaces between words: the one rule
+    for joining texts, here, in subtitle cues and in OpenAI's stream deltas."""
+    return (language or "").split("-")[0] not in NO_SPACE_LANGUAGES
+
+
 def _spaced(t: TimedText) -> bool:
-    return (t.language or "").split("-")[0] not in NO_SPACE_LANGUAGES
+    return written_with_spaces(t.language)
 
 
 def join_text(segments: Sequence[TimedText]) -> str:

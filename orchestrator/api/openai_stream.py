@@ -34,7 +34,7 @@ from aiohttp import web
 from aiohttp_sse import EventSourceResponse, sse_response
 from redis.exceptions import RedisError
 
-from longscribe_core.assembly import NO_SPACE_LANGUAGES
+from longscribe_core.assembly import written_with_spaces
 from orchestrator.api import openai_errors
 from orchestrator.api.bodies import Form
 from orchestrator.api.keys import CALLER, EVENT_HUB, JOBS, SETTINGS, STREAMS
@@ -68,7 +68,7 @@ class Told:
         """The text of `segments` (chunk events' form: Segment as JSON), following what was sent."""
         out: list[str] = []
         for segment in segments:
-            spaced = (segment.get("language_code") or "").split("-")[0] not in NO_SPACE_LANGUAGES
+            spaced = written_with_spaces(segment.get("language_code"))
             if self.last_spaced is not None and (self.last_spaced or spaced):
                 out.append(" ")
             out.append(str(segment.get("text", "")))

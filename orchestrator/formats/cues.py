@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-from longscribe_core.assembly import NO_SPACE_LANGUAGES
+from longscribe_core.assembly import written_with_spaces
 from orchestrator.schemas import Segment, SubtitleLayout, WordOut
 
 LONG_PAUSE_S = 3.0  # openai/whisper's: when cues flow across segments, a silence this long still ends one
@@ -41,7 +41,7 @@ class Cue:
 
 
 def _spaced(segment: Segment | None) -> bool:
-    return segment is not None and (segment.language_code or "").split("-")[0] not in NO_SPACE_LANGUAGES
+    return segment is not None and written_with_spaces(segment.language_code)
 
 
 def _aligned(text: str, words: Sequence[WordOut], first_spaced: bool) -> list[TimedWord]:
