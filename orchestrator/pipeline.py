@@ -12,7 +12,7 @@ from typing import Any, Protocol, TypeVar
 
 from longscribe_core.audio import SAMPLE_RATE, Int16Audio
 from longscribe_core.segmentation.micro import CUT_OVERLAP_S
-from longscribe_core.segments import ChunkResult
+from longscribe_core.segments import ChunkResult, Work
 from orchestrator.assemble import merge, transcript
 from orchestrator.assemble.progress import ChunkPart, OnProgress, Tracker
 from orchestrator.errors import MediaError, MediaTooLong
@@ -241,6 +241,7 @@ class Pipeline:
                         params.temperature,
                     )
                 self.observe_chunk(time.monotonic() - started)
+                _add_work(timings, result.work)
         decoded_end_s = read_from + len(pcm) / SAMPLE_RATE
         end_s = decoded_end_s if is_last else chunk.end_s
         return ChunkPart(
@@ -276,6 +277,16 @@ class Pipeline:
             last = await self._chunk(source, nxt, request, True, language, timings)
             extra.append(last)
         return extra
+
+
+def _add_work(timings: Timings, work: Work) -> None:
+    """What one chunk cost inside the whisper model, added to the request's timings."""
+    timings.whisper_windows += work.windows
+    timings.whisper_aligned += work.aligned
+    timings.mel_sec += work.mel_s
+    timings.encoder_sec += work.encoder_s
+    timings.decoder_sec += work.decoder_s
+    timings.alignment_sec += work.alignment_s
 
 
 @contextlib.contextmanager

@@ -251,6 +251,13 @@ class Timings(BaseModel):
     decode_sec: float = Field(0.0, description="FFmpeg range reads of the macro chunks, summed")
     inference_sec: float = Field(0.0, description="Triton calls (queueing and compute), summed over chunks")
     merge_sec: float = Field(0.0, description="joining the chunks' segments in media time")
+    # inside the whisper model, summed over every window (a batch's time shared among its items)
+    whisper_windows: int = Field(0, description="decode windows run (one 30 s encoder pass each), re-decodes included")
+    whisper_aligned: int = Field(0, description="windows whose words were aligned")
+    mel_sec: float = Field(0.0, description="log-mel spectrograms")
+    encoder_sec: float = Field(0.0, description="Whisper's encoder")
+    decoder_sec: float = Field(0.0, description="Whisper's decoder: the text and its timestamps")
+    alignment_sec: float = Field(0.0, description="word times by cross-attention alignment")
 
 
 class TranscribeOutput(BaseModel):

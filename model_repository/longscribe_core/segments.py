@@ -84,6 +84,26 @@ class Segment:
 
 
 @dataclass(frozen=True)
+class Work:
+    """What decoding cost: windows run and where the whisper model's time went.
+
+    A batch's seconds are shared evenly among its items, so sums over items
+    add up to the model's busy time. The benchmark's time split and the
+    align-only-where-it-pays rule are checked against these counts.
+    """
+
+    windows: int = 0  # decode windows run, each one full 30 s encoder pass; fallbacks and second looks included
+    aligned: int = 0  # windows whose words were aligned by cross-attention
+    mel_s: float = 0.0
+    encoder_s: float = 0.0
+    decoder_s: float = 0.0
+    alignment_s: float = 0.0
+
+    def __add__(self, other: Work) -> Work:
+        return Work(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(Work)))
+
+
+@dataclass(frozen=True)
 class ChunkResult:
     """What a model returns for one piece of audio."""
 
@@ -92,6 +112,7 @@ class ChunkResult:
     # the decoder hit its token limit: the audio after the last segment's end was not transcribed
     truncated: bool = False
     language_probability: float | None = None  # set by language detection
+    work: Work = Work()  # what it cost; a chunk's is the sum of its windows'
 
 
 def encode_result(result: ChunkResult) -> bytes:
@@ -101,11 +122,13 @@ def encode_result(result: ChunkResult) -> bytes:
         "truncated": result.truncated,
         "language_probability": result.language_probability,
         "segments": [asdict(s) for s in result.segments],
+        "work": asdict(result.work),
     }
     return json.dumps(payload, ensure_ascii=False).encode("utf-8")
 
 
 _SEGMENT_FIELDS = {f.name for f in fields(Segment)}
+_WORK_FIELDS = {f.name for f in fields(Work)}
 
 
 def _segment(raw: dict[str, Any]) -> Segment:
@@ -125,4 +148,5 @@ def decode_result(raw: bytes | str) -> ChunkResult:
         language=payload.get("language"),
         truncated=payload.get("truncated", False),
         language_probability=payload.get("language_probability"),
+        work=Work(**{k: v for k, v in (payload.get("work") or {}).items() if k in _WORK_FIELDS}),
     )

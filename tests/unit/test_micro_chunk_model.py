@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 import numpy as np
 import numpy.typing as npt
@@ -19,7 +20,7 @@ from longscribe_core.segmentation.micro import (
     decode_with_fallback,
     transcribe_macro_chunk,
 )
-from longscribe_core.segments import ChunkResult, Segment, Word
+from longscribe_core.segments import ChunkResult, Segment, Word, Work, decode_result, encode_result
 
 SMOOTHING = 1600
 
@@ -296,3 +297,22 @@ async def test_a_window_cut_short_by_the_token_limit_is_finished_from_its_last_c
     out = await transcribe_macro_chunk(pcm, 30.0, SMOOTHING, whisper)
     assert [s.text for s in out.segments] == ["first part", "the rest"]
     assert calls == [len(pcm), len(pcm) - 8 * SAMPLE_RATE]
+
+
+async def test_a_chunks_work_sums_every_decode_it_ran_including_the_ones_it_dropped() -> None:
+    class CostedWhisper(FakeWhisper):
+        async def __call__(self, audio: npt.NDArray[np.float32], temperature: float = 0.0) -> ChunkResult:
+            result = await super().__call__(audio, temperature)
+            return replace(result, work=Work(windows=1, aligned=1, encoder_s=0.5, decoder_s=0.25))
+
+    fake = CostedWhisper(avg_logprob=-3.0, stop=lambda call, n: 1.0 if call == 0 else n / SAMPLE_RATE)
+    out = await transcribe_macro_chunk(speech(50), 20.0, SMOOTHING, fake)
+    calls = len(fake.calls)
+    assert calls > 3  # pieces, and the unsure tails decoded once and dropped
+    assert out.work == Work(windows=calls, aligned=calls, encoder_s=0.5 * calls, decoder_s=0.25 * calls)
+
+
+def test_work_travels_with_the_result_and_an_older_sender_without_it_reads_as_none() -> None:
+    result = ChunkResult(segments=(), language="en", work=Work(windows=3, aligned=1, mel_s=0.1))
+    assert decode_result(encode_result(result)) == result
+    assert decode_result(b'{"segments": [], "language": "en"}').work == Work()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +26,23 @@ from longscribe_core.engines.base import (
 from longscribe_core.engines.timestamps import TokenSpan, split_on_timestamps
 from longscribe_core.engines.words import assign_to_spans, timed_words
 from longscribe_core.mel import HOP_LENGTH, N_FRAMES, log_mel
-from longscribe_core.segments import ChunkResult, Word
+from longscribe_core.segments import ChunkResult, Word, Work
+
+
+class _Clock:
+    """Wall seconds per stage of one batch, shared evenly among its items as their `Work`."""
+
+    def __init__(self) -> None:
+        self._last = time.perf_counter()
+        self.seconds: dict[str, float] = {}
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + now - self._last
+        self._last = now
+
+    def share(self, n: int, aligned: int) -> Work:
+        return Work(windows=1, aligned=aligned, **{k: v / n for k, v in self.seconds.items()})
 
 
 class CTranslate2Engine:
@@ -81,9 +99,13 @@ class CTranslate2Engine:
         detected = self._model.detect_language(features)
         return [best[0][0].strip("<|>") for best in detected]
 
-    def _encode(self, good: list[tuple[int, FloatAudio]]) -> object:
+    def _encode(self, good: list[tuple[int, FloatAudio]], clock: _Clock | None = None) -> object:
+        clock = clock or _Clock()
         mels = np.stack([log_mel(item, self.n_mels) for _, item in good])
-        return self._model.encode(self._ct2.StorageView.from_array(np.ascontiguousarray(mels)))
+        clock.lap("mel_s")
+        encoded = self._model.encode(self._ct2.StorageView.from_array(np.ascontiguousarray(mels)))
+        clock.lap("encoder_s")
+        return encoded
 
     def detect_language(self, audio: list[FloatAudio]) -> list[ChunkResult | Exception]:
         """See `Engine.detect_language`."""
@@ -111,7 +133,8 @@ class CTranslate2Engine:
         if not good:
             return results
         # encoded once, for language detection, decoding and word alignment alike
-        encoded = self._encode(good)
+        clock = _Clock()
+        encoded = self._encode(good, clock)
         languages = self._languages(encoded, language, len(good))
         previous = previous_text(self._tokenizer, prompt)
         prompts = [previous + self._prompt(lang, task) for lang in languages]
@@ -131,9 +154,12 @@ class CTranslate2Engine:
             sampling_temperature=temperature if temperature > 0 else 1.0,
         )
         decoded = [self._spans(out, len(item) / SAMPLE_RATE) for (_, item), out in zip(good, outputs)]
+        clock.lap("decoder_s")
         words = self._align(encoded, [d[0] for d in decoded], [len(item) for _, item in good], languages, task)
+        clock.lap("alignment_s")
         for (i, _), out, (spans, truncated), lang, item_words in zip(good, outputs, decoded, languages, words):
-            results[i] = self._to_result(out, spans, truncated, lang, temperature, item_words)
+            result = self._to_result(out, spans, truncated, lang, temperature, item_words)
+            results[i] = replace(result, work=clock.share(len(good), aligned=1 if any(item_words) else 0))
         return results
 
     def _spans(self, out: object, duration_s: float) -> tuple[list[TokenSpan], bool]:

@@ -43,7 +43,7 @@ from longscribe_core.engines.base import (
 )
 from longscribe_core.engines.timestamps import split_on_timestamps
 from longscribe_core.mel import HOP_LENGTH, N_FFT, N_FRAMES, mel_filters
-from longscribe_core.segments import ChunkResult
+from longscribe_core.segments import ChunkResult, Work
 
 LANGUAGE_CODE = re.compile(r"[a-z]{2,3}")  # Whisper's language tokens: <|en|>, <|haw|>, <|yue|>
 KV_CACHE_FRACTION = 0.9  # of free GPU memory, as NVIDIA's example
@@ -189,5 +189,8 @@ class TensorRTLLMEngine:
                 spans = spans[:-1]
             texts = [self._tokenizer.decode(list(span.tokens)).strip() for span in spans]
             segments = window_segments(spans, texts, score, 0.0, temperature)
-            results[i] = ChunkResult(segments=segments, language=lang or "en", truncated=truncated)
+            # one window each; the encoder and decoder run inside one engine call, untimed apart
+            results[i] = ChunkResult(
+                segments=segments, language=lang or "en", truncated=truncated, work=Work(windows=1)
+            )
         return results

@@ -46,7 +46,7 @@ from longscribe_core.audio import (
     smoothed_energy,
     speech_level,
 )
-from longscribe_core.segments import ChunkResult, Segment
+from longscribe_core.segments import ChunkResult, Segment, Work
 
 # audio, sampling temperature -> what Whisper heard
 TranscribePiece = Callable[[FloatAudio, float], Awaitable[ChunkResult]]
@@ -198,7 +198,8 @@ async def transcribe_macro_chunk(
     per_piece = await asyncio.gather(*(chunk.piece(p, MAX_TAIL_ROUNDS) for p in pieces))
     segments = assembly.assemble_pieces(per_piece, envelope, chunk.levels)
     languages = chunk.languages
-    return ChunkResult(segments=tuple(segments), language=languages[min(languages)] if languages else None)
+    language = languages[min(languages)] if languages else None
+    return ChunkResult(segments=tuple(segments), language=language, work=chunk.work)
 
 
 @dataclass
@@ -219,6 +220,12 @@ class _Chunk:
     # piece start -> its language; the earliest piece speaks for the chunk
     languages: dict[int, str] = field(default_factory=dict)
     window_ids: Iterator[int] = field(default_factory=itertools.count)  # each decode window's mark for assembly
+    work: Work = Work()  # every decode's, kept or not
+
+    async def decode(self, audio: FloatAudio, temperature: float) -> ChunkResult:
+        result = await self.transcribe(audio, temperature)
+        self.work += result.work
+        return result
 
     async def piece(self, p: Piece, tail_rounds: int, strict: bool = False) -> list[Segment]:
         loud = np.flatnonzero(self.speaks[p.lo : p.hi])
@@ -231,7 +238,7 @@ class _Chunk:
         # caller asked hotter): every window costs a full encoder pass, and a short clip the first
         # decode passed over rarely earns six
         ladder = self.ladder[:1] if strict else self.ladder
-        result = await decode_with_fallback(self.pcm[p.lo : p.hi], self.transcribe, ladder)
+        result = await decode_with_fallback(self.pcm[p.lo : p.hi], self.decode, ladder)
         if result is None or (strict and not _confident(result)) or self.stock_only(result, p):
             return []
         if result.language and result.segments:
