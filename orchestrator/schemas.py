@@ -253,10 +253,14 @@ class Timings(BaseModel):
     merge_sec: float = Field(0.0, description="joining the chunks' segments in media time")
     # inside the whisper model, summed over every window (a batch's time shared among its items)
     whisper_windows: int = Field(0, description="decode windows run (one 30 s encoder pass each), re-decodes included")
-    whisper_aligned: int = Field(0, description="windows whose words were aligned")
+    whisper_aligned: int = Field(
+        0, description="windows whose words were aligned: every window with text, as segment times come from words"
+    )
     mel_sec: float = Field(0.0, description="log-mel spectrograms")
     encoder_sec: float = Field(0.0, description="Whisper's encoder")
-    decoder_sec: float = Field(0.0, description="Whisper's decoder: the text and its timestamps")
+    decoder_sec: float = Field(
+        0.0, description="Whisper's decoder: the text, and timestamp tokens where words do not time it"
+    )
     alignment_sec: float = Field(0.0, description="word times by cross-attention alignment")
 
 

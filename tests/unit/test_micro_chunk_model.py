@@ -16,7 +16,9 @@ from longscribe_core.audio import MAX_WINDOW_SAMPLES, SAMPLE_RATE, int16_to_floa
 from longscribe_core.quality import FALLBACK_TEMPERATURES
 from longscribe_core.segmentation.micro import (
     CUT_OVERLAP_S,
+    CUT_SEARCH_S,
     MAX_TAIL_ROUNDS,
+    TRAIL_PAD,
     decode_with_fallback,
     transcribe_macro_chunk,
 )
@@ -130,6 +132,23 @@ async def test_cuts_inside_speech_neither_lose_nor_double_a_word(max_s: float) -
     every_word = list(range(0, int((40.0 - 0.3) / 0.5) + 1))
     assert heard(out) == every_word
     assert len(fake.calls) > 40.0 / max_s  # it really was cut
+
+
+async def test_pieces_are_cut_at_a_pause_in_their_last_seconds_so_windows_are_nearly_full() -> None:
+    pcm = speech(120.0, seed=3, pause_every_s=3.7)
+    fake = FakeWhisper()
+    await transcribe_macro_chunk(pcm, 20.0, SMOOTHING, fake)
+    lengths = [len(c) / SAMPLE_RATE for c in fake.calls]
+    assert all(20.0 - CUT_SEARCH_S <= n <= 20.0 for n in lengths[:-1]), lengths
+
+
+async def test_a_window_ends_shortly_after_its_last_speech() -> None:
+    """The word alignment's path runs to the window's end: a trailing pause would stretch the last word."""
+    pcm = np.concatenate([speech(10.0, pause_every_s=100.0), np.zeros(5 * SAMPLE_RATE, dtype=np.int16)])
+    fake = FakeWhisper()
+    await transcribe_macro_chunk(pcm, 30.0, SMOOTHING, fake)
+    (window,) = fake.calls
+    assert 10.0 * SAMPLE_RATE + TRAIL_PAD <= len(window) <= 10.0 * SAMPLE_RATE + TRAIL_PAD + SMOOTHING
 
 
 async def test_cuts_in_pauses_are_decoded_without_overlap() -> None:

@@ -62,7 +62,11 @@ class EngineConfig:
     threads: int = 0  # intra-op threads; 0 means one per core
     beam_size: int = 1  # greedy by default: the CPU speed/accuracy sweet spot
     max_length: int = MAX_TOTAL_TOKENS  # decoder tokens per window; lower only to test truncation
-    align_words: bool = True  # word times from cross-attention: true segment starts, clean cuts
+    # word times from cross-attention: true segment starts, clean cuts. CTranslate2 then transcribes without
+    # timestamp tokens and times each sentence by its words: with them, tiny.en skipped speech in long windows
+    # (more short re-decodes, more windows); without them it hears whole 30 s windows. False: Whisper's
+    # timestamp tokens time the segments (and translations always: English words do not align to speech).
+    align_words: bool = True
     max_batch_size: int = 16  # TensorRT-LLM sizes its buffers for this; the Triton model's max_batch_size
 
 

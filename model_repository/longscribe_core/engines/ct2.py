@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from dataclasses import replace
@@ -24,7 +25,7 @@ from longscribe_core.engines.base import (
     window_segments,
 )
 from longscribe_core.engines.timestamps import TokenSpan, split_on_timestamps
-from longscribe_core.engines.words import assign_to_spans, timed_words
+from longscribe_core.engines.words import assign_to_spans, sentence_spans, timed_words
 from longscribe_core.mel import HOP_LENGTH, N_FRAMES, log_mel
 from longscribe_core.segments import ChunkResult, Word, Work
 
@@ -66,7 +67,8 @@ class CTranslate2Engine:
         self._config = config
         self._eot = self._token_id("<|endoftext|>")
         # timestamp ids follow <|notimestamps|>; tokenizer.json does not list them
-        self._timestamp_begin = self._token_id("<|notimestamps|>") + 1
+        self._no_timestamps = self._token_id("<|notimestamps|>")
+        self._timestamp_begin = self._no_timestamps + 1
         self.is_multilingual = bool(self._model.is_multilingual)
         self.n_mels = int(self._model.n_mels)
 
@@ -137,7 +139,11 @@ class CTranslate2Engine:
         encoded = self._encode(good, clock)
         languages = self._languages(encoded, language, len(good))
         previous = previous_text(self._tokenizer, prompt)
-        prompts = [previous + self._prompt(lang, task) for lang in languages]
+        # times from the words: no timestamp tokens to decode (see EngineConfig.align_words); a translation's
+        # English words cannot be aligned to the speech, so it keeps Whisper's timestamp tokens
+        by_words = self._config.align_words and task == TRANSCRIBE
+        no_timestamps = [self._no_timestamps] if by_words else []
+        prompts = [previous + self._prompt(lang, task) + no_timestamps for lang in languages]
         config = self._config
         outputs = self._model.generate(
             encoded,
@@ -153,23 +159,29 @@ class CTranslate2Engine:
             sampling_topk=1 if temperature == 0 else 0,
             sampling_temperature=temperature if temperature > 0 else 1.0,
         )
-        decoded = [self._spans(out, len(item) / SAMPLE_RATE) for (_, item), out in zip(good, outputs)]
+        decoded = [self._spans(out, len(item) / SAMPLE_RATE, by_words) for (_, item), out in zip(good, outputs)]
         clock.lap("decoder_s")
-        words = self._align(encoded, [d[0] for d in decoded], [len(item) for _, item in good], languages, task)
+        timed = self._align(encoded, [d[0] for d in decoded], [len(item) for _, item in good], languages, task)
         clock.lap("alignment_s")
-        for (i, _), out, (spans, truncated), lang, item_words in zip(good, outputs, decoded, languages, words):
-            result = self._to_result(out, spans, truncated, lang, temperature, item_words)
-            results[i] = replace(result, work=clock.share(len(good), aligned=1 if any(item_words) else 0))
+        for (i, _), out, (spans, truncated), lang, item_timed in zip(good, outputs, decoded, languages, timed):
+            if by_words:
+                spans, words = _sentences(spans, item_timed, truncated)
+            else:
+                words = assign_to_spans(item_timed, [len(span.tokens) for span in spans])
+            result = self._to_result(out, spans, truncated, lang, temperature, words)
+            results[i] = replace(result, work=clock.share(len(good), aligned=1 if item_timed else 0))
         return results
 
-    def _spans(self, out: object, duration_s: float) -> tuple[list[TokenSpan], bool]:
-        """Timed token spans, and whether the decoder ran out of tokens before the window's end."""
+    def _spans(self, out: object, duration_s: float, by_words: bool = False) -> tuple[list[TokenSpan], bool]:
+        """Timed token spans, and whether the decoder ran out of tokens before the window's end.
+
+        Decoded without timestamp tokens, the text is one span over the whole window until its words are timed."""
         tokens = list(out.sequences_ids[0])  # type: ignore[attr-defined]
         spans = split_on_timestamps(tokens, self._timestamp_begin, self._eot, duration_s)
         # CTranslate2 generates at most max_length // 2 tokens (openai/whisper's sample_len is n_ctx // 2)
         truncated = len(tokens) >= self._config.max_length // 2
         unclosed = bool(tokens) and tokens[-1] < self._timestamp_begin
-        if truncated and unclosed and spans:
+        if truncated and unclosed and spans and not by_words:
             spans = spans[:-1]  # its end is unknown: the caller decodes again from the last closed time
         return spans, truncated
 
@@ -180,9 +192,9 @@ class CTranslate2Engine:
         n_samples: list[int],
         languages: list[str],
         task: str = TRANSCRIBE,
-    ) -> list[list[tuple[Word, ...]]]:
-        """Word times per span, for every item with text; empty where alignment is off."""
-        empty: list[list[tuple[Word, ...]]] = [[() for _ in item] for item in spans]
+    ) -> list[list[tuple[Word, int]]]:
+        """Each item's words in order, timed, with their token counts; empty where alignment is off."""
+        empty: list[list[tuple[Word, int]]] = [[] for _ in spans]
         texts = [[t for span in item for t in span.tokens] for item in spans]
         todo = [i for i, tokens in enumerate(texts) if tokens]
         if not self._config.align_words or not todo:
@@ -208,8 +220,7 @@ class CTranslate2Engine:
             )
             for i, result in zip(group, aligned):
                 decode, written_in = self._tokenizer.decode, text_language(language, task)
-                timed = timed_words(texts[i], result.alignments, result.text_token_probs, decode, written_in)
-                empty[i] = assign_to_spans(timed, [len(span.tokens) for span in spans[i]])
+                empty[i] = timed_words(texts[i], result.alignments, result.text_token_probs, decode, written_in)
         return empty
 
     def _to_result(
@@ -226,3 +237,21 @@ class CTranslate2Engine:
         texts = [self._tokenizer.decode(list(span.tokens)).strip() for span in spans]
         segments = window_segments(spans, texts, avg_logprob, no_speech_prob, temperature, words)
         return ChunkResult(segments=segments, language=language, truncated=truncated)
+
+
+def _sentences(
+    spans: list[TokenSpan], timed: list[tuple[Word, int]], truncated: bool
+) -> tuple[list[TokenSpan], list[tuple[Word, ...]]]:
+    """A window decoded without timestamp tokens: one span per sentence, timed by its words.
+
+    Cut short by the token limit, its last sentence (or, when it has one, its last word) may be
+    unfinished: it goes, and the caller decodes again from the end of what is kept."""
+    if not spans or not timed:
+        return [], []
+    tokens = spans[0].tokens
+    if truncated:
+        sentences, _ = sentence_spans(tokens, timed)
+        cut = len(tokens) - len(sentences[-1].tokens) if len(sentences) > 1 else len(tokens) - timed[-1][1]
+        kept = list(itertools.takewhile(lambda n: n <= cut, itertools.accumulate(n for _, n in timed)))
+        timed, tokens = timed[: len(kept)], tokens[:cut]
+    return sentence_spans(tokens, timed)

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import string
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from longscribe_core.engines.timestamps import TokenSpan
 from longscribe_core.segments import Word
 
 FRAMES_PER_S = 50  # the encoder's output: one frame per 20 ms
@@ -23,6 +24,14 @@ APPENDED = "\"'.。,，!！?？:：”)]}、"  # and these to the previous one
 # Languages written without spaces: words are split at unicode boundaries instead
 NO_SPACE_LANGUAGES = frozenset({"zh", "ja", "th", "lo", "my", "yue"})
 REPLACEMENT_CHAR = "\ufffd"  # what a partial UTF-8 sequence decodes to
+# A sentence's span opens this long before its first aligned word, as Whisper's timestamp tokens open
+# theirs before the speech: DTW places a first word late, having stretched the word before it over the
+# pause. Never before the previous sentence's last word starts; the segment start is then moved to where
+# the audio's speech begins (segmentation.pauses.snap_start).
+SPAN_LEAD_S = 0.15
+SENTENCE_ENDS = (".", "?", "!", "。", "？", "！")
+# a full stop that ends no sentence: titles and common abbreviations, and single letters ("J. R. R.")
+ABBREVIATIONS = frozenset({"mr.", "mrs.", "ms.", "dr.", "st.", "etc.", "vs.", "no.", "jr.", "sr.", "e.g.", "i.e."})
 
 
 @dataclass
@@ -117,3 +126,44 @@ def assign_to_spans(words: list[tuple[Word, int]], span_sizes: Sequence[int]) ->
             out[span].append(word)
         consumed += n_tokens
     return [tuple(w) for w in out]
+
+
+def _ends_sentence(text: str) -> bool:
+    word = text.strip().lower()
+    if not word.endswith(SENTENCE_ENDS) or word.endswith(".."):
+        return False
+    return word not in ABBREVIATIONS and not (len(word) == 2 and word[0].isalpha() and word[1] == ".")
+
+
+def sentence_spans(
+    tokens: Sequence[int], words: list[tuple[Word, int]]
+) -> tuple[list[TokenSpan], list[tuple[Word, ...]]]:
+    """A window's aligned words -> one span per sentence, timed by its words, and each span's words.
+
+    What Whisper's timestamp tokens would have bracketed, from the words instead: a window decoded
+    without timestamp tokens. Tokens of words without text (a lone space) stay with their span.
+    """
+    spans: list[TokenSpan] = []
+    groups: list[tuple[Word, ...]] = []
+    current: list[Word] = []
+    first_token = consumed = 0
+    floor_s = 0.0  # where the previous sentence's last word starts
+    for k, (word, n_tokens) in enumerate(words):
+        consumed += n_tokens
+        if word.text.strip():
+            current.append(word)
+        last = k == len(words) - 1
+        if current and (last or _ends_sentence(word.text)):
+            span_tokens = tuple(tokens[first_token : len(tokens) if last else consumed])
+            start_s = min(current[0].start_s, max(floor_s, current[0].start_s - SPAN_LEAD_S))
+            if spans and spans[-1].end_s > start_s:
+                # the alignment stretched the last sentence's last word over the pause: it ends where this opens
+                before = groups[-1]
+                groups[-1] = (*before[:-1], replace(before[-1], end_s=max(before[-1].start_s, start_s)))
+                spans[-1] = replace(spans[-1], end_s=max(spans[-1].start_s, start_s))
+            spans.append(TokenSpan(start_s, max(current[0].start_s, current[-1].end_s), span_tokens))
+            groups.append(tuple(current))
+            current, first_token, floor_s = [], consumed, current[-1].start_s
+    if spans and first_token < len(tokens):  # tokens of textless words after the last sentence
+        spans[-1] = replace(spans[-1], tokens=spans[-1].tokens + tuple(tokens[first_token:]))
+    return spans, groups

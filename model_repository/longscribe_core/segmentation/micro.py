@@ -55,8 +55,13 @@ FALLBACK = quality.FALLBACK_TEMPERATURES
 MIN_TAIL_S = 1.0  # shorter uncovered tails are left alone
 MAX_TAIL_ROUNDS = 2  # re-decodes of an uncovered tail per piece
 CUT_OVERLAP_S = 1.0  # audio decoded past a cut that is not in a pause: longer than most words
+# A piece is cut at the quietest point of its last CUT_SEARCH_S (of its last half when shorter), so
+# windows are nearly full: each costs a whole 30 s encoder pass however little audio it holds. Most
+# speech pauses within a few seconds; where it does not, the cut in speech is decoded with overlap.
+CUT_SEARCH_S = 5.0
 MIN_RECUT_S = 2.0  # a truncated piece without a single closed segment is halved down to this
 LEAD_PAD = int(0.2 * SAMPLE_RATE)  # quiet audio kept before a window's first speech
+TRAIL_PAD = int(0.3 * SAMPLE_RATE)  # and after its last
 # Whisper sometimes skips a sentence inside a long window, and the alignment then stretches the
 # word before it over the skipped speech. No spoken word lasts this long: what lies past it is
 # treated as not transcribed, and decoded again when it holds this much speech.
@@ -103,7 +108,7 @@ def speech_levels(envelope: Envelope) -> Envelope:
 def plan_pieces(envelope: Envelope, max_len: int, levels: Envelope) -> list[Piece]:
     """Cut at pauses; a cut inside speech makes its two pieces overlap by CUT_OVERLAP_S each way."""
     overlap = int(CUT_OVERLAP_S * SAMPLE_RATE)
-    tiles = plan_cuts(envelope, max_len, max_len // 2)
+    tiles = plan_cuts(envelope, max_len, max(max_len // 2, max_len - int(CUT_SEARCH_S * SAMPLE_RATE)))
     pieces = []
     for k, (lo, hi) in enumerate(tiles):
         hard_start = k > 0 and envelope[lo] > levels[lo]
@@ -233,7 +238,9 @@ class _Chunk:
             return []  # no speech energy: nothing to hear, and nothing to invent
         # Whisper's first timestamp is capped at 1 s and alignment starts at the first frame, so
         # a leading pause would be glued to the first word: start the window where speech does
-        p = replace(p, lo=p.lo + max(0, int(loud[0]) - LEAD_PAD))
+        # and end it where speech ends: the word alignment's path runs to the window's end, and would
+        # stretch the last word over a trailing pause
+        p = replace(p, lo=p.lo + max(0, int(loud[0]) - LEAD_PAD), hi=min(p.hi, p.lo + int(loud[-1]) + TRAIL_PAD))
         # a second look (a tail, skipped speech) must be confident at the first rung (greedy unless the
         # caller asked hotter): every window costs a full encoder pass, and a short clip the first
         # decode passed over rarely earns six
