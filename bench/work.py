@@ -43,7 +43,7 @@ class EncodeCounter:
 
 def rows(features: Any) -> int:
     """Windows in one `encode` call's mel: 1 for a single window (n_mels x frames), else the batch's rows."""
-    shape = getattr(features, "shape", ())
+    shape: tuple[int, ...] = tuple(getattr(features, "shape", ()))
     return int(shape[0]) if len(shape) == 3 else 1
 
 
