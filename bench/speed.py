@@ -13,10 +13,12 @@ Every system gets one warm-up call first.
 
 Per recording it prints one table (wall seconds, speedup, longscribe's
 speedup over each, WER, windows decoded: encoder passes, per audio minute),
-the goal line longscribe / batched >= 1.2, and longscribe's time split:
-encoder, decoder, alignment and mel (the whisper model's own seconds from
-verbose_json's timings) and orchestration (CPU seconds of the orchestrator's
-process, /proc/<pid>/stat), each as a share. JSON in bench/results/speed.json.
+the goal line longscribe / batched >= 1.2, and longscribe's time split in
+CPU seconds (/proc/<pid>/stat of each process) with each stage's share:
+encoder, decoder, alignment and mel (the whisper stubs' CPU, split by the
+model's own timers in verbose_json's timings), orchestration (the
+orchestrator's process), the micro chunker's stub, Triton's server and
+FFmpeg. JSON in bench/results/speed.json.
 
     make bench                                  # or: .venv/bin/python -m bench.speed
     .venv/bin/python -m bench.speed --minutes 5 # a short smoke run
@@ -50,7 +52,7 @@ from .harness import (
     transcribe,
 )
 from .memory import descendants
-from .work import Goal, markdown, per_audio_minute, process_cpu, scored_runs, time_split, verdict
+from .work import Goal, markdown, per_audio_minute, process_cpu, scored_runs, time_split, triton_part, verdict
 
 RESULTS = Path(__file__).resolve().parent / "results" / "speed.json"
 DEFAULTS = {"macro_chunk_size_sec": 300, "micro_chunk_size_sec": 30}
@@ -76,16 +78,21 @@ async def triton_seconds(grpc_urls: list[str]) -> dict[str, dict[str, float]]:
 
 def cpu_seconds() -> dict[str, float]:
     """CPU seconds so far: this process (the orchestrator, with the bench's media server and client, which
-    are light), its reaped children (FFmpeg, ffprobe) and the live ones (Triton and its stubs)."""
+    are light), its reaped children (FFmpeg, ffprobe) and the live ones: Triton's server and its stubs, by
+    the model each runs."""
     me = os.getpid()
     own = process_cpu(me)
-    live = [
-        process_cpu(pid)
-        for pid, name in descendants(me).items()
-        if pid != me and not name.startswith(("ffmpeg", "ffprobe"))
-    ]
-    triton = sum(c.own_s + c.children_s for c in live)
-    return {"orchestrator_s": own.own_s, "ffmpeg_s": own.children_s, "triton_s": triton}
+    seconds = {"orchestrator_s": own.own_s, "ffmpeg_s": own.children_s}
+    for pid, name in descendants(me).items():
+        if pid == me or name.startswith(("ffmpeg", "ffprobe")):
+            continue
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_text().split("\0")
+        except OSError:
+            continue
+        cpu, key = process_cpu(pid), f"{triton_part(cmdline)}_s"
+        seconds[key] = seconds.get(key, 0.0) + cpu.own_s + cpu.children_s
+    return seconds
 
 
 async def run_longscribe(recordings: list[Recording], warm_up: Path, replicas: int) -> list[Result]:
@@ -100,7 +107,7 @@ async def run_longscribe(recordings: list[Recording], warm_up: Path, replicas: i
             out, wall = await transcribe(api, f"{media}/{recording.path.name}", DEFAULTS)
             after, cpu_after = await triton_seconds(grpc_urls), cpu_seconds()
             triton = {m: {k: after[m][k] - before[m][k] for k in after[m]} for m in MODELS}
-            cpu = {k: cpu_after[k] - cpu_before[k] for k in cpu_after}
+            cpu = {k: cpu_after[k] - cpu_before.get(k, 0.0) for k in cpu_after}
             results.append(longscribe_result(name, out, wall, {"triton": triton, "replicas": replicas, "cpu": cpu}))
     return results
 
@@ -141,8 +148,10 @@ def system_rows(recording: Recording, results: list[Result]) -> list[list[str]]:
 
 
 def split_rows(result: Result) -> list[list[str]]:
-    stages = time_split(result.extra["timings"], result.extra["cpu"]["orchestrator_s"])
-    return [[s.name, f"{s.seconds:.2f}", f"{s.share:.2f}"] for s in stages]
+    stages = time_split(result.extra["timings"], result.extra["cpu"])
+    return [
+        [s.name, f"{s.cpu_s:.2f}", f"{s.share:.2f}", "" if s.model_s is None else f"{s.model_s:.2f}"] for s in stages
+    ]
 
 
 def recording_report(title: str, recording: Recording, results: list[Result]) -> str:
@@ -166,15 +175,14 @@ def recording_report(title: str, recording: Recording, results: list[Result]) ->
     windows = max(1, int(t.get("whisper_windows", 0)))
     lines += [
         "",
-        "longscribe's time split (the whisper model's seconds summed over windows; orchestration: CPU seconds "
-        "of the orchestrator's process):",
+        "longscribe's time split in CPU seconds during the request (/proc/<pid>/stat of each process; the whisper "
+        "stubs' split among its four stages by the model's own timers, shown as model s):",
         "",
-        markdown(["stage", "seconds", "share"], split_rows(ours)),
+        markdown(["stage", "CPU s", "share", "model s"], split_rows(ours)),
         "",
         f"aligned windows: {t.get('whisper_aligned', 0)} of {t.get('whisper_windows', 0)} "
-        f"({t.get('whisper_aligned', 0) / windows:.2f}); CPU seconds during the request: orchestrator "
-        f"{cpu['orchestrator_s']:.1f}, Triton + stubs {cpu['triton_s']:.1f}, FFmpeg {cpu['ffmpeg_s']:.1f}; "
-        f"wall {ours.wall_s:.1f} s x {threads()} cores = {ours.wall_s * threads():.1f}",
+        f"({t.get('whisper_aligned', 0) / windows:.2f}); CPU {sum(cpu.values()):.1f} s of wall {ours.wall_s:.1f} s "
+        f"x {threads()} cores ({sum(cpu.values()) / (ours.wall_s * threads()):.2f} busy)",
         f"orchestrator's timers (summed over chunks): probe {t['probe_sec']:.2f}, silence search "
         f"{t['silence_search_sec']:.2f}, FFmpeg decode {t['decode_sec']:.2f}, "
         f"inference calls {t['inference_sec']:.2f}, "

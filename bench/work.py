@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-STAGES = ("encoder", "decoder", "alignment", "mel", "orchestration")
 
 
 class EncodeCounter:
@@ -74,25 +73,44 @@ def process_cpu(pid: int) -> Cpu:
         return Cpu(0.0, 0.0)  # it ended between listing and reading
 
 
+def triton_part(cmdline: Sequence[str]) -> str:
+    """Which part of Triton a process is: a Python-backend stub runs one model (`<repo>/<model>/1/model.py`
+    is its first argument: whisper, micro_chunker), anything else is the server itself."""
+    if len(cmdline) > 1 and cmdline[0].endswith("triton_python_backend_stub"):
+        return Path(cmdline[1]).parent.parent.name
+    return "tritonserver"
+
+
 @dataclass(frozen=True)
 class Stage:
     name: str
-    seconds: float
-    share: float  # of the listed stages' sum
+    cpu_s: float  # CPU seconds
+    share: float  # of all the stages' CPU seconds
+    model_s: float | None = None  # the whisper model's own timer, for its four stages
 
 
-def time_split(timings: dict[str, Any], orchestration_cpu_s: float) -> list[Stage]:
-    """longscribe's work per stage: the whisper model's seconds (summed over windows, a batch's time shared
-    among its items) and the orchestrator's CPU seconds, each with its share of their sum."""
-    seconds = {
-        "encoder": float(timings.get("encoder_sec", 0.0)),
-        "decoder": float(timings.get("decoder_sec", 0.0)),
-        "alignment": float(timings.get("alignment_sec", 0.0)),
-        "mel": float(timings.get("mel_sec", 0.0)),
-        "orchestration": orchestration_cpu_s,
-    }
-    total = sum(seconds.values())
-    return [Stage(name, s, s / total if total > 0 else 0.0) for name, s in seconds.items()]
+WHISPER_STAGES = {"encoder": "encoder_sec", "decoder": "decoder_sec", "alignment": "alignment_sec", "mel": "mel_sec"}
+OTHER_STAGES = {  # stage: its key in the CPU seconds measured per process
+    "orchestration": "orchestrator_s",
+    "micro chunker (VAD, cuts)": "micro_chunker_s",
+    "Triton server": "tritonserver_s",
+    "FFmpeg": "ffmpeg_s",
+}
+
+
+def time_split(timings: dict[str, Any], cpu: dict[str, float]) -> list[Stage]:
+    """longscribe's work per stage in one unit, CPU seconds, each with its share of the sum.
+
+    The whisper stubs' CPU seconds are split among encoder, decoder, alignment and mel by the model's own
+    timers (wall seconds inside the model, a batch's shared among its windows), which a busy machine
+    inflates but leaves in proportion; the other stages are whole processes."""
+    model = {stage: float(timings.get(key, 0.0)) for stage, key in WHISPER_STAGES.items()}
+    model_total = sum(model.values())
+    whisper = cpu.get("whisper_s", 0.0)
+    cpu_s = {stage: whisper * s / model_total if model_total > 0 else 0.0 for stage, s in model.items()}
+    cpu_s |= {stage: cpu.get(key, 0.0) for stage, key in OTHER_STAGES.items()}
+    total = sum(cpu_s.values())
+    return [Stage(stage, s, s / total if total > 0 else 0.0, model.get(stage)) for stage, s in cpu_s.items()]
 
 
 @dataclass(frozen=True)

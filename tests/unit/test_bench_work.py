@@ -78,13 +78,25 @@ def test_this_process_has_used_some_cpu() -> None:
     assert work.process_cpu(-1) == work.Cpu(0.0, 0.0)  # gone: zero, not an error
 
 
-def test_the_time_split_names_five_stages_whose_shares_sum_to_one() -> None:
-    timings = {"encoder_sec": 6.0, "decoder_sec": 3.0, "alignment_sec": 1.0, "mel_sec": 0.5, "probe_sec": 9.0}
-    stages = work.time_split(timings, orchestration_cpu_s=1.5)
-    assert [s.name for s in stages] == list(work.STAGES)
-    assert [s.share for s in stages] == pytest.approx([0.5, 0.25, 1 / 12, 1 / 24, 0.125])
-    assert sum(s.share for s in stages) == pytest.approx(1.0)
-    assert all(s.share == 0.0 for s in work.time_split({}, 0.0))  # nothing measured: no division by zero
+def test_a_stub_is_named_by_the_model_it_runs() -> None:
+    stub = "/venv/share/longscribe/backends/python/triton_python_backend_stub"
+    args = ["shm_region", "1048576", "1048576", "26211", "/venv/backends/python", "336"]
+    assert work.triton_part([stub, "/repo/whisper/1/model.py", *args, "whisper_0_1", "DEFAULT"]) == "whisper"
+    assert work.triton_part([stub, "/repo/micro_chunker/1/model.py", *args]) == "micro_chunker"
+    assert work.triton_part(["/venv/bin/tritonserver", "--model-repository", "/repo"]) == "tritonserver"
+
+
+def test_the_time_split_is_in_cpu_seconds_with_shares_that_sum_to_one() -> None:
+    timings = {"encoder_sec": 6.0, "decoder_sec": 3.0, "alignment_sec": 0.5, "mel_sec": 0.5, "probe_sec": 9.0}
+    cpu = {"whisper_s": 5.0, "orchestrator_s": 1.0, "micro_chunker_s": 2.0, "tritonserver_s": 1.5, "ffmpeg_s": 0.5}
+    stages = {s.name: s for s in work.time_split(timings, cpu)}
+    assert list(stages)[:5] == ["encoder", "decoder", "alignment", "mel", "orchestration"]
+    assert stages["encoder"].cpu_s == pytest.approx(3.0)  # the whisper stubs' CPU, split by the model's timers
+    assert stages["encoder"].model_s == 6.0 and stages["orchestration"].model_s is None
+    assert stages["encoder"].share == pytest.approx(0.3) and stages["orchestration"].share == pytest.approx(0.1)
+    assert stages["micro chunker (VAD, cuts)"].cpu_s == 2.0
+    assert sum(s.share for s in stages.values()) == pytest.approx(1.0)
+    assert all(s.share == 0.0 for s in work.time_split({}, {}))  # nothing measured: no division by zero
 
 
 def test_a_speed_goal_is_met_at_or_above_its_bound() -> None:
@@ -162,7 +174,7 @@ def test_bench_speed_reports_windows_split_and_goal_per_recording() -> None:
         "merge_sec": 0.01,
     }  # fmt: skip
     triton = {"whisper": {"queue_s": 1.0, "executions": 7}, "micro_chunker": {}}
-    cpu = {"orchestrator_s": 2.0, "ffmpeg_s": 0.5, "triton_s": 9.0}
+    cpu = {"orchestrator_s": 1.0, "ffmpeg_s": 0.5, "whisper_s": 6.0, "micro_chunker_s": 2.0, "tritonserver_s": 0.5}
     ours = Result("longscribe", "and so my fellow americans", 10.0, [(1.0, "and so my fellow americans")],
                   {"timings": timings, "windows": 20, "triton": triton, "cpu": cpu})  # fmt: skip
     batched = Result(f"faster-whisper {speed.BATCHED} (8)", "and so my fellow", 12.0, [(1.0, "and so my fellow")],
@@ -171,8 +183,8 @@ def test_bench_speed_reports_windows_split_and_goal_per_recording() -> None:
     assert "| longscribe | 10.0 | 60.0x | 1.00 | 0.0 % | 20 | 2.00 |" in text
     assert f"| faster-whisper {speed.BATCHED} (8) | 12.0 | 50.0x | 1.20 | 20.0 % | 15 | 1.50 |" in text
     assert f"goal: longscribe ÷ {speed.BATCHED} >= 1.2; this run: 1.20 (met)" in text
-    assert "| encoder | 6.00 | 0.50 |" in text and "| orchestration | 2.00 | 0.17 |" in text
-    assert "aligned windows: 5 of 20 (0.25)" in text
+    assert "| encoder | 3.60 | 0.36 | 6.00 |" in text and "| orchestration | 1.00 | 0.10 |  |" in text
+    assert "aligned windows: 5 of 20 (0.25); CPU 10.0 s of wall 10.0 s x" in text
 
 
 def test_bench_speed_scores_a_mixed_recording_over_its_referenced_stretches_only() -> None:
