@@ -55,7 +55,8 @@ browser-deps:
 test-unit: install
 	$(BIN)/python -m pytest -q tests/unit
 
-# longscribe vs faster-whisper (sequential and batched) on a 30-minute MP3: speedup, WER, time split
+# longscribe vs faster-whisper (sequential and batched) on two 30-minute MP3s, the bench's and one of other
+# speakers: speedup, WER, windows per audio minute, longscribe ÷ batched against 1.2, longscribe's time split
 bench: install
 	$(BIN)/python -m bench.speed
 
@@ -64,7 +65,7 @@ bench-memory: install
 	$(BIN)/python -m bench.memory
 
 # 1-hour and 10-hour recordings as jobs, each followed by the CLI and a bare SSE client: wall time, speedup, peak memory
-# of each process, the largest SSE event, the worst event-loop block, 10 h ÷ 1 h (about 10 minutes)
+# of each process, the largest SSE event, the worst event-loop block, 10 h ÷ 1 h against 1.10 per process (about 10 minutes)
 bench-long: install
 	$(BIN)/python -m bench.long --hours 1 10
 
@@ -79,13 +80,14 @@ perf: install
 	$(BIN)/python -m pip install -q -e '.[perf]'
 	$(BIN)/python -m bench.perf
 
-# longscribe vs faster-whisper (sequential and batched) on a long recording: WER, forced cuts, timestamps
 # 40 concurrent short requests for 60 s plus 3 long ones: only 200 or 429, and no leak afterwards; then
 # 150 SSE followers and a short job posted every 2 s against a 20-minute job: only 2xx or 429, the job
 # succeeds, 150/150 followers get `end`, Redis connections stay within the pool (a shorter run: SOAK_ARGS)
 soak: install
 	$(BIN)/python -m bench.soak $(SOAK_ARGS)
 
+# longscribe vs faster-whisper (sequential and batched) on a long recording: WER, forced cuts, formatted WER,
+# join artifacts, windows per audio minute, clip-start error
 bench-accuracy: install
 	$(BIN)/python -m bench.accuracy
 

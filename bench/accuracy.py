@@ -9,7 +9,8 @@ prints one table for longscribe at the default sizes and with forced cuts
 `BatchedInferencePipeline` on the same weights, compute type and threads:
 WER after Whisper's English normaliser on both recordings, and on the cased
 one formatted WER (case and `. , ? !` kept) and join artifacts per 1,000
-words (`tests.readability`); plus the clip-start timestamp error on the long
+words (`tests.readability`); plus the speedup, the windows decoded per audio
+minute (30 s encoder passes) and the clip-start timestamp error on the long
 form. Results also go to bench/results/accuracy.json.
 
     make bench-accuracy        # or: .venv/bin/python -m bench.accuracy
@@ -29,6 +30,7 @@ from tests.corpus import Recording, long_form_recording, wer
 from tests.readability import formatted_wer, join_artifacts
 
 from .harness import faster_whisper_results, longscribe_service, save_results, threads, transcribe
+from .work import per_audio_minute
 
 RESULTS = Path(__file__).resolve().parent / "results" / "accuracy.json"
 DEFAULT = {"macro_chunk_size_sec": 300, "micro_chunk_size_sec": 30}
@@ -54,11 +56,15 @@ async def longscribe(recordings: dict[str, Recording]) -> dict[str, dict[str, di
             for which, recording in recordings.items():
                 out, wall = await transcribe(api, f"{media}/{recording.path.name}", params)
                 segments = [(s["start_time_sec"], s["text"]) for s in out["segments"]]
-                rows.setdefault(name, {})[which] = row(recording, out["text"], wall, segments)
+                windows = int(out.get("timings", {}).get("whisper_windows", 0))
+                rows.setdefault(name, {})[which] = row(recording, out["text"], wall, segments, windows)
     return rows
 
 
-def row(recording: Recording, text: str, wall_s: float, segments: list[tuple[float, str]]) -> dict[str, Any]:
+def row(
+    recording: Recording, text: str, wall_s: float, segments: list[tuple[float, str]], windows: int
+) -> dict[str, Any]:
+    """`windows`: 30 s encoder passes (longscribe's timings; faster-whisper's counted `encode` rows)."""
     mean_err, max_err = clip_start_error(segments, recording)
     artifacts = join_artifacts(recording.reference, text)
     return {
@@ -71,6 +77,8 @@ def row(recording: Recording, text: str, wall_s: float, segments: list[tuple[flo
         "speedup": recording.duration_s / wall_s,
         "start_error_mean_s": mean_err,
         "start_error_max_s": max_err,
+        "windows": windows,
+        "windows_per_audio_minute": per_audio_minute(windows, recording.duration_s),
     }
 
 
@@ -78,7 +86,7 @@ def faster_whisper(recordings: dict[str, Recording]) -> dict[str, dict[str, dict
     rows: dict[str, dict[str, dict[str, Any]]] = {}
     for which, recording in recordings.items():
         for r in faster_whisper_results(recording.path):
-            rows.setdefault(r.name, {})[which] = row(recording, r.text, r.wall_s, r.segments)
+            rows.setdefault(r.name, {})[which] = row(recording, r.text, r.wall_s, r.segments, r.extra["windows"])
     return rows
 
 
@@ -89,14 +97,14 @@ def table(recordings: dict[str, Recording], rows: dict[str, dict[str, dict[str, 
         f"cased: {cased.duration_s:.0f} s, {len(cased.clip_starts_s)} clips; tiny.en int8 greedy",
         "",
         "| system | WER long form | WER cased | formatted WER cased | join artifacts / 1000 words (cased) "
-        "| speedup (long form) | clip start error mean / max (s) |",
-        "|---|---|---|---|---|---|---|",
+        "| speedup (long form) | windows / audio min (long form) | clip start error mean / max (s) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, r in rows.items():
         lf, c = r["long form"], r["cased"]
         lines.append(
             f"| {name} | {100 * lf['wer']:.1f} % | {100 * c['wer']:.1f} % | {100 * c['formatted_wer']:.1f} % "
-            f"| {c['join_artifacts_per_1000_words']:.1f} | {lf['speedup']:.0f}x "
+            f"| {c['join_artifacts_per_1000_words']:.1f} | {lf['speedup']:.0f}x | {lf['windows_per_audio_minute']:.2f} "
             f"| {lf['start_error_mean_s']:.2f} / {lf['start_error_max_s']:.2f} |"
         )
     peers = {n: r for n, r in rows.items() if n.startswith("faster-whisper")}

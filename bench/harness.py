@@ -10,10 +10,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,9 @@ from orchestrator.common.fileserver import file_app
 from orchestrator.common.net import free_port, serving
 from orchestrator.infer.triton_server import running_triton
 from orchestrator.settings import Settings
-from tests.corpus import Recording, repeated_recording
+from tests.corpus import Recording, other_speakers_recording, repeated_recording
+
+from .work import EncodeCounter
 
 LOOPBACK = ["127.0.0.0/8"]  # the benchmark's media server
 MP3_ARGS = ["-ar", "44100", "-ac", "2", "-b:a", "128k"]  # what a podcast feed serves
@@ -84,6 +87,17 @@ def repeated_mp3(work: Path, minutes: float, mp3_args: list[str] = MP3_ARGS) -> 
     return repeated_recording(work, minutes, mp3_args)
 
 
+def other_speakers_mp3(work: Path, minutes: float, mp3_args: list[str] = MP3_ARGS) -> Recording:
+    """`tests.corpus.other_speakers_recording` (the lecture and the clips not read by LJ Speech's reader)
+    as a podcast-like MP3 of about `minutes`."""
+    wav = other_speakers_recording(work / "other-speakers.wav", minutes)
+    mp3 = work / "other-speakers.mp3"
+    args = ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", str(wav.path), *mp3_args, str(mp3)]
+    subprocess.run(args, check=True)
+    wav.path.unlink()
+    return replace(wav, path=mp3)
+
+
 @contextlib.asynccontextmanager
 async def longscribe_service(media_dir: Path, replicas: int = 1) -> AsyncIterator[tuple[str, str, list[str]]]:
     """Triton replica(s), the media server and the REST API: yield (api URL, media URL, Triton gRPC URLs).
@@ -120,17 +134,28 @@ async def transcribe(api: str, media_url: str, params: dict[str, Any]) -> tuple[
 
 
 def longscribe_result(name: str, out: dict[str, Any], wall_s: float, extra: dict[str, Any] | None = None) -> Result:
+    """`windows`: the encoder passes the whisper model reports in verbose_json's timings."""
     segments = [(s["start_time_sec"], s["text"]) for s in out["segments"]]
-    return Result(name, out["text"], wall_s, segments, {"timings": out.get("timings", {}), **(extra or {})})
+    timings = out.get("timings", {})
+    return Result(
+        name,
+        out["text"],
+        wall_s,
+        segments,
+        {"timings": timings, "windows": timings.get("whisper_windows"), **(extra or {})},
+    )
 
 
 def faster_whisper_results(
     path: Path, warm_up: Path | None = None, batched: bool = True, sequential: bool = True
 ) -> list[Result]:
-    """faster-whisper as a user would call it: tiny.en, int8, greedy, every core; each run warmed up first."""
+    """faster-whisper as a user would call it: tiny.en, int8, greedy, every core; each run warmed up first.
+
+    Each result's `windows` are the encoder passes its model made on `path` (`EncodeCounter`)."""
     from faster_whisper import BatchedInferencePipeline, WhisperModel
 
     model = WhisperModel(weights.resolve("tiny.en"), device="cpu", compute_type="int8", cpu_threads=threads())
+    encodes = EncodeCounter(model)
     runs = []
     if sequential:
         runs.append(("faster-whisper transcribe (sequential)", lambda p: model.transcribe(str(p), beam_size=1)))
@@ -146,9 +171,11 @@ def faster_whisper_results(
     for name, run in runs:
         if warm_up is not None:
             list(run(warm_up)[0])
+        encodes.reset()
         started = time.perf_counter()
         segments, _ = run(path)
         timed = [(s.start, s.text.strip()) for s in segments]  # the generator decodes as it is read
         wall = time.perf_counter() - started
-        results.append(Result(name, " ".join(t for _, t in timed), wall, timed, {}))
+        extra = {"windows": encodes.windows, "encode_calls": encodes.calls}
+        results.append(Result(name, " ".join(t for _, t in timed), wall, timed, extra))
     return results

@@ -10,7 +10,7 @@ import hashlib
 import json
 import subprocess
 import wave
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +51,17 @@ def manifest() -> list[Clip]:
     return clips
 
 
+def unreferenced(name: str) -> Clip | None:
+    """A file the manifest lists without a reference (physicsworks.wav, a lecture: for speed), if this
+    corpus has it (tests/data, the fallback, does not)."""
+    root = speech_dir()
+    for line in (root / "manifest.jsonl").read_text().splitlines():
+        entry = json.loads(line)
+        if entry["audio"] == name and (root / name).exists():
+            return Clip(root / name, "", float(entry["duration_sec"]), entry.get("reference_kind", ""))
+    return None
+
+
 def clips_under(prefix: str) -> list[Clip]:
     return sorted(
         (c for c in manifest() if c.path.relative_to(speech_dir()).as_posix().startswith(prefix)),
@@ -83,11 +94,21 @@ def decode_pcm(path: Path) -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class Scored:
+    """A stretch of a recording that has a reference, where the rest has none."""
+
+    start_s: float
+    end_s: float
+    reference: str
+
+
+@dataclass(frozen=True)
 class Recording:
     path: Path
     reference: str
     clip_starts_s: tuple[float, ...]  # where each clip's audio begins
     duration_s: float
+    scored: tuple[Scored, ...] = ()  # where a reference applies, when not everywhere
 
 
 def join_clips(clips: list[Clip], out: Path, gaps_s: list[float] | float = 0.6, seed: int = 0) -> Recording:
@@ -175,3 +196,45 @@ def repeated_recording(work: Path, minutes: float, encode_args: list[str]) -> Re
     reference = " ".join([one.reference] * copies)
     starts = tuple(k * one.duration_s + s for k in range(copies) for s in one.clip_starts_s)
     return Recording(out, reference, starts, duration)
+
+
+LECTURE = "physicsworks.wav"
+OTHER_SPEAKERS = ("librispeech/", "sense_and_sensibility/", "jfk.flac")  # not LJ Speech's reader
+LECTURE_GAP_S = 2.0  # around the lecture, so a segment starts either in it or in the referenced clips
+
+
+def other_speakers_recording(out: Path, minutes: float, seed: int = 1) -> Recording:
+    """Speakers the long form hardly has (it is mostly LJ Speech's reader), repeated to about `minutes`:
+    each round is the MIT lecture (no reference) then the LibriSpeech, Austen and jfk clips in a new
+    order with 0.4-1.5 s gaps. Its reference is the clips' transcripts; `scored` holds each round's
+    block of clips, from half the lecture gap before its first clip to half the gap after its last.
+    Without the lecture in the corpus, the clips alone, scored everywhere."""
+    rng = np.random.default_rng(seed)
+    others = [c for c in manifest() if c.path.relative_to(speech_dir()).as_posix().startswith(OTHER_SPEAKERS)]
+    lecture = unreferenced(LECTURE)
+    lead = [lecture] if lecture else []
+    round_s = sum(c.duration_s for c in [*lead, *others]) + 2 * LECTURE_GAP_S + len(others)
+    rounds = [[others[i] for i in rng.permutation(len(others))] for _ in range(max(1, round(minutes * 60 / round_s)))]
+    clips: list[Clip] = []
+    gaps: list[float] = []
+    for order in rounds:
+        clips += [*lead, *order]
+        gaps += (
+            [LECTURE_GAP_S] * len(lead) + [LECTURE_GAP_S] + [float(g) for g in rng.uniform(0.4, 1.5, len(order) - 1)]
+        )
+    joined = join_clips(clips, out, gaps_s=gaps, seed=seed)
+    placed = list(zip(clips, joined.clip_starts_s))
+    half = LECTURE_GAP_S / 2
+    scored: tuple[Scored, ...] = ()
+    if lecture:  # a block runs from just after one lecture to just before the next (or the end)
+        lectures = [k for k, (c, _) in enumerate(placed) if not c.reference]
+        firsts = [placed[k + 1][1] - half for k in lectures]
+        lasts = [placed[k][1] - half for k in lectures[1:]] + [joined.duration_s]
+        texts = [" ".join(c.reference for c in order) for order in rounds]
+        scored = tuple(Scored(lo, hi, text) for lo, hi, text in zip(firsts, lasts, texts, strict=True))
+    return replace(
+        joined,
+        reference=" ".join(c.reference for c in clips if c.reference),
+        clip_starts_s=tuple(s for c, s in placed if c.reference),
+        scored=scored,
+    )
