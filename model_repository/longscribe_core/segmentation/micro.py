@@ -1,7 +1,9 @@
 """A macro chunk -> micro chunks cut at pauses -> transcribed pieces -> segments.
 
 The model call is injected, so the micro-chunk Triton model binds it to BLS
-and the tests to a fake. What happens to each piece:
+and the tests to a fake. Pauses of a second or more are first shortened to
+half a second (`condense`): windows hold more speech, and every time is
+mapped back before assembly. What happens to each piece:
 
 1. A piece with no speech energy at all is not decoded (Whisper invents text
    in silence).
@@ -46,6 +48,7 @@ from longscribe_core.audio import (
     smoothed_energy,
     speech_level,
 )
+from longscribe_core.segmentation.condense import QUIET_SHARE, condense
 from longscribe_core.segments import ChunkResult, Segment, Work
 
 # audio, sampling temperature -> what Whisper heard
@@ -198,10 +201,15 @@ async def transcribe_macro_chunk(
     pcm = int16_to_float(pcm_int16)
     envelope = smoothed_energy(pcm, smoothing_samples)
     levels = speech_levels(envelope)
-    chunk = _Chunk(pcm, envelope, levels, envelope > levels, transcribe, ladder)
-    pieces = plan_pieces(envelope, int(max_s * SAMPLE_RATE), chunk.levels) if len(pcm) else []
+    # long pauses shortened: fewer windows for the same speech; times are mapped back before assembly
+    short = condense(envelope < QUIET_SHARE * levels)
+    heard_env, heard_levels = short.select(envelope), short.select(levels)
+    chunk = _Chunk(short.select(pcm), heard_env, heard_levels, heard_env > heard_levels, transcribe, ladder)
+    del pcm
+    pieces = plan_pieces(heard_env, int(max_s * SAMPLE_RATE), heard_levels) if len(heard_env) else []
     per_piece = await asyncio.gather(*(chunk.piece(p, MAX_TAIL_ROUNDS) for p in pieces))
-    segments = assembly.assemble_pieces(per_piece, envelope, chunk.levels)
+    in_chunk_time = [[short.segment(s) for s in segments] for segments in per_piece]
+    segments = assembly.assemble_pieces(in_chunk_time, envelope, levels)
     languages = chunk.languages
     language = languages[min(languages)] if languages else None
     return ChunkResult(segments=tuple(segments), language=language, work=chunk.work)
