@@ -39,13 +39,21 @@ case "$MODEL" in
 esac
 [ -f "$CHECKPOINT" ] || { echo "no checkpoint at $CHECKPOINT (set WHISPER_ASSETS or pass its path)" >&2; exit 2; }
 
+# The v0.16 converter has no --model_path: it loads $model_dir/$model_name.pt, and --model_name must be one of
+# its choices, which lack large-v3-turbo. The name only picks the file (the layer counts, widths and mel bins
+# come from the checkpoint's own "dims"), so turbo's checkpoint goes in under large-v3's name.
+case "$MODEL" in
+  large-v3-turbo) CONVERTER_NAME=large-v3 ;;
+  *) CONVERTER_NAME=$MODEL ;;
+esac
+
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/assets" "$OUT"
-ln -s "$(readlink -f "$CHECKPOINT")" "$work/assets/$MODEL.pt"
+ln -s "$(readlink -f "$CHECKPOINT")" "$work/assets/$CONVERTER_NAME.pt"
 
 python3 "$EXAMPLE/convert_checkpoint.py" \
-  --model_dir "$work/assets" --model_name "$MODEL" \
+  --model_dir "$work/assets" --model_name "$CONVERTER_NAME" \
   --dtype "$DTYPE" --use_weight_only --weight_only_precision "$WEIGHT_ONLY" \
   --output_dir "$work/checkpoint"
 
