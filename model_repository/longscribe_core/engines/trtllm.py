@@ -15,9 +15,11 @@ Differences from the CTranslate2 engine, by design of the runtime:
 - no word alignment (no cross-attention DTW in the runtime): segments carry no
   words, so the micro chunker's skipped-speech check has nothing to check;
 - no no-speech probability, and no timestamp rules in decoding (first within
-  1 s, paired, increasing) nor blank suppression: the caller's silence guard is
-  the energy gate, and `split_on_timestamps` drops spans that run backwards.
-  Logits processors could add the rules; not done.
+  1 s, paired, never earlier than the last) nor blank suppression: the rules are
+  applied to what the runtime returns (`apply_timestamp_rules`, the same function
+  the CTranslate2 path calls), so a backwards timestamp is dropped and its text
+  runs on into the next span. Logits processors could apply them while decoding;
+  not done.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import numpy as np
 
 from longscribe_core.audio import MAX_WINDOW_SAMPLES, SAMPLE_RATE, FloatAudio
 from longscribe_core.engines.base import (
+    MAX_INITIAL_TIMESTAMP_INDEX,
     MAX_TOTAL_TOKENS,
     TRANSCRIBE,
     EngineConfig,
@@ -41,7 +44,7 @@ from longscribe_core.engines.base import (
     start_sequence,
     window_segments,
 )
-from longscribe_core.engines.timestamps import split_on_timestamps
+from longscribe_core.engines.timestamps import apply_timestamp_rules, split_on_timestamps
 from longscribe_core.mel import HOP_LENGTH, N_FFT, N_FRAMES, mel_filters
 from longscribe_core.segments import ChunkResult, Work
 
@@ -183,7 +186,9 @@ class TensorRTLLMEngine:
         budget = min(self._config.max_length, MAX_TOTAL_TOKENS) // 2
         generated, scores = self._generate([item for _, item in good], prompts, budget, temperature)
         for (i, item), tokens, score, lang in zip(good, generated, scores, languages):
-            spans = split_on_timestamps(tokens, self._timestamp_begin, self._eot, len(item) / SAMPLE_RATE)
+            # decoded without Whisper's timestamp rules: applied here, as CTranslate2 applies them while decoding
+            ruled = apply_timestamp_rules(tokens, self._timestamp_begin, self._eot, MAX_INITIAL_TIMESTAMP_INDEX)
+            spans = split_on_timestamps(ruled, self._timestamp_begin, self._eot, len(item) / SAMPLE_RATE)
             truncated = len(tokens) >= budget
             if truncated and tokens and tokens[-1] < self._timestamp_begin and spans:
                 spans = spans[:-1]
