@@ -35,9 +35,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from longscribe_core.audio import MAX_WINDOW_SAMPLES, SAMPLE_RATE, FloatAudio
+from longscribe_core.audio import SAMPLE_RATE, FloatAudio
 from longscribe_core.engines.base import (
     MAX_INITIAL_TIMESTAMP_INDEX,
     MAX_TOTAL_TOKENS,
@@ -57,7 +55,8 @@ from longscribe_core.engines.runtime_output import (
     no_speech_probability,
 )
 from longscribe_core.engines.timestamps import apply_timestamp_rules, split_on_timestamps
-from longscribe_core.mel import HOP_LENGTH, N_FFT, N_FRAMES, mel_filters
+from longscribe_core.engines.torch_mel import torch_log_mel
+from longscribe_core.mel import N_FFT, N_FRAMES, mel_filters
 from longscribe_core.segments import ChunkResult, Work
 
 LANGUAGE_CODE = re.compile(r"[a-z]{2,3}")  # Whisper's language tokens: <|en|>, <|haw|>, <|yue|>
@@ -134,14 +133,7 @@ class TensorRTLLMEngine:
 
     def _mel(self, audio: FloatAudio) -> Any:
         """log-mel [n_mels, 3000] on the GPU, float16, the same math as `mel.log_mel`."""
-        torch = self._torch
-        wave = torch.zeros(MAX_WINDOW_SAMPLES, device="cuda")
-        wave[: len(audio)] = torch.from_numpy(np.asarray(audio, dtype=np.float32)).to("cuda")
-        stft = torch.stft(wave, N_FFT, HOP_LENGTH, window=self._window, return_complex=True)
-        power = stft[..., :-1].abs() ** 2
-        log_spec = torch.clamp(self._filters @ power, min=1e-10).log10()
-        log_spec = torch.maximum(log_spec, log_spec.max() - 8.0)
-        return ((log_spec + 4.0) / 4.0).half()
+        return torch_log_mel(self._torch, audio, self._filters, self._window, "cuda").half()
 
     def _prompt(self, language: str | None, task: str = TRANSCRIBE) -> list[int]:
         return start_sequence(self._id, self.is_multilingual, language, task)
