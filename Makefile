@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO   := demo/lj001-printing.mp3
 
-.PHONY: install system-deps browser-deps demo test test-unit serve lint clean bench bench-accuracy bench-memory bench-long bench-paths perf soak
+.PHONY: install system-deps browser-deps demo test test-unit serve lint clean bench bench-accuracy bench-memory bench-long bench-paths perf soak gpu-smoke
 
 install: $(STAMP)
 
@@ -94,6 +94,17 @@ bench-accuracy: install
 lint: install
 	$(BIN)/ruff check longscribe orchestrator model_repository tests bench
 	$(BIN)/mypy longscribe orchestrator model_repository/longscribe_core
+
+# The first thing to run on a GPU host: in the Triton image (docker/Dockerfile.triton, built as GPU_IMAGE),
+# builds a tiny.en TensorRT-LLM engine into the volume longscribe-smoke (fetching the checkpoint and
+# tokenizer.json once) and checks what the GPU engine assumes, one line per check (docker/gpu_smoke.py).
+# Without a GPU it says so and exits 2.
+GPU_IMAGE ?= longscribe-triton:0.1.0
+gpu-smoke:
+	@if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1 && command -v docker >/dev/null; then \
+	  docker run --rm --gpus all -v "$(CURDIR):/src:ro" -v longscribe-smoke:/engines -w /src \
+	    --entrypoint python3 $(GPU_IMAGE) docker/gpu_smoke.py --engines /engines/smoke/tiny.en; \
+	else $(PYTHON) docker/gpu_smoke.py; fi
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -39,13 +39,21 @@ case "$MODEL" in
 esac
 [ -f "$CHECKPOINT" ] || { echo "no checkpoint at $CHECKPOINT (set WHISPER_ASSETS or pass its path)" >&2; exit 2; }
 
+# The v0.16 converter has no --model_path: it loads $model_dir/$model_name.pt, and --model_name must be one of
+# its choices, which lack large-v3-turbo. The name only picks the file (the layer counts, widths and mel bins
+# come from the checkpoint's own "dims"), so turbo's checkpoint goes in under large-v3's name.
+case "$MODEL" in
+  large-v3-turbo) CONVERTER_NAME=large-v3 ;;
+  *) CONVERTER_NAME=$MODEL ;;
+esac
+
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/assets" "$OUT"
-ln -s "$(readlink -f "$CHECKPOINT")" "$work/assets/$MODEL.pt"
+ln -s "$(readlink -f "$CHECKPOINT")" "$work/assets/$CONVERTER_NAME.pt"
 
 python3 "$EXAMPLE/convert_checkpoint.py" \
-  --model_dir "$work/assets" --model_name "$MODEL" \
+  --model_dir "$work/assets" --model_name "$CONVERTER_NAME" \
   --dtype "$DTYPE" --use_weight_only --weight_only_precision "$WEIGHT_ONLY" \
   --output_dir "$work/checkpoint"
 
@@ -62,7 +70,9 @@ trtllm-build --checkpoint_dir "$work/checkpoint/encoder" --output_dir "$OUT/enco
 # Decoder: inputs of at most 208 tokens (a prompt's 200 with <|startofprev|>, then
 # <|startoftranscript|><|lang|><|transcribe|>), 224 generated tokens (half of Whisper's 448-token context, as the CPU engine),
 # cross-attention over the encoder's 3000-frame input. Paged KV cache and packed inputs
-# are what the C++ runtime (ModelRunnerCpp) needs for in-flight batching.
+# are what the C++ runtime (ModelRunnerCpp) needs for in-flight batching. The engine scores from the
+# logits it gathers (context: the no-speech probability after <|startoftranscript|>; generation: each
+# token's log-probability, which the runtime has reported as zeros at greedy) and refuses to load without.
 trtllm-build --checkpoint_dir "$work/checkpoint/decoder" --output_dir "$OUT/decoder" \
   --moe_plugin disable \
   --max_beam_width "$MAX_BEAM_WIDTH" \
@@ -72,7 +82,8 @@ trtllm-build --checkpoint_dir "$work/checkpoint/decoder" --output_dir "$OUT/deco
   --gemm_plugin "$DTYPE" \
   --bert_attention_plugin "$DTYPE" \
   --gpt_attention_plugin "$DTYPE" \
-  --paged_kv_cache enable --remove_input_padding enable
+  --paged_kv_cache enable --remove_input_padding enable \
+  --gather_context_logits --gather_generation_logits
 
 # The engine reads the tokenizer beside the engines; the mel bin count is in encoder/config.json.
 if [ -n "${TOKENIZER_JSON:-}" ]; then

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
+from packaging.specifiers import SpecifierSet
 
 from orchestrator.api.app import create_app
 from orchestrator.common.observability import Metrics
@@ -72,6 +73,33 @@ def test_the_triton_image_loads_the_models_and_its_gpu_edits_match_the_config() 
     env = dict(re.findall(r"(LONGSCRIBE_WHISPER_\w+)=(\S+)", text))
     check_triton_env(env)
     assert set(map(int, re.findall(r"^EXPOSE (.+)$", text, re.M)[0].split())) == TRITON_PORTS
+
+
+# TensorRT-LLM 0.16 caps transformers at <=4.45.1 (NVIDIA/TensorRT-LLM#2465), and transformers 4.45.1
+# requires tokenizers>=0.20,<0.21 and checks it on import (its dependency_versions_check.py)
+TRANSFORMERS_NEEDS = SpecifierSet(">=0.20,<0.21")
+
+
+def dockerfile_runs(text: str) -> list[str]:
+    """Each RUN instruction on one line (continuations joined)."""
+    return [run for run in text.replace("\\\n", " ").splitlines() if run.startswith("RUN ")]
+
+
+def test_the_triton_image_keeps_the_tokenizers_its_transformers_needs() -> None:
+    runs = dockerfile_runs((DOCKER / "Dockerfile.triton").read_text())
+    install = next(run for run in runs if "pip install" in run)
+    for version in re.findall(r'"tokenizers==([\d.]+)"', install):  # a pin, if any, must be one transformers takes
+        assert TRANSFORMERS_NEEDS.contains(version), f"tokenizers=={version} breaks `import transformers`"
+    assert not re.search(r'"tokenizers(?!==)[^"]*"', install), "a tokenizers range: pin it or leave the image's"
+    # the same RUN then imports transformers (its version check): a moved tokenizers fails the build
+    assert install.index("import transformers") > install.index("pip install")
+    # the models' own requirement admits the tokenizers the image keeps
+    model_spec = SpecifierSet(re.findall(r'"tokenizers([^"]*)"', (REPO / "pyproject.toml").read_text())[0])
+    assert model_spec.contains("0.20.3") and TRANSFORMERS_NEEDS.contains("0.20.3")
+
+
+def test_the_tokenizers_check_catches_the_old_pin() -> None:
+    assert not TRANSFORMERS_NEEDS.contains("0.21.0")  # the pin this image had, which transformers 4.45.1 refuses
 
 
 def test_the_orchestrator_image_pins_what_pyproject_pins(monkeypatch: pytest.MonkeyPatch) -> None:

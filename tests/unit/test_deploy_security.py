@@ -8,6 +8,7 @@ as compose interpolates it, and Triton's entrypoint is run for real.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from typing import Any
 from urllib.parse import urlsplit
@@ -39,7 +40,7 @@ NOT_APPLIED = {"kustomization.yaml", "podmonitor.yaml", "prometheus-adapter-rule
 
 
 def workloads(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [d for d in docs if d["kind"] in {"Deployment", "StatefulSet"}]
+    return [d for d in docs if d["kind"] in {"Deployment", "StatefulSet", "Job"}]
 
 
 def pod_labels(workload: dict[str, Any]) -> dict[str, str]:
@@ -96,7 +97,7 @@ def test_kustomization_applies_every_manifest_but_those_for_other_tools() -> Non
 
 def test_every_pod_runs_with_runtime_default_seccomp_no_privilege_escalation_and_no_capabilities() -> None:
     found = workloads(k8s_documents())
-    assert {w["metadata"]["name"] for w in found} == {"orchestrator", "triton", "redis"}
+    assert {w["metadata"]["name"] for w in found} == {"orchestrator", "triton", "redis", "build-engines"}
     for workload in found:
         pod = workload["spec"]["template"]["spec"]
         assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, workload["metadata"]["name"]
@@ -162,6 +163,33 @@ def test_every_orchestrator_mounts_one_read_write_many_volume_at_the_upload_dir(
     assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
     fs_group = deployment["spec"]["template"]["spec"]["securityContext"]["fsGroup"]
     assert fs_group == deployment["spec"]["template"]["spec"]["securityContext"]["runAsUser"]  # writable to it
+
+
+def test_triton_reads_the_engines_a_job_builds_on_a_shared_volume() -> None:
+    """An engine is built on the GPU it serves on: not in the image, and an emptyDir starts empty in every pod."""
+    docs = k8s_documents()
+    triton, job = find(docs, "Deployment", "triton"), find(docs, "Job", "build-engines")
+    reads = next(m for m in container(triton)["volumeMounts"] if m["mountPath"] == "/engines")
+    assert reads.get("readOnly")
+    volume = next(v for v in triton["spec"]["template"]["spec"]["volumes"] if v["name"] == reads["name"])
+    claim_name = volume["persistentVolumeClaim"]["claimName"]
+    assert find(docs, "PersistentVolumeClaim", claim_name)["spec"]["accessModes"] == ["ReadWriteMany"]
+
+    builder = container(job)
+    writes = next(m for m in builder["volumeMounts"] if m["mountPath"] == "/engines")
+    assert not writes.get("readOnly")
+    job_pod = job["spec"]["template"]["spec"]
+    job_volume = next(v for v in job_pod["volumes"] if v["name"] == writes["name"])
+    assert job_volume["persistentVolumeClaim"]["claimName"] == claim_name
+    assert job_pod["securityContext"]["fsGroup"] == job_pod["securityContext"]["runAsUser"]  # writable to it
+    # the serving image builds them (the same TensorRT-LLM), on a GPU, into the folder the header names
+    assert builder["image"] == container(triton)["image"]
+    assert builder["resources"]["limits"]["nvidia.com/gpu"] == 1
+    script = " ".join(builder["args"])
+    out = re.findall(r"/opt/longscribe/build_engines.sh (\S+) (\S+)", script)
+    assert out and out[0][1].startswith("/engines/")
+    assert f"LONGSCRIBE_WHISPER_MODEL={out[0][1]}" in (K8S / "engines.yaml").read_text()
+    assert "sha256sum -c" in script  # the checkpoint fetched is the one meant
 
 
 def test_every_orchestrator_reads_its_api_keys_from_a_secret_so_none_runs_without_auth(

@@ -24,7 +24,7 @@ from longscribe_core.engines.base import (
     text_language,
     window_segments,
 )
-from longscribe_core.engines.timestamps import TokenSpan, split_on_timestamps
+from longscribe_core.engines.timestamps import TokenSpan, apply_timestamp_rules, split_on_timestamps
 from longscribe_core.engines.words import assign_to_spans, sentence_spans, timed_words
 from longscribe_core.mel import HOP_LENGTH, N_FRAMES, log_mel
 from longscribe_core.segments import ChunkResult, Word, Work
@@ -177,7 +177,10 @@ class CTranslate2Engine:
 
         Decoded without timestamp tokens, the text is one span over the whole window until its words are timed."""
         tokens = list(out.sequences_ids[0])  # type: ignore[attr-defined]
-        spans = split_on_timestamps(tokens, self._timestamp_begin, self._eot, duration_s)
+        # the rules CTranslate2 already decoded under (the identity here; TensorRT-LLM needs them after the fact)
+        rules = (self._timestamp_begin, self._eot, MAX_INITIAL_TIMESTAMP_INDEX)
+        ruled = tokens if by_words else apply_timestamp_rules(tokens, *rules)
+        spans = split_on_timestamps(ruled, self._timestamp_begin, self._eot, duration_s)
         # CTranslate2 generates at most max_length // 2 tokens (openai/whisper's sample_len is n_ctx // 2)
         truncated = len(tokens) >= self._config.max_length // 2
         unclosed = bool(tokens) and tokens[-1] < self._timestamp_begin
