@@ -13,8 +13,9 @@ from typing import Any, Protocol, TypeVar
 from longscribe_core.audio import SAMPLE_RATE, Int16Audio
 from longscribe_core.segmentation.micro import CUT_OVERLAP_S
 from longscribe_core.segments import ChunkResult, Work
-from orchestrator.assemble import merge, transcript
-from orchestrator.assemble.progress import ChunkPart, OnProgress, Tracker
+from orchestrator.assemble import final
+from orchestrator.assemble.final import Assembled, HeldParts
+from orchestrator.assemble.progress import ChunkPart, OnProgress, Tracker, bare
 from orchestrator.errors import MediaError, MediaTooLong
 from orchestrator.infer.catalogue import Catalogue, ServedModel
 from orchestrator.infer.pool import TritonPool
@@ -46,11 +47,24 @@ class Checkpoints(Protocol):
         """Keep a finished part (before it is reported)."""
         ...
 
+    async def read(self, index: int) -> ChunkPart | None:
+        """The part of chunk `index`, taken or saved in this run (None: lost since): the finished transcript
+        is assembled from these, one at a time, rather than from every result held to the end."""
+        ...
+
 
 class Transcriber(Protocol):
     def __call__(
         self, request: MediaRequest, progress: OnProgress | None = None, checkpoints: Checkpoints | None = None
     ) -> Awaitable[TranscribeOutput]: ...
+
+
+class JobTranscriber(Protocol):
+    """A job's run: with checkpoints, the answer may stay `Assembled` (read again from them when written)."""
+
+    def __call__(
+        self, request: MediaRequest, progress: OnProgress, checkpoints: Checkpoints
+    ) -> Awaitable[TranscribeOutput | Assembled]: ...
 
 
 SILENCE_SEARCHES_IN_FLIGHT = 4  # each is one short FFmpeg range read
@@ -84,11 +98,20 @@ class Pipeline:
     ) -> TranscribeOutput:
         """Transcribe the media at `request.media_url`, or the uploaded file, with the request's params."""
         # before any media is read: the edge checked it, but a job's upload or an OpenAI form reaches here unchecked
+        assembled = await self.assemble(request, progress, checkpoints)
+        return await assembled.output()
+
+    async def assemble(
+        self, request: MediaRequest, progress: OnProgress | None = None, checkpoints: Checkpoints | None = None
+    ) -> Assembled:
+        """As `__call__`, but the answer is read again from the checkpoints (or the parts held) when written:
+        a job's end streams it into Redis without holding the transcript."""
         model = self.catalogue.pick(request.params.model, request.params.task)
         media = request.media_url if isinstance(request, TranscribeRequest) else request.upload.path
+        parts = checkpoints if checkpoints is not None else HeldParts()
         with self.relay.open(media) as source:
             try:
-                return await self._transcribe(request, model, source, progress or (lambda p: None), checkpoints)
+                return await self._transcribe(request, model, source, progress or (lambda p: None), parts)
             except MediaError:
                 source.check()  # FFmpeg only saw a broken read: the relay knows why
                 raise
@@ -99,8 +122,8 @@ class Pipeline:
         model: ServedModel,
         source: Source,
         progress: OnProgress,
-        checkpoints: Checkpoints | None,
-    ) -> TranscribeOutput:
+        checkpoints: Checkpoints,
+    ) -> Assembled:
         started = time.monotonic()
         timings = Timings()
         s, params = self.settings, request.params
@@ -117,41 +140,48 @@ class Pipeline:
         language: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
         if params.language:
             language.set_result(params.language)
-        tracker = Tracker(len(chunks), info.duration_s, started, params.word_timestamps, progress)
+        tracker = Tracker(len(chunks), info.duration_s, params.word_timestamps, progress)
 
         async def work(chunk: macro.MacroChunk) -> ChunkPart:
-            kept = checkpoints.take(chunk) if checkpoints is not None else None
+            kept = checkpoints.take(chunk)
             if kept is not None:
                 if chunk.index == 0 and not language.done():
                     language.set_result(kept.result.language)  # what the first chunk was heard as
                 return kept
             part = await self._chunk(source, chunk, request, chunk is chunks[-1], language, timings, in_speech)
-            if checkpoints is not None:
-                await checkpoints.save(part)
+            await checkpoints.save(part)
             return part
 
-        parts = await _all([tracker.track(work(c)) for c in chunks])
-        parts += await self._beyond_probe(source, parts[-1], request, language, timings)
+        async def finished(chunk: macro.MacroChunk) -> ChunkPart:
+            return bare(await tracker.track(work(chunk)))  # the results stay where `checkpoints` keeps them
+
+        parts = await _all([finished(c) for c in chunks])
+        extra = await self._beyond_probe(source, parts[-1], request, language, timings)  # rare, and few
+        parts += [bare(p) for p in extra]
         source.check()  # a read the relay could not finish must not pass as the whole media
+
+        async def read(index: int) -> ChunkPart | None:
+            return extra[index - len(chunks)] if index >= len(chunks) else await checkpoints.read(index)
+
+        async def read_or_redo(index: int) -> ChunkPart | None:
+            # a checkpoint Redis lost since it was saved (a restart): transcribed again, and saved again
+            return await read(index) or await work(chunks[index])
+
         with _timed(timings, "merge_sec"):
             # what FFmpeg decoded, not what the header claimed (either way it can be wrong)
             duration_s = max((p.decoded_end_s for p in parts if p.n_samples), default=0.0)
-            # pure, and linear in the transcript: on the loop, a 10-hour answer held every other
-            # request and event stream for a second
-            timed = await asyncio.to_thread(merge.final_segments, [(p.chunk, p.result) for p in parts], duration_s)
-        elapsed = time.monotonic() - started
-        output = await asyncio.to_thread(transcript.build, timed, duration_s, elapsed, params.word_timestamps)
+            assembled = await final.assemble(read_or_redo, len(parts), duration_s, params.word_timestamps, started)
         # what decoding used, once per transcription: the language decided for the file (None: each piece's own)
         log.info(
             "transcribed %.1f s with model=%s task=%s language=%s temperature=%g prompt=%s",
-            duration_s,
+            assembled.input_duration_sec,
             model.name,
             params.task,
             language.result() if language.done() else None,
             params.temperature,
             "given" if params.prompt else "none",
         )
-        return output.model_copy(update={"timings": timings, "model": model.name})
+        return replace(assembled, read=read, timings=timings, model=model.name)
 
     def _check_length(self, duration_s: float) -> None:
         limit = self.settings.max_media_duration_sec

@@ -209,9 +209,11 @@ def _ends_sentence(text: str) -> bool:
     return not (last in ABBREVIATIONS or last.count(".") > 1)  # "i.e." and "U.S." are no sentence end
 
 
-def _kept_capitals(timed: Sequence[TimedText]) -> set[str]:
-    """Words the transcript writes with a capital in mid-sentence somewhere: names, not window starts."""
-    kept: set[str] = set()
+def kept_capitals(timed: Iterable[TimedText], kept: set[str] | None = None) -> set[str]:
+    """Words the transcript writes with a capital in mid-sentence somewhere: names, not window starts.
+
+    Adds to `kept` when given, so a caller may gather them chunk by chunk."""
+    kept = set() if kept is None else kept
     for t in timed:
         toks = _TOKEN.findall(t.text)
         for prev, tok in zip(toks, toks[1:]):
@@ -247,7 +249,7 @@ def _lower_first(t: TimedText, word: str, at: int) -> TimedText:
     return replace(t, text=t.text[:at] + lowered + t.text[at + len(word) :], words=words)
 
 
-def reconcile_joins(timed: Sequence[TimedText]) -> list[TimedText]:
+def reconcile_joins(timed: Sequence[TimedText], kept: set[str] | None = None) -> list[TimedText]:
     """Case and sentence punctuation at the joins between windows, from the join facts. Pure.
 
     At a piece or chunk join between two texts written with spaces:
@@ -259,9 +261,14 @@ def reconcile_joins(timed: Sequence[TimedText]) -> list[TimedText]:
       under SHORT_GAP_S, the next window's first capital is lowered, unless
       it is "I", an acronym or a word the transcript capitalises elsewhere
       in mid-sentence.
+
+    `kept`: `kept_capitals` of the whole transcript, for a caller that goes
+    piece by piece: each call then gets the last segment of the call before
+    (as this one left it) followed by the next ones, and keeps all but its
+    last; the joined pieces equal one call over the whole.
     """
     out = list(timed)
-    kept = _kept_capitals(timed)
+    kept = kept_capitals(timed) if kept is None else kept
     for i in range(1, len(out)):
         prev, cur = out[i - 1], out[i]
         if cur.join.kind not in RECONCILED_JOINS or not (_spaced(prev) and _spaced(cur)):

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import prometheus_client
 from aiohttp import web
@@ -43,6 +44,7 @@ from orchestrator.api.keys import (
     TRANSCRIBER,
 )
 from orchestrator.api.tenancy import StreamLimit
+from orchestrator.assemble.final import Assembled
 from orchestrator.assemble.progress import OnProgress
 from orchestrator.common.observability import Metrics
 from orchestrator.errors import RequestTimeout
@@ -71,12 +73,40 @@ async def run_transcription(
     """One transcription under the service's admission control and per-request deadline.
 
     `admitted`: a job, already accepted by the fleet's queue, waits for a slot without a room check."""
+    return await _governed(app, admitted, lambda: app[TRANSCRIBER](parsed, progress, checkpoints))
+
+
+async def run_job(
+    app: web.Application, parsed: MediaRequest, progress: OnProgress, checkpoints: Checkpoints
+) -> TranscribeOutput | Assembled:
+    """A job's transcription (admitted by the fleet's queue): with the real pipeline, the answer stays in the
+    checkpoints until the job's end writes it to Redis piece by piece (`final.Assembled`)."""
+    transcriber = app[TRANSCRIBER]
+    if isinstance(transcriber, Pipeline):
+        return await _governed(app, True, lambda: transcriber.assemble(parsed, progress, checkpoints))
+    return await _governed(app, True, lambda: transcriber(parsed, progress, checkpoints))
+
+
+class _Figures(Protocol):
+    """What the metrics read of an answer, whole or still to be written."""
+
+    @property
+    def input_duration_sec(self) -> float: ...
+
+    @property
+    def speedup(self) -> float: ...
+
+
+Answer = TypeVar("Answer", bound=_Figures)
+
+
+async def _governed(app: web.Application, admitted: bool, run: Callable[[], Awaitable[Answer]]) -> Answer:
     settings, metrics = app[SETTINGS], app[METRICS]
     deadline = asyncio.timeout(settings.request_timeout_sec)  # counts from now: waiting in the queue included
     metrics.in_flight.inc()
     try:
         async with app[ADMISSION].slot(admitted), deadline:
-            output = await app[TRANSCRIBER](parsed, progress, checkpoints)
+            output = await run()
     except TimeoutError as exc:
         if not deadline.expired():
             raise
@@ -171,9 +201,7 @@ def create_app(
     app[METRICS].count_queued_jobs = lambda: _waiting(app)
     app.cleanup_ctx.append(_media_client_ctx)
     app.cleanup_ctx.append(_loop_lag_probe_ctx)
-    job_wiring.wire(
-        app, lambda request, progress, checkpoints: run_transcription(app, request, progress, checkpoints, True)
-    )
+    job_wiring.wire(app, lambda request, progress, checkpoints: run_job(app, request, progress, checkpoints))
     if transcriber is not None:
         app[TRANSCRIBER] = transcriber
     else:

@@ -22,6 +22,7 @@ from orchestrator.infer.catalogue import Catalogue
 from orchestrator.jobs import events as job_events_log
 from orchestrator.jobs.records import JobRequest, JobSpec
 from orchestrator.jobs.store import JobStore
+from orchestrator.jobs.stored import stored
 from orchestrator.media import guard
 from orchestrator.schemas import TranscribeParams, TranscribeRequest, UploadRequest
 
@@ -95,18 +96,18 @@ async def get_job(request: web.Request) -> web.Response:
 
 async def job_transcript(request: web.Request) -> web.StreamResponse:
     """The finished transcript as a download, ?format=srt|vtt|tsv|text|json|verbose_json (srt and vtt
-    wrapped by ?max_line_width=N&max_line_count=M), streamed in pieces so neither its size nor its
-    rendering holds up the loop."""
+    wrapped by ?max_line_width=N&max_line_count=M), read from Redis and streamed in pieces, so neither its
+    size nor its rendering holds up the loop, nor is it ever whole in memory."""
     store, job_id = await _owned(request)
     fmt, layout = transcripts.format_of(request.query), transcripts.layout(request.query)  # before it is read
-    output = await job_events_log.result(store, job_id)
-    if output is None:
+    found = await stored(store.client, job_id)
+    if found is None:
         status = (await store.fields(job_id))["status"]
         raise InvalidRequest(f"the job is {status}: the transcript exists once it has succeeded")
     extension = formats.EXTENSIONS.get(fmt, fmt)
     disposition = {"Content-Disposition": f'attachment; filename="transcript-{job_id}.{extension}"'}
     piece_bytes = request.app[SETTINGS].transcript_piece_bytes
-    return await transcripts.stream(request, output, fmt, piece_bytes, disposition, layout)
+    return await transcripts.stream_stored(request, found, fmt, piece_bytes, disposition, layout)
 
 
 async def cancel_job(request: web.Request) -> web.Response:

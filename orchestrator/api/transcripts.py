@@ -4,12 +4,15 @@ memory nor one long stretch of rendering on the event loop."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from aiohttp import web
 from pydantic import ValidationError
 
 from orchestrator import formats
 from orchestrator.errors import InvalidTranscriptQuery
+from orchestrator.formats import writers
+from orchestrator.jobs.stored import SegmentReader, Stored
 from orchestrator.schemas import SubtitleLayout, TranscribeOutput
 
 LAYOUT_PARAMS = tuple(SubtitleLayout.model_fields)  # max_line_width, max_line_count
@@ -42,18 +45,89 @@ async def stream(
 ) -> web.StreamResponse:
     """`output` rendered as `fmt` (srt and vtt cues wrapped by `layout`), sent chunked in writes of about
     `piece_bytes`."""
+    response = await _prepared(request, fmt, headers)
+    sink = _Sink(response, piece_bytes)
+    for piece in formats.pieces(output, fmt, layout):
+        await sink.write(piece)
+    await sink.close()
+    return response
+
+
+async def stream_stored(
+    request: web.Request,
+    stored: Stored,
+    fmt: str,
+    piece_bytes: int,
+    headers: Mapping[str, str] | None = None,
+    layout: SubtitleLayout | None = None,
+) -> web.StreamResponse:
+    """A job's stored transcript (verbose JSON in Redis) as `stream` would write it, read a piece at a time:
+    verbose JSON as stored; the other formats from its segments, parsed a few hundred ahead of the writer."""
+    response = await _prepared(request, fmt, headers)
+    sink = _Sink(response, piece_bytes)
+    raw, reader = stored.raw(), SegmentReader()
+
+    async def read_on(enough: int) -> None:
+        """Parse on until `enough` segments wait (or all is read)."""
+        while not reader.done and len(reader.parsed) < enough:
+            data = await anext(raw, None)
+            reader.feed(data or b"", final=data is None)
+
+    if fmt == "verbose_json":
+        async for data in raw:
+            await sink.write_bytes(data)
+    elif fmt == "text":  # the text comes after the segments, which it does not need
+        while not reader.done:
+            await read_on(1)
+            reader.parsed.clear()
+        for piece in writers.text_pieces(reader.rest().text):
+            await sink.write(piece)
+    else:
+        segments = reader.segments()
+        if fmt == "json":
+            pieces = writers.streamed_json(segments, reader.rest, verbose=False)
+        else:
+            pieces = writers.segment_pieces(segments, fmt, layout)
+        while True:
+            await read_on(PARSED_AHEAD)
+            rendered = next(pieces, None)
+            if rendered is None:
+                break
+            await sink.write(rendered)
+    await sink.close()
+    return response
+
+
+PARSED_AHEAD = 256  # segments parsed ahead of the writer: more than any one piece (a wrapped cue) takes
+
+
+async def _prepared(request: web.Request, fmt: str, headers: Mapping[str, str] | None) -> web.StreamResponse:
     response = web.StreamResponse(headers={"Content-Type": f"{formats.CONTENT_TYPES[fmt]}; charset=utf-8"})
     response.headers.update(headers or {})
     response.enable_chunked_encoding()
     await response.prepare(request)
-    buffer: list[bytes] = []
-    held = 0
-    for piece in formats.pieces(output, fmt, layout):
-        buffer.append(piece.encode())
-        held += len(buffer[-1])
-        if held >= piece_bytes:
-            await response.write(b"".join(buffer))  # waits for the client, and lets the loop run
-            buffer, held = [], 0
-    await response.write(b"".join(buffer))
-    await response.write_eof()
     return response
+
+
+@dataclass
+class _Sink:
+    """Writes gathered to about `piece_bytes` each: a write waits for the client, and lets the loop run."""
+
+    response: web.StreamResponse
+    piece_bytes: int
+    buffer: list[bytes] = field(default_factory=list)
+    held: int = 0
+
+    async def write(self, piece: str) -> None:
+        await self.write_bytes(piece.encode())
+
+    async def write_bytes(self, data: bytes) -> None:
+        self.buffer.append(data)
+        self.held += len(data)
+        if self.held >= self.piece_bytes:
+            await self.response.write(b"".join(self.buffer))
+            self.buffer, self.held = [], 0
+
+    async def close(self) -> None:
+        await self.response.write(b"".join(self.buffer))
+        await self.response.write_eof()

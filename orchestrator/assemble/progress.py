@@ -1,17 +1,15 @@
-"""Finished macro chunks -> progress reports, each with the transcript of the finished prefix."""
+"""Finished macro chunks -> progress reports, each with the segments it settles in the finished prefix."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from longscribe_core.segments import ChunkResult
-from orchestrator.assemble import transcript
 from orchestrator.assemble.prefix import Prefix
 from orchestrator.plan.macro import MacroChunk
-from orchestrator.schemas import Segment, TranscribeOutput
+from orchestrator.schemas import Segment
 
 
 @dataclass(frozen=True)
@@ -25,6 +23,15 @@ class ChunkPart:
     reached_end: bool  # FFmpeg ran out of media before the requested length
 
 
+NO_RESULT = ChunkResult(segments=(), language=None)
+
+
+def bare(part: ChunkPart) -> ChunkPart:
+    """The part without its segments: where it lies and what was decoded, all the end of a run needs of it
+    once its result is kept elsewhere (checkpoints, or `final.HeldParts`)."""
+    return replace(part, result=NO_RESULT)
+
+
 @dataclass(frozen=True)
 class Progress:
     """Reported each time a macro chunk finishes."""
@@ -33,9 +40,8 @@ class Progress:
     chunks_total: int  # as planned from the probed length (more if the media runs past it)
     audio_done_s: float  # media seconds in finished chunks
     duration_s: float  # the probed length
-    prefix: TranscribeOutput  # the transcript of the finished chunks from the start, in order
     # the prefix's segments settled by this report (a chunk settles once the next one is done), in order:
-    # a bounded delta for event streams, which never carry the prefix itself
+    # a bounded delta for event streams; no report carries the prefix itself (nor does the tracker hold it)
     added: tuple[Segment, ...] = ()
 
 
@@ -44,18 +50,19 @@ OnProgress = Callable[[Progress], None]
 
 @dataclass
 class Tracker:
-    """Finished chunks -> Progress, with the transcript of the finished prefix.
+    """Finished chunks -> Progress, with the segments each one settles in the finished prefix.
 
-    The prefix grows by appending (assemble.prefix): each report merges and builds
-    only what the newly finished chunks add, however long the media."""
+    It holds only the chunks not yet merged into the prefix (those that finished
+    ahead of an earlier one, and the prefix's last): flat in the media's length.
+    Each report merges and builds only what the newly settled chunks add."""
 
     chunks_total: int
     duration_s: float
-    started: float
     with_words: bool
     report: OnProgress
-    done: dict[int, ChunkPart] = field(default_factory=dict)
+    waiting: dict[int, ChunkPart] = field(default_factory=dict)  # finished, not yet merged into the prefix
     prefix: Prefix = field(init=False)
+    chunks_done: int = 0
     audio_done_s: float = 0.0  # media seconds in finished chunks
 
     def __post_init__(self) -> None:
@@ -63,25 +70,21 @@ class Tracker:
 
     async def track(self, work: Coroutine[Any, Any, ChunkPart]) -> ChunkPart:
         part = await work
-        self.done[part.chunk.index] = part
+        self.waiting[part.chunk.index] = part
+        self.chunks_done += 1
         self.audio_done_s += part.chunk.duration_s
         # the previous last chunk of the prefix is settled once the one after it is done
-        built_before = len(self.prefix.built)
-        while len(self.prefix.chunks) + 1 in self.done and len(self.prefix.chunks) in self.done:
-            settled = self.done[len(self.prefix.chunks)]
-            self.prefix.keep(settled.chunk, settled.result)
-        elapsed_s = time.monotonic() - self.started
-        last = self.done.get(len(self.prefix.chunks))
+        added: list[Segment] = []
+        while self.prefix.chunks + 1 in self.waiting and self.prefix.chunks in self.waiting:
+            settled = self.waiting.pop(self.prefix.chunks)
+            added += self.prefix.keep(settled.chunk, settled.result)
         self.report(
             Progress(
-                chunks_done=len(self.done),
-                chunks_total=max(self.chunks_total, len(self.done)),
+                chunks_done=self.chunks_done,
+                chunks_total=max(self.chunks_total, self.chunks_done),
                 audio_done_s=self.audio_done_s,
                 duration_s=self.duration_s,
-                prefix=self.prefix.output(last.chunk, last.result, elapsed_s)
-                if last
-                else transcript.build([], 0.0, elapsed_s, self.with_words),
-                added=tuple(self.prefix.built[built_before:]),
+                added=tuple(added),
             )
         )
         return part

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from orchestrator.formats.cues import Cue, cues
 from orchestrator.schemas import RESPONSE_FORMATS, Segment, SubtitleLayout, TranscribeOutput
@@ -56,24 +56,32 @@ def vtt_text(text: str) -> str:
     return escaped.replace("-->", "--&gt;")
 
 
-def _cues(output: TranscribeOutput, layout: SubtitleLayout | None) -> Iterator[Cue]:
+def _cues(segments: Iterable[Segment], layout: SubtitleLayout | None) -> Iterator[Cue]:
     """One cue per segment as it is; with a line width, the segments' words wrapped as openai/whisper does."""
     if layout is not None and layout.max_line_width is not None:
-        return cues(output.segments, layout)
-    return (Cue(s.start_time_sec, s.end_time_sec, s.text) for s in output.segments)
+        return cues(segments, layout)
+    return (Cue(s.start_time_sec, s.end_time_sec, s.text) for s in segments)
 
 
 def srt_pieces(output: TranscribeOutput, layout: SubtitleLayout | None = None) -> Iterator[str]:
     """SRT cue by cue, a blank line between cues: joined, the whole file."""
-    for i, c in enumerate(_cues(output, layout), start=1):
+    return _srt(output.segments, layout)
+
+
+def _srt(segments: Iterable[Segment], layout: SubtitleLayout | None) -> Iterator[str]:
+    for i, c in enumerate(_cues(segments, layout), start=1):
         cue = f"{i}\n{_clock(c.start_s, ',')} --> {_clock(c.end_s, ',')}\n{srt_text(c.text)}\n"
         yield cue if i == 1 else "\n" + cue
 
 
 def vtt_pieces(output: TranscribeOutput, layout: SubtitleLayout | None = None) -> Iterator[str]:
     """WebVTT: the header, then cue by cue, a blank line between cues."""
+    return _vtt(output.segments, layout)
+
+
+def _vtt(segments: Iterable[Segment], layout: SubtitleLayout | None) -> Iterator[str]:
     yield "WEBVTT\n\n"
-    for i, c in enumerate(_cues(output, layout)):
+    for i, c in enumerate(_cues(segments, layout)):
         cue = f"{_clock(c.start_s, '.')} --> {_clock(c.end_s, '.')}\n{vtt_text(c.text)}\n"
         yield cue if i == 0 else "\n" + cue
 
@@ -86,18 +94,39 @@ def tsv_row(segment: Segment) -> str:
 
 def tsv_pieces(output: TranscribeOutput) -> Iterator[str]:
     """TSV: the header, then a row per segment."""
+    return _tsv(output.segments)
+
+
+def _tsv(segments: Iterable[Segment]) -> Iterator[str]:
     yield TSV_HEADER
-    yield from (tsv_row(s) for s in output.segments)
+    yield from (tsv_row(s) for s in segments)
 
 
 def json_pieces(output: TranscribeOutput, verbose: bool) -> Iterator[str]:
     """The JSON answer segment by segment, byte for byte what `to_json` writes (segments come first)."""
+    return streamed_json(output.segments, lambda: output, verbose)
+
+
+def streamed_json(segments: Iterable[Segment], rest: Callable[[], TranscribeOutput], verbose: bool) -> Iterator[str]:
+    """`json_pieces` of the answer whose segments come one by one, and whose other fields `rest()` gives once
+    they are through (its own `segments` are not written)."""
     segment_exclude = None if verbose else VERBOSE_SEGMENT_FIELDS
     top_exclude = {"segments"} | (set() if verbose else VERBOSE_TOP_FIELDS)
     yield '{"segments":['
-    for i, segment in enumerate(output.segments):
+    for i, segment in enumerate(segments):
         yield ("," if i else "") + segment.model_dump_json(exclude=segment_exclude, exclude_none=True)
-    yield "]," + output.model_dump_json(exclude=top_exclude, exclude_none=True)[1:]
+    yield "]," + rest().model_dump_json(exclude=top_exclude, exclude_none=True)[1:]
+
+
+def segment_pieces(segments: Iterable[Segment], fmt: str, layout: SubtitleLayout | None = None) -> Iterator[str]:
+    """`pieces` of a format written from the segments alone (srt, vtt, tsv), taking them one by one."""
+    if fmt == "srt":
+        return _srt(segments, layout)
+    if fmt == "vtt":
+        return _vtt(segments, layout)
+    if fmt == "tsv":
+        return _tsv(segments)
+    raise ValueError(f"{fmt!r} is not written from the segments alone")
 
 
 def text_pieces(text: str, size: int = TEXT_PIECE_CHARS) -> Iterator[str]:

@@ -1,11 +1,11 @@
-"""A job's events and result for the HTTP edge: read from Redis on any orchestrator, resumable by id.
+"""A job's events for the HTTP edge: read from Redis on any orchestrator, resumable by id.
 
 `events` yields the job's event log from just after `last_event_id` (all of
 it when None), then each new event as it is written, and ends after `end`.
 Event ids are the Redis stream's entry ids, so a client that reconnects to
 any replica with `Last-Event-ID` continues exactly where it stopped. The
 `end` event carries the job's status and links, never the transcript: that
-is fetched with `result`.
+is read from `stored`.
 
 What is already written is read through the pool, a page at a time and
 without blocking; what comes next arrives from the process's `EventHub`, so
@@ -22,9 +22,8 @@ from orchestrator.errors import JobNotFound
 from orchestrator.jobs.event_hub import EventHub, Follower, stream_id
 from orchestrator.jobs.records import FINISHED, Entry, JobEvent, events_key, text_hash
 from orchestrator.jobs.store import JobStore
-from orchestrator.schemas import TranscribeOutput
 
-__all__ = ["JobEvent", "events", "result"]
+__all__ = ["JobEvent", "events"]
 
 PAGE = 100  # entries per catch-up read
 IDLE_CHECK_S = 5.0  # a follower with nothing new this long looks whether its job finished or vanished
@@ -108,8 +107,3 @@ async def _live(store: JobStore, hub: EventHub, job_id: str) -> bool:
             return (await store.fields(job_id))["status"] not in FINISHED
     except JobNotFound:
         return False  # its data is gone (expired, or Redis lost it): nothing more will come
-
-
-async def result(store: JobStore, job_id: str) -> TranscribeOutput | None:
-    """The finished transcript, or None while the job has none (not yet, or it failed)."""
-    return await store.result(job_id)

@@ -8,7 +8,8 @@
     longscribe:job:{id}              hash: spec, status, times, worker, progress, error, cancel, webhook
     longscribe:job:{id}:events       stream: the job's events; entry ids are the SSE ids
     longscribe:job:{id}:chunks       hash: chunk index -> finished ChunkPart (the checkpoints)
-    longscribe:job:{id}:result       the finished transcript (TranscribeOutput JSON)
+    longscribe:job:{id}:result       the finished transcript (TranscribeOutput JSON, verbose)
+    longscribe:job:{id}:result:staged  the same while it is written, in pieces; the job's end renames it
     longscribe:cancel                pub/sub channel: job ids to cancel wherever they run
     longscribe:webhooks              set of job ids whose webhook is not yet delivered nor given up
 
@@ -28,6 +29,7 @@ from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from orchestrator.assemble.progress import Progress
 from orchestrator.schemas import MediaRequest, TranscribeRequest
 
 Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
@@ -62,6 +64,10 @@ def chunks_key(job_id: str) -> str:
 
 def result_key(job_id: str) -> str:
     return f"{PREFIX}:job:{job_id}:result"
+
+
+def staged_key(job_id: str) -> str:
+    return f"{PREFIX}:job:{job_id}:result:staged"
 
 
 def webhook_lease_key(job_id: str) -> str:
@@ -102,6 +108,11 @@ class JobEvent:
 def links(job_id: str) -> dict[str, str]:
     base = f"/v1/jobs/{job_id}"
     return {"self": base, "events": f"{base}/events", "transcript": f"{base}/transcript"}
+
+
+def added_segments(progress: Progress) -> list[dict[str, Any]]:
+    """The segments a report settled in the finished prefix: a bounded delta for the `chunk` event."""
+    return [s.model_dump(mode="json", exclude_none=True) for s in progress.added]
 
 
 def loads(raw: str | None) -> Any:

@@ -20,11 +20,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from orchestrator.assemble import merge, transcript
+from orchestrator.assemble.final import Assembled
 from orchestrator.assemble.progress import ChunkPart
 from orchestrator.errors import JobNotFound, LongscribeError
-from orchestrator.jobs import checkpoints, submission, transitions
+from orchestrator.jobs import checkpoints, stored, submission, transitions
 from orchestrator.jobs.records import (
     ACTIVE,
     FINISHED,
@@ -42,6 +44,12 @@ from orchestrator.jobs.transitions import Lease, Outcome
 from orchestrator.schemas import TranscribeOutput, UploadRequest
 
 log = logging.getLogger("longscribe.jobs")
+
+
+class StagedResultLost(RedisConnectionError):
+    """Passes like a dropped connection: the job's end, tried again, writes the transcript again."""
+
+
 CANCEL_WAIT_S = 30.0  # DELETE waits this long for a running job to wind down wherever it runs
 CANCEL_POLL_S = 0.25  # how often it looks (one HGET): a quarter second late at most
 
@@ -201,26 +209,29 @@ class JobStore:
         error: LongscribeError | None = None,
         progress: dict[str, Any] | None = None,
         webhook: dict[str, Any] | None = None,
-        output: TranscribeOutput | None = None,
+        output: TranscribeOutput | Assembled | None = None,
         require_lease: bool = True,
     ) -> Outcome:
         """End the job: status, transcript, the end event, expiry, the webhook to send, its entry gone.
 
         The end event says how it ended: status, links, the error, and the transcript's totals
         (`summary`), never the transcript itself, so its size does not depend on the media's.
-        `require_lease=False` ends only a job still waiting (a cancel before any worker took it)."""
+        `require_lease=False` ends only a job still waiting (a cancel before any worker took it). The
+        transcript is written to Redis in pieces first (`stored.stage`; an `Assembled` one read again from
+        the checkpoints meanwhile), never whole in this process; the end makes it the result."""
         end: dict[str, Any] = {"status": status, "links": links(lease.job_id)}
         if output is not None:
             end["summary"] = {
                 "input_duration_sec": output.input_duration_sec,
                 "processing_duration_sec": output.processing_duration_sec,
                 "speedup": output.speedup,
-                "segments": len(output.segments),
+                "segments": output.segment_count if isinstance(output, Assembled) else len(output.segments),
             }
         if error is not None:
             end["error"] = error.detail()
-        # megabytes for hours of media: serialised off the loop, which keeps serving events meanwhile
-        result_json = await asyncio.to_thread(output.to_json) if output is not None else ""
+        if output is not None:  # megabytes for hours of media: in pieces, the loop serving events between them
+            pieces = output.json_pieces() if isinstance(output, Assembled) else stored.whole(output)
+            await stored.stage(self.client, lease.job_id, pieces, self.ttl_s)
         outcome = await transitions.run(
             self.scripts.finish,
             lease,
@@ -231,9 +242,11 @@ class JobStore:
             json.dumps(progress) if progress is not None else "",
             json.dumps(webhook) if webhook is not None else "",
             json.dumps(end),
-            result_json,
+            "1" if output is not None else "",
             "1" if require_lease else "0",
         )
+        if outcome == "unstaged":  # Redis lost the staged transcript (a restart): retried, it is written again
+            raise StagedResultLost(f"the transcript of job {lease.job_id} was lost while it was written")
         if outcome == "ok":  # "finished": someone else's write ended it, and said so
             log.info("job %s %s%s", lease.job_id, status, f": {error.message}" if error is not None else "")
             if self.ended is not None:

@@ -40,9 +40,10 @@ from orchestrator.jobs.records import (
     all_keys,
     job_key,
     owner_queued_key,
+    staged_key,
 )
 
-Outcome = Literal["ok", "gone", "finished", "lost", "cancel", "exhausted", "queued", "running"]
+Outcome = Literal["ok", "gone", "finished", "lost", "cancel", "exhausted", "queued", "running", "unstaged"]
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,8 @@ class Lease:
     def keys(self) -> list[str]:
         """KEYS of every script below, in this order."""
         # the job's own keys first (1-4: what expire_all and persist_all touch), then the fleet's
-        return [*all_keys(self.job_id), QUEUE, QUEUED, owner_queued_key(self.owner), ACTIVE, WEBHOOKS]
+        return [*all_keys(self.job_id), QUEUE, QUEUED, owner_queued_key(self.owner), ACTIVE, WEBHOOKS,
+                staged_key(self.job_id)]  # fmt: skip
 
     def args(self, ttl_s: float, *more: Any) -> list[Any]:
         """ARGV: the job, the expiry, the lease; then the script's own."""
@@ -65,7 +67,8 @@ class Lease:
 
 
 # Every script but the last two starts with these helpers.
-# KEYS: 1 job, 2 events, 3 chunks, 4 result, 5 queue, 6 queued, 7 owner's queued, 8 active, 9 webhooks
+# KEYS: 1 job, 2 events, 3 chunks, 4 result, 5 queue, 6 queued, 7 owner's queued, 8 active, 9 webhooks,
+# 10 the result being written
 # ARGV: 1 job id, 2 ttl, 3 group, 4 entry, 5 consumer, then each script's own from 6
 _COMMON = """
 local function finished(status)
@@ -170,13 +173,15 @@ return 'ok'
 """
 
 # ARGV 6 status, 7 now, 8 error JSON, 9 progress JSON, 10 webhook JSON, 11 the end event's data,
-# 12 the transcript JSON ('' for none of each), 13 '1': the lease must hold; '0': the job must be queued
+# 12 '1': the transcript is staged (KEYS[10]) ('' for none of each), 13 '1': the lease must hold; '0': the job
+# must be queued. 'unstaged': the staged transcript is gone (Redis lost it): write it again
 FINISH = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 'gone' end
 local status = redis.call('HGET', KEYS[1], 'status')
 if finished(status) then drop_entry() return 'finished' end
 if ARGV[13] == '1' and not owned() then return 'lost' end
 if ARGV[13] == '0' and status ~= 'queued' then return status end
+if ARGV[12] == '1' and redis.call('EXISTS', KEYS[10]) == 0 then return 'unstaged' end
 redis.call('HSET', KEYS[1], 'status', ARGV[6], 'finished', ARGV[7])
 if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'error', ARGV[8]) end
 if ARGV[9] ~= '' then redis.call('HSET', KEYS[1], 'progress', ARGV[9]) end
@@ -184,7 +189,7 @@ if ARGV[10] ~= '' then
   redis.call('HSET', KEYS[1], 'webhook', ARGV[10])
   redis.call('SADD', KEYS[9], ARGV[1])
 end
-if ARGV[12] ~= '' then redis.call('SET', KEYS[4], ARGV[12]) end
+if ARGV[12] == '1' then redis.call('RENAME', KEYS[10], KEYS[4]) end
 redis.call('SREM', KEYS[6], ARGV[1])
 redis.call('SREM', KEYS[7], ARGV[1])
 redis.call('SREM', KEYS[8], ARGV[1])

@@ -34,12 +34,13 @@ from redis.exceptions import ReadOnlyError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
-from orchestrator.assemble.progress import ChunkPart, OnProgress, Progress
+from orchestrator.assemble.final import Assembled
+from orchestrator.assemble.progress import ChunkPart, OnProgress
 from orchestrator.common.observability import job_context
 from orchestrator.common.tasks import cancel_all
 from orchestrator.errors import JobNotFound, LongscribeError, UploadMissing
 from orchestrator.jobs import checkpoints
-from orchestrator.jobs.records import CANCEL_CHANNEL, GROUP, QUEUE, JobSpec, stream_entries
+from orchestrator.jobs.records import CANCEL_CHANNEL, GROUP, QUEUE, JobSpec, added_segments, stream_entries
 from orchestrator.jobs.store import JobStore
 from orchestrator.jobs.transitions import Lease, Outcome
 from orchestrator.pipeline import Checkpoints
@@ -47,7 +48,7 @@ from orchestrator.schemas import MediaRequest, TranscribeOutput, UploadRequest
 
 log = logging.getLogger("longscribe.jobs")
 
-Run = Callable[[MediaRequest, OnProgress, Checkpoints], Awaitable[TranscribeOutput]]
+Run = Callable[[MediaRequest, OnProgress, Checkpoints], Awaitable[TranscribeOutput | Assembled]]
 StopReason = Literal["cancel", "handoff", "lost"]
 READ_BLOCK_MS = 1000  # how long one read of the queue waits; also how often stale leases are looked for
 RETRY_S = 1.0  # after Redis failed us, before trying again
@@ -232,8 +233,9 @@ class Worker:
         current = asyncio.current_task()
         assert current is not None
         job = Running(job_id, lease.entry_id, current)
+        kept, client = await checkpoints.load(self.store.client, job_id), self.store.client
         saved = checkpoints.RedisCheckpoints(
-            await checkpoints.load(self.store.client, job_id), write=lambda part: self._checkpoint(job, lease, part)
+            kept, lambda part: self._checkpoint(job, lease, part), lambda n: checkpoints.read(client, job_id, n)
         )
         reports: asyncio.Queue[tuple[dict[str, Any], list[dict[str, Any]]]] = asyncio.Queue()
         running_fields = {"status": "running", "started": str(time.time())}
@@ -243,7 +245,7 @@ class Worker:
         try:
             try:
                 output = await self.run(
-                    spec.request, lambda p: reports.put_nowait((_progress(p, saved), _added(p))), saved
+                    spec.request, lambda p: reports.put_nowait((saved.record(p), added_segments(p))), saved
                 )
             finally:  # a cancel or hand-back landing after the run must not throw away what it made
                 job.ending = job.reason is None
@@ -281,13 +283,15 @@ class Worker:
         job.stop("lost")
         return True
 
-    async def _checkpoint(self, job: Running, lease: Lease, part: ChunkPart) -> None:
+    async def _checkpoint(self, job: Running, lease: Lease, part: ChunkPart) -> bool:
         """Keep a finished chunk, retried through an outage; skipped (to be transcribed again on a
-        takeover) rather than failing the job when Redis stays away."""
+        takeover, and held by this run meanwhile) rather than failing the job when Redis stays away."""
         try:
-            self._gone(job, await self._retried(self.outage_s, self.store.save_checkpoint, lease, part))
+            outcome = await self._retried(self.outage_s, self.store.save_checkpoint, lease, part)
         except (RedisError, OSError) as exc:
             log.warning("job %s: checkpoint of chunk %d skipped: %s", job.job_id, part.chunk.index, exc)
+            return False
+        return not self._gone(job, outcome)
 
     async def _write_progress(
         self,
@@ -344,7 +348,7 @@ class Worker:
         status: Literal["succeeded", "failed", "cancelled"],
         error: LongscribeError | None = None,
         progress: dict[str, Any] | None = None,
-        output: TranscribeOutput | None = None,
+        output: TranscribeOutput | Assembled | None = None,
     ) -> None:
         """End the job, retried until it lands (within `outage_s`): the transcript is never dropped for
         a Redis that failed a moment. Shielded: a cancel or hand-back landing now must not interrupt it."""
@@ -371,22 +375,6 @@ async def ensure_group(store: JobStore) -> None:
     """The workers' consumer group on the queue stream, made once for the fleet."""
     with contextlib.suppress(RedisError):  # BUSYGROUP: it exists
         await store.client.xgroup_create(QUEUE, GROUP, id="0", mkstream=True)
-
-
-def _progress(progress: Progress, saved: checkpoints.RedisCheckpoints) -> dict[str, Any]:
-    return {
-        "chunks_done": progress.chunks_done,
-        "chunks_total": progress.chunks_total,
-        "audio_done_s": progress.audio_done_s,
-        "duration_s": progress.duration_s,
-        "chunks_resumed": len(saved.resumed),
-        "resumed_audio_s": sum(saved.kept[i].chunk.duration_s for i in saved.resumed),
-    }
-
-
-def _added(progress: Progress) -> list[dict[str, Any]]:
-    """The segments this report settled in the finished prefix: a bounded delta for the `chunk` event."""
-    return [s.model_dump(mode="json", exclude_none=True) for s in progress.added]
 
 
 async def _settle(writer: asyncio.Task[None], reports: asyncio.Queue[Any], drain: bool) -> None:

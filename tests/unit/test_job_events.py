@@ -61,10 +61,7 @@ class Stepper:
             await self.steps.acquire()
             added = self.output.segments[n * SEGMENTS_PER_CHUNK : (n + 1) * SEGMENTS_PER_CHUNK]
             duration = self.output.input_duration_sec
-            done = TranscribeOutput(  # the prefix, which GET shows and events never carry
-                segments=[], input_duration_sec=0.0, processing_duration_sec=0.0, speedup=0.0, text=""
-            )
-            progress(Progress(n + 1, CHUNKS, duration * (n + 1) / CHUNKS, duration, done, added=tuple(added)))
+            progress(Progress(n + 1, CHUNKS, duration * (n + 1) / CHUNKS, duration, added=tuple(added)))
         return self.output
 
 

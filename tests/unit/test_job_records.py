@@ -31,12 +31,30 @@ def test_a_checkpoint_reads_back_equal_to_the_part_written() -> None:
     assert decode_part(encode_part(PART)) == PART
 
 
-def test_a_checkpoint_is_carried_over_only_for_the_same_cut() -> None:
-    kept = RedisCheckpoints(kept={1: PART}, write=None)  # type: ignore[arg-type]
-    assert kept.take(MacroChunk(1, 30.0, 61.5)) == PART
-    assert kept.take(MacroChunk(1, 31.0, 61.5)) is None, "planned differently: transcribed again"
+def test_a_checkpoint_is_carried_over_only_for_the_same_cut_and_then_not_held() -> None:
+    moved = RedisCheckpoints(kept={1: PART}, write=None, fetch=None)  # type: ignore[arg-type]
+    assert moved.take(MacroChunk(1, 31.0, 61.5)) is None, "planned differently: transcribed again"
+    kept = RedisCheckpoints(kept={1: PART}, write=None, fetch=None)  # type: ignore[arg-type]
     assert kept.take(MacroChunk(2, 61.5, 90.0)) is None
-    assert kept.resumed == {1}
+    assert kept.take(MacroChunk(1, 30.0, 61.5)) == PART
+    assert kept.kept == {}, "handed out once: the run reads it back from Redis when it writes the transcript"
+    assert kept.resumed == {1} and kept.resumed_s == 31.5
+
+
+async def test_a_checkpoint_redis_did_not_take_is_held_by_the_run_and_read_back_from_there() -> None:
+    fetched: list[int] = []
+
+    async def write(part: ChunkPart) -> bool:
+        return False  # Redis stayed away
+
+    async def fetch(index: int) -> ChunkPart | None:
+        fetched.append(index)
+        return None
+
+    saved = RedisCheckpoints(kept={}, write=write, fetch=fetch)
+    await saved.save(PART)
+    assert await saved.read(1) == PART and not fetched
+    assert await saved.read(0) is None and fetched == [0], "lost: the run transcribes it again"
 
 
 def test_a_job_spec_holds_a_url_or_an_upload_and_reads_back_as_such() -> None:

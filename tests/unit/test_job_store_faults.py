@@ -64,7 +64,7 @@ class Gate:
             assert progress is not None
             for n in range(1, 4):
                 await self.steps.acquire()
-                progress(Progress(n, 3, n * 10.0, 30.0, output(), added=()))
+                progress(Progress(n, 3, n * 10.0, 30.0, added=()))
         return output()
 
 

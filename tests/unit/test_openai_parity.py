@@ -67,7 +67,7 @@ class Talker:
                 await asyncio.sleep(0.05)
                 if progress is not None:
                     added = tuple(segment(i) for i in settled)
-                    progress(Progress(n, len(SETTLED) + 1, 2.0 * n, 8.0, OUTPUT, added))
+                    progress(Progress(n, len(SETTLED) + 1, 2.0 * n, 8.0, added))
             if self.hold:
                 await asyncio.sleep(3600)
         except asyncio.CancelledError:

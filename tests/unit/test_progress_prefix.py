@@ -1,7 +1,8 @@
-"""Progress prefixes grow by appending: the same transcript as a full rebuild, for linear work."""
+"""Progress reports settle the prefix by appending: the same segments as a full merge, linear work, flat memory."""
 
 from __future__ import annotations
 
+import math
 import random
 from typing import Any
 
@@ -42,50 +43,51 @@ def parts_for(n: int, seed: int, with_words: bool, last_s: float = CHUNK_S) -> l
     return parts
 
 
-async def track_in(order: list[ChunkPart], with_words: bool) -> tuple[Tracker, list[Progress]]:
+async def track_in(order: list[ChunkPart], with_words: bool) -> tuple[Tracker, list[Progress], list[int]]:
+    """Reports, and how many finished chunks the tracker held after each."""
     reports: list[Progress] = []
-    tracker = Tracker(len(order), len(order) * CHUNK_S, 0.0, with_words, reports.append)
+    tracker = Tracker(len(order), len(order) * CHUNK_S, with_words, reports.append)
+    held: list[int] = []
 
     async def finished(part: ChunkPart) -> ChunkPart:
         return part
 
     for part in order:
         await tracker.track(finished(part))
-    return tracker, reports
+        held.append(len(tracker.waiting))
+    return tracker, reports, held
 
 
-def full_rebuild(done: list[ChunkPart], report: Progress, with_words: bool) -> dict[str, Any]:
-    prefix: list[ChunkPart] = []
-    by_index = {p.chunk.index: p for p in done}
-    while len(prefix) in by_index:
-        prefix.append(by_index[len(prefix)])
-    end_s = prefix[-1].chunk.end_s if prefix else 0.0
-    timed = merge.merge_chunks([(p.chunk, p.result) for p in prefix], end_s) if prefix else []
-    elapsed = report.prefix.processing_duration_sec
-    return transcript.build(timed, end_s, elapsed, with_words).model_dump()
+def whole(parts: list[ChunkPart], with_words: bool) -> list[dict[str, Any]]:
+    """The segments of every chunk merged at once, unclipped, as the API writes them."""
+    timed = merge.merge_chunks([(p.chunk, p.result) for p in parts], math.inf)
+    return [s.model_dump() for s in transcript.build(timed, 0.0, 0.0, with_words).segments]
 
 
 @pytest.mark.parametrize("with_words", [False, True])
 @pytest.mark.parametrize("seed", range(6))
-async def test_each_reported_prefix_equals_a_full_rebuild_in_any_completion_order(seed: int, with_words: bool) -> None:
-    parts = parts_for(14, seed, with_words, last_s=[CHUNK_S, 0.3, 2.5][seed % 3])  # a tiny last chunk clips
+async def test_reports_add_each_settled_segment_once_in_order_in_any_completion_order(
+    seed: int, with_words: bool
+) -> None:
+    """Events carry `added`: joined, the deltas are the transcript's segments up to the last chunk, each once."""
+    parts = parts_for(14, seed, with_words)
     order = parts[:]
     random.Random(seed).shuffle(order)
-    _, reports = await track_in(order, with_words)
-    for n, report in enumerate(reports, start=1):
-        assert report.prefix.model_dump() == full_rebuild(order[:n], report, with_words)
-        assert report.chunks_done == n
-    assert reports[-1].prefix.segments, "the whole transcript at the end"
+    _, reports, _ = await track_in(order, with_words)
+    joined = [s.model_dump() for report in reports for s in report.added]
+    assert [r.chunks_done for r in reports] == list(range(1, 15))
+    reference = whole(parts, with_words)
+    assert joined and joined == reference[: len(joined)]
+    assert len(joined) >= len(whole(parts[:-2], with_words)) - 1, "every chunk but the last settles"
+    assert max(len(report.added) for report in reports) < len(reference), "no report carries the whole prefix"
 
 
-async def test_a_last_chunk_shorter_than_a_kept_segment_clips_it_as_the_rebuild_does() -> None:
-    long_tail = ChunkResult(segments=(Segment(1.0, 8.9, "one"), Segment(9.0, 10.8, " runs past")), language="en")
-    first = ChunkPart(MacroChunk(0, 0.0, 10.0, read_start_s=0.0), long_tail, 10.0, 160_000, False)
-    tiny = ChunkPart(MacroChunk(1, 10.0, 10.3), ChunkResult(segments=(), language=None), 10.3, 4_800, True)
-    for order in ([first, tiny], [tiny, first]):
-        _, reports = await track_in(order, False)
-        assert reports[-1].prefix.model_dump() == full_rebuild(order, reports[-1], False)
-        assert reports[-1].prefix.segments[-1].end_time_sec == pytest.approx(10.3)
+async def test_the_tracker_holds_only_the_chunks_not_yet_merged() -> None:
+    parts = parts_for(40, 3, True)
+    _, _, held = await track_in(parts, True)
+    assert max(held) == 1, "in order: only the prefix's last chunk waits for the next"
+    _, _, held = await track_in(parts[::-1], True)
+    assert held[-1] == 1, "out of order they wait, and go once merged"
 
 
 @pytest.mark.parametrize("shuffled", [False, True])
@@ -95,22 +97,9 @@ async def test_the_work_grows_linearly_with_the_media(shuffled: bool) -> None:
         parts = parts_for(n, 7, False)
         if shuffled:
             random.Random(n).shuffle(parts)
-        tracker, _ = await track_in(parts, False)
+        tracker, _, _ = await track_in(parts, False)
         total = sum(len(p.result.segments) for p in parts)
         work[n] = tracker.prefix.segments_done / total
     # each segment is merged and built a bounded number of times, however many chunks came before it
     assert max(work.values()) <= 4.0
     assert work[160] <= work[40] * 1.25
-
-
-@pytest.mark.parametrize("seed", range(4))
-async def test_reports_add_each_settled_segment_once_in_order_for_event_streams(seed: int) -> None:
-    """Events carry `added`, not the prefix: joined, the deltas are the prefix's settled segments, each once."""
-    parts = parts_for(14, seed, False)
-    order = parts[:]
-    random.Random(seed).shuffle(order)
-    _, reports = await track_in(order, False)
-    joined = [s for report in reports for s in report.added]
-    final = reports[-1].prefix.segments
-    assert joined and [s.model_dump() for s in joined] == [s.model_dump() for s in final[: len(joined)]]
-    assert max(len(report.added) for report in reports) < len(final), "no report carries the whole prefix"

@@ -1,0 +1,121 @@
+"""A stored transcript is read back in pieces: any cut of its bytes (inside a character too) gives the same
+segments and fields as parsing it whole, and each format renders from it as from the whole answer."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+import redis.asyncio as redis
+
+from orchestrator.assemble import final
+from orchestrator.assemble.progress import ChunkPart
+from orchestrator.formats import writers
+from orchestrator.jobs import checkpoints
+from orchestrator.jobs.records import GROUP, QUEUE, JobSpec, result_key, staged_key
+from orchestrator.jobs.store import JobStore, StagedResultLost
+from orchestrator.jobs.stored import PIECE_BYTES, SegmentReader, stored
+from orchestrator.jobs.transitions import Lease
+from orchestrator.jobs.worker import ensure_group
+from orchestrator.schemas import Segment, SubtitleLayout, TranscribeOutput, TranscribeRequest, WordOut
+
+from .test_final_assembly import CHUNK_S, parts_for
+
+OUTPUT = TranscribeOutput(
+    segments=[
+        Segment(
+            start_time_sec=i * 2.0,
+            end_time_sec=i * 2.0 + 1.5,
+            text=f'Grüße {i}, "quoted" 東京\n<i>x</i>',
+            words=[WordOut(word="Grüße", start_time_sec=i * 2.0, end_time_sec=i * 2.0 + 0.5, probability=0.9)],
+            avg_logprob=-0.25,
+            confidence=0.8,
+        )
+        for i in range(300)
+    ],
+    input_duration_sec=600.0,
+    processing_duration_sec=12.5,
+    speedup=48.0,
+    text="Grüße 東京 " * 50,
+    language="english",
+    language_code="en",
+)
+
+
+def read_in(data: bytes, size: int) -> tuple[list[Segment], SegmentReader]:
+    reader, segments = SegmentReader(), []
+    for start in range(0, len(data), size):
+        reader.feed(data[start : start + size])
+        segments += reader.segments_parsed()
+    reader.feed(b"", final=True)
+    segments += reader.segments_parsed()
+    return segments, reader
+
+
+@pytest.mark.parametrize("size", [1, 7, 1000, 64 * 1024])
+def test_any_cut_of_the_stored_bytes_reads_back_the_same_answer(size: int) -> None:
+    data = OUTPUT.to_json().encode()
+    segments, reader = read_in(data, size)
+    assert segments == OUTPUT.segments
+    assert reader.rest().model_dump(exclude={"segments"}) == OUTPUT.model_dump(exclude={"segments"})
+
+
+@pytest.mark.parametrize("fmt", ["json", "srt", "vtt", "tsv"])
+def test_each_format_renders_from_the_segments_read_one_by_one_as_from_the_whole(fmt: str) -> None:
+    reader = SegmentReader()
+    reader.feed(OUTPUT.to_json().encode(), final=True)
+    layout = SubtitleLayout(max_line_width=20, max_line_count=2)
+    if fmt == "json":
+        pieces = writers.streamed_json(reader.segments(), reader.rest, verbose=False)
+    else:
+        pieces = writers.segment_pieces(reader.segments(), fmt, layout)
+    assert "".join(pieces) == writers.render(OUTPUT, fmt, layout)
+
+
+def test_a_segment_asked_for_before_it_is_read_is_a_bug_said_so() -> None:
+    reader = SegmentReader()
+    reader.feed(OUTPUT.to_json().encode()[:50])
+    with pytest.raises(RuntimeError):
+        list(reader.segments())
+
+
+async def test_a_jobs_end_writes_the_transcript_from_its_checkpoints_in_pieces_and_again_if_redis_lost_them(
+    redis_url: str,
+) -> None:
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    store = JobStore(client, ttl_s=600, max_queued=10, retry_after_s=1)
+    try:
+        await ensure_group(store)
+        job_id = await store.submit(JobSpec(request=TranscribeRequest(media_url="https://example.com/a.mp3")))
+        [(_, [(entry_id, _)])] = await client.xreadgroup(GROUP, "worker-1", {QUEUE: ">"}, count=1)
+        lease = Lease(job_id, entry_id, "worker-1")
+        assert await store.admit(lease, "host:1", 5) == "ok"
+        parts = parts_for(250, 2, True, CHUNK_S)  # with words: about 350 KB of JSON, several pieces
+        for part in parts:
+            assert await store.save_checkpoint(lease, part) == "ok"
+
+        async def read(index: int) -> ChunkPart | None:
+            return await checkpoints.read(client, job_id, index)
+
+        assembled = await final.assemble(read, len(parts), parts[-1].decoded_end_s, True, time.monotonic())
+        expected = (await assembled.output()).to_json()
+        assert len(expected) > 4 * PIECE_BYTES
+
+        real_run = store.scripts.finish
+
+        async def staged_lost(*args: Any, **kwargs: Any) -> Any:  # Redis restarted between the pieces and the end
+            await client.delete(staged_key(job_id))
+            return await real_run(*args, **kwargs)
+
+        store.scripts.finish = staged_lost
+        with pytest.raises(StagedResultLost):
+            await store.finish(lease, "succeeded", output=assembled)
+        store.scripts.finish = real_run
+        assert await store.finish(lease, "succeeded", output=assembled) == "ok", "tried again: written again"
+        assert await client.get(result_key(job_id)) == expected
+        assert not await client.exists(staged_key(job_id))
+        found = await stored(client, job_id)
+        assert found is not None and b"".join([piece async for piece in found.raw()]) == expected.encode()
+    finally:
+        await client.aclose()
