@@ -42,23 +42,21 @@ from orchestrator.common.net import free_port, serving, wait_until_ready
 from tests.corpus import repeated_recording
 
 from .harness import save_results, serve_command
-from .memory import SAMPLE_EVERY_S, SMALL_MP3, MiB, descendants, pss_bytes
+from .memory import (
+    ASIDE,
+    SAMPLE_EVERY_S,
+    SMALL_MP3,
+    MiB,
+    descendants,
+    goal_line,
+    ordered_roles,
+    pss_bytes,
+    role,
+    triton_bytes,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results" / "long.json"
 LAG_METRIC = "longscribe_event_loop_lag_max_seconds"
-ROLES = ("orchestrator", "triton", "redis", "ffmpeg", "cli")
-
-
-def role(pid: int, name: str, service: int, cli: int | None) -> str:
-    if pid == service:
-        return "orchestrator"
-    if pid == cli:
-        return "cli"
-    if name.startswith(("ffmpeg", "ffprobe")):
-        return "ffmpeg"
-    if name.startswith("redis"):
-        return "redis"
-    return "triton"  # tritonserver and its Python-backend stubs
 
 
 @dataclass
@@ -189,15 +187,17 @@ async def run(hours: list[float], work: Path, debug_log: Path | None = None) -> 
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    roles = [r for r in ROLES if any(row["peak_pss_bytes"].get(r) for row in rows)]  # Redis only where managed
-    names = {"orchestrator": "orchestrator", "triton": "Triton + stubs", "redis": "Redis", "ffmpeg": "FFmpeg"}
-    head = ["audio", "wall s", "speedup", *(f"{names.get(r, r.upper())} MiB" for r in roles)]
+    """One column per process (tritonserver apart from each stub; Redis, aside, only where managed)."""
+    roles = ordered_roles(rows)
+    names = {"orchestrator": "orchestrator", "ffmpeg": "FFmpeg", "cli": "CLI", **{r: f"{r} (aside)" for r in ASIDE}}
+    head = ["audio", "wall s", "speedup", *(f"{names.get(r, r)} MiB" for r in roles), "Triton + stubs MiB"]
     head += ["largest SSE event", "events", "worst loop block", "transcript"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
         cells = [f"{row['hours']:g} h", f"{row['wall_s']:.0f}", f"{row['speedup']:.1f}x"]
         cells += [f"{row['peak_pss_bytes'].get(r, 0) / MiB:.0f}" for r in roles]
         cells += [
+            f"{triton_bytes(row['peak_pss_bytes']) / MiB:.0f}",
             f"{row['largest_sse_event_bytes']:,} B ({row['largest_sse_event']})",
             str(row["sse_events"]),
             f"{1000 * row['worst_loop_block_s']:.0f} ms",
@@ -209,8 +209,9 @@ def table(rows: list[dict[str, Any]]) -> str:
         per_hour = (last["wall_s"] / last["hours"]) / (first["wall_s"] / first["hours"])
         cells = [f"{last['hours']:g} h ÷ {first['hours']:g} h", f"{per_hour:.2f} per audio hour", ""]
         cells += [f"{last['peak_pss_bytes'].get(r, 0) / max(1, first['peak_pss_bytes'].get(r, 0)):.2f}" for r in roles]
+        cells.append(f"{triton_bytes(last['peak_pss_bytes']) / max(1, triton_bytes(first['peak_pss_bytes'])):.2f}")
         cells += [f"{last['largest_sse_event_bytes'] / max(1, first['largest_sse_event_bytes']):.2f}", "", "", ""]
-        lines.append("| " + " | ".join(cells) + " |")
+        lines += ["| " + " | ".join(cells) + " |", "", goal_line(rows)]
     return "\n".join(lines)
 
 
