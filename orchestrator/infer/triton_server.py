@@ -25,6 +25,7 @@ from orchestrator.common.children import supervised
 from orchestrator.common.net import NotReady, wait_until_ready
 from orchestrator.infer import capacity, repository
 from orchestrator.infer.catalogue import Catalogue
+from orchestrator.infer.pool import KEEPALIVE_TIME_MS
 from orchestrator.settings import Settings
 
 log = logging.getLogger("longscribe.triton")
@@ -90,6 +91,18 @@ def restricted_api_args(secret: str) -> list[str]:
     return [f"--http-restricted-api={rule}", f"--grpc-restricted-protocol={rule}"]
 
 
+def keepalive_args() -> list[str]:
+    """Triton's flags that accept the pool's keepalive pings (pool.CHANNEL_ARGS), also between calls.
+
+    gRPC's server defaults take an idle ping sooner than 5 minutes after the last as a strike and,
+    after two, close the connection (GOAWAY too_many_pings): the channel then reconnects, and a
+    chunk sent meanwhile waits. Half the client's period leaves room for timer jitter."""
+    return [
+        "--grpc-keepalive-permit-without-calls=1",
+        f"--grpc-http2-min-recv-ping-interval-without-data={KEEPALIVE_TIME_MS // 2}",
+    ]
+
+
 def server_args(
     settings: Settings, backends: Path, model_repository: Path | None = None, admin_secret: str | None = None
 ) -> list[str]:
@@ -106,6 +119,7 @@ def server_args(
         "--metrics-address", address,
         "--metrics-port", str(settings.triton_metrics_port),
         *restricted_api_args(admin_secret or secrets.token_urlsafe(32)),
+        *keepalive_args(),
         # explicit: the repository also holds longscribe_core, which is no model
         "--model-control-mode", "explicit",
     ]  # fmt: skip
