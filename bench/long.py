@@ -43,7 +43,6 @@ from tests.corpus import repeated_recording
 
 from .harness import save_results, serve_command
 from .memory import (
-    ASIDE,
     SAMPLE_EVERY_S,
     SMALL_MP3,
     MiB,
@@ -189,7 +188,7 @@ async def run(hours: list[float], work: Path, debug_log: Path | None = None) -> 
 def table(rows: list[dict[str, Any]]) -> str:
     """One column per process (tritonserver apart from each stub; Redis, aside, only where managed)."""
     roles = ordered_roles(rows)
-    names = {"orchestrator": "orchestrator", "ffmpeg": "FFmpeg", "cli": "CLI", **{r: f"{r} (aside)" for r in ASIDE}}
+    names = {"orchestrator": "orchestrator", "ffmpeg": "FFmpeg", "cli": "CLI", "redis": "Redis (aside)"}
     head = ["audio", "wall s", "speedup", *(f"{names.get(r, r)} MiB" for r in roles), "Triton + stubs MiB"]
     head += ["largest SSE event", "events", "worst loop block", "transcript"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]

@@ -24,6 +24,7 @@ from longscribe_core.weights import cache_root
 from orchestrator.common.children import supervised
 from orchestrator.common.net import NotReady, wait_until_ready
 from orchestrator.infer import capacity, repository
+from orchestrator.infer.allocator import allocator_env
 from orchestrator.infer.catalogue import Catalogue
 from orchestrator.infer.pool import KEEPALIVE_TIME_MS
 from orchestrator.settings import Settings
@@ -73,7 +74,7 @@ def backend_dir(cache: Path) -> Path:
 
 
 def server_env(settings: Settings) -> dict[str, str]:
-    """The stub finds the wheel's vendored libs and this environment's packages."""
+    """The stub finds the wheel's vendored libs and this environment's packages; both run on the chosen malloc."""
     env = dict(os.environ)
     wheel_libs = pytriton_root().parent.parent / "nvidia_pytriton.libs"
     env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [str(wheel_libs), env.get("LD_LIBRARY_PATH")]))
@@ -82,6 +83,9 @@ def server_env(settings: Settings) -> dict[str, str]:
     # whisper/1/model.py lets this beat config.pbtxt (containers set it): here each generated
     # model's config names its own weights, and one variable would give them all the same
     env.pop("LONGSCRIBE_WHISPER_MODEL", None)
+    env, used = allocator_env(settings.triton_allocator, env)
+    if used != settings.triton_allocator:
+        log.warning("%s is not installed: Triton runs with glibc's malloc (tuned)", settings.triton_allocator)
     return env
 
 
