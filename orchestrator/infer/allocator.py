@@ -1,11 +1,12 @@
 """Which malloc the managed tritonserver (and the Python-backend stubs it starts) runs with.
 
-glibc's malloc keeps what tritonserver frees (gRPC buffers, request and response tensors) in
-per-thread arenas and hands little of it back, so its heap grew with every audio hour (about
-25 MB an hour, docs/benchmarks.md). Triton's own guidance for such growth is tcmalloc or jemalloc
-through LD_PRELOAD. jemalloc comes with Debian's redis-server (libjemalloc2), which the service
-installs anyway; tcmalloc-minimal is libtcmalloc-minimal4. Neither is required: when the chosen
-one is not installed, glibc runs with fewer arenas and an mmap threshold, which slows the growth.
+glibc's malloc keeps what tritonserver and the stubs free (gRPC buffers, the macro chunks' PCM)
+in per-thread arenas and hands little of it back, so they grew with every audio hour
+(tritonserver about 36 MB an hour, the micro_chunker stubs up to 1.42 times from 1 to 3 hours;
+on jemalloc 1.18 and 1.11, docs/benchmarks.md). The usual cure is tcmalloc or jemalloc through
+LD_PRELOAD. jemalloc comes with Debian's redis-server (libjemalloc2), which the service installs
+anyway; tcmalloc-minimal is libtcmalloc-minimal4. Neither is required: when the chosen one is
+not installed, glibc runs with fewer arenas and a fixed mmap threshold, which slows the growth.
 """
 
 from __future__ import annotations
