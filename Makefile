@@ -14,16 +14,18 @@ DEMO   := demo/lj001-printing.mp3
 install: $(STAMP)
 
 # FFmpeg decodes media; libpython3.11 is what Triton's Python-backend stub links;
-# python3-venv makes the virtual environment on a bare Debian; redis-server keeps jobs.
+# python3-venv makes the virtual environment on a bare Debian; redis-server keeps jobs;
+# libjemalloc2 is the managed Triton's malloc (glibc's grew with the audio; optional at run time).
 system-deps:
 	@if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null \
 	  || ! /sbin/ldconfig -p | grep -q 'libpython3.11.so.1.0' \
+	  || ! /sbin/ldconfig -p | grep -q 'libjemalloc.so.2' \
 	  || ! command -v redis-server >/dev/null \
 	  || ! $(PYTHON) -c 'import ensurepip' 2>/dev/null; then \
-	  echo "installing FFmpeg, libpython3.11, python3-venv and redis-server with apt-get"; \
+	  echo "installing FFmpeg, libpython3.11, python3-venv, redis-server and libjemalloc2 with apt-get"; \
 	  $(SUDO) apt-get update -qq && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-	    ffmpeg libpython3.11 python3-venv redis-server; \
+	    ffmpeg libpython3.11 python3-venv redis-server libjemalloc2; \
 	fi
 
 $(STAMP): pyproject.toml | system-deps

@@ -42,26 +42,22 @@ from orchestrator.common.net import free_port, serving, wait_until_ready
 from tests.corpus import repeated_recording
 
 from .harness import save_results, serve_command
-from .memory import SAMPLE_EVERY_S, SMALL_MP3, MiB, descendants, pss_bytes
+from .memory import (
+    SAMPLE_EVERY_S,
+    SMALL_MP3,
+    MiB,
+    descendants,
+    ordered_roles,
+    pss_bytes,
+    role,
+    triton_bytes,
+)
 from .work import flat_memory_goals, peak_ratios, verdict
 
 RESULTS = Path(__file__).resolve().parent / "results" / "long.json"
 LAG_METRIC = "longscribe_event_loop_lag_max_seconds"
-ROLES = ("orchestrator", "triton", "redis", "ffmpeg", "cli")
 FLAT_BOUND = 1.10  # every process's longest-run peak over its shortest-run peak
 ASIDE = ("redis",)  # it holds results by design
-
-
-def role(pid: int, name: str, service: int, cli: int | None) -> str:
-    if pid == service:
-        return "orchestrator"
-    if pid == cli:
-        return "cli"
-    if name.startswith(("ffmpeg", "ffprobe")):
-        return "ffmpeg"
-    if name.startswith("redis"):
-        return "redis"
-    return "triton"  # tritonserver and its Python-backend stubs
 
 
 @dataclass
@@ -192,15 +188,17 @@ async def run(hours: list[float], work: Path, debug_log: Path | None = None) -> 
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    roles = [r for r in ROLES if any(row["peak_pss_bytes"].get(r) for row in rows)]  # Redis only where managed
-    names = {"orchestrator": "orchestrator", "triton": "Triton + stubs", "redis": "Redis", "ffmpeg": "FFmpeg"}
-    head = ["audio", "wall s", "speedup", *(f"{names.get(r, r.upper())} MiB" for r in roles)]
+    """One column per process (tritonserver apart from each stub; Redis, aside, only where managed)."""
+    roles = ordered_roles(rows)
+    names = {"orchestrator": "orchestrator", "ffmpeg": "FFmpeg", "cli": "CLI", "redis": "Redis"}
+    head = ["audio", "wall s", "speedup", *(f"{names.get(r, r)} MiB" for r in roles), "Triton + stubs MiB"]
     head += ["largest SSE event", "events", "worst loop block", "transcript"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
         cells = [f"{row['hours']:g} h", f"{row['wall_s']:.0f}", f"{row['speedup']:.1f}x"]
         cells += [f"{row['peak_pss_bytes'].get(r, 0) / MiB:.0f}" for r in roles]
         cells += [
+            f"{triton_bytes(row['peak_pss_bytes']) / MiB:.0f}",
             f"{row['largest_sse_event_bytes']:,} B ({row['largest_sse_event']})",
             str(row["sse_events"]),
             f"{1000 * row['worst_loop_block_s']:.0f} ms",
@@ -210,9 +208,10 @@ def table(rows: list[dict[str, Any]]) -> str:
     if len(rows) > 1:  # the goal: every process's peak, and the time per audio hour, flat from the shortest run
         first, last = rows[0], rows[-1]
         per_hour = (last["wall_s"] / last["hours"]) / (first["wall_s"] / first["hours"])
-        ratios = peak_ratios(first["peak_pss_bytes"], last["peak_pss_bytes"], roles)
         cells = [f"{last['hours']:g} h ÷ {first['hours']:g} h", f"{per_hour:.2f} per audio hour", ""]
+        ratios = peak_ratios(first["peak_pss_bytes"], last["peak_pss_bytes"], roles)
         cells += [f"{ratios[r]:.2f}" if r in ratios else "?" for r in roles]
+        cells.append(f"{triton_bytes(last['peak_pss_bytes']) / max(1, triton_bytes(first['peak_pss_bytes'])):.2f}")
         cells += [f"{last['largest_sse_event_bytes'] / max(1, first['largest_sse_event_bytes']):.2f}", "", "", ""]
         lines.append("| " + " | ".join(cells) + " |")
         lines += ["", *goal_lines(ratios, names, f"{last['hours']:g} h ÷ {first['hours']:g} h")]
@@ -221,7 +220,7 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 def goal_lines(ratios: dict[str, float], names: dict[str, str], span: str) -> list[str]:
     """Every process's peak ratio against the bound; Redis shown, but aside: it holds results by design."""
-    goals = flat_memory_goals(ratios, FLAT_BOUND, ASIDE, {r: names.get(r, r.upper()) for r in ratios})
+    goals = flat_memory_goals(ratios, FLAT_BOUND, ASIDE, {r: names.get(r, r) for r in ratios})
     aside = ", ".join(names.get(r, r) for r in ASIDE)
     lines = [f"goal: every process's {span} peak <= {FLAT_BOUND:.2f} ({aside} aside)"]
     lines += [f"  {g.label}: {g.value:.2f} ({verdict(g.met)})" for g in goals]

@@ -47,4 +47,7 @@ if [ "${#token}" -lt 32 ]; then
     exit 64
 fi
 restricted="model-repository,shared-memory,trace,logging:longscribe-admin-token=$token"
-exec "$@" "--http-restricted-api=$restricted" "--grpc-restricted-protocol=$restricted"
+# The orchestrators ping every 10 s, also between calls (orchestrator/infer/pool.py): gRPC's defaults
+# would close their connections for it. The same flags as `longscribe serve` (keepalive_args).
+exec "$@" "--http-restricted-api=$restricted" "--grpc-restricted-protocol=$restricted" \
+    --grpc-keepalive-permit-without-calls=1 --grpc-http2-min-recv-ping-interval-without-data=5000

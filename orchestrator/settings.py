@@ -170,6 +170,11 @@ class Settings(BaseSettings):
     triton_cpus: list[int] = Field(
         default_factory=list, description="CPUs the managed Triton may run on (its share of a machine); empty: all"
     )
+    triton_allocator: Literal["jemalloc", "tcmalloc", "glibc"] = Field(
+        "jemalloc",
+        description="malloc of the managed Triton and its stubs, preloaded (glibc's own kept freed memory: Triton "
+        "grew with the audio's length); one not installed falls back to glibc with fewer arenas",
+    )
     triton_bind_address: IPvAnyAddress = Field(
         IPv4Address("127.0.0.1"),
         description="address the managed Triton's HTTP, gRPC and metrics ports bind; loopback keeps them off the "

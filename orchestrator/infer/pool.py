@@ -33,10 +33,13 @@ ALL_DOWN_RETRY_S = 1.0
 # reconnected within seconds: gRPC's defaults (20 s connect timeout, backoff up to
 # 2 minutes) would keep a restarted replica idle, and a silent one would hold
 # calls until their deadline.
+# Triton must be told to accept these pings (triton_server.keepalive_args, docker/triton_entrypoint.sh):
+# by default it closes a connection that pings idle more often than every 5 minutes.
+KEEPALIVE_TIME_MS = 10_000
 CHANNEL_ARGS = [
     ("grpc.max_send_message_length", 2**31 - 1),  # a macro chunk's PCM is tens of MB
     ("grpc.max_receive_message_length", 2**31 - 1),
-    ("grpc.keepalive_time_ms", 10_000),
+    ("grpc.keepalive_time_ms", KEEPALIVE_TIME_MS),
     ("grpc.keepalive_timeout_ms", 5_000),
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.max_pings_without_data", 0),

@@ -24,7 +24,9 @@ from longscribe_core.weights import cache_root
 from orchestrator.common.children import supervised
 from orchestrator.common.net import NotReady, wait_until_ready
 from orchestrator.infer import capacity, repository
+from orchestrator.infer.allocator import allocator_env
 from orchestrator.infer.catalogue import Catalogue
+from orchestrator.infer.pool import KEEPALIVE_TIME_MS
 from orchestrator.settings import Settings
 
 log = logging.getLogger("longscribe.triton")
@@ -72,7 +74,7 @@ def backend_dir(cache: Path) -> Path:
 
 
 def server_env(settings: Settings) -> dict[str, str]:
-    """The stub finds the wheel's vendored libs and this environment's packages."""
+    """The stub finds the wheel's vendored libs and this environment's packages; both run on the chosen malloc."""
     env = dict(os.environ)
     wheel_libs = pytriton_root().parent.parent / "nvidia_pytriton.libs"
     env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [str(wheel_libs), env.get("LD_LIBRARY_PATH")]))
@@ -81,6 +83,9 @@ def server_env(settings: Settings) -> dict[str, str]:
     # whisper/1/model.py lets this beat config.pbtxt (containers set it): here each generated
     # model's config names its own weights, and one variable would give them all the same
     env.pop("LONGSCRIBE_WHISPER_MODEL", None)
+    env, used = allocator_env(settings.triton_allocator, env)
+    if used != settings.triton_allocator:
+        log.warning("%s is not installed: Triton runs with glibc's malloc (tuned)", settings.triton_allocator)
     return env
 
 
@@ -88,6 +93,18 @@ def restricted_api_args(secret: str) -> list[str]:
     """Triton's flags that lock RESTRICTED_APIS behind ADMIN_HEADER: <secret>, over HTTP and gRPC alike."""
     rule = f"{','.join(RESTRICTED_APIS)}:{ADMIN_HEADER}={secret}"
     return [f"--http-restricted-api={rule}", f"--grpc-restricted-protocol={rule}"]
+
+
+def keepalive_args() -> list[str]:
+    """Triton's flags that accept the pool's keepalive pings (pool.CHANNEL_ARGS), also between calls.
+
+    gRPC's server defaults take an idle ping sooner than 5 minutes after the last as a strike and,
+    after two, close the connection (GOAWAY too_many_pings): the channel then reconnects, and a
+    chunk sent meanwhile waits. Half the client's period leaves room for timer jitter."""
+    return [
+        "--grpc-keepalive-permit-without-calls=1",
+        f"--grpc-http2-min-recv-ping-interval-without-data={KEEPALIVE_TIME_MS // 2}",
+    ]
 
 
 def server_args(
@@ -106,6 +123,7 @@ def server_args(
         "--metrics-address", address,
         "--metrics-port", str(settings.triton_metrics_port),
         *restricted_api_args(admin_secret or secrets.token_urlsafe(32)),
+        *keepalive_args(),
         # explicit: the repository also holds longscribe_core, which is no model
         "--model-control-mode", "explicit",
     ]  # fmt: skip

@@ -124,7 +124,8 @@ def test_bench_long_prints_the_ratio_row_and_one_goal_line_per_process() -> None
     from bench.long import table
 
     def row(hours: float, orchestrator: int, redis: int) -> dict[str, Any]:
-        peaks = {"orchestrator": orchestrator * MiB, "triton": 1662 * MiB, "redis": redis * MiB, "cli": 74 * MiB}
+        peaks = {"orchestrator": orchestrator * MiB, "tritonserver": 240 * MiB, "stub whisper_0_0": 450 * MiB}
+        peaks |= {"redis": redis * MiB, "cli": 74 * MiB}
         return {
             "hours": hours, "wall_s": 60 * hours, "speedup": 60.0, "peak_pss_bytes": peaks,
             "largest_sse_event_bytes": 9000, "largest_sse_event": "chunk", "sse_events": 15,
@@ -132,7 +133,8 @@ def test_bench_long_prints_the_ratio_row_and_one_goal_line_per_process() -> None
         }  # fmt: skip
 
     text = table([row(1, 250, 29), row(10, 270, 46)])
-    assert "| 10 h ÷ 1 h | 1.00 per audio hour |  | 1.08 | 1.00 | 1.59 | 1.00 |" in text
+    assert "| 10 h ÷ 1 h | 1.00 per audio hour |  | 1.08 | 1.00 | 1.00 | 1.00 | 1.59 | 1.00 | 1.00 |" in text
+    assert "  stub whisper_0_0: 1.00 (met)" in text
     assert "goal: every process's 10 h ÷ 1 h peak <= 1.10 (Redis aside)" in text
     assert "  orchestrator: 1.08 (met)" in text
     assert "  Redis: 1.59 (aside)" in text

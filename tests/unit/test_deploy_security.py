@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from orchestrator.infer.triton_server import restricted_api_args
+from orchestrator.infer.triton_server import keepalive_args, restricted_api_args
 
 from .test_deploy_files import (
     COMPOSE_ENV,
@@ -290,3 +290,9 @@ def test_the_triton_image_locks_the_model_repository_api_as_serve_does() -> None
     for bad in ("short", "has space " * 5, "comma,colon:equals=" * 3):
         done = entrypoint_flags(bad)
         assert done.returncode == 64 and "LONGSCRIBE_TRITON_ADMIN_TOKEN" in done.stderr, bad
+
+
+def test_the_triton_image_accepts_the_orchestrators_keepalive_pings_as_serve_does() -> None:
+    done = entrypoint_flags(None)
+    assert done.returncode == 0, done.stderr
+    assert [line for line in done.stdout.splitlines() if "keepalive" in line or "ping" in line] == keepalive_args()

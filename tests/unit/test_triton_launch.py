@@ -8,11 +8,13 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from orchestrator.infer.pool import CHANNEL_ARGS
 from orchestrator.infer.triton_server import (
     ADMIN_HEADER,
     RESTRICTED_APIS,
     backend_dir,
     connect_host,
+    keepalive_args,
     pytriton_root,
     server_args,
     server_env,
@@ -87,3 +89,12 @@ def test_the_model_repository_api_is_locked_behind_a_fresh_secret_each_start() -
     assert option(server_args(Settings(), Path("/b"), admin_secret="s3cret"), "--http-restricted-api").endswith(
         "=s3cret"
     )
+
+
+def test_triton_accepts_the_pools_keepalive_pings_also_between_calls() -> None:
+    client = dict(CHANNEL_ARGS)
+    args = server_args(Settings(), Path("/b"))
+    assert all(flag in args for flag in keepalive_args())
+    assert int(option(args, "--grpc-keepalive-permit-without-calls")) == client["grpc.keepalive_permit_without_calls"]
+    # a ping sooner than this is a strike, and two strikes close the connection: the client's period must exceed it
+    assert int(option(args, "--grpc-http2-min-recv-ping-interval-without-data")) < client["grpc.keepalive_time_ms"]
