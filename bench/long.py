@@ -57,7 +57,10 @@ from .work import flat_memory_goals, peak_ratios, verdict
 RESULTS = Path(__file__).resolve().parent / "results" / "long.json"
 LAG_METRIC = "longscribe_event_loop_lag_max_seconds"
 FLAT_BOUND = 1.10  # every process's longest-run peak over its shortest-run peak
-ASIDE = ("redis",)  # it holds results by design
+CONCURRENT_FFMPEG = "FFmpeg together"
+# Redis holds results by design; the FFmpeg children's sum depends on how many overlap at a sample (the chunk
+# slots bound it), and a longer run catches more overlaps: each FFmpeg process's own peak is the goal's
+ASIDE = ("redis", CONCURRENT_FFMPEG)
 
 
 @dataclass
@@ -70,8 +73,12 @@ class Watch:
         now: dict[str, int] = {}
         trees = descendants(service) | (descendants(cli) if cli else {})
         for pid, name in trees.items():
-            r = role(pid, name, service, cli)
-            now[r] = now.get(r, 0) + pss_bytes(pid)
+            r, pss = role(pid, name, service, cli), pss_bytes(pid)
+            if r == "ffmpeg":  # one process each: the largest, and all of them together aside
+                now[CONCURRENT_FFMPEG] = now.get(CONCURRENT_FFMPEG, 0) + pss
+                now[r] = max(now.get(r, 0), pss)
+            else:
+                now[r] = now.get(r, 0) + pss
         for r, value in now.items():
             self.peaks[r] = max(self.peaks.get(r, 0), value)
 
@@ -190,7 +197,7 @@ async def run(hours: list[float], work: Path, debug_log: Path | None = None) -> 
 def table(rows: list[dict[str, Any]]) -> str:
     """One column per process (tritonserver apart from each stub; Redis, aside, only where managed)."""
     roles = ordered_roles(rows)
-    names = {"orchestrator": "orchestrator", "ffmpeg": "FFmpeg", "cli": "CLI", "redis": "Redis"}
+    names = {"orchestrator": "orchestrator", "ffmpeg": "FFmpeg (each)", "cli": "CLI", "redis": "Redis"}
     head = ["audio", "wall s", "speedup", *(f"{names.get(r, r)} MiB" for r in roles), "Triton + stubs MiB"]
     head += ["largest SSE event", "events", "worst loop block", "transcript"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]

@@ -135,7 +135,7 @@ def test_bench_long_prints_the_ratio_row_and_one_goal_line_per_process() -> None
     text = table([row(1, 250, 29), row(10, 270, 46)])
     assert "| 10 h ÷ 1 h | 1.00 per audio hour |  | 1.08 | 1.00 | 1.00 | 1.00 | 1.59 | 1.00 | 1.00 |" in text
     assert "  stub whisper_0_0: 1.00 (met)" in text
-    assert "goal: every process's 10 h ÷ 1 h peak <= 1.10 (Redis aside)" in text
+    assert "goal: every process's 10 h ÷ 1 h peak <= 1.10 (Redis, FFmpeg together aside)" in text
     assert "  orchestrator: 1.08 (met)" in text
     assert "  Redis: 1.59 (aside)" in text
     assert "every process within 1.10: met" in text
