@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import os
 import time
@@ -145,6 +146,10 @@ class CTranslate2Engine:
         no_timestamps = [self._no_timestamps] if by_words else []
         prompts = [previous + self._prompt(lang, task) + no_timestamps for lang in languages]
         config = self._config
+        if temperature > 0:
+            # the same audio sampled at the same temperature gives the same text, whatever the process decoded
+            # before: a transcript does not depend on which replica or how many requests came first
+            self._ct2.set_random_seed(sampling_seed([item for _, item in good], temperature))
         outputs = self._model.generate(
             encoded,
             prompts,
@@ -240,6 +245,14 @@ class CTranslate2Engine:
         texts = [self._tokenizer.decode(list(span.tokens)).strip() for span in spans]
         segments = window_segments(spans, texts, avg_logprob, no_speech_prob, temperature, words)
         return ChunkResult(segments=segments, language=language, truncated=truncated)
+
+
+def sampling_seed(audio: list[FloatAudio], temperature: float) -> int:
+    """A seed from the samples and the temperature: reproducible sampling per batch."""
+    digest = hashlib.blake2b(repr(temperature).encode(), digest_size=4)
+    for item in audio:
+        digest.update(np.ascontiguousarray(item).tobytes())
+    return int.from_bytes(digest.digest(), "little")
 
 
 def _sentences(
