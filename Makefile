@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO   := demo/lj001-printing.mp3
 
-.PHONY: install system-deps browser-deps demo test test-unit serve lint clean bench bench-accuracy bench-memory bench-long bench-paths perf soak gpu-smoke
+.PHONY: install system-deps browser-deps demo test test-unit serve lint clean bench bench-accuracy bench-memory bench-long bench-paths perf soak gpu-smoke gpu-contract
 
 install: $(STAMP)
 
@@ -107,6 +107,15 @@ gpu-smoke:
 	  docker run --rm --gpus all -v "$(CURDIR):/src:ro" -v longscribe-smoke:/engines -w /src \
 	    --entrypoint python3 $(GPU_IMAGE) docker/gpu_smoke.py --engines /engines/smoke/tiny.en; \
 	else $(PYTHON) docker/gpu_smoke.py; fi
+
+# Then the engine contract suite on that GPU: the Triton image plus the suite (docker/Dockerfile.contract),
+# on the smoke engine (TensorRT-LLM) and CTranslate2 on CUDA. Without a GPU it says so and exits 2.
+gpu-contract:
+	@if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1 && command -v docker >/dev/null; then \
+	  docker build -f docker/Dockerfile.contract --build-arg GPU_IMAGE=$(GPU_IMAGE) -t longscribe-contract . && \
+	  docker run --rm --gpus all -v longscribe-smoke:/engines:ro \
+	    -e LONGSCRIBE_TRTLLM_ENGINE_DIR=/engines/smoke/tiny.en longscribe-contract; \
+	else echo "no GPU: make gpu-contract needs nvidia-smi, a GPU and docker (make gpu-smoke first)"; exit 2; fi
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
