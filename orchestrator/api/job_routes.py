@@ -22,7 +22,7 @@ from orchestrator.infer.catalogue import Catalogue
 from orchestrator.jobs import events as job_events_log
 from orchestrator.jobs.records import JobRequest, JobSpec
 from orchestrator.jobs.store import JobStore
-from orchestrator.jobs.stored import stored
+from orchestrator.jobs.stored import stored, with_result, with_result_size
 from orchestrator.media import guard
 from orchestrator.schemas import TranscribeParams, TranscribeRequest, UploadRequest
 
@@ -89,9 +89,21 @@ async def _owned(request: web.Request) -> tuple[JobStore, str]:
     return store, job_id
 
 
-async def get_job(request: web.Request) -> web.Response:
+async def get_job(request: web.Request) -> web.StreamResponse:
+    """The job; a finished one with its transcript as "result", streamed from Redis in pieces (hours of
+    transcript are megabytes, which this process never holds whole)."""
     store, job_id = await _owned(request)
-    return web.json_response(await store.to_json(job_id))
+    head = await store.to_json(job_id, with_result=False)
+    found = await stored(store.client, job_id) if head["status"] == "succeeded" else None
+    if found is None:
+        return web.json_response(head)
+    response = web.StreamResponse(headers={"Content-Type": "application/json; charset=utf-8"})
+    response.content_length = with_result_size(head, found)
+    await response.prepare(request)
+    async for piece in with_result(head, found):
+        await response.write(piece)
+    await response.write_eof()
+    return response
 
 
 async def job_transcript(request: web.Request) -> web.StreamResponse:

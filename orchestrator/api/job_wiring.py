@@ -133,12 +133,13 @@ async def _webhook_client_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
-async def _post_webhook(app: web.Application, url: str, body: bytes, headers: dict[str, str]) -> int:
+async def _post_webhook(app: web.Application, url: str, body: webhooks.Body, headers: dict[str, str]) -> int:
     """One attempt, through the guarded client (a stranger names the URL); the receiver's status.
 
     A URL the policy refuses raises InvalidWebhook, which ends the delivery (no retry can fix it)."""
     session, policy = app[WEBHOOK_CLIENT]
     guard.check_literal(guard.parse_url(url, policy), policy)
     timeout = aiohttp.ClientTimeout(total=webhooks.WEBHOOK_TIMEOUT_S)
-    async with session.post(url, data=body, headers=headers, allow_redirects=False, timeout=timeout) as response:
+    # pieces with their Content-Length told: sent as they are read, not chunked
+    async with session.post(url, data=body(), headers=headers, allow_redirects=False, timeout=timeout) as response:
         return response.status

@@ -43,6 +43,7 @@ from orchestrator.errors import InvalidRequest, JobNotFound, JobStoreUnreachable
 from orchestrator.jobs import events as job_events
 from orchestrator.jobs.records import JobSpec
 from orchestrator.jobs.store import JobStore
+from orchestrator.jobs.stored import SegmentReader, stored
 
 log = logging.getLogger("longscribe.app")
 
@@ -142,17 +143,26 @@ async def _follow(request: web.Request, store: JobStore, job_id: str, told: Told
 async def _end(sse: EventSourceResponse, store: JobStore, job_id: str, end: dict[str, Any], told: Told) -> None:
     """The last delta and the done event, or the job's error."""
     status = end.get("status")
-    output = await store.result(job_id) if status == "succeeded" else None
-    if output is None:
+    found = await stored(store.client, job_id) if status == "succeeded" else None
+    if found is None:
         error = end.get("error") or {}
         code = str(error.get("code") or "job_" + str(status))
         message = str(error.get("message") or f"the job ended {status}")
         await _send(sse, _error_event(code, message, error.get("hint")))
         return
-    rest = [segment.model_dump(mode="json") for segment in output.segments[told.sent :]]
+    # the stored transcript read in pieces: only the segments not yet told are kept, never the whole answer
+    reader, seen, rest = SegmentReader(), 0, []
+    pieces = found.raw()
+    while not reader.done:
+        data = await anext(pieces, None)
+        reader.feed(data or b"", final=data is None)
+        for segment in reader.segments_parsed():
+            seen += 1
+            if seen > told.sent:
+                rest.append(segment.model_dump(mode="json"))
     if rest:
         await _send(sse, {"type": DELTA, "delta": told.delta(rest)})
-    await _send(sse, {"type": DONE, "text": output.text})
+    await _send(sse, {"type": DONE, "text": reader.rest().text})
 
 
 async def _send(sse: EventSourceResponse, data: dict[str, Any]) -> None:

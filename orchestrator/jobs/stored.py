@@ -86,6 +86,21 @@ async def stored(client: redis.Redis, job_id: str) -> Stored | None:
     return Stored(client, job_id, size) if size else None
 
 
+async def with_result(head: dict[str, Any], found: Stored) -> AsyncIterator[bytes]:
+    """The job's JSON (`head`, its small fields) with the stored transcript as its "result", in pieces: the
+    stored bytes pass through as they are read, never parsed or whole here."""
+    opening = json.dumps(head)
+    yield (opening[:-1] + (", " if head else "") + '"result": ').encode()
+    async for data in found.raw():
+        yield data
+    yield b"}"
+
+
+def with_result_size(head: dict[str, Any], found: Stored) -> int:
+    """The bytes `with_result` yields: its answer's Content-Length, known before the first is read."""
+    return len(json.dumps(head).encode()) - 1 + (2 if head else 0) + len(b'"result": ') + found.size + 1
+
+
 @dataclass
 class SegmentReader:
     """The stored answer's JSON fed in pieces -> its segments one by one, then its other fields.

@@ -19,7 +19,7 @@ import hmac
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +32,7 @@ from orchestrator.errors import JobConflict, JobNotFound, LongscribeError
 from orchestrator.jobs import transitions
 from orchestrator.jobs.records import FINISHED, WEBHOOKS, JobSpec, job_key, loads, text_hash, webhook_lease_key
 from orchestrator.jobs.store import JobStore
+from orchestrator.jobs.stored import stored, with_result, with_result_size
 
 log = logging.getLogger("longscribe.webhooks")
 
@@ -41,7 +42,8 @@ WEBHOOK_TIMEOUT_S = 10.0  # one attempt
 FIRST_WAIT_S = 0.5  # doubled after each failed attempt, up to MAX_WAIT_S
 MAX_WAIT_S = 60.0
 SWEEP_S = 5.0  # how often webhooks left pending (by a restart) are looked for
-PostWebhook = Callable[[str, bytes, dict[str, str]], Awaitable[int]]  # -> the receiver's HTTP status
+Body = Callable[[], AsyncIterator[bytes]]  # the body anew for each attempt, in pieces
+PostWebhook = Callable[[str, Body, dict[str, str]], Awaitable[int]]  # -> the receiver's HTTP status
 
 
 class WebhookRejected(Exception):
@@ -71,6 +73,18 @@ def _restarted(job_id: str, fields: dict[str, str]) -> dict[str, Any]:
 
 def sign(body: bytes, secret: str) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+async def sign_pieces(body: Body, secret: str) -> str:
+    """`sign` over a body read in pieces (a finished job's transcript, from Redis)."""
+    mac = hmac.new(secret.encode(), digestmod=hashlib.sha256)
+    async for piece in body():
+        mac.update(piece)
+    return "sha256=" + mac.hexdigest()
+
+
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    yield data
 
 
 @dataclass
@@ -147,19 +161,28 @@ class Webhooks:
                 await client.srem(WEBHOOKS, job_id)
                 return
             state.setdefault("first_attempt_at", time.time())
-            job = await self.store.to_json(job_id)
-            job.pop("webhook", None)  # its own state is no part of what it delivers
-            body = json.dumps(job).encode()
-            headers = {"Content-Type": "application/json", DELIVERY_HEADER: state["id"]}
+            head = await self.store.to_json(job_id, with_result=False)
+            head.pop("webhook", None)  # its own state is no part of what it delivers
+            body, size = await self._body(job_id, head)
+            headers = {"Content-Type": "application/json", "Content-Length": str(size), DELIVERY_HEADER: state["id"]}
             if self.secret:
-                headers[SIGNATURE_HEADER] = sign(body, self.secret)
+                headers[SIGNATURE_HEADER] = await sign_pieces(body, self.secret)
             left_s = max(0.0, self.retry_s - (time.time() - state["first_attempt_at"]))
             await self._attempts(job_id, url, body, headers, state, left_s)
         finally:
             await client.delete(lease)
 
+    async def _body(self, job_id: str, head: dict[str, Any]) -> tuple[Body, int]:
+        """The job as GET /v1/jobs/{id} shows it; a finished transcript streams from Redis at each read, as
+        there (hours of transcript are megabytes, never whole in this process)."""
+        found = await stored(self.store.client, job_id) if head.get("status") == "succeeded" else None
+        if found is None:
+            data = json.dumps(head).encode()
+            return lambda: _once(data), len(data)
+        return lambda: with_result(head, found), with_result_size(head, found)
+
     async def _attempts(
-        self, job_id: str, url: str, body: bytes, headers: dict[str, str], state: dict[str, Any], left_s: float
+        self, job_id: str, url: str, body: Body, headers: dict[str, str], state: dict[str, Any], left_s: float
     ) -> None:
         client = self.store.client
         retrying = AsyncRetrying(

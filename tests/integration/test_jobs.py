@@ -88,8 +88,11 @@ async def test_a_job_streams_progress_per_chunk_then_its_transcript(
         async with session.get(f"{jobs_api}{end['links']['transcript']}?format=text") as response:
             assert wer(lj_recording.reference, await response.text()) <= 0.08
         async with session.get(f"{jobs_api}/v1/jobs/{job_id}") as response:  # kept after the end
-            kept = await response.json()
+            raw = await response.read()  # streamed from Redis, its length told up front
+            assert int(response.headers["Content-Length"]) == len(raw)
+        kept = json.loads(raw)
         assert kept["status"] == "succeeded" and kept["progress"]["eta_sec"] is None
+        assert wer(lj_recording.reference, kept["result"]["text"]) <= 0.08 and kept["result"]["segments"]
         assert kept["progress"]["audio_done_sec"] == pytest.approx(lj_recording.duration_s, abs=0.5)
 
 
@@ -140,10 +143,11 @@ async def test_cancelling_a_job_stops_its_work(jobs_api: str, media_url: str) ->
 
 
 async def test_a_finished_job_calls_its_webhook_signed(jobs_api: str, media_url: str) -> None:
-    received: asyncio.Queue[tuple[bytes, str]] = asyncio.Queue()
+    received: asyncio.Queue[tuple[bytes, str, str | None]] = asyncio.Queue()
 
     async def hook(request: web.Request) -> web.Response:
-        await received.put((await request.read(), request.headers.get(SIGNATURE_HEADER, "")))
+        payload = await request.read()  # streamed from Redis by the sender, its length told up front
+        await received.put((payload, request.headers.get(SIGNATURE_HEADER, ""), request.headers.get("Content-Length")))
         return web.Response(text="ok")
 
     app = web.Application()
@@ -151,8 +155,9 @@ async def test_a_finished_job_calls_its_webhook_signed(jobs_api: str, media_url:
     async with serving(app) as hook_base, aiohttp.ClientSession() as session:
         body = {"media_url": f"{media_url}/speech/jfk.flac", "webhook_url": f"{hook_base}/hook"}
         job_id = await start(session, jobs_api, body)
-        payload, signature = await asyncio.wait_for(received.get(), 60)
+        payload, signature, length = await asyncio.wait_for(received.get(), 60)
     assert signature == sign(payload, SECRET)
+    assert length == str(len(payload)), "sent with its length, not chunked"
     sent = json.loads(payload)
     assert sent["id"] == job_id and sent["status"] == "succeeded" and sent["result"]["text"]
 

@@ -3,6 +3,7 @@ segments and fields as parsing it whole, and each format renders from it as from
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -15,7 +16,7 @@ from orchestrator.formats import writers
 from orchestrator.jobs import checkpoints
 from orchestrator.jobs.records import GROUP, QUEUE, JobSpec, result_key, staged_key
 from orchestrator.jobs.store import JobStore, StagedResultLost
-from orchestrator.jobs.stored import PIECE_BYTES, SegmentReader, stored
+from orchestrator.jobs.stored import PIECE_BYTES, SegmentReader, stored, with_result, with_result_size
 from orchestrator.jobs.transitions import Lease
 from orchestrator.jobs.worker import ensure_group
 from orchestrator.schemas import Segment, SubtitleLayout, TranscribeOutput, TranscribeRequest, WordOut
@@ -117,5 +118,13 @@ async def test_a_jobs_end_writes_the_transcript_from_its_checkpoints_in_pieces_a
         assert not await client.exists(staged_key(job_id))
         found = await stored(client, job_id)
         assert found is not None and b"".join([piece async for piece in found.raw()]) == expected.encode()
+
+        # GET /v1/jobs/{id}: the job's fields with the stored bytes passed through as "result", in pieces
+        head = await store.to_json(job_id, with_result=False)
+        pieces = [piece async for piece in with_result(head, found)]
+        body = b"".join(pieces)
+        assert len(pieces) > 4 and max(map(len, pieces)) <= PIECE_BYTES, "never the whole transcript at once"
+        assert len(body) == with_result_size(head, found)
+        assert json.loads(body) == head | {"result": json.loads(expected)} == await store.to_json(job_id)
     finally:
         await client.aclose()
