@@ -16,6 +16,7 @@ from orchestrator.settings import Settings
 from ..corpus import Recording, manifest, wer
 from ..counting_server import Served, counting_app
 from ..media_servers import LOOPBACK
+from ..wer_bounds import JFK_MAX_WER
 
 pytestmark = pytest.mark.integration
 
@@ -44,7 +45,7 @@ async def test_jfk_is_transcribed_accurately(service_url: str, media_url: str) -
     jfk = next(c for c in manifest() if c.path.name == "jfk.flac")
     status, out = await post(service_url, {"media_url": f"{media_url}/speech/jfk.flac"})
     assert status == 200, out
-    assert wer(jfk.reference, out["text"]) <= 0.10
+    assert wer(jfk.reference, out["text"]) <= JFK_MAX_WER
     assert out["input_duration_sec"] == pytest.approx(jfk.duration_s, abs=0.1)
     assert_well_formed(out, out["input_duration_sec"])
 
