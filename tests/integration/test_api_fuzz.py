@@ -29,7 +29,10 @@ from orchestrator.settings import Settings
 
 MAX_WAIT_S = 15.0  # the media timeout below, twice over: nothing may take longer
 READYZ_STATUSES = {200, 503}  # orchestrator/api/readiness.py: ready, or not (its OpenAPI `probe` responses)
-PUBLIC_ADDRESS = "192.88.99.1"  # global unicast to the address guard (a retired 6to4 relay range, RFC 7526)
+# global unicast to the address guard (a retired 6to4 relay range, RFC 7526): every name the fuzz makes up
+# leads here, so a media fetch that passes the guard connects to this one known address, never to a host
+# the fuzz picked at random (where nothing answers, the 3 s media timeout ends it: a 422)
+PUBLIC_ADDRESS = "192.88.99.1"
 asked: list[str] = []  # every host name the service resolved, across the module
 
 
