@@ -12,6 +12,7 @@ import subprocess
 import wave
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -142,6 +143,27 @@ def wer(reference: str, hypothesis: str, english: bool = True) -> float:
 
     normalise = EnglishTextNormalizer() if english else BasicTextNormalizer()
     return float(jiwer.wer(normalise(reference), normalise(hypothesis)))
+
+
+def aligned(reference: str, hypothesis: str) -> Any:
+    """jiwer's word alignment of the two texts (a `WordOutput`: hits, insertions and each aligned chunk) after
+    the same English normaliser as `wer`, the reference's parentheses opened first: the normaliser drops a
+    parenthesised aside, and LJ001-0024's 13 spoken words "(which also was printed ... sixty-two)" would
+    otherwise count as inserted wherever that clip is heard."""
+    import jiwer
+    from whisper_normalizer.english import EnglishTextNormalizer
+
+    normalise = EnglishTextNormalizer()
+    opened = reference.replace("(", " ").replace(")", " ")
+    return jiwer.process_words(normalise(opened), normalise(hypothesis))
+
+
+def insertions(reference: str, hypothesis: str) -> list[str]:
+    """The hypothesis words the alignment marks as inserted: a phrase transcribed twice, at a cut, shows
+    here word for word."""
+    alignment = aligned(reference, hypothesis)
+    words = alignment.hypotheses[0]
+    return [w for c in alignment.alignments[0] if c.type == "insert" for w in words[c.hyp_start_idx : c.hyp_end_idx]]
 
 
 SYNTHETIC_DIR = REPO / "tests" / "data" / "synthetic"

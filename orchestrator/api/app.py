@@ -33,6 +33,7 @@ from orchestrator.api.edge import (
 )
 from orchestrator.api.keys import (
     ADMISSION,
+    HOST_RESOLVER,
     JOBS,
     KEYS,
     MEDIA_CLIENT,
@@ -184,9 +185,13 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 def create_app(
-    settings: Settings, transcriber: Transcriber | None = None, resolve: discovery.Resolve = discovery.resolve_dns
+    settings: Settings,
+    transcriber: Transcriber | None = None,
+    resolve: discovery.Resolve = discovery.resolve_dns,
+    host_resolver: guard.ResolverFactory = guard.SYSTEM_RESOLVER,
 ) -> web.Application:
-    """The service; pass `transcriber` to run without Triton (unit tests), `resolve` to play the DNS."""
+    """The service; pass `transcriber` to run without Triton (unit tests), `resolve` to play the DNS of
+    Triton discovery, `host_resolver` the DNS of media and webhook hosts (the address guard still judges)."""
     app = web.Application(
         middlewares=[request_id_middleware, error_middleware, auth_middleware], client_max_size=MAX_BODY_BYTES
     )
@@ -194,6 +199,7 @@ def create_app(
     app[METRICS] = Metrics()
     app[SETTINGS] = settings
     app[RESOLVE] = resolve
+    app[HOST_RESOLVER] = host_resolver
     app[KEYS] = auth.load(settings)  # KeysMisconfigured: a keys source without keys does not start
     _say_who_may_call(app[KEYS], settings)
     app[STREAMS] = StreamLimit(settings.max_event_streams_per_key, settings.retry_after_sec)
@@ -250,7 +256,7 @@ async def _waiting(app: web.Application) -> int:
 async def _media_client_ctx(app: web.Application) -> AsyncIterator[None]:
     """The guarded HTTP client for media (webhooks have their own, with their own allow-list: job_wiring)."""
     policy = guard.media_policy(app[SETTINGS].allowed_media_hosts)
-    async with guard.session(policy) as session:
+    async with guard.session(policy, app[HOST_RESOLVER]) as session:
         app[MEDIA_CLIENT] = (session, policy)
         yield
 

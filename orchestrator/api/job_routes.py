@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from orchestrator import formats
 from orchestrator.api import bodies, tenancy, transcripts
 from orchestrator.api.edge import parse_request
-from orchestrator.api.keys import CALLER, EVENT_HUB, JOBS, METRICS, SETTINGS, STREAMS, WEBHOOKS
+from orchestrator.api.keys import CALLER, EVENT_HUB, HOST_RESOLVER, JOBS, METRICS, SETTINGS, STREAMS, WEBHOOKS
 from orchestrator.errors import InvalidRequest, JobNotFound, JobsUnavailable
 from orchestrator.infer.catalogue import Catalogue
 from orchestrator.jobs import events as job_events_log
@@ -51,7 +51,8 @@ async def start_job(request: web.Request) -> web.Response:
         )
         spec, store = JobSpec(request=media, webhook_url=parsed.webhook_url, owner=owner), _store(request)
         if parsed.webhook_url is not None:  # a bad one is a 422 now, not a delivery retried until the job expires
-            await guard.check_url(parsed.webhook_url, guard.webhook_policy(request.app[SETTINGS].allowed_webhook_hosts))
+            policy = guard.webhook_policy(request.app[SETTINGS].allowed_webhook_hosts)
+            await guard.check_url(parsed.webhook_url, policy, request.app[HOST_RESOLVER])
     try:
         job_id = await store.submit(spec)
     except BaseException:

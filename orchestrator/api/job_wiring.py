@@ -21,7 +21,17 @@ from redis.exceptions import BusyLoadingError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from orchestrator.api.keys import EVENT_HUB, JOBS, METRICS, SETTINGS, UPLOAD_SWEEP, WEBHOOK_CLIENT, WEBHOOKS, WORKER
+from orchestrator.api.keys import (
+    EVENT_HUB,
+    HOST_RESOLVER,
+    JOBS,
+    METRICS,
+    SETTINGS,
+    UPLOAD_SWEEP,
+    WEBHOOK_CLIENT,
+    WEBHOOKS,
+    WORKER,
+)
 from orchestrator.common.tasks import cancel_all
 from orchestrator.jobs import uploads, webhooks
 from orchestrator.jobs.event_hub import EventHub
@@ -128,7 +138,7 @@ async def _stop(app: web.Application) -> None:
 async def _webhook_client_ctx(app: web.Application) -> AsyncIterator[None]:
     """The guarded client webhooks are posted through, under allowed_webhook_hosts (not the media list)."""
     policy = guard.webhook_policy(app[SETTINGS].allowed_webhook_hosts)
-    async with guard.session(policy) as session:
+    async with guard.session(policy, app[HOST_RESOLVER]) as session:
         app[WEBHOOK_CLIENT] = (session, policy)
         yield
 

@@ -26,6 +26,7 @@ TRANSCRIBER: web.AppKey[Transcriber] = web.AppKey("transcriber")
 POOL = web.AppKey("pool", TritonPool)
 ADMISSION = web.AppKey("admission", Admission)
 RESOLVE: web.AppKey[discovery.Resolve] = web.AppKey("resolve")
+HOST_RESOLVER: web.AppKey[guard.ResolverFactory] = web.AppKey("host_resolver")  # DNS for media and webhook hosts
 METRICS = web.AppKey("metrics", Metrics)
 JOBS = web.AppKey("jobs", JobStore)  # absent when the service runs without Redis
 WORKER = web.AppKey("worker", Worker)

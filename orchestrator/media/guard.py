@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin
@@ -36,6 +37,11 @@ Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 REDIRECTS = (301, 302, 303, 307, 308)
 MAX_URL_CHARS = 2048  # what browsers and proxies reliably carry
 RESOLVE_TIMEOUT_S = 5.0  # DNS at submit: a slow resolver must not hold the request
+
+# Makes the DNS a guarded client or check asks (each owns and closes its own): the system's unless a test
+# injects one (create_app's `host_resolver`), so the policy is tested on names without the network.
+ResolverFactory = Callable[[], AbstractResolver]
+SYSTEM_RESOLVER: ResolverFactory = DefaultResolver
 
 
 # FFmpeg reads only the relay (plain http on loopback), and only containers that
@@ -149,7 +155,12 @@ class GuardedResolver(AbstractResolver):
 
     def __init__(self, policy: AddressPolicy, inner: AbstractResolver | None = None) -> None:
         self._policy = policy
-        self._inner = inner or DefaultResolver()
+        self._inner = inner or SYSTEM_RESOLVER()
+
+    @property
+    def inner(self) -> AbstractResolver:
+        """The DNS asked before the policy judges its answers."""
+        return self._inner
 
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
@@ -192,8 +203,9 @@ def parse_url(text: str, policy: AddressPolicy) -> URL:
     return url
 
 
-async def check_url(text: str, policy: AddressPolicy) -> URL:
-    """Parse `text` and resolve its host now: refused (policy's error) unless an address it has is allowed.
+async def check_url(text: str, policy: AddressPolicy, dns: ResolverFactory = SYSTEM_RESOLVER) -> URL:
+    """Parse `text` and resolve its host now (through `dns`): refused (policy's error) unless an address it
+    has is allowed.
 
     Delivery checks again at connect time (the address may change); this makes a bad URL a 422 at once."""
     url = parse_url(text, policy)
@@ -201,7 +213,7 @@ async def check_url(text: str, policy: AddressPolicy) -> URL:
     check_literal(url, policy)
     if _address(host) is not None:
         return url
-    resolver = GuardedResolver(policy)
+    resolver = GuardedResolver(policy, dns())
     try:
         async with asyncio.timeout(RESOLVE_TIMEOUT_S):
             await resolver.resolve(host, url.port or 0, socket.AF_UNSPEC)
@@ -224,10 +236,11 @@ def _small_buffer_socket(addr_info: Any) -> socket.socket:
     return sock
 
 
-def session(policy: AddressPolicy) -> aiohttp.ClientSession:
-    """An HTTP client whose every connection the policy allows: one for media, one for webhooks."""
+def session(policy: AddressPolicy, dns: ResolverFactory = SYSTEM_RESOLVER) -> aiohttp.ClientSession:
+    """An HTTP client whose every connection the policy allows (hosts resolved through `dns`): one for media,
+    one for webhooks."""
     connector = aiohttp.TCPConnector(
-        resolver=GuardedResolver(policy), ttl_dns_cache=10, limit=64, socket_factory=_small_buffer_socket
+        resolver=GuardedResolver(policy, dns()), ttl_dns_cache=10, limit=64, socket_factory=_small_buffer_socket
     )
     return aiohttp.ClientSession(connector=connector, auto_decompress=False)
 

@@ -20,6 +20,7 @@ from orchestrator.common.net import free_port, wait_until_ready
 from ..corpus import Recording, manifest, wer
 from ..keyed_service import SERVICE_KEY
 from ..media_servers import LOOPBACK
+from ..wer_bounds import JFK_MAX_WER
 
 pytestmark = pytest.mark.integration
 LONGSCRIBE = [sys.executable, "-m", "orchestrator.cli"]
@@ -118,7 +119,7 @@ async def test_a_local_file_is_uploaded_to_a_keyed_server_that_refuses_loopback_
     srt = stdout.decode()
     assert srt.startswith("1\n00:00:")
     text = " ".join(line for line in srt.splitlines() if line and "-->" not in line and not line.isdigit())
-    assert wer(jfk.reference, text) <= 0.10
+    assert wer(jfk.reference, text) <= JFK_MAX_WER
     assert "speedup=" in stderr.decode()
 
 

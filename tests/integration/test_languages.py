@@ -19,6 +19,7 @@ from orchestrator.settings import Settings
 
 from ..corpus import Clip, clips_under, decode_pcm, join_clips, speech_dir, synthetic_speech, wer
 from ..media_servers import LOOPBACK
+from ..wer_bounds import LJ001_0001_MAX_WER
 
 pytestmark = pytest.mark.integration
 MAX_SYNTHETIC_WER = 0.35  # espeak-ng's robotic voice through Whisper base, int8, greedy
@@ -70,7 +71,7 @@ async def test_english_speech_is_detected_as_english(base_service_url: str, medi
     clip = clips_under("ljspeech")[0]
     answer = await transcribe(base_service_url, f"{media_url}/speech/{clip.path.relative_to(speech_dir())}")
     assert answer["language_code"] == "en" and answer["language"] == "english"
-    assert wer(clip.reference, answer["text"]) <= 0.15
+    assert wer(clip.reference, answer["text"]) <= LJ001_0001_MAX_WER
 
 
 async def test_a_requested_language_is_used_as_given(base_service_url: str, media_url: str, media_root: Path) -> None:
@@ -94,4 +95,6 @@ async def test_whisper_detects_languages_without_transcribing(base_grpc_url: str
         response = await client.infer("whisper", [audio, lengths, task])
     results = [decode_result(raw) for raw in response.as_numpy("result").reshape(-1)]
     assert [r.language for r in results] == ["es", "de"]
-    assert all(r.segments == () and (r.language_probability or 0) > 0.5 for r in results)
+    for result in results:
+        assert result.segments == () and result.language_probability is not None
+        assert 0.5 < result.language_probability <= 1.0

@@ -15,13 +15,26 @@ import srt
 import webvtt
 
 from ..corpus import Recording, long_form_recording, manifest, wer
+from ..wer_bounds import JFK_MAX_WER
 from .test_transcribe_api import assert_well_formed, post
 
 pytestmark = pytest.mark.integration
 
 DEFAULT = {"macro_chunk_size_sec": 300, "micro_chunk_size_sec": 30}
 MANY_CUTS = {"macro_chunk_size_sec": 20, "micro_chunk_size_sec": 8}
-TRUE_START_TOLERANCE_S = 0.5  # the issue's bound, for every clip
+# Clip-start error, measured 2026-12-03 over the 42 clips of the long form (segment start nearest the truth):
+#   from where each clip's file begins:     default sizes mean 0.123 s, p90 0.251 s, max 0.451 s;
+#                                           forced cuts   mean 0.117 s, p90 0.206 s, max 0.451 s.
+#   from where each clip's speech begins:   default sizes mean 0.110 s, p90 0.134 s, max 0.137 s;
+#                                           forced cuts   mean 0.105 s, p90 0.134 s, max 0.137 s.
+# The file-start max is LibriSpeech 1089-134686-0000, whose speech begins 0.57 s into its file: the segment
+# starts 0.12 s before the speech, as every clip's does (Whisper's word timing leads the onset). So the
+# issue's bound from the file start has only the 0.05 s left by that file's own silence; the bound from the
+# speech is the measured max plus a margin of 0.11 s (five 20 ms frames and change), and is the tighter test.
+TRUE_START_TOLERANCE_S = 0.5  # the issue's bound, for every clip, from where its file begins
+SPEECH_START_TOLERANCE_S = 0.25  # from where its speech begins: measured max 0.137 s + 0.11 s margin
+ONSET_WINDOW_S = 0.02  # the envelope that finds where speech begins: 20 ms mean of |x|
+ONSET_PEAK_FRACTION = 0.05  # speech begins where that envelope first reaches 5 % of the clip's peak
 
 
 @pytest.fixture(scope="module")
@@ -45,10 +58,29 @@ async def many_cuts_out(service_url: str, media_url: str, long_form: Recording) 
     return out
 
 
-def clip_start_errors(out: dict[str, Any], recording: Recording) -> list[float]:
-    """For each clip, how far the nearest segment start is from where the clip's speech begins."""
+def clip_start_errors(out: dict[str, Any], truths_s: tuple[float, ...] | list[float]) -> list[float]:
+    """For each clip, how far the nearest segment start is from its truth (where its file or speech begins)."""
     starts = np.array([s["start_time_sec"] for s in out["segments"]])
-    return [float(np.abs(starts - truth).min()) for truth in recording.clip_starts_s]
+    return [float(np.abs(starts - truth).min()) for truth in truths_s]
+
+
+def speech_onsets_s(recording: Recording) -> list[float]:
+    """Where each clip's speech begins in the recording: its file's start plus the file's own leading silence."""
+    with wave.open(str(recording.path), "rb") as wav:
+        rate = wav.getframerate()
+        pcm = np.frombuffer(wav.readframes(wav.getnframes()), dtype=np.int16).astype(np.float64)
+    window = int(ONSET_WINDOW_S * rate)
+    bounds = [*recording.clip_starts_s, recording.duration_s]
+    onsets = []
+    for start_s, end_s in zip(bounds, bounds[1:]):
+        span = pcm[int(start_s * rate) : int(end_s * rate)]
+        envelope = np.convolve(np.abs(span), np.ones(window) / window, mode="same")
+        onsets.append(start_s + int(np.argmax(envelope >= ONSET_PEAK_FRACTION * envelope.max())) / rate)
+    return onsets
+
+
+def spread(errors: list[float]) -> str:
+    return f"mean {np.mean(errors):.3f} s, p90 {np.percentile(errors, 90):.3f} s, max {max(errors):.3f} s"
 
 
 def test_the_long_form_recording_is_transcribed_accurately(default_out: dict[str, Any], long_form: Recording) -> None:
@@ -73,10 +105,18 @@ def test_clips_start_a_segment_within_half_a_second_of_their_true_start(
     which: str, request: pytest.FixtureRequest, long_form: Recording
 ) -> None:
     out = request.getfixturevalue(which)
-    errors = clip_start_errors(out, long_form)
-    print(f"{which}: clip start error mean {np.mean(errors):.3f} s, max {max(errors):.3f} s")
+    errors = clip_start_errors(out, long_form.clip_starts_s)
+    from_speech = clip_start_errors(out, speech_onsets_s(long_form))
+    measured = f"{which}, {len(errors)} clips: from the file {spread(errors)}; from the speech {spread(from_speech)}"
+    print(measured)
     late = [(round(t, 2), round(e, 2)) for t, e in zip(long_form.clip_starts_s, errors) if e > TRUE_START_TOLERANCE_S]
-    assert not late, f"clips whose start no segment matches within {TRUE_START_TOLERANCE_S} s: {late}"
+    assert not late, f"clips whose start no segment matches within {TRUE_START_TOLERANCE_S} s: {late}; {measured}"
+    late = [
+        (round(t, 2), round(e, 2)) for t, e in zip(long_form.clip_starts_s, from_speech) if e > SPEECH_START_TOLERANCE_S
+    ]
+    assert not late, (
+        f"clips whose speech no segment start matches within {SPEECH_START_TOLERANCE_S} s: {late}; {measured}"
+    )
 
 
 def test_word_timestamps_are_in_media_time_and_monotonic(many_cuts_out: dict[str, Any], long_form: Recording) -> None:
@@ -170,7 +210,7 @@ async def test_text_and_verbose_json_formats(service_url: str, media_url: str) -
     body = {"media_url": f"{media_url}/speech/jfk.flac"}
     status, content_type, text = await fetch(service_url, {**body, "response_format": "text"})
     assert (status, content_type) == (200, "text/plain")
-    assert wer(jfk.reference, text) <= 0.1
+    assert wer(jfk.reference, text) <= JFK_MAX_WER
 
     status, _, raw = await fetch(service_url, {**body, "response_format": "verbose_json"})
     verbose = json.loads(raw)

@@ -12,6 +12,7 @@ import tritonclient.grpc.aio as grpcclient
 
 from ..conftest import TWO_MODELS
 from ..corpus import manifest, speech_dir, synthetic_speech, wer
+from ..wer_bounds import JFK_MAX_WER
 
 pytestmark = pytest.mark.integration
 
@@ -42,10 +43,10 @@ async def test_each_model_is_chosen_by_name_through_both_apis_and_the_answer_say
     status, answer = await transcribe(two_models_service_url, url, model=model)
     assert status == 200, answer
     assert answer["model"] == model
-    assert wer(reference, answer["text"]) <= 0.15
+    assert wer(reference, answer["text"]) <= JFK_MAX_WER
     status, answer = await openai(two_models_service_url, url, model)
     assert status == 200, answer
-    assert answer["model"] == model and wer(reference, answer["text"]) <= 0.15
+    assert answer["model"] == model and wer(reference, answer["text"]) <= JFK_MAX_WER
 
 
 async def test_no_model_or_whisper_1_is_the_first(two_models_service_url: str, media_url: str) -> None:

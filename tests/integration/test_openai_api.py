@@ -24,6 +24,7 @@ from orchestrator.settings import Settings
 from ..corpus import Recording, manifest, speech_dir, wer
 from ..media_servers import LOOPBACK
 from ..redis_fleet import fresh_database
+from ..wer_bounds import JFK_MAX_WER
 
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore:deprecated:DeprecationWarning")]
 KEY = "openai-client-key-3f9a"
@@ -70,7 +71,7 @@ def jfk_reference() -> str:
 async def test_the_openai_client_uploads_a_file_and_gets_its_text(api: str, upload_dir: Path) -> None:
     with JFK.open("rb") as audio:
         result = await client(api).audio.transcriptions.create(model="whisper-1", file=audio)
-    assert wer(jfk_reference(), result.text) <= 0.10
+    assert wer(jfk_reference(), result.text) <= JFK_MAX_WER
     assert not list(upload_dir.iterdir()), "the upload must be deleted afterwards"
 
 
@@ -94,7 +95,7 @@ async def test_subtitles_come_back_as_text_the_client_hands_over(api: str) -> No
     with JFK.open("rb") as audio:
         subtitles = await client(api).audio.transcriptions.create(model="whisper-1", file=audio, response_format="srt")
     cues = list(srt.parse(str(subtitles)))
-    assert cues and wer(jfk_reference(), " ".join(c.content for c in cues)) <= 0.10
+    assert cues and wer(jfk_reference(), " ".join(c.content for c in cues)) <= JFK_MAX_WER
 
 
 async def test_a_url_field_instead_of_a_file(loopback_api: str, api: str, media_url: str) -> None:
@@ -102,7 +103,7 @@ async def test_a_url_field_instead_of_a_file(loopback_api: str, api: str, media_
     async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {KEY}"}) as session:
         async with session.post(f"{loopback_api}/v1/audio/transcriptions", data=form) as response:
             assert response.status == 200
-            assert wer(jfk_reference(), (await response.json())["text"]) <= 0.10
+            assert wer(jfk_reference(), (await response.json())["text"]) <= JFK_MAX_WER
         async with session.post(f"{api}/v1/audio/transcriptions", data=form) as response:  # the default's twin
             error = (await response.json())["error"]
             assert response.status == 400 and (error["code"], error["param"]) == ("media_url_forbidden", "url")

@@ -24,6 +24,7 @@ from orchestrator.settings import Settings
 
 from ..corpus import manifest, wer
 from ..redis_fleet import fresh_database
+from ..wer_bounds import JFK_MAX_WER
 
 pytestmark = pytest.mark.integration
 KEY = "formats-key-8e2d"
@@ -97,7 +98,7 @@ async def test_a_jobs_transcript_as_tsv_and_as_subtitles_wrapped_at_42_character
         assert [[int(a), int(b)] for a, b, _ in rows] == [
             [round(1000 * s["start_time_sec"]), round(1000 * s["end_time_sec"])] for s in segments
         ]
-        assert wer(JFK.reference, " ".join(text for _, _, text in rows)) <= 0.10
+        assert wer(JFK.reference, " ".join(text for _, _, text in rows)) <= JFK_MAX_WER
 
         content_type, body = await transcript(session, job, "format=srt&max_line_width=42&max_line_count=2")
         assert content_type == "application/x-subrip"
