@@ -4,6 +4,7 @@ a media server that drops connections, a client that hangs up."""
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import signal
 import time
@@ -22,7 +23,9 @@ from orchestrator.settings import Settings
 
 from ..corpus import Recording, wer
 from ..media_servers import LOOPBACK, Drops, misbehaving_app
-from .test_cli import children_of
+from ..polling import steady, wait_until
+from ..processes import ffmpegs
+from ..scrape import AUDIO_SECONDS, CHUNKS, IN_FLIGHT, REQUEST_SECONDS, STOPPED_WINDOW_S, metric
 
 pytestmark = pytest.mark.integration
 
@@ -54,13 +57,6 @@ def kill_replica(grpc_port: int) -> None:
     raise AssertionError(f"no tritonserver on gRPC port {grpc_port}")
 
 
-async def wait_for(condition: Any, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)
-
-
 @pytest_asyncio.fixture(scope="session")
 async def dropping_url(media_root: Path) -> AsyncIterator[tuple[str, Drops]]:
     drops = Drops(after_bytes=256 * 1024, budget=3)
@@ -78,7 +74,7 @@ async def test_a_replica_killed_mid_job_hands_its_chunks_to_the_other_and_one_ba
         async with serving(app) as service:
             job = asyncio.create_task(post(service, body))
             victim = next(e for e in app[POOL].endpoints if e.url == doomed)
-            await wait_for(lambda: victim.in_flight > 0, 60, "a chunk on the doomed replica")
+            await wait_until(lambda: victim.in_flight > 0, 60, "a chunk on the doomed replica")
             kill_replica(ports["triton_grpc_port"])
             status, out = await job
         assert status == 200, out
@@ -108,18 +104,38 @@ async def test_a_connection_dropped_mid_read_is_resumed_where_it_stopped(
     assert out["input_duration_sec"] == pytest.approx(lj_recording.duration_s, abs=0.1)
 
 
-async def test_a_client_that_hangs_up_leaves_no_ffmpeg_behind(service_url: str, media_url: str) -> None:
-    body = {"media_url": f"{media_url}/lj001.wav", "params": {"macro_chunk_size_sec": 30}}
+async def test_a_client_that_hangs_up_leaves_no_ffmpeg_behind(
+    service_url: str, media_url: str, media_root: Path, long_recording: Recording
+) -> None:
+    chunk_s = 30
+    media = long_recording.path.relative_to(media_root).as_posix()
+    body = {"media_url": f"{media_url}/{media}", "params": {"macro_chunk_size_sec": chunk_s}}
+    planned = math.ceil(long_recording.duration_s / chunk_s)
+    hung_up = {"route": "/v1/transcribe", "method": "POST", "status": "cancelled"}
+    async with aiohttp.ClientSession() as session:
 
-    def ffmpegs() -> list[int]:
-        names = {}
-        for pid in children_of(os.getpid()):
-            try:
-                names[pid] = Path(f"/proc/{pid}/comm").read_text().strip()
-            except OSError:
-                continue
-        return [pid for pid, name in names.items() if name in ("ffmpeg", "ffprobe")]
+        async def seen(name: str, **labels: str) -> float:
+            return await metric(session, service_url, name, **labels)
 
-    with pytest.raises(asyncio.TimeoutError):
-        await post(service_url, body, timeout_s=1.5)
-    await wait_for(lambda: not ffmpegs(), 10, "FFmpeg processes to be killed")
+        chunks_before = await seen(CHUNKS)
+        hung_up_before = await seen(REQUEST_SECONDS, **hung_up)
+        audio_before = await seen(AUDIO_SECONDS)
+        request = asyncio.create_task(post(service_url, body))
+        # before the hang-up: the request runs, FFmpeg reads its media, and chunks are left
+        await wait_until(lambda: ffmpegs(os.getpid()), 60, "FFmpeg to read the media")
+        assert await seen(IN_FLIGHT) == 1
+        assert await seen(CHUNKS) - chunks_before < planned, "the request must have chunks left"
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(request, 0)  # the client gives up now and closes its connection
+        await wait_until(lambda: not ffmpegs(os.getpid()), 10, "FFmpeg processes to be killed")
+
+        # the service saw a hang-up, not an answer: counted as cancelled, no audio counted as done
+        async def counted() -> bool:
+            return await seen(REQUEST_SECONDS, **hung_up) == hung_up_before + 1
+
+        await wait_until(counted, 10, "the request counted as cancelled")
+        assert await seen(IN_FLIGHT) == 0
+        assert await seen(AUDIO_SECONDS) == audio_before, "a cancelled request transcribed nothing to the end"
+        done, again = await steady(lambda: seen(CHUNKS), STOPPED_WINDOW_S)
+        assert done == again, "chunks kept finishing after the hang-up"
+        assert done - chunks_before < planned
