@@ -12,8 +12,8 @@ from aiohttp import web
 
 from orchestrator.api.app import create_app
 from orchestrator.common.fileserver import file_app
-from orchestrator.common.net import free_port, serving
-from orchestrator.infer.triton_server import running_triton
+from orchestrator.common.net import serving
+from orchestrator.infer.triton_server import FREE_PORTS, running_triton
 from orchestrator.jobs.redis_server import running_redis
 from orchestrator.settings import Settings
 
@@ -78,8 +78,7 @@ async def no_range_url(media_root: Path) -> AsyncIterator[str]:
 
 @pytest_asyncio.fixture(scope="session")
 async def triton_grpc_url() -> AsyncIterator[str]:
-    settings = Settings(triton_http_port=free_port(), triton_grpc_port=free_port(), triton_metrics_port=free_port())
-    async with running_triton(settings) as url:
+    async with running_triton(Settings(**FREE_PORTS)) as url:
         yield url
 
 
@@ -89,8 +88,7 @@ TWO_MODELS = ["tiny.en", "base"]  # English-only and multilingual, both packaged
 @pytest_asyncio.fixture(scope="session")
 async def two_models_grpc_url() -> AsyncIterator[str]:
     """One Triton serving both models at once (each its own Triton model)."""
-    ports = {"triton_http_port": free_port(), "triton_grpc_port": free_port(), "triton_metrics_port": free_port()}
-    async with running_triton(Settings(models=TWO_MODELS, **ports)) as url:
+    async with running_triton(Settings(models=TWO_MODELS, **FREE_PORTS)) as url:
         yield url
 
 

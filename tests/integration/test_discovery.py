@@ -13,8 +13,8 @@ import aiohttp
 import pytest
 
 from orchestrator.api.app import POOL, create_app
-from orchestrator.common.net import free_port, serving
-from orchestrator.infer.triton_server import running_triton
+from orchestrator.common.net import serving
+from orchestrator.infer.triton_server import FREE_PORTS, running_triton
 from orchestrator.settings import Settings
 
 from ..corpus import Recording, wer
@@ -42,11 +42,10 @@ async def test_endpoints_follow_the_dns_answer_added_dropped_and_added_again(
         assert name == NAME
         return list(answer)
 
-    ports = {"triton_http_port": free_port(), "triton_grpc_port": free_port(), "triton_metrics_port": free_port()}
     settings = Settings(
         triton_discovery_dns=NAME, triton_discovery_interval_sec=REFRESH_S, allowed_media_hosts=LOOPBACK
     )
-    async with running_triton(Settings(**ports)) as second:
+    async with running_triton(Settings(**FREE_PORTS)) as second:
         app = create_app(settings, resolve=resolve)
         async with serving(app) as service:
             pool = app[POOL]

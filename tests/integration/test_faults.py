@@ -4,9 +4,11 @@ a media server that drops connections, a client that hangs up."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import os
 import signal
+import socket
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,10 +17,12 @@ from typing import Any
 import aiohttp
 import pytest
 import pytest_asyncio
+import tritonclient.grpc.aio as grpcclient
 
 from orchestrator.api.app import POOL, create_app
 from orchestrator.common.net import free_port, serving
-from orchestrator.infer.triton_server import running_triton
+from orchestrator.infer import triton_server
+from orchestrator.infer.triton_server import FREE_PORTS, running_triton
 from orchestrator.settings import Settings
 
 from ..corpus import Recording, wer
@@ -36,10 +40,6 @@ async def post(service: str, body: dict[str, Any], timeout_s: float = 300) -> tu
             f"{service}/v1/transcribe", json=body, timeout=aiohttp.ClientTimeout(total=timeout_s)
         ) as response:
             return response.status, await response.json()
-
-
-def triton_ports() -> dict[str, int]:
-    return {"triton_http_port": free_port(), "triton_grpc_port": free_port(), "triton_metrics_port": free_port()}
 
 
 def kill_replica(grpc_port: int) -> None:
@@ -67,15 +67,15 @@ async def dropping_url(media_root: Path) -> AsyncIterator[tuple[str, Drops]]:
 async def test_a_replica_killed_mid_job_hands_its_chunks_to_the_other_and_one_back_is_used_again(
     triton_grpc_url: str, media_url: str, lj_recording: Recording
 ) -> None:
-    ports = triton_ports()
     body = {"media_url": f"{media_url}/lj001.wav", "params": {"macro_chunk_size_sec": 60}}
-    async with running_triton(Settings(**ports)) as doomed:
+    async with running_triton(Settings(**FREE_PORTS)) as doomed:
+        same_address = {**FREE_PORTS, "triton_grpc_port": int(doomed.rsplit(":", 1)[1])}
         app = create_app(Settings(triton_grpc_urls=[doomed, triton_grpc_url], allowed_media_hosts=LOOPBACK))
         async with serving(app) as service:
             job = asyncio.create_task(post(service, body))
             victim = next(e for e in app[POOL].endpoints if e.url == doomed)
             await wait_until(lambda: victim.in_flight > 0, 60, "a chunk on the doomed replica")
-            kill_replica(ports["triton_grpc_port"])
+            kill_replica(same_address["triton_grpc_port"])
             status, out = await job
         assert status == 200, out
         assert wer(lj_recording.reference, out["text"]) <= 0.08  # nothing lost with the replica
@@ -87,7 +87,7 @@ async def test_a_replica_killed_mid_job_hands_its_chunks_to_the_other_and_one_ba
             status, out = await post(service, body)
             assert status == 503 and out["error"]["code"] == "inference_unavailable", out
             assert time.monotonic() - started < 15
-            async with running_triton(Settings(**ports)):  # back, on the same address
+            async with running_triton(Settings(**same_address)):  # back, on the same (gRPC) address
                 status, out = await post(service, body)  # no restart of the orchestrator
             assert status == 200, out
 
@@ -139,3 +139,23 @@ async def test_a_client_that_hangs_up_leaves_no_ffmpeg_behind(
         done, again = await steady(lambda: seen(CHUNKS), STOPPED_WINDOW_S)
         assert done == again, "chunks kept finishing after the hang-up"
         assert done - chunks_before < planned
+
+
+async def test_a_triton_whose_free_ports_another_process_took_first_starts_on_others(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    with socket.socket() as holder:  # another process's server, on the ports Triton is handed first
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        taken = holder.getsockname()[1]
+        picks = [taken] * len(triton_server.PORTS)  # the race, caused: the picker is the only seam
+        monkeypatch.setattr(triton_server, "free_port", lambda: picks.pop() if picks else free_port())
+        with caplog.at_level(logging.WARNING, logger="longscribe.triton"):
+            async with running_triton(Settings(**FREE_PORTS)) as url:
+                client = grpcclient.InferenceServerClient(url)
+                try:
+                    assert await client.is_server_ready()
+                finally:
+                    await client.close()
+    assert int(url.rsplit(":", 1)[1]) != taken
+    assert "starting Triton again on other ports" in caplog.text

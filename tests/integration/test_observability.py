@@ -21,7 +21,7 @@ import pytest
 import pytest_asyncio
 
 from orchestrator.api.app import create_app
-from orchestrator.common.net import free_port, serving
+from orchestrator.common.net import serving
 from orchestrator.infer import triton_server
 from orchestrator.settings import Settings
 
@@ -41,8 +41,7 @@ async def verbose_triton() -> AsyncIterator[str]:
     with pytest.MonkeyPatch.context() as patch:
         plain = triton_server.server_args
         patch.setattr(triton_server, "server_args", lambda *args, **kw: [*plain(*args, **kw), "--log-verbose=1"])
-        ports = {"triton_http_port": free_port(), "triton_grpc_port": free_port(), "triton_metrics_port": free_port()}
-        async with triton_server.running_triton(Settings(**ports)) as url:
+        async with triton_server.running_triton(Settings(**triton_server.FREE_PORTS)) as url:
             yield url
 
 
