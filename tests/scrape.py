@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -30,3 +32,14 @@ async def metric(session: aiohttp.ClientSession, base: str, name: str, **labels:
     async with session.get(f"{base}/metrics") as response:
         assert response.status == 200, await response.text()
         return sample(await response.text(), name, **labels)
+
+
+def metric_where(
+    session: aiohttp.ClientSession, base: str, name: str, holds: Callable[[float], bool], **labels: str
+) -> Callable[[], Awaitable[bool]]:
+    """A predicate for polling.wait_until: whether `holds(metric(...))` as scraped when asked."""
+
+    async def check() -> bool:
+        return holds(await metric(session, base, name, **labels))
+
+    return check
