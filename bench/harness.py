@@ -23,8 +23,8 @@ import aiohttp
 from longscribe_core import weights
 from orchestrator.api.app import create_app
 from orchestrator.common.fileserver import file_app
-from orchestrator.common.net import free_port, serving
-from orchestrator.infer.triton_server import running_triton
+from orchestrator.common.net import serving
+from orchestrator.infer.triton_server import FREE_PORTS, running_triton
 from orchestrator.settings import Settings
 from tests.corpus import Recording, other_speakers_recording, repeated_recording
 
@@ -63,8 +63,7 @@ def serve_command(port: int, keyed: bool = False) -> list[str]:
     said so (the speed and memory benchmarks measure the pipeline, not the keys)."""
     return [
         sys.executable, "-m", "orchestrator.cli", "serve", *([] if keyed else ["--no-auth"]), "--port", str(port),
-        "--triton-http-port", str(free_port()), "--triton-grpc-port", str(free_port()),
-        "--triton-metrics-port", str(free_port()),
+        "--triton-http-port", "0", "--triton-grpc-port", "0", "--triton-metrics-port", "0",  # free ones
     ]  # fmt: skip
 
 
@@ -108,9 +107,7 @@ async def longscribe_service(media_dir: Path, replicas: int = 1) -> AsyncIterato
         grpc_urls = []
         for k in range(replicas):
             settings = Settings(
-                triton_http_port=free_port(),
-                triton_grpc_port=free_port(),
-                triton_metrics_port=free_port(),
+                **FREE_PORTS,
                 triton_cpus=cores[k::replicas] if replicas > 1 else [],
             )
             grpc_urls.append(await stack.enter_async_context(running_triton(settings)))

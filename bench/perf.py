@@ -28,8 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from orchestrator.common.net import free_port
-from orchestrator.infer.triton_server import running_triton
+from orchestrator.infer.triton_server import FREE_PORTS, running_triton
 from orchestrator.settings import Settings
 from tests.corpus import clips_under, decode_pcm, manifest
 
@@ -119,7 +118,7 @@ def table(rows: dict[str, list[dict[str, str]]], seconds: dict[str, float]) -> s
 
 
 async def main_async(whisper_range: str, micro_range: str) -> None:
-    settings = Settings(triton_http_port=free_port(), triton_grpc_port=free_port(), triton_metrics_port=free_port())
+    settings = Settings(**FREE_PORTS)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         data = input_data(work)

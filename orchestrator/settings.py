@@ -180,9 +180,11 @@ class Settings(BaseSettings):
         description="address the managed Triton's HTTP, gRPC and metrics ports bind; loopback keeps them off the "
         "network (0.0.0.0: every interface, e.g. for Prometheus on another host)",
     )
-    triton_http_port: int = Field(8000, description="managed Triton's HTTP port")
-    triton_grpc_port: int = Field(8001, description="managed Triton's gRPC port")
-    triton_metrics_port: int = Field(8002, description="managed Triton's metrics port")
+    triton_http_port: int = Field(8000, description="managed Triton's HTTP port (0: a free one, picked again if taken)")
+    triton_grpc_port: int = Field(8001, description="managed Triton's gRPC port (0: a free one, picked again if taken)")
+    triton_metrics_port: int = Field(
+        8002, description="managed Triton's metrics port (0: a free one, picked again if taken)"
+    )
     triton_start_timeout_sec: float = Field(300.0, gt=0, description="time allowed for models to load")
 
     # Jobs: their state, events, results and checkpoints live in one Redis that every orchestrator shares

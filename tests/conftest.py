@@ -12,29 +12,47 @@ from aiohttp import web
 
 from orchestrator.api.app import create_app
 from orchestrator.common.fileserver import file_app
-from orchestrator.common.net import free_port, serving
-from orchestrator.infer.triton_server import running_triton
+from orchestrator.common.net import serving
+from orchestrator.infer.triton_server import FREE_PORTS, running_triton
 from orchestrator.jobs.redis_server import running_redis
 from orchestrator.settings import Settings
 
-from .corpus import Recording, clips_under, join_clips, speech_dir
+from .corpus import Recording, clips_under, join_clips, repeated_recording, speech_dir
 from .keyed_service import allowed_media, keyed_service
 from .media_servers import LOOPBACK
 from .redis_fleet import fresh_database
 
 
 @pytest.fixture(scope="session")
-def media_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Files the media server offers: built recordings, plus links to the shared speech."""
+def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The directory the media servers offer, with links to the shared speech (see media_root)."""
     root = tmp_path_factory.mktemp("media")
     (root / "speech").symlink_to(speech_dir(), target_is_directory=True)
     return root
 
 
 @pytest.fixture(scope="session")
-def lj_recording(media_root: Path) -> Recording:
+def lj_recording(media_dir: Path) -> Recording:
     """The 32 consecutive LJ Speech clips joined with short pauses (about 4 minutes)."""
-    return join_clips(clips_under("ljspeech"), media_root / "lj001.wav", gaps_s=0.6)
+    return join_clips(clips_under("ljspeech"), media_dir / "lj001.wav", gaps_s=0.6)
+
+
+@pytest.fixture(scope="session")
+def media_root(media_dir: Path, lj_recording: Recording) -> Path:
+    """Files the media servers offer: lj001.wav always (many tests name it without asking for
+    lj_recording, and alone they would fetch a 404), built recordings, and the shared speech."""
+    return media_dir
+
+
+LONG_MINUTES = 30.0  # 60 macro chunks of 30 s: a job cancelled after its first few has most left
+SPEECH_MP3 = ["-ar", "16000", "-ac", "1", "-b:a", "48k"]  # as test_two_hours_cli encodes its two hours
+
+
+@pytest.fixture(scope="session")
+def long_recording(media_root: Path) -> Recording:
+    """The long-form speech repeated to about LONG_MINUTES, an MP3 under media_root/long (built by stream
+    copy in seconds): media no cancel test can see finish before its cancel lands."""
+    return repeated_recording(media_root / "long", LONG_MINUTES, SPEECH_MP3)
 
 
 @pytest_asyncio.fixture(scope="session")
@@ -60,8 +78,7 @@ async def no_range_url(media_root: Path) -> AsyncIterator[str]:
 
 @pytest_asyncio.fixture(scope="session")
 async def triton_grpc_url() -> AsyncIterator[str]:
-    settings = Settings(triton_http_port=free_port(), triton_grpc_port=free_port(), triton_metrics_port=free_port())
-    async with running_triton(settings) as url:
+    async with running_triton(Settings(**FREE_PORTS)) as url:
         yield url
 
 
@@ -71,8 +88,7 @@ TWO_MODELS = ["tiny.en", "base"]  # English-only and multilingual, both packaged
 @pytest_asyncio.fixture(scope="session")
 async def two_models_grpc_url() -> AsyncIterator[str]:
     """One Triton serving both models at once (each its own Triton model)."""
-    ports = {"triton_http_port": free_port(), "triton_grpc_port": free_port(), "triton_metrics_port": free_port()}
-    async with running_triton(Settings(models=TWO_MODELS, **ports)) as url:
+    async with running_triton(Settings(models=TWO_MODELS, **FREE_PORTS)) as url:
         yield url
 
 

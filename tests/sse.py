@@ -7,11 +7,17 @@ from httpx_sse import aconnect_sse
 
 
 async def read_events(
-    http: httpx.AsyncClient, url: str, last_id: str | None = None, stop_after: int | None = None
+    http: httpx.AsyncClient,
+    url: str,
+    last_id: str | None = None,
+    stop_after: int | None = None,
+    seen: list[tuple[str, str, str]] | None = None,
 ) -> list[tuple[str, str, str]]:
-    """(id, event, data) as sent, until `end` or `stop_after` events; then the client hangs up."""
+    """(id, event, data) as sent, until `end` or `stop_after` events; then the client hangs up.
+
+    `seen`: a list to fill as events arrive, for a test to poll what the client has received so far."""
     headers = {"Last-Event-ID": last_id} if last_id is not None else {}
-    seen: list[tuple[str, str, str]] = []
+    seen = [] if seen is None else seen
     async with aconnect_sse(http, "GET", url, headers=headers) as source:
         async for event in source.aiter_sse():
             if not event.data:

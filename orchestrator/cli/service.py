@@ -18,10 +18,10 @@ from pathlib import Path
 
 from orchestrator.api import auth
 from orchestrator.api.app import create_app
-from orchestrator.common.net import free_port, serving
+from orchestrator.common.net import serving
 from orchestrator.common.observability import configure_logs
 from orchestrator.infer.repository import ModelsUnavailable
-from orchestrator.infer.triton_server import TritonStartError, running_triton
+from orchestrator.infer.triton_server import FREE_PORTS, TritonStartError, running_triton
 from orchestrator.jobs.redis_server import RedisStartError, running_redis
 from orchestrator.settings import Settings
 
@@ -106,9 +106,7 @@ async def private_service(args: argparse.Namespace) -> AsyncIterator[tuple[str, 
         settings = settings_from(
             args,
             port=0,  # free ports: a `longscribe serve` or another Triton may hold the defaults
-            triton_http_port=free_port(),
-            triton_grpc_port=free_port(),
-            triton_metrics_port=free_port(),
+            **FREE_PORTS,  # picked as Triton starts, and picked again if another process takes one first
             redis_dir=Path(redis_dir),  # this service lives for one command: its jobs need no keeping
         )
         api_key = secrets.token_urlsafe(24)  # nobody else on the machine may use this service

@@ -1,9 +1,12 @@
-"""Loopback helpers: free ports, serving an aiohttp app, and waiting for a child service to answer."""
+"""Loopback helpers: free ports, serving an aiohttp app, waiting for a child service to answer, and telling
+whether the port it answers on is its own."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import os
 import socket
 import time
 from collections.abc import AsyncIterator, Callable
@@ -15,15 +18,58 @@ READY_POLL_S = 0.25  # how often to ask while a service starts
 READY_PROBE_TIMEOUT_S = 2.0  # one readiness request: a busy server must not stall the wait
 
 
+LISTEN = "0A"  # a socket's state in /proc/net/tcp: listening
+BIND_ATTEMPTS = 3  # starts of a child on fresh free ports before giving up: each lost race costs one
+
+
 class NotReady(RuntimeError):
     """A child service exited, or did not answer 200 in time."""
 
 
+class PortTaken(NotReady):
+    """Another process took a port picked for a child before the child could bind it."""
+
+
 def free_port() -> int:
-    """A TCP port free on 127.0.0.1 now (another process may still take it before use)."""
+    """A TCP port free on 127.0.0.1 now: another process may still take it before use, so a child
+    started on it is checked with `listening_ports` and started again on a fresh one (BIND_ATTEMPTS)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def port_taken(host: str, port: int) -> bool:
+    """Whether a server could not bind `port` on `host` now, as servers bind (SO_REUSEADDR: a closed
+    connection lingering in TIME_WAIT does not count)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host.strip("[]"), port))
+        except OSError as exc:
+            return exc.errno == errno.EADDRINUSE
+        return False
+
+
+def listening_ports(pid: int) -> set[int]:
+    """The TCP ports process `pid` listens on (from /proc): whether a service that answers is the
+    child we started, or another process that holds the port the child could not bind."""
+    inodes = set()
+    with contextlib.suppress(OSError):
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if target.startswith("socket:["):
+                    inodes.add(target[len("socket:[") : -1])
+    ports = set()
+    for table in ("tcp", "tcp6"):
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/net/{table}") as rows:
+            next(rows)  # the header
+            for row in rows:
+                fields = row.split()
+                if fields[3] == LISTEN and fields[9] in inodes:
+                    ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
 
 
 async def wait_until_ready(url: str, exit_code: Callable[[], int | None], timeout_s: float, what: str) -> None:

@@ -22,7 +22,15 @@ from pathlib import Path
 
 from longscribe_core.weights import cache_root
 from orchestrator.common.children import supervised
-from orchestrator.common.net import NotReady, wait_until_ready
+from orchestrator.common.net import (
+    BIND_ATTEMPTS,
+    NotReady,
+    PortTaken,
+    free_port,
+    listening_ports,
+    port_taken,
+    wait_until_ready,
+)
 from orchestrator.infer import capacity, repository
 from orchestrator.infer.allocator import allocator_env
 from orchestrator.infer.catalogue import Catalogue
@@ -40,6 +48,9 @@ log = logging.getLogger("longscribe.triton")
 # Prometheus need them.
 RESTRICTED_APIS = ("model-repository", "shared-memory", "trace", "logging")
 ADMIN_HEADER = "longscribe-admin-token"
+PORTS = ("triton_http_port", "triton_grpc_port", "triton_metrics_port")  # 0 in Settings: a free one, picked here
+FREE_PORTS: dict[str, int] = dict.fromkeys(PORTS, 0)  # Settings(**FREE_PORTS): a Triton beside any other
+OWN_PORTS_WAIT_S = 10.0  # after ready: until the server listens on every port it was given
 
 
 class TritonStartError(RuntimeError):
@@ -145,20 +156,55 @@ def check_capacity(settings: Settings) -> None:
     log.warning("%s", mismatch.message)
 
 
+def picked_ports(settings: Settings) -> Settings:
+    """`settings` with each Triton port given as 0 replaced by one free now."""
+    return settings.model_copy(update={name: free_port() for name in PORTS if getattr(settings, name) == 0})
+
+
 @contextlib.asynccontextmanager
 async def running_triton(settings: Settings) -> AsyncIterator[str]:
     """Check or fetch the weights, start Triton, wait until every model is ready, yield its gRPC URL, stop it.
 
-    Raises repository.ModelsUnavailable before starting anything when a model's weights are not there,
-    and TritonStartError when the capacity settings would queue chunks inside it."""
+    A port given as 0 is a free one: when another process binds it before Triton does, Triton is
+    started again on fresh ones, up to BIND_ATTEMPTS times. Raises repository.ModelsUnavailable
+    before starting anything when a model's weights are not there, and TritonStartError when the
+    capacity settings would queue chunks inside it, or it does not start."""
     check_capacity(settings)
     resolved = await asyncio.to_thread(repository.resolve_all, Catalogue.from_settings(settings))
     models = repository.build(settings, resolved, cache_root() / "repositories")
     try:
-        async with _serving(settings, models) as url:
-            yield url
+        for attempt in range(1, BIND_ATTEMPTS + 1):
+            picked, started = picked_ports(settings), False
+            try:
+                async with _serving(picked, models) as url:
+                    started = True
+                    yield url
+                    return
+            except PortTaken as exc:
+                if started:
+                    raise
+                if attempt == BIND_ATTEMPTS or picked == settings:  # the ports were given: none to pick again
+                    raise TritonStartError(f"{exc} (tried {attempt} time(s))") from exc
+                log.warning("%s: starting Triton again on other ports", exc)
     finally:
         shutil.rmtree(models, ignore_errors=True)
+
+
+def _taken(settings: Settings) -> PortTaken | None:
+    """Which of Triton's ports another process holds now, as the error to start again on; None if none."""
+    taken = [port for port in (getattr(settings, name) for name in PORTS) if port_taken(_bind_host(settings), port)]
+    return PortTaken(f"port(s) {taken} taken by another process before tritonserver bound them") if taken else None
+
+
+async def _owns_its_ports(settings: Settings, proc: asyncio.subprocess.Process) -> None:
+    """Ready is answered on the HTTP port, maybe by another process's server there: wait until `proc`
+    itself listens on every port it was given."""
+    ports = {getattr(settings, name) for name in PORTS}
+    deadline = asyncio.get_running_loop().time() + OWN_PORTS_WAIT_S
+    while not ports <= listening_ports(proc.pid):
+        if proc.returncode is not None or asyncio.get_running_loop().time() > deadline:
+            raise _taken(settings) or TritonStartError(f"tritonserver does not listen on all of {sorted(ports)}")
+        await asyncio.sleep(0.1)
 
 
 @contextlib.asynccontextmanager
@@ -182,9 +228,14 @@ async def _serving(settings: Settings, models: Path) -> AsyncIterator[str]:
                 ready_url, lambda: proc.returncode, settings.triton_start_timeout_sec, "tritonserver"
             )
         except NotReady as exc:
-            raise TritonStartError(str(exc)) from exc
+            raise (_taken(settings) if proc.returncode is not None else None) or TritonStartError(str(exc)) from exc
+        await _owns_its_ports(settings, proc)
         log.info("Triton ready: gRPC on %s:%d", host, settings.triton_grpc_port)
         yield f"{host}:{settings.triton_grpc_port}"
+
+
+def _bind_host(settings: Settings) -> str:
+    return str(settings.triton_bind_address)
 
 
 def connect_host(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:

@@ -137,6 +137,11 @@ class EventHub:
         """Jobs followed now (each one cursor in the shared read)."""
         return len(self._channels)
 
+    @property
+    def blocked(self) -> bool:
+        """Whether the reader waits in its blocking read now: what a wake-up must cut short."""
+        return self._blocked
+
     def follow(self, job_id: str, known_last: str) -> Follower:
         """Join `job_id`'s followers. `known_last` is the stream's last id as the caller just read it
         ("0-0" when empty); a job nobody follows yet is read from there on. The follower gets every

@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,36 +18,21 @@ from orchestrator.common.net import free_port, wait_until_ready
 
 from ..corpus import Recording, manifest, wer
 from ..keyed_service import SERVICE_KEY
+from ..log_capture import captured_logs
 from ..media_servers import LOOPBACK
+from ..polling import steady, wait_until
+from ..processes import alive, children_of, ffmpegs
+from ..scrape import IN_FLIGHT, JOBS_ENDED, STOPPED_WINDOW_S, metric
 from ..wer_bounds import JFK_MAX_WER
 
 pytestmark = pytest.mark.integration
 LONGSCRIBE = [sys.executable, "-m", "orchestrator.cli"]
 
 
-def children_of(pid: int) -> list[int]:
-    """Every live descendant of `pid` (from /proc)."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-    found, frontier = [], [pid]
-    while frontier:
-        current = frontier.pop()
-        kids = [p for p, parent in parents.items() if parent == current]
-        found += kids
-        frontier += kids
-    return found
-
-
 async def test_sigterm_stops_accepting_finishes_the_request_in_flight_then_stops_triton(
     media_url: str, lj_recording: Recording, tmp_path: Path
 ) -> None:
-    port, ports = free_port(), [str(free_port()) for _ in range(3)]
+    port, ports = free_port(), ["0", "0", "0"]  # Triton's: free ones, picked as it starts
     proc = await asyncio.create_subprocess_exec(
         *LONGSCRIBE,
         "serve",
@@ -76,21 +60,32 @@ async def test_sigterm_stops_accepting_finishes_the_request_in_flight_then_stops
         descendants = children_of(proc.pid)
         async with aiohttp.ClientSession() as session:
             in_flight = asyncio.create_task(post_json(session, port, {"media_url": f"{media_url}/lj001.wav"}))
-            await asyncio.sleep(1.0)  # the request is being transcribed
+            base = f"http://127.0.0.1:{port}"
+            await wait_until(lambda: metric(session, base, IN_FLIGHT), 60, "the request to be transcribed")
             proc.send_signal(signal.SIGTERM)
-            await asyncio.sleep(0.5)
+            await wait_until(lambda: refuses(port), 10, "serve to close its port")
             with pytest.raises(aiohttp.ClientConnectionError):  # no longer accepting
                 await post_json(session, port, {"media_url": f"{media_url}/lj001.wav"})
             status, out = await in_flight
         assert status == 200, out
         assert wer(lj_recording.reference, out["text"]) <= 0.08  # finished, not cut short
         assert await asyncio.wait_for(proc.wait(), 60) == 0
-        time.sleep(0.5)
-        assert not [p for p in descendants if Path(f"/proc/{p}").exists()], "Triton or a stub outlived serve"
+        await wait_until(lambda: not alive(descendants), 0.5, "Triton and its stubs to go with serve")
     finally:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def refuses(port: int) -> bool:
+    """Whether a new connection to `port` on loopback is refused now."""
+    try:
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+    except OSError:
+        return True
+    writer.close()
+    await writer.wait_closed()
+    return False
 
 
 async def post_json(session: aiohttp.ClientSession, port: int, body: dict[str, Any]) -> tuple[int, Any]:
@@ -161,23 +156,45 @@ async def test_transcribe_shows_progress_per_chunk_and_quiet_shows_nothing(
 
 
 async def test_ctrl_c_cancels_the_job_on_the_server(
-    keyed_service_url: str, media_root: Path, lj_recording: Recording
+    keyed_service_url: str, media_root: Path, long_recording: Recording
 ) -> None:
-    proc = await asyncio.create_subprocess_exec(
-        *LONGSCRIBE, "transcribe", str(media_root / "lj001.wav"), "--server", keyed_service_url,
-        "--macro-chunk-size-sec", "30",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "LONGSCRIBE_API_KEY": SERVICE_KEY},
-    )  # fmt: skip
-    assert proc.stderr is not None
-    while not (await proc.stderr.readline()).startswith(b"["):  # the first chunk is done
-        pass
-    proc.send_signal(signal.SIGINT)
-    assert await asyncio.wait_for(proc.wait(), 60) == 130
-    async with aiohttp.ClientSession() as session:
-        for _ in range(50):
-            async with session.get(f"{keyed_service_url}/metrics") as response:
-                if "longscribe_jobs_in_flight 0.0" in await response.text():
-                    return
-            await asyncio.sleep(0.1)
-    raise AssertionError("the job kept running after Ctrl-C")
+    auth = {"Authorization": f"Bearer {SERVICE_KEY}"}
+    with captured_logs() as lines:
+        proc = await asyncio.create_subprocess_exec(
+            *LONGSCRIBE, "transcribe", str(long_recording.path), "--server", keyed_service_url,
+            "--macro-chunk-size-sec", "30",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, "LONGSCRIBE_API_KEY": SERVICE_KEY},
+        )  # fmt: skip
+        assert proc.stderr is not None
+        while not (await proc.stderr.readline()).startswith(b"["):  # the first chunk is done
+            pass
+        started = lines.containing(" running on ")
+    assert len(started) == 1, started
+    job_url = f"{keyed_service_url}/v1/jobs/{started[0][0]['message'].split()[1]}"
+    async with aiohttp.ClientSession(headers=auth) as session:
+
+        async def job() -> dict[str, Any]:
+            async with session.get(job_url) as response:
+                assert response.status == 200, await response.text()
+                return dict(await response.json())
+
+        # before Ctrl-C: FFmpeg reads the upload on the server, and the job has chunks left
+        await wait_until(lambda: ffmpegs(os.getpid()), 30, "FFmpeg to read the upload")
+        running = await job()
+        assert running["status"] == "running", running
+        assert running["progress"]["chunks_done"] < running["progress"]["chunks_total"], running
+        cancelled_before = await metric(session, keyed_service_url, JOBS_ENDED, status="cancelled")
+        proc.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(proc.wait(), 60) == 130
+
+        async def no_job_left() -> bool:
+            return await metric(session, keyed_service_url, "longscribe_jobs_in_flight") == 0.0
+
+        await wait_until(no_job_left, 5, "the job to stop after Ctrl-C")
+        await wait_until(lambda: not ffmpegs(os.getpid()), 10, "FFmpeg to stop with the job")
+        assert await metric(session, keyed_service_url, JOBS_ENDED, status="cancelled") == cancelled_before + 1
+        before, after = await steady(job, STOPPED_WINDOW_S)
+    assert before["status"] == after["status"] == "cancelled", after
+    assert before["progress"]["chunks_done"] == after["progress"]["chunks_done"], "chunks kept finishing"
+    assert after["progress"]["chunks_done"] < after["progress"]["chunks_total"], after

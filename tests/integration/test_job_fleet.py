@@ -25,6 +25,9 @@ from orchestrator.common.net import free_port, wait_until_ready
 
 from ..corpus import Recording, wer
 from ..media_servers import LOOPBACK
+from ..polling import steady, wait_until
+from ..processes import ffmpegs
+from ..scrape import STOPPED_WINDOW_S
 
 pytestmark = pytest.mark.integration
 LONGSCRIBE = [sys.executable, "-m", "orchestrator.cli", "serve", "--no-triton", "--no-auth"]
@@ -188,31 +191,32 @@ async def test_serve_restarted_keeps_a_finished_job_and_runs_the_queued_one(
 
 
 async def test_a_job_cancelled_through_another_orchestrator_stops_its_ffmpeg_where_it_runs(
-    tmp_path: Path, triton_grpc_url: str, redis_url: str, media_url: str, lj_recording: Recording
+    tmp_path: Path, triton_grpc_url: str, redis_url: str, media_url: str, media_root: Path, long_recording: Recording
 ) -> None:
-    from .test_cli import children_of
-    from .test_faults import wait_for
-
-    def ffmpegs(pid: int) -> list[int]:
-        found = []
-        for child in children_of(pid):
-            with contextlib.suppress(OSError):
-                if Path(f"/proc/{child}/comm").read_text().strip() in ("ffmpeg", "ffprobe"):
-                    found.append(child)
-        return found
-
+    media = long_recording.path.relative_to(media_root).as_posix()
     async with (
         orchestrator(tmp_path / "api.log", triton_grpc_url, redis_url, job_workers=0) as api_only,
         orchestrator(tmp_path / "runner.log", triton_grpc_url, redis_url, job_workers=1) as runner,
         aiohttp.ClientSession() as session,
     ):
-        job_id = await submit(session, api_only.base, {"media_url": f"{media_url}/lj001.wav", **JOB})
+        job_id = await submit(session, api_only.base, {"media_url": f"{media_url}/{media}", **JOB})
         await until(session, api_only.base, job_id, lambda j: j["progress"]["chunks_done"] >= 1 or finished(j), 240)
+        # before the cancel: FFmpeg reads the media where the job runs, and the job has chunks left
+        await wait_until(lambda: ffmpegs(runner.proc.pid), 30, "FFmpeg to read the job's media in the runner")
+        running = await job(session, api_only.base, job_id)
+        assert running["status"] == "running" and running["worker"] == runner.worker, running
+        assert running["progress"]["chunks_done"] < running["progress"]["chunks_total"], running
         async with session.delete(f"{api_only.base}/v1/jobs/{job_id}") as response:
             cancelled = await response.json()
             assert response.status == 200 and cancelled["status"] == "cancelled", json.dumps(cancelled)
-        await wait_for(lambda: not ffmpegs(runner.proc.pid), 10, "FFmpeg to stop where the job ran")
+        await wait_until(lambda: not ffmpegs(runner.proc.pid), 10, "FFmpeg to stop where the job ran")
         assert (await job(session, runner.base, job_id))["status"] == "cancelled"
+        # after: no chunk finishes any more, read through either orchestrator
+        before, after = await steady(lambda: job(session, runner.base, job_id), STOPPED_WINDOW_S)
+        through_api = await job(session, api_only.base, job_id)
+    assert before["progress"]["chunks_done"] == after["progress"]["chunks_done"], "chunks kept finishing"
+    assert after["status"] == through_api["status"] == "cancelled", after
+    assert after["progress"]["chunks_done"] < after["progress"]["chunks_total"], after
 
 
 async def test_the_queue_limit_holds_across_the_fleet_before_202(

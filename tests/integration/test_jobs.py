@@ -24,9 +24,11 @@ from orchestrator.settings import Settings
 
 from ..corpus import Recording, wer
 from ..media_servers import LOOPBACK
+from ..polling import steady, wait_until
+from ..processes import ffmpegs
 from ..redis_fleet import fresh_database
+from ..scrape import STOPPED_WINDOW_S
 from ..sse import read_events
-from .test_faults import wait_for
 
 pytestmark = pytest.mark.integration
 SECRET = "webhook-secret-5d1"
@@ -108,7 +110,13 @@ async def test_a_client_that_reconnects_with_last_event_id_gets_every_event_once
     url = f"{jobs_api}/v1/jobs/{job_id}/events"
     first = await raw_events(url, stop_after=3)  # queued, running, the first chunk; then the connection drops
     assert first[-1][1] == "chunk"
-    await asyncio.sleep(3.0)  # more chunks finish while nobody listens
+    async with aiohttp.ClientSession() as session:  # more chunks finish while nobody listens
+
+        async def another_chunk() -> bool:
+            progress = (await job_status(session, jobs_api, job_id))["progress"]
+            return bool(progress["chunks_done"] >= 2 or progress["chunks_done"] == progress["chunks_total"])
+
+        await wait_until(another_chunk, 120, "a second chunk while nobody listens")
     rest = await raw_events(url, last_id=first[-1][0])
     replay = await raw_events(url)  # the whole log, after the end
     assert rest[-1][1] == "end" and len(rest) >= 3
@@ -117,29 +125,35 @@ async def test_a_client_that_reconnects_with_last_event_id_gets_every_event_once
     assert all(ids) and len(set(ids)) == len(ids), "every event has its own id"
 
 
-async def test_cancelling_a_job_stops_its_work(jobs_api: str, media_url: str) -> None:
-    from .test_cli import children_of
-
-    body = {"media_url": f"{media_url}/lj001.wav", "params": {"macro_chunk_size_sec": 30}}
+async def test_cancelling_a_job_stops_its_work(
+    jobs_api: str, media_url: str, media_root: Path, long_recording: Recording
+) -> None:
+    media = long_recording.path.relative_to(media_root).as_posix()
+    body = {"media_url": f"{media_url}/{media}", "params": {"macro_chunk_size_sec": 30}}
     async with aiohttp.ClientSession() as session:
         job_id = await start(session, jobs_api, body)
         async for name, _ in sse(session, f"{jobs_api}/v1/jobs/{job_id}/events"):
             if name == "chunk":
                 break
+        # before the cancel: FFmpeg reads the media and the job has chunks left
+        await wait_until(lambda: ffmpegs(os.getpid()), 30, "FFmpeg to read the job's media")
+        running = await job_status(session, jobs_api, job_id)
+        assert running["status"] == "running", running
+        assert running["progress"]["chunks_done"] < running["progress"]["chunks_total"], running
         async with session.delete(f"{jobs_api}/v1/jobs/{job_id}") as response:
             assert (await response.json())["status"] == "cancelled"
+        await wait_until(lambda: not ffmpegs(os.getpid()), 10, "FFmpeg to stop with the job")
+        # after: the job is cancelled, and no chunk finishes any more
+        before, after = await steady(lambda: job_status(session, jobs_api, job_id), STOPPED_WINDOW_S)
+    assert before["status"] == after["status"] == "cancelled", after
+    assert before["progress"]["chunks_done"] == after["progress"]["chunks_done"], "chunks kept finishing"
+    assert after["progress"]["chunks_done"] < after["progress"]["chunks_total"], after
 
-    def ffmpegs() -> list[int]:
-        found = []
-        for pid in children_of(os.getpid()):
-            try:
-                if Path(f"/proc/{pid}/comm").read_text().strip() in ("ffmpeg", "ffprobe"):
-                    found.append(pid)
-            except OSError:
-                continue
-        return found
 
-    await wait_for(lambda: not ffmpegs(), 10, "FFmpeg to stop with the job")
+async def job_status(session: aiohttp.ClientSession, api: str, job_id: str) -> dict[str, Any]:
+    async with session.get(f"{api}/v1/jobs/{job_id}") as response:
+        assert response.status == 200, await response.text()
+        return dict(await response.json())
 
 
 async def test_a_finished_job_calls_its_webhook_signed(jobs_api: str, media_url: str) -> None:

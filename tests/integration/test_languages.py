@@ -13,8 +13,8 @@ import tritonclient.grpc.aio as grpcclient
 
 from longscribe_core.segments import decode_result
 from orchestrator.api.app import create_app
-from orchestrator.common.net import free_port, serving
-from orchestrator.infer.triton_server import running_triton
+from orchestrator.common.net import serving
+from orchestrator.infer.triton_server import FREE_PORTS, running_triton
 from orchestrator.settings import Settings
 
 from ..corpus import Clip, clips_under, decode_pcm, join_clips, speech_dir, synthetic_speech, wer
@@ -27,8 +27,7 @@ MAX_SYNTHETIC_WER = 0.35  # espeak-ng's robotic voice through Whisper base, int8
 
 @pytest_asyncio.fixture(scope="module")
 async def base_grpc_url() -> AsyncIterator[str]:
-    ports = {"triton_http_port": free_port(), "triton_grpc_port": free_port(), "triton_metrics_port": free_port()}
-    async with running_triton(Settings(whisper_weights="base", **ports)) as url:
+    async with running_triton(Settings(whisper_weights="base", **FREE_PORTS)) as url:
         yield url
 
 

@@ -19,13 +19,15 @@ from typing import Any
 import aiohttp
 import pytest
 import pytest_asyncio
+import tritonclient.grpc.aio as grpcclient
 
 from orchestrator.api.app import create_app
-from orchestrator.common.net import free_port, serving
+from orchestrator.common.net import serving
 from orchestrator.infer import triton_server
 from orchestrator.settings import Settings
 
 from ..log_capture import Lines, captured_logs
+from ..polling import wait_until
 from ..redis_fleet import fresh_database
 
 pytestmark = pytest.mark.integration
@@ -41,8 +43,7 @@ async def verbose_triton() -> AsyncIterator[str]:
     with pytest.MonkeyPatch.context() as patch:
         plain = triton_server.server_args
         patch.setattr(triton_server, "server_args", lambda *args, **kw: [*plain(*args, **kw), "--log-verbose=1"])
-        ports = {"triton_http_port": free_port(), "triton_grpc_port": free_port(), "triton_metrics_port": free_port()}
-        async with triton_server.running_triton(Settings(**ports)) as url:
+        async with triton_server.running_triton(Settings(**triton_server.FREE_PORTS)) as url:
             yield url
 
 
@@ -60,8 +61,27 @@ def inferences(lines: Lines) -> list[tuple[str, str]]:
     ]
 
 
-async def test_a_jobs_id_is_in_its_log_lines_in_every_triton_call_it_makes_and_its_end_is_counted(api: str) -> None:
+async def triton_requests(url: str) -> int:
+    """Inference requests Triton has executed, all models together: one `prepared` line each."""
+    async with grpcclient.InferenceServerClient(url) as client:
+        stats = await client.get_inference_statistics(as_json=True)
+    return sum(int(m["inference_stats"]["success"].get("count", 0)) for m in stats.get("model_stats", []))
+
+
+async def every_line_of(triton_url: str, since: int, lines: Lines) -> None:
+    """Wait until the forwarder has passed on a `prepared` line for each request Triton ran since `since`."""
+
+    async def all_there() -> bool:
+        return len(inferences(lines)) >= await triton_requests(triton_url) - since
+
+    await wait_until(all_there, 10, "Triton's last lines to reach the forwarder")
+
+
+async def test_a_jobs_id_is_in_its_log_lines_in_every_triton_call_it_makes_and_its_end_is_counted(
+    api: str, verbose_triton: str
+) -> None:
     async with aiohttp.ClientSession() as session:
+        since = await triton_requests(verbose_triton)
         with captured_logs() as lines:
             form = aiohttp.FormData()
             form.add_field("file", JFK.read_bytes(), filename="jfk.flac", content_type="audio/flac")
@@ -69,7 +89,7 @@ async def test_a_jobs_id_is_in_its_log_lines_in_every_triton_call_it_makes_and_i
                 assert response.status == 202, await response.text()
                 job_id = (await response.json())["id"]
             job = await wait_for_end(session, f"{api}/v1/jobs/{job_id}")
-            await asyncio.sleep(0.5)  # Triton's last lines reach the forwarder
+            await every_line_of(verbose_triton, since, lines)
         async with session.get(f"{api}/metrics") as response:
             scraped = await response.text()
     assert job["status"] == "succeeded", job
@@ -85,8 +105,9 @@ async def test_a_jobs_id_is_in_its_log_lines_in_every_triton_call_it_makes_and_i
     assert re.search(r"^process_resident_memory_bytes \d", scraped, re.MULTILINE)
 
 
-async def test_a_requests_id_is_the_request_id_of_its_triton_calls(api: str) -> None:
+async def test_a_requests_id_is_the_request_id_of_its_triton_calls(api: str, verbose_triton: str) -> None:
     async with aiohttp.ClientSession() as session:
+        since = await triton_requests(verbose_triton)
         with captured_logs() as lines:
             form = aiohttp.FormData()
             form.add_field("model", "whisper-1")
@@ -96,7 +117,7 @@ async def test_a_requests_id_is_the_request_id_of_its_triton_calls(api: str) -> 
                 assert response.status == 200, await response.text()
                 assert response.headers["X-Request-ID"] == "caller-trace-0c9e"
                 assert "ask not what your country" in (await response.json())["text"]
-            await asyncio.sleep(0.5)
+            await every_line_of(verbose_triton, since, lines)
     calls = inferences(lines)
     assert {model for _, model in calls} >= {"micro_chunker", "whisper"}, calls
     assert all(request_id == "caller-trace-0c9e" for request_id, _ in calls), calls

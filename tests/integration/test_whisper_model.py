@@ -56,6 +56,8 @@ async def test_concurrent_requests_share_engine_calls(triton_grpc_url: str) -> N
         before = await client.get_inference_statistics("whisper", as_json=True)
         # a 30 s item keeps the instance busy, so the next six queue up behind it
         busy = asyncio.create_task(infer_whisper(client, np.tile(audio, 3)[: 30 * 16_000]))
+        # a head start, not a synchronisation: had the six arrived before it ran, all seven would be
+        # decoded together, which the bound below holds to as well
         await asyncio.sleep(0.2)
         await asyncio.gather(busy, *(infer_whisper(client, audio[: (5 + i) * 16_000]) for i in range(6)))
         # Triton records a batch's statistics after its responses are sent: on a loaded machine the

@@ -21,6 +21,8 @@ from orchestrator.jobs import event_hub
 from orchestrator.jobs.events import events
 from orchestrator.settings import Settings
 
+from ..polling import wait_until
+from ..sse import read_events
 from .test_job_events import CHUNKS, Stepper, job_events
 from .test_request_validation import SEED_BODY
 
@@ -74,8 +76,11 @@ async def test_a_follower_that_falls_behind_rereads_and_misses_or_repeats_nothin
 async def test_shutdown_ends_every_follower_so_its_client_reconnects_elsewhere(redis_url: str) -> None:
     async with service(redis_url) as (http, stepper, app):
         job_id = await submit(http)
-        followers = [asyncio.create_task(job_events(http, job_id)) for _ in range(5)]
-        await asyncio.sleep(0.5)
+        received: list[list[tuple[str, str, str]]] = [[] for _ in range(5)]
+        url = f"/v1/jobs/{job_id}/events"
+        followers = [asyncio.create_task(read_events(http, url, seen=seen)) for seen in received]
+        # each has joined once it has its catch-up (the job's `queued`): it follows before it reads that
+        await wait_until(lambda: all(received), 10, "every follower to join")
         started = time.monotonic()
         app[JOBS].closing.set()
         streams = await asyncio.wait_for(asyncio.gather(*followers), timeout=5.0)
@@ -92,10 +97,13 @@ async def test_a_newly_followed_job_is_read_at_once_not_after_the_block_times_ou
         await status_is(http, running, "running")
         first = asyncio.create_task(job_events(http, running))  # the reader now blocks on one stream
         latencies, ends = [], []
+        hub = app[EVENT_HUB]
         for job_id in waiting:
-            await asyncio.sleep(0.5)
-            follower = asyncio.create_task(job_events(http, job_id))
-            await asyncio.sleep(0.1)  # it has joined (its catch-up is one quick read)
+            await wait_until(lambda: hub.blocked, 10, "the reader to block on the streams it follows")
+            caught_up: list[tuple[str, str, str]] = []
+            follower = asyncio.create_task(read_events(http, f"/v1/jobs/{job_id}/events", seen=caught_up))
+            # it has joined once it has its catch-up, and the reader blocks again, now on its stream too
+            await wait_until(lambda: caught_up and hub.blocked, 10, "the follower to join")  # noqa: B023
             assert (await http.delete(f"/v1/jobs/{job_id}")).status_code == 200
             cancelled = time.monotonic()
             ends.append((await asyncio.wait_for(follower, timeout=10.0))[-1])

@@ -23,6 +23,7 @@ from orchestrator.pipeline import Checkpoints
 from orchestrator.schemas import MediaRequest, Segment, TranscribeOutput
 from orchestrator.settings import Settings
 
+from ..polling import wait_until
 from ..sse import read_events
 from .test_request_validation import SEED_BODY
 
@@ -81,6 +82,10 @@ async def job_events(
     return await read_events(http, f"/v1/jobs/{job_id}/events", last_id, stop_after)
 
 
+async def chunks_done(http: httpx.AsyncClient, job_id: str, count: int) -> bool:
+    return bool((await http.get(f"/v1/jobs/{job_id}")).json()["progress"]["chunks_done"] == count)
+
+
 async def test_end_carries_status_and_links_and_no_event_grows_with_the_transcript(redis_url: str) -> None:
     async with service(redis_url) as (http, stepper, job_id):
         stepper.step(CHUNKS)
@@ -104,9 +109,11 @@ async def test_a_client_that_reconnects_with_last_event_id_gets_every_event_once
         stepper.step(1)
         first = await job_events(http, job_id, stop_after=3)  # queued, running, chunk 1; then it hangs up
         stepper.step(2)  # two chunks finish while nobody listens
-        await asyncio.sleep(0.2)
-        resumed_task = asyncio.create_task(job_events(http, job_id, last_id=first[-1][0]))
-        await asyncio.sleep(0.2)
+        await wait_until(lambda: chunks_done(http, job_id, 3), 10, "two more chunks while nobody listens")
+        caught_up: list[tuple[str, str, str]] = []
+        url = f"/v1/jobs/{job_id}/events"
+        resumed_task = asyncio.create_task(read_events(http, url, last_id=first[-1][0], seen=caught_up))
+        await wait_until(lambda: len(caught_up) >= 2, 10, "the resumed client to get the two it missed")
         stepper.step(1)  # and one while the resumed client listens
         resumed = await asyncio.wait_for(resumed_task, 10)
         replay = await job_events(http, job_id)  # from the start, after the end

@@ -16,6 +16,8 @@ import pytest
 from orchestrator.common.net import free_port
 from orchestrator.settings import Settings
 
+from ..polling import wait_until
+from ..scrape import IN_FLIGHT, metric_where
 from .test_service_edge import Gate, instant, post, service
 
 
@@ -81,9 +83,9 @@ async def test_metrics_show_the_queue_users_wait_in() -> None:
     settings = Settings(max_requests_in_flight=1, max_queued_requests=2)
     async with service(settings, gate) as (session, base):
         running = [asyncio.create_task(post(session, base)) for _ in range(3)]
-        while gate.started < 1:
-            await asyncio.sleep(0.01)
-        await asyncio.sleep(0.1)  # the other two are queued by now
+        # one runs; the other two have arrived (counted as running or queued) and wait for its slot
+        await wait_until(lambda: gate.started == 1, 10, "the first request to run")
+        await wait_until(metric_where(session, base, IN_FLIGHT, lambda n: n == 3), 10, "all three requests to arrive")
         async with session.get(f"{base}/metrics") as response:
             scraped = await response.text()
         gate.release.set()

@@ -17,6 +17,8 @@ from orchestrator.common.net import serving
 from orchestrator.schemas import TranscribeOutput, TranscribeRequest
 from orchestrator.settings import Settings
 
+from ..polling import wait_until
+from ..scrape import IN_FLIGHT, metric, metric_where
 from .test_request_validation import FAKE_OUTPUT, SEED_BODY
 
 
@@ -85,9 +87,10 @@ async def test_beyond_the_queue_requests_get_429_with_retry_after_and_the_rest_f
     async with service(settings, gate) as (session, base):
         first = asyncio.create_task(post(session, base))
         second = asyncio.create_task(post(session, base))
-        while gate.started < 1:
-            await asyncio.sleep(0.01)
-        await asyncio.sleep(0.1)  # the second is queued by now
+        await wait_until(lambda: gate.started == 1, 10, "the first request to run")
+        await wait_until(
+            metric_where(session, base, IN_FLIGHT, lambda n: n == 2), 10, "the second to wait for its slot"
+        )
         async with session.post(f"{base}/v1/transcribe", json=SEED_BODY) as response:
             assert response.status == 429
             assert response.headers["Retry-After"] == "7"
@@ -163,10 +166,14 @@ def test_json_logs_carry_the_request_id() -> None:
 async def test_metrics_report_the_worst_event_loop_block() -> None:
     import time
 
+    ticks = "longscribe_event_loop_lag_seconds_count"  # one per probe wake-up
     async with service(Settings(loop_lag_probe_sec=0.02), instant) as (session, base):
-        await asyncio.sleep(0.1)
+        await wait_until(lambda: metric(session, base, ticks), 10, "the lag probe to tick")
+        before = await metric(session, base, ticks)
         time.sleep(0.3)  # blocks the loop the service runs on, as a slow callback would
-        await asyncio.sleep(0.1)
+        await wait_until(
+            metric_where(session, base, ticks, lambda n: n > before), 10, "the probe to wake after the block"
+        )
         async with session.get(f"{base}/metrics") as response:
             text = await response.text()
     worst = next(line for line in text.splitlines() if line.startswith("longscribe_event_loop_lag_max_seconds "))

@@ -9,6 +9,7 @@ import contextlib
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -28,6 +29,7 @@ from orchestrator.schemas import TranscribeOutput, TranscribeRequest
 from orchestrator.settings import Settings
 
 from ..media_servers import LOOPBACK
+from ..polling import wait_until
 from .test_request_validation import FAKE_OUTPUT, SEED_BODY
 
 KEY_A, KEY_B, ADMIN = "tenant-a-5c1f", "tenant-b-9e07", "admin-3d2b"
@@ -323,7 +325,19 @@ class Stubborn:
 async def test_deletes_waiting_for_a_running_job_leave_the_redis_pool_to_everyone_else(redis_url: str) -> None:
     stubborn = Stubborn()
     settings = keyed(redis_url, job_workers=1, redis_max_connections=4)
-    async with serving(create_app(settings, transcriber=stubborn)) as base, aiohttp.ClientSession() as session:
+    app, in_handlers = create_app(settings, transcriber=stubborn), Counter[str]()
+
+    @web.middleware
+    async def counted(request: web.Request, handler: Any) -> web.StreamResponse:
+        """Requests inside their handler now, by method: the DELETEs that wait for the job to wind down."""
+        in_handlers[request.method] += 1
+        try:
+            return await handler(request)  # type: ignore[no-any-return]
+        finally:
+            in_handlers[request.method] -= 1
+
+    app.middlewares.append(counted)  # innermost: past auth, in the handler
+    async with serving(app) as base, aiohttp.ClientSession() as session:
         running = (await submit(session, base, KEY_A))[1]["id"]
         other = (await submit(session, base, KEY_B))[1]["id"]  # queued behind it: one worker
         deletes: list[asyncio.Task[tuple[int, Any]]] = []
@@ -331,7 +345,7 @@ async def test_deletes_waiting_for_a_running_job_leave_the_redis_pool_to_everyon
             await asyncio.wait_for(stubborn.started.wait(), 10)
             url = f"{base}/v1/jobs/{running}"
             deletes = [asyncio.create_task(call(session, "DELETE", url, KEY_A)) for _ in range(20)]
-            await asyncio.sleep(1.0)  # every DELETE now waits for the job to wind down
+            await wait_until(lambda: in_handlers["DELETE"] == 20, 10, "every DELETE to wait for the job to wind down")
             slowest = 0.0
             for _ in range(5):
                 began = time.monotonic()

@@ -36,7 +36,6 @@ RESOLVED = ("127.0.0.1", "::1")  # what localhost resolves to: never in a refusa
 
 async def submit(settings: Settings, webhook_url: str) -> tuple[int, Any]:
     async with serving(create_app(settings, transcriber=instant)) as base, aiohttp.ClientSession() as session:
-        await asyncio.sleep(0.5)  # see test_bounded_input.service: the sweeper's first connect
         async with session.post(f"{base}/v1/jobs", json={**SEED_BODY, "webhook_url": webhook_url}, headers=AUTH) as r:
             return r.status, await r.json()
 
