@@ -77,6 +77,12 @@ def build(settings: Settings, resolved: dict[str, str], parent: Path) -> Path:
 
 
 def load_list(settings: Settings, catalogue: Catalogue) -> list[str]:
-    """Every Whisper model, then the other models of `triton_models` (the micro chunker)."""
+    """Every Whisper model, then the other models of `triton_models` (the micro chunker), then the speaker
+    encoder where the repository holds it: without it the service serves all but diarization (refused with
+    DiarizationUnsupported)."""
     whisper = [m.triton_name for m in catalogue.models]
-    return whisper + [m for m in settings.triton_models if m != TEMPLATE and m not in whisper]
+    models = whisper + [m for m in settings.triton_models if m != TEMPLATE and m not in whisper]
+    speaker = settings.speaker_model
+    if speaker and speaker not in models and (settings.model_repository / speaker / "config.pbtxt").is_file():
+        models.append(speaker)
+    return models
