@@ -172,8 +172,9 @@ class Settings(BaseSettings):
     # The managed Triton of `longscribe serve`
     model_repository: Path = Field(REPO_ROOT / "model_repository", description="Triton model repository")
     triton_models: list[str] = Field(
-        default_factory=lambda: ["whisper", "micro_chunker"],
-        description="models Triton loads; speaker_model too, where model_repository holds it",
+        default_factory=lambda: ["whisper", "micro_chunker", "speaker_encoder"],
+        description="models Triton loads (speaker_encoder: diarization's voices; one idle instance when unused; "
+        "left out where model_repository lacks it)",
     )
     whisper_weights: str = Field(
         "",

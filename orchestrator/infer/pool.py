@@ -177,8 +177,8 @@ class TritonPool:
 
     async def embed_voice(self, audio: FloatAudio, model: str) -> NDArray[np.float32]:
         """16 kHz mono float audio -> the speaker embedding `model` (the speaker encoder) hears in it [d]."""
-        clip = grpcclient.InferInput("audio", [len(audio)], "FP32")
-        clip.set_data_from_numpy(np.ascontiguousarray(audio, dtype=np.float32))
+        clip = grpcclient.InferInput("audio", [1, len(audio)], "FP32")  # a batch of one (the model batches)
+        clip.set_data_from_numpy(np.ascontiguousarray(audio, dtype=np.float32)[None, :])
         answer = await self._call(model, [clip], "a speaker reference", "embedding")
         return np.asarray(answer, dtype=np.float32).reshape(-1)
 

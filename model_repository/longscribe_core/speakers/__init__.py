@@ -13,7 +13,7 @@ from longscribe_core.speakers.cluster import MAX_SPEAKERS, centroids, check_boun
 from longscribe_core.speakers.encoder import EMBEDDING_DIM, embed, embed_windows
 from longscribe_core.speakers.known import match_known
 from longscribe_core.speakers.labels import label_segments, speaker_name
-from longscribe_core.speakers.voices import voice_windows, voices_of
+from longscribe_core.speakers.voices import speech_pieces, voice_windows, voices_of
 
 __all__ = [
     "EMBEDDING_DIM",
@@ -27,6 +27,7 @@ __all__ = [
     "label_segments",
     "match_known",
     "speaker_name",
+    "speech_pieces",
     "voice_windows",
     "voices_of",
 ]

@@ -20,7 +20,7 @@ BLOCK = 4096  # voices per block of the k-means assignment: BLOCK x MAX_DIRECT f
 # Cosine distance at which two groups of voices are taken for two speakers (average linkage). Set on
 # measured conversations (tests/conversations.py, bench.speakers): GE2E voices of one speaker in
 # 1.6 s windows lie about 0.1-0.25 from their centroid, different speakers' centroids 0.35 and more apart.
-DISTANCE_THRESHOLD = 0.3
+DISTANCE_THRESHOLD = 0.5
 # A cluster holding less than this share of the speech (and less than MIN_SPEAKER_S) is taken for
 # stray windows of another speaker (laughter, overlap, noise) and joins its nearest cluster.
 MIN_SPEAKER_SHARE = 0.02

@@ -10,7 +10,7 @@ one encoder partial: windows shorter than that borrow audio from around them
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import numpy as np
 
@@ -22,6 +22,17 @@ MIN_PIECE_S = 0.5  # shorter pieces are not embedded: too little to tell a voice
 BRIDGE_S = 0.3  # speech pieces closer than this are one piece (a breath is no change of speaker)
 
 Window = tuple[int, int]  # [lo, hi) in samples
+# clips -> embeddings [n, 256], awaited: the micro chunker's calls to the `speaker_encoder` model
+EmbedClipsAsync = Callable[[list[np.ndarray]], Awaitable[np.ndarray]]
+
+
+def speech_pieces(speaks: np.ndarray) -> list[Window]:
+    """Runs of True in a per-sample speech mask [n] -> pieces [lo, hi) in samples."""
+    mask = np.asarray(speaks, dtype=np.int8)
+    if len(mask) == 0:
+        return []
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], mask, [0]))))
+    return [(int(lo), int(hi)) for lo, hi in zip(edges[::2], edges[1::2])]
 
 
 def merge_pieces(pieces: Sequence[Window], bridge: int = int(BRIDGE_S * SAMPLE_RATE)) -> list[Window]:
@@ -67,7 +78,21 @@ def voices_of(
     windows = voice_windows(pieces)
     if not windows:
         return []
-    vectors = embed_clips([window_clip(audio_16k, lo, hi) for lo, hi in windows])
+    return _voices(windows, embed_clips([window_clip(audio_16k, lo, hi) for lo, hi in windows]))
+
+
+async def voices_via(audio_16k: np.ndarray, pieces: Sequence[Window], embed_clips: EmbedClipsAsync) -> list[Voice]:
+    """`voices_of` with the embeddings awaited (the micro chunker, through BLS)."""
+    windows = voice_windows(pieces)
+    if not windows:
+        return []
+    clips = [window_clip(audio_16k, lo, hi) for lo, hi in windows]  # copies: the caller may drop the audio
+    return _voices(windows, await embed_clips(clips))
+
+
+def _voices(windows: list[Window], vectors: np.ndarray) -> list[Voice]:
+    if len(vectors) != len(windows):
+        raise ValueError(f"{len(windows)} clips embedded as {len(vectors)} embeddings")
     return [
         Voice(lo / SAMPLE_RATE, hi / SAMPLE_RATE, tuple(float(x) for x in vector))
         for (lo, hi), vector in zip(windows, vectors)
