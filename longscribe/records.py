@@ -125,6 +125,7 @@ class Summary:
     processing_duration_sec: float
     speedup: float
     segments: int
+    speakers: int | None = None  # how many speakers were found, when diarize=True
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Summary:
@@ -133,6 +134,7 @@ class Summary:
             float(data["processing_duration_sec"]),
             float(data["speedup"]),
             int(data.get("segments", 0)),
+            int(data["speakers"]) if data.get("speakers") is not None else None,
         )
 
 
