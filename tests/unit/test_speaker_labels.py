@@ -20,8 +20,8 @@ def words(*spans: tuple[float, float, str]) -> tuple[Word, ...]:
     return tuple(Word(a, b, f" {text}", 0.9) for a, b, text in spans)
 
 
-def segment(ws: tuple[Word, ...], join: Join = Join()) -> Segment:
-    return Segment(ws[0].start_s, ws[-1].end_s, "".join(w.text for w in ws).strip(), words=ws, join=join)
+def segment(ws: tuple[Word, ...], join: Join | None = None) -> Segment:
+    return Segment(ws[0].start_s, ws[-1].end_s, "".join(w.text for w in ws).strip(), words=ws, join=join or Join())
 
 
 def test_speakers_are_named_by_number() -> None:
