@@ -15,6 +15,7 @@ each side (the conversations here have no overlapping speech).
 
 from __future__ import annotations
 
+import functools
 import wave
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -78,6 +79,11 @@ class Conversation:
 
 def speaker_audio(prefixes: Sequence[str]) -> np.ndarray:
     """Every clip of a speaker (manifest entries starting with a prefix), decoded and joined."""
+    return _speaker_audio(str(corpus.speech_dir()), tuple(prefixes))
+
+
+@functools.lru_cache(maxsize=16)
+def _speaker_audio(_corpus: str, prefixes: tuple[str, ...]) -> np.ndarray:  # decoded once per test run
     root = corpus.speech_dir()
     clips = [c.path for p in prefixes for c in corpus.clips_under(p)]
     clips += [
@@ -183,7 +189,7 @@ def der(reference: Sequence[Turn], hypothesis: Sequence[Turn], collar_s: float =
     overlap = np.zeros((len(hyp_names), len(ref_names)))
     np.add.at(overlap, (hyp[both], ref[both]), 1)
     rows, cols = linear_sum_assignment(-overlap) if overlap.size else (np.zeros(0, int), np.zeros(0, int))
-    to_ref = np.full(len(hyp_names), -2)
+    to_ref = np.full(max(1, len(hyp_names)), -2)  # -2: no reference speaker
     to_ref[rows] = cols
     confused = both & (to_ref[np.maximum(hyp, 0)] != ref)
     hyp_by_index = {i: s for s, i in hyp_names.items()}

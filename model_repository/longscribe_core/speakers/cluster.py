@@ -1,11 +1,15 @@
 """Voices -> speakers: agglomerative clustering on cosine distance, in memory that does not grow with n².
 
 Average-linkage clustering needs every pairwise distance: 24,000 voices (10 h
-at one per 1.5 s) would be 2.3 GB of them. Past MAX_DIRECT voices, k-means
-(in blocks, so memory stays linear) first reduces them to MAX_DIRECT
-representatives, the representatives are clustered, and every voice takes its
-representative's speaker. The count of speakers is where the dendrogram's
-merges pass DISTANCE_THRESHOLD, unless the caller fixes or bounds it.
+at one per 1.5 s) would be 2.3 GB of them. Past MAX_DIRECT voices, MAX_DIRECT
+of them spread evenly in time are clustered (each standing for its share of
+the speech), and every voice then goes to the speaker whose centroid it is
+nearest, in blocks, so memory stays linear. A sample of voices, not k-means
+centres: averaged centres lie closer together than single voices do, and the
+threshold below was measured on single voices. The count of speakers is where
+the dendrogram's merges pass DISTANCE_THRESHOLD, unless the caller fixes or
+bounds it. (A speaker heard for under about n / MAX_DIRECT voices in a very
+long recording may be sampled too thinly to count as a speaker of their own.)
 """
 
 from __future__ import annotations
@@ -15,8 +19,7 @@ from scipy.cluster.hierarchy import fcluster, linkage
 
 MAX_SPEAKERS = 32
 MAX_DIRECT = 1500  # voices clustered directly: 1500² / 2 distances = 9 MB
-KMEANS_ROUNDS = 12
-BLOCK = 4096  # voices per block of the k-means assignment: BLOCK x MAX_DIRECT floats at a time
+BLOCK = 4096  # voices per block when each is given its nearest speaker
 # Cosine distance at which two groups of voices are taken for two speakers (average linkage). Set on
 # measured conversations (tests/conversations.py, bench.speakers): GE2E voices of one speaker in
 # 1.6 s windows lie about 0.1-0.25 from their centroid, different speakers' centroids 0.35 and more apart.
@@ -48,24 +51,9 @@ def _nearest(points: np.ndarray, centres: np.ndarray) -> np.ndarray:
     return out
 
 
-def representatives(points: np.ndarray, weights: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Spherical k-means: (centres [k', d], each point's centre [n], each centre's weight [k'])."""
-    # evenly spaced seeds in time order: deterministic, and every stretch of the recording is represented
-    centres = points[np.linspace(0, len(points) - 1, k).astype(np.int64)].copy()
-    owner = _nearest(points, centres)
-    for _ in range(KMEANS_ROUNDS):
-        sums = np.zeros_like(centres)
-        np.add.at(sums, owner, points * weights[:, None])
-        used = np.bincount(owner, minlength=len(centres)) > 0
-        centres = np.where(used[:, None], _unit(sums), centres)  # an emptied centre stays where it was
-        moved = _nearest(points, centres)
-        if np.array_equal(moved, owner):
-            break
-        owner = moved
-    mass = np.bincount(owner, weights=weights, minlength=len(centres))
-    keep = mass > 0
-    remap = np.cumsum(keep) - 1
-    return centres[keep], remap[owner], mass[keep]
+def sample(n: int, k: int) -> np.ndarray:
+    """k indices spread evenly over n voices in time order: every stretch of the recording has a say."""
+    return np.unique(np.linspace(0, n - 1, k).round().astype(np.int64))
 
 
 def _cut(tree: np.ndarray, n: int, count: int | None, lo: int, hi: int) -> np.ndarray:
@@ -128,20 +116,27 @@ def cluster_voices(
     n = len(points)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
-    weights = np.ones(n, dtype=np.float32) if durations is None else np.asarray(durations, dtype=np.float32)
-    if n > MAX_DIRECT:
-        centres, owner, mass = representatives(points, weights, MAX_DIRECT)
-    else:
-        centres, owner, mass = points, np.arange(n), weights.astype(np.float64)
-    m = len(centres)
+    weights = np.ones(n, dtype=np.float64) if durations is None else np.asarray(durations, dtype=np.float64)
+    if n <= MAX_DIRECT:
+        return _by_first_appearance(_cluster(points, weights, num_speakers, min_speakers, max_speakers))
+    chosen = sample(n, MAX_DIRECT)
+    share = weights.sum() / weights[chosen].sum()  # each sampled voice stands for its share of the speech
+    labels = _cluster(points[chosen], weights[chosen] * share, num_speakers, min_speakers, max_speakers)
+    return _by_first_appearance(_nearest(points, centroids(points[chosen], labels).astype(np.float32)))
+
+
+def _cluster(
+    points: np.ndarray, mass: np.ndarray, num_speakers: int | None, min_speakers: int | None, max_speakers: int | None
+) -> np.ndarray:
+    """Average-linkage clusters of at most MAX_DIRECT unit vectors, labels 0..k-1 in any order."""
+    m = len(points)
     lo = min(num_speakers or min_speakers or 1, m)
     hi = min(num_speakers or max_speakers or MAX_SPEAKERS, m)
-    tree = linkage(centres.astype(np.float64), method="average", metric="cosine") if m > 1 else np.zeros((0, 4))
-    labels = _cut(tree, m, num_speakers, lo, hi)
-    labels = np.unique(labels, return_inverse=True)[1]
+    tree = linkage(points.astype(np.float64), method="average", metric="cosine") if m > 1 else np.zeros((0, 4))
+    labels = np.unique(_cut(tree, m, num_speakers, lo, hi), return_inverse=True)[1]
     if num_speakers is None:
-        labels = _absorb_small(centres, labels, mass, max(lo, 1))
-    return _by_first_appearance(labels[owner])
+        labels = _absorb_small(points, labels, mass, max(lo, 1))
+    return labels
 
 
 def centroids(embeddings: np.ndarray, labels: np.ndarray) -> np.ndarray:
