@@ -272,3 +272,16 @@ async def test_a_reference_clip_is_read_by_ffmpeg_at_16_khz_and_bounded_to_2_to_
         with pytest.raises(SpeakerReferenceInvalid, match=says):
             await read_clip(bad, 1, "ffmpeg", tmp_path)
     assert list(tmp_path.iterdir()) == []  # every clip's temporary file is gone, the refused ones included
+
+
+def test_the_cli_sends_diarize_and_the_speaker_counts_only_when_given() -> None:
+    from orchestrator.cli.main import parser
+    from orchestrator.cli.transcribe import params_from
+
+    args = parser().parse_args(["transcribe", "talk.mp3", "--diarize", "--speakers", "2"])
+    assert params_from(args) == {"diarize": True, "num_speakers": 2}
+    bounded = parser().parse_args(["transcribe", "talk.mp3", "--diarize", "--min-speakers", "2", "--max-speakers", "4"])
+    assert params_from(bounded) == {"diarize": True, "min_speakers": 2, "max_speakers": 4}
+    assert "diarize" not in params_from(parser().parse_args(["transcribe", "talk.mp3"]))
+    with pytest.raises(SystemExit):
+        parser().parse_args(["transcribe", "talk.mp3", "--diarize", "--speakers", "0"])
