@@ -11,6 +11,7 @@ for _dir in filter(None, os.environ.get("LONGSCRIBE_SITE_DIRS", "").split(os.pat
 
 import numpy as np  # noqa: E402
 import triton_python_backend_utils as pb_utils  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402  (scikit-learn's, which librosa brings)
 
 from longscribe_core import weights  # noqa: E402
 from longscribe_core.speakers import encoder  # noqa: E402
@@ -20,6 +21,9 @@ MAX_CLIP_S = 600  # a reference clip longer than this is refused: 10 minutes of 
 
 class TritonPythonModel:
     def initialize(self, args):
+        # One BLAS thread: the encoder runs beside whisper's instances, which have the cores; OpenBLAS's
+        # spinning threads on cores already busy slowed the whole chunk more than the encoder's own work
+        threadpool_limits(1, user_api="blas")
         # Missing weights leave the model loaded but refusing requests with the reason, so a server
         # without them still transcribes; weights that fail their digest stop the load
         try:
