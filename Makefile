@@ -33,6 +33,7 @@ $(STAMP): pyproject.toml | system-deps
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev,server]'
+	$(BIN)/python -m pip install -q --no-deps resemblyzer==0.1.4  # the speaker encoder's weights, without torch
 	touch $@
 
 demo: install

@@ -22,10 +22,12 @@ class Word:
     start: float
     end: float
     probability: float  # mean probability of its tokens, 0-1
+    speaker: str | None = None  # who said it, when diarize=True
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Word:
-        return cls(data["word"], float(data["start_time_sec"]), float(data["end_time_sec"]), float(data["probability"]))
+        start, end = float(data["start_time_sec"]), float(data["end_time_sec"])
+        return cls(data["word"], start, end, float(data["probability"]), data.get("speaker"))
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,7 @@ class Segment:
     compression_ratio: float | None = None
     temperature: float | None = None  # the sampling temperature of the decode kept
     confidence: float | None = None  # 0-1
+    speaker: str | None = None  # who said it (SPEAKER_00, ... or a known speaker's name), when diarize=True
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Segment:
@@ -58,6 +61,7 @@ class Segment:
             compression_ratio=_float(data.get("compression_ratio")),
             temperature=_float(data.get("temperature")),
             confidence=_float(data.get("confidence")),
+            speaker=data.get("speaker"),
         )
 
 
@@ -121,6 +125,7 @@ class Summary:
     processing_duration_sec: float
     speedup: float
     segments: int
+    speakers: int | None = None  # how many speakers were found, when diarize=True
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Summary:
@@ -129,6 +134,7 @@ class Summary:
             float(data["processing_duration_sec"]),
             float(data["speedup"]),
             int(data.get("segments", 0)),
+            int(data["speakers"]) if data.get("speakers") is not None else None,
         )
 
 

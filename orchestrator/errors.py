@@ -5,7 +5,9 @@
     │   ├── MalformedBody                400 a body that cannot be read as sent: JSON nested too deep, a repeated part
     │   ├── InvalidWebhook               webhook_url is not an http(s) URL, or its host is private/loopback
     │   ├── InvalidTranscriptQuery       a transcript asked for in an unknown format or with bad line limits
-    │   └── TranslationUnsupported       translate on an English-only model (names a multilingual one)
+    │   ├── TranslationUnsupported       translate on an English-only model (names a multilingual one)
+    │   ├── DiarizationUnsupported       diarize on a service whose Triton has no speaker_encoder model
+    │   └── SpeakerReferenceInvalid      a known speaker's reference clip is not 2-10 s of audio FFmpeg reads
     ├── Unauthorized                 401 no valid API key
     ├── JobNotFound                  404 no such job (or it expired)
     ├── ModelNotFound                404 no such model on this service (the answer names those there are)
@@ -103,6 +105,28 @@ class TranslationUnsupported(InvalidRequest):
     hint = (
         "Translate with a multilingual model such as `base`: name it in params.model (OpenAI: `model`); "
         "GET /v1/models lists the models this service serves."
+    )
+
+
+class DiarizationUnsupported(InvalidRequest):
+    """`diarize` asked of a service whose Triton serves no speaker encoder: refused before any media is read."""
+
+    code = "diarization_unsupported"
+    param = "diarize"
+    hint = (
+        "Leave diarize out (or false), or ask a service whose Triton serves the speaker_encoder model "
+        "(LONGSCRIBE_SPEAKER_MODEL; `longscribe serve` loads it from model_repository/)."
+    )
+
+
+class SpeakerReferenceInvalid(InvalidRequest):
+    """A known speaker's reference clip cannot be used: not a data URL of audio, too big, too short or too long."""
+
+    code = "invalid_speaker_reference"
+    param = "known_speaker_references"
+    hint = (
+        "Give each known speaker one clip of 2-10 s of their voice alone, as a data URL "
+        "(data:audio/wav;base64,... or any format FFmpeg reads), in the order of known_speaker_names."
     )
 
 

@@ -10,23 +10,28 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, TypeVar
 
+import numpy as np
+from numpy.typing import NDArray
+
 from longscribe_core.audio import SAMPLE_RATE, Int16Audio
 from longscribe_core.segmentation.micro import CUT_OVERLAP_S
 from longscribe_core.segments import ChunkResult, Work
 from orchestrator.assemble import final
 from orchestrator.assemble.final import Assembled, HeldParts
 from orchestrator.assemble.progress import ChunkPart, OnProgress, Tracker, bare
-from orchestrator.errors import MediaError, MediaTooLong
+from orchestrator.assemble.speakers import Bounds, Diarize
+from orchestrator.errors import DiarizationUnsupported, MediaError, MediaTooLong
 from orchestrator.infer.catalogue import Catalogue, ServedModel
 from orchestrator.infer.pool import TritonPool
 from orchestrator.infer.slots import ChunkSlots
 from orchestrator.media import ffmpeg
 from orchestrator.media.probe import probe
 from orchestrator.media.range_check import check_range_support
+from orchestrator.media.reference import read_clip
 from orchestrator.media.relay import MediaRelay, Source
 from orchestrator.plan import language as spoken
 from orchestrator.plan import macro
-from orchestrator.schemas import MediaRequest, Timings, TranscribeOutput, TranscribeRequest
+from orchestrator.schemas import MediaRequest, Timings, TranscribeOutput, TranscribeParams, TranscribeRequest
 from orchestrator.settings import Settings
 
 T = TypeVar("T")
@@ -127,6 +132,7 @@ class Pipeline:
         started = time.monotonic()
         timings = Timings()
         s, params = self.settings, request.params
+        diarize = await self._diarize(params)  # refused before any media is read
         with _timed(timings, "probe_sec"):
             if source.path is None:  # an upload is on this disk: nothing to check
                 await check_range_support(self.relay, source.url)
@@ -170,7 +176,9 @@ class Pipeline:
         with _timed(timings, "merge_sec"):
             # what FFmpeg decoded, not what the header claimed (either way it can be wrong)
             duration_s = max((p.decoded_end_s for p in parts if p.n_samples), default=0.0)
-            assembled = await final.assemble(read_or_redo, len(parts), duration_s, params.word_timestamps, started)
+            assembled = await final.assemble(
+                read_or_redo, len(parts), duration_s, params.word_timestamps, started, diarize
+            )
         # what decoding used, once per transcription: the language decided for the file (None: each piece's own)
         log.info(
             "transcribed %.1f s with model=%s task=%s language=%s temperature=%g prompt=%s",
@@ -182,6 +190,24 @@ class Pipeline:
             "given" if params.prompt else "none",
         )
         return replace(assembled, read=read, timings=timings, model=model.name)
+
+    async def _diarize(self, params: TranscribeParams) -> Diarize | None:
+        """What diarization asks (None: not asked), the known speakers' reference voices embedded;
+        DiarizationUnsupported when no Triton serves the speaker encoder."""
+        if not params.diarize:
+            return None
+        model = self.settings.speaker_model
+        if not model or not await self.pool.serves(model):
+            raise DiarizationUnsupported(
+                f"this service cannot tell speakers apart: its Triton serves no speaker encoder ({model or 'none'})"
+            )
+        references: dict[str, NDArray[np.float32]] = {}
+        clips = zip(params.known_speaker_names or [], params.known_speaker_references or [])
+        for position, (name, data_url) in enumerate(clips):
+            audio = await read_clip(data_url, position, self.settings.ffmpeg_bin, self.settings.upload_dir)
+            references[name] = await self.pool.embed_voice(audio, model)
+        bounds = Bounds(params.num_speakers, params.min_speakers, params.max_speakers)
+        return Diarize(bounds, references, self.settings.known_speaker_similarity)
 
     def _check_length(self, duration_s: float) -> None:
         limit = self.settings.max_media_duration_sec
@@ -269,6 +295,7 @@ class Pipeline:
                         whisper_model,
                         params.task,
                         params.temperature,
+                        params.diarize,
                     )
                 self.observe_chunk(time.monotonic() - started)
                 _add_work(timings, result.work)

@@ -15,6 +15,7 @@ from urllib.parse import urlparse
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from longscribe_core.audio import MAX_WINDOW_S, SAMPLE_RATE
+from longscribe_core.speakers.cluster import MAX_SPEAKERS, check_bounds
 from orchestrator.languages import LANGUAGE_NAMES
 
 MAX_PROMPT_CHARS = 2000  # far past the 200 tokens used: a longer one is a mistake, not a hint
@@ -24,6 +25,10 @@ ResponseFormat = Literal["json", "text", "srt", "vtt", "verbose_json", "tsv"]
 RESPONSE_FORMATS: tuple[ResponseFormat, ...] = ("json", "text", "srt", "vtt", "verbose_json", "tsv")
 MAX_LINE_WIDTH = 1000  # characters: openai/whisper's own stand-in for "no limit"
 MAX_LINE_COUNT = 100  # lines per subtitle cue: far past any screen; more is a mistake
+MAX_KNOWN_SPEAKERS = 4  # OpenAI's limit on known_speaker_names[]
+MAX_SPEAKER_NAME_CHARS = 64  # a name shown before every line of a transcript; longer is a mistake
+# A reference clip as a data URL: 10 s of 16 kHz 16-bit mono WAV is 320 KB, 427 KB in base64; room for a header
+MAX_REFERENCE_CHARS = 480_000
 
 
 def _not_a_bool(value: object) -> object:
@@ -33,6 +38,7 @@ def _not_a_bool(value: object) -> object:
     return value
 
 
+SpeakerCount = Annotated[Annotated[int, Field(ge=1, le=MAX_SPEAKERS)] | None, BeforeValidator(_not_a_bool)]
 LineWidth = Annotated[
     Annotated[int, Field(ge=1, le=MAX_LINE_WIDTH)] | None,
     BeforeValidator(_not_a_bool),
@@ -121,6 +127,29 @@ class TranscribeParams(BaseModel):
         description="text that guides spelling and style (names, jargon), given to every window as Whisper's "
         "initial prompt; its last 200 tokens are used",
     )
+    diarize: bool = Field(
+        False,
+        description="who spoke when: each segment (and word) gets `speaker` (SPEAKER_00, SPEAKER_01, ... by first "
+        "appearance, or a known speaker's name); needs the speaker_encoder model on the service",
+    )
+    num_speakers: SpeakerCount = Field(
+        None, description=f"with diarize: exactly this many speakers (1-{MAX_SPEAKERS}); omitted: found"
+    )
+    min_speakers: SpeakerCount = Field(
+        None, description=f"with diarize: at least this many speakers (1-{MAX_SPEAKERS})"
+    )
+    max_speakers: SpeakerCount = Field(None, description=f"with diarize: at most this many speakers (1-{MAX_SPEAKERS})")
+    known_speaker_names: list[Annotated[str, Field(min_length=1, max_length=MAX_SPEAKER_NAME_CHARS)]] | None = Field(
+        None,
+        max_length=MAX_KNOWN_SPEAKERS,
+        description="with diarize: names of enrolled speakers; a speaker whose voice matches the reference at the "
+        "same position is labelled with the name (OpenAI's known_speaker_names[])",
+    )
+    known_speaker_references: list[Annotated[str, Field(max_length=MAX_REFERENCE_CHARS)]] | None = Field(
+        None,
+        max_length=MAX_KNOWN_SPEAKERS,
+        description="one audio clip of 2-10 s per known speaker name, as a data URL (data:audio/wav;base64,...)",
+    )
 
     @field_validator("language")
     @classmethod
@@ -138,6 +167,25 @@ class TranscribeParams(BaseModel):
         if not math.isfinite(value):
             raise ValueError("must be a finite number")
         return value
+
+    @model_validator(mode="after")
+    def _speakers_agree(self) -> TranscribeParams:
+        check_bounds(self.num_speakers, self.min_speakers, self.max_speakers)  # ValueError says which and why
+        asked = self.num_speakers, self.min_speakers, self.max_speakers, self.known_speaker_names
+        if not self.diarize and any(v is not None for v in asked):
+            raise ValueError("speaker counts and known speakers need diarize: true")
+        names, references = self.known_speaker_names or [], self.known_speaker_references or []
+        if len(names) != len(references):
+            raise ValueError(
+                f"known_speaker_names has {len(names)} names and known_speaker_references {len(references)} "
+                "clips: give one reference clip per name, in the same order"
+            )
+        if len(set(names)) != len(names):
+            raise ValueError("known_speaker_names names a speaker twice")
+        for clip in references:
+            if not clip.startswith("data:") or ";base64," not in clip[:100]:
+                raise ValueError("each known_speaker_references entry must be a data URL: data:audio/wav;base64,...")
+        return self
 
     @model_validator(mode="after")
     def _sizes_agree(self) -> TranscribeParams:
@@ -220,6 +268,7 @@ class WordOut(BaseModel):
     start_time_sec: float
     end_time_sec: float
     probability: float = Field(description="mean probability of the word's tokens, 0-1")
+    speaker: str | None = Field(None, description="who said it (params.diarize)")
 
 
 class Segment(BaseModel):
@@ -230,6 +279,9 @@ class Segment(BaseModel):
     text: str
     language: str | None = Field(None, description="language name, e.g. 'english'")
     language_code: str | None = Field(None, description="ISO 639-1 code, e.g. 'en'")
+    speaker: str | None = Field(
+        None, description="who said it (params.diarize): SPEAKER_00, SPEAKER_01, ... or a known speaker's name"
+    )
     words: list[WordOut] | None = Field(None, description="only when params.word_timestamps is true")
     # verbose_json only: Whisper's own confidence signals for the window the segment came from
     avg_logprob: float | None = Field(None, description="mean token log-probability (verbose_json)")

@@ -40,6 +40,17 @@ class Settings(BaseSettings):
         "whisper",
         description="Triton model of the first (default) Whisper model; each further one is `<this>-<its name>`",
     )
+    speaker_model: str = Field(
+        "speaker_encoder",
+        description="Triton model that embeds a voice (params.diarize), loaded where model_repository holds it; "
+        "a service whose Triton does not serve it refuses diarize with 422; empty: no diarization",
+    )
+    known_speaker_similarity: float = Field(
+        0.7,
+        ge=-1.0,
+        le=1.0,
+        description="cosine similarity above which a speaker found is taken for a known speaker's reference voice",
+    )
     models: list[str] = Field(
         default_factory=list,
         description="Whisper models served (JSON list), each `source` or `name=source`: a packaged name (tiny.en, "
@@ -161,7 +172,9 @@ class Settings(BaseSettings):
     # The managed Triton of `longscribe serve`
     model_repository: Path = Field(REPO_ROOT / "model_repository", description="Triton model repository")
     triton_models: list[str] = Field(
-        default_factory=lambda: ["whisper", "micro_chunker"], description="models Triton loads"
+        default_factory=lambda: ["whisper", "micro_chunker", "speaker_encoder"],
+        description="models Triton loads (speaker_encoder: diarization's voices; one idle instance when unused; "
+        "left out where model_repository lacks it)",
     )
     whisper_weights: str = Field(
         "",

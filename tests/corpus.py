@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import wave
 from dataclasses import dataclass, replace
@@ -22,7 +23,9 @@ SPEECH_DIRS = (REPO.parent / "shared" / "data" / "speech", REPO / "tests" / "dat
 
 
 def speech_dir() -> Path:
-    for path in SPEECH_DIRS:
+    # LONGSCRIBE_SPEECH_DIR names the corpus where shared/ does not lie beside the checkout (a worktree)
+    override = [Path(os.environ["LONGSCRIBE_SPEECH_DIR"])] if os.environ.get("LONGSCRIBE_SPEECH_DIR") else []
+    for path in (*override, *SPEECH_DIRS):
         if (path / "manifest.jsonl").exists():
             return path
     raise FileNotFoundError(f"no speech manifest in {', '.join(map(str, SPEECH_DIRS))}")

@@ -203,3 +203,33 @@ def joined_model(side_dir: Path, parts: list[Path], target: Path) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return target
+
+
+# The GE2E speaker encoder (diarization): resemblyzer 0.1.4's `pretrained.pt`, Apache-2.0, read without torch
+# (`speakers.checkpoint`). The wheel declares torch, which the encoder does not use: it is installed with
+# `pip install --no-deps resemblyzer==0.1.4` (make install does), and never imported, only found.
+SPEAKER_ENCODER_PACKAGE = "resemblyzer==0.1.4"
+SPEAKER_ENCODER_SHA256 = "39373b86598fa3da9fcddee6142382efe09777e8d37dc9c0561f41f0070f134e"
+
+
+def speaker_encoder_path() -> Path:
+    """resemblyzer's pretrained.pt, checked against its pinned digest; WeightsNotInstalled/WeightsCorrupt."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("resemblyzer")  # found, not imported: its __init__ imports torch
+    if spec is None or not spec.submodule_search_locations:
+        raise WeightsNotInstalled(
+            f"the speaker encoder needs `pip install --no-deps {SPEAKER_ENCODER_PACKAGE}` "
+            "(--no-deps: its weights are read without torch)"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / "pretrained.pt"
+    if not path.is_file():
+        raise WeightsNotInstalled(f"{path} is missing; reinstall: pip install --no-deps {SPEAKER_ENCODER_PACKAGE}")
+    actual = sha256_of(path)
+    if actual != SPEAKER_ENCODER_SHA256:
+        raise WeightsCorrupt(
+            f"speaker encoder: {path} does not match its pinned SHA-256 (expected {SPEAKER_ENCODER_SHA256[:16]}..., "
+            f"got {actual[:16]}...); refusing to load it. Reinstall: pip install --force-reinstall --no-deps "
+            f"{SPEAKER_ENCODER_PACKAGE}"
+        )
+    return path

@@ -28,13 +28,25 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from orchestrator.errors import BodyTooLarge, InvalidRequest, MalformedBody, UploadTooLarge
 from orchestrator.jobs import uploads
-from orchestrator.schemas import UploadedMedia
+from orchestrator.schemas import MAX_REFERENCE_CHARS, UploadedMedia
 from orchestrator.settings import Settings
 
 MAX_JSON_DEPTH = 32  # a request is 3 levels deep (body, params, a list); room to spare, far from the stack's limit
 ON_LOOP_CHARS = 64 * 1024  # a JSON body up to this is checked and parsed on the loop (well under a millisecond)
 READ_BYTES = 1 << 20  # an upload is written in pieces of this size
-REPEATABLE = frozenset({"timestamp_granularities[]", "timestamp_granularities"})  # lists, in OpenAI's form
+# lists, in OpenAI's form
+REPEATABLE = frozenset(
+    {
+        "timestamp_granularities[]",
+        "timestamp_granularities",
+        "known_speaker_names[]",
+        "known_speaker_names",
+        "known_speaker_references[]",
+        "known_speaker_references",
+    }
+)
+# a known speaker's reference clip is a data URL of up to 10 s of audio: it may be larger than other fields
+REFERENCE_FIELDS = frozenset({"known_speaker_references[]", "known_speaker_references"})
 # a JSON string (escapes included), or one bracket: what the depth scan looks at. A string left
 # unterminated runs to the end of the text (a lone `\` last included), and the quantifiers are
 # possessive: a failed string match would restart at every later `"`, quadratic in the body
@@ -116,7 +128,8 @@ async def read_form(request: web.Request, settings: Settings) -> Form:
         except web.HTTPRequestEntityTooLarge as exc:  # aiohttp's own caps: 1 MiB, 1,000 fields
             raise BodyTooLarge(f"the form is too large: {exc.text}") from exc
         for name, value in posted.items():
-            if len(str(value).encode()) > settings.max_form_field_bytes:
+            limit = max(settings.max_form_field_bytes, MAX_REFERENCE_CHARS if name in REFERENCE_FIELDS else 0)
+            if len(str(value).encode()) > limit:
                 raise BodyTooLarge(f"the form field `{name}` is over {settings.max_form_field_bytes} bytes")
             form.add(name, str(value), settings.max_form_parts)
         return form
@@ -146,7 +159,8 @@ async def _read_parts(request: web.Request, form: Form, settings: Settings) -> N
             path = await _save(part, settings.upload_dir, settings.max_upload_bytes)
             form.upload = UploadedMedia(path=path, filename=part.filename or "")
         else:
-            form.add(part.name, await _field(part, settings.max_form_field_bytes), settings.max_form_parts)
+            limit = max(settings.max_form_field_bytes, MAX_REFERENCE_CHARS if part.name in REFERENCE_FIELDS else 0)
+            form.add(part.name, await _field(part, limit), settings.max_form_parts)
 
 
 async def _field(part: BodyPartReader, max_bytes: int) -> str:

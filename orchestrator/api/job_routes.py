@@ -109,10 +109,12 @@ async def get_job(request: web.Request) -> web.StreamResponse:
 
 async def job_transcript(request: web.Request) -> web.StreamResponse:
     """The finished transcript as a download, ?format=srt|vtt|tsv|text|json|verbose_json (srt and vtt
-    wrapped by ?max_line_width=N&max_line_count=M), read from Redis and streamed in pieces, so neither its
-    size nor its rendering holds up the loop, nor is it ever whole in memory."""
+    wrapped by ?max_line_width=N&max_line_count=M; a diarized one's speakers renamed by
+    ?speaker_names={"SPEAKER_00": "Ada"}), read from Redis and streamed in pieces, so neither its size nor
+    its rendering holds up the loop, nor is it ever whole in memory."""
     store, job_id = await _owned(request)
     fmt, layout = transcripts.format_of(request.query), transcripts.layout(request.query)  # before it is read
+    names = transcripts.speaker_names(request.query)
     found = await stored(store.client, job_id)
     if found is None:
         status = (await store.fields(job_id))["status"]
@@ -120,7 +122,7 @@ async def job_transcript(request: web.Request) -> web.StreamResponse:
     extension = formats.EXTENSIONS.get(fmt, fmt)
     disposition = {"Content-Disposition": f'attachment; filename="transcript-{job_id}.{extension}"'}
     piece_bytes = request.app[SETTINGS].transcript_piece_bytes
-    return await transcripts.stream_stored(request, found, fmt, piece_bytes, disposition, layout)
+    return await transcripts.stream_stored(request, found, fmt, piece_bytes, disposition, layout, names)
 
 
 async def cancel_job(request: web.Request) -> web.Response:

@@ -11,11 +11,16 @@ decoding starts: 0 greedy with the fallback ladder above it, more samples
 from there. A translation is the same request with params.task="translate".
 `stream=true` on a transcription answers OpenAI's server-sent events
 (`openai_stream`). Errors take OpenAI's shape (`openai_errors`, at the edge).
+`response_format=diarized_json` (or `model=gpt-4o-transcribe-diarize`: the default model, diarizing) tells
+who spoke when, in the shape of OpenAI's gpt-4o-transcribe-diarize: segments of type
+`transcript.text.segment` with `speaker` A, B, ... or the name of a known speaker whose reference clip
+(`known_speaker_references[]`, data URLs of 2-10 s, in the order of `known_speaker_names[]`) matches.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -39,7 +44,8 @@ from orchestrator.settings import Settings
 
 RunTranscription = Callable[[web.Application, MediaRequest], Awaitable[TranscribeOutput]]
 Task = Literal["transcribe", "translate"]  # as TranscribeParams.task
-FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
+FORMATS = ("json", "text", "srt", "vtt", "verbose_json", "diarized_json")
+DIARIZE_MODEL = "gpt-4o-transcribe-diarize"  # OpenAI's diarizing model: here the default model, diarizing
 STREAM_FORMATS = ("json", "text")  # a stream carries text events, whatever was asked of its end
 GRANULARITIES = ("segment", "word")
 FLAGS = {"true": True, "1": True, "false": False, "0": False, "": False}  # how form fields say a boolean
@@ -78,6 +84,19 @@ def parse(form: Form, settings: Settings, task: Task) -> Asked:
     url = form.one("url")
     if form.upload is None and not url:
         raise InvalidRequest("send the audio as a multipart `file`, or its address as `url`", param="file")
+    model = form.one("model") or None
+    diarize = fmt == "diarized_json" or model == DIARIZE_MODEL
+    if model == DIARIZE_MODEL:
+        model = None
+    if diarize and task != "transcribe":
+        raise InvalidRequest("translations are not diarized; use the transcriptions endpoint", param="response_format")
+    names = form.all("known_speaker_names[]", "known_speaker_names")
+    references = form.all("known_speaker_references[]", "known_speaker_references")
+    if (names or references) and not diarize:
+        raise InvalidRequest(
+            "known speakers name the speakers of a diarized transcript: ask response_format=diarized_json",
+            param="known_speaker_names",
+        )
     granularities = form.all("timestamp_granularities[]", "timestamp_granularities")
     unknown = set(granularities) - set(GRANULARITIES)
     if unknown:
@@ -90,9 +109,12 @@ def parse(form: Form, settings: Settings, task: Task) -> Asked:
             language=form.one("language") or None,
             word_timestamps="word" in granularities,
             prompt=form.one("prompt") or None,
-            model=form.one("model") or None,
+            model=model,
             task=task,
             temperature=_temperature(form),
+            diarize=diarize,
+            known_speaker_names=names or None,
+            known_speaker_references=references or None,
             **{name: value for name in EXTENSIONS if (value := form.one(name))},
         )
         params.check_limits(settings.max_macro_chunk_size_sec)
@@ -171,8 +193,41 @@ def _verbose(output: TranscribeOutput, task: Task, words: bool) -> dict[str, Any
     return body
 
 
+def letter(index: int) -> str:
+    """OpenAI's anonymous speaker labels: A, B, ... Z, then AA, AB, ..."""
+    return (letter(index // 26 - 1) if index >= 26 else "") + chr(ord("A") + index % 26)
+
+
+def _diarized(output: TranscribeOutput) -> dict[str, Any]:
+    """OpenAI's diarized_json (TranscriptionDiarized): segments of type transcript.text.segment, ids seg_0..,
+    speakers A, B, ... by first appearance or a known speaker's name, and usage by duration."""
+    letters: dict[str, str] = {}
+    for s in output.segments:
+        if s.speaker is not None and s.speaker.startswith("SPEAKER_") and s.speaker not in letters:
+            letters[s.speaker] = letter(len(letters))
+    return {
+        "task": "transcribe",
+        "duration": output.input_duration_sec,
+        "text": output.text,
+        "segments": [
+            {
+                "type": "transcript.text.segment",
+                "id": f"seg_{i}",
+                "start": s.start_time_sec,
+                "end": s.end_time_sec,
+                "text": s.text,
+                "speaker": letters.get(s.speaker or "", s.speaker or "A"),
+            }
+            for i, s in enumerate(output.segments)
+        ],
+        "usage": {"type": "duration", "seconds": math.ceil(output.input_duration_sec)},
+    }
+
+
 def render(output: TranscribeOutput, asked: Asked) -> web.Response:
     fmt, task = asked.response_format, asked.request.params.task
+    if fmt == "diarized_json":
+        return web.json_response(_diarized(output), dumps=json.dumps)
     if fmt == "json":
         return web.json_response({"text": output.text, "model": output.model})
     if fmt == "verbose_json":

@@ -54,6 +54,17 @@ OPENAI_FORM = {
     "properties": {
         **TRANSLATION_FIELDS,
         "timestamp_granularities[]": {"type": "array", "items": {"type": "string", "enum": ["segment", "word"]}},
+        "response_format": {
+            "type": "string",
+            "enum": ["json", "text", "srt", "vtt", "verbose_json", "diarized_json"],
+            "description": "diarized_json: who spoke when, as OpenAI's gpt-4o-transcribe-diarize answers it",
+        },
+        "known_speaker_names[]": {"type": "array", "maxItems": 4, "items": {"type": "string"}},
+        "known_speaker_references[]": {
+            "type": "array",
+            "maxItems": 4,
+            "items": {"type": "string", "description": "a data URL of 2-10 s of the speaker's voice"},
+        },
         "stream": {
             "type": "boolean",
             "description": "text/event-stream: transcript.text.delta events as chunks settle, then one "
@@ -276,6 +287,14 @@ def document() -> dict[str, Any]:
                         "schema": {"type": "string", "enum": list(RESPONSE_FORMATS)},
                     },
                     *LINE_LIMITS,
+                    {
+                        "name": "speaker_names",
+                        "in": "query",
+                        "required": False,
+                        "description": "a diarized transcript's speakers renamed in this download: JSON, "
+                        '{"SPEAKER_00": "Ada"}',
+                        "schema": {"type": "string"},
+                    },
                 ],
                 "get": {
                     "summary": "the finished transcript as a file, streamed",

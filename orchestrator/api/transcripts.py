@@ -3,19 +3,45 @@ memory nor one long stretch of rendering on the event loop."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from aiohttp import web
 from pydantic import ValidationError
 
+from longscribe_core.speakers import MAX_SPEAKERS
 from orchestrator import formats
 from orchestrator.errors import InvalidTranscriptQuery
 from orchestrator.formats import writers
 from orchestrator.jobs.stored import SegmentReader, Stored
-from orchestrator.schemas import SubtitleLayout, TranscribeOutput
+from orchestrator.schemas import MAX_SPEAKER_NAME_CHARS, SubtitleLayout, TranscribeOutput
 
 LAYOUT_PARAMS = tuple(SubtitleLayout.model_fields)  # max_line_width, max_line_count
+MAX_SPEAKER_NAMES_CHARS = 4096  # ?speaker_names=: 32 speakers' names of 64 characters, quoted, fit
+
+
+def speaker_names(query: Mapping[str, str]) -> dict[str, str]:
+    """?speaker_names={"SPEAKER_00": "Ada", ...}: what a diarized transcript's speakers are called in this
+    download (the web page's renames); absent: as found."""
+    raw = query.get("speaker_names")
+    if not raw:
+        return {}
+    problem = "speaker_names must be a JSON object of speaker -> name"
+    if len(raw) > MAX_SPEAKER_NAMES_CHARS:
+        raise InvalidTranscriptQuery(f"speaker_names is over {MAX_SPEAKER_NAMES_CHARS} characters")
+    try:
+        names = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise InvalidTranscriptQuery(f"{problem}: {exc}") from exc
+    if not isinstance(names, dict) or len(names) > MAX_SPEAKERS:
+        raise InvalidTranscriptQuery(f"{problem}, of at most {MAX_SPEAKERS} speakers")
+    for key, name in names.items():
+        if not isinstance(name, str) or not 0 < len(name.strip()) <= MAX_SPEAKER_NAME_CHARS:
+            raise InvalidTranscriptQuery(
+                f"{problem}; the name of {key!r} must be 1-{MAX_SPEAKER_NAME_CHARS} characters"
+            )
+    return {key: " ".join(name.split()) for key, name in names.items()}
 
 
 def format_of(query: Mapping[str, str]) -> str:
@@ -42,12 +68,13 @@ async def stream(
     piece_bytes: int,
     headers: Mapping[str, str] | None = None,
     layout: SubtitleLayout | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> web.StreamResponse:
-    """`output` rendered as `fmt` (srt and vtt cues wrapped by `layout`), sent chunked in writes of about
-    `piece_bytes`."""
+    """`output` rendered as `fmt` (srt and vtt cues wrapped by `layout`, speakers renamed by `names`), sent
+    chunked in writes of about `piece_bytes`."""
     response = await _prepared(request, fmt, headers)
     sink = _Sink(response, piece_bytes)
-    for piece in formats.pieces(output, fmt, layout):
+    for piece in formats.pieces(writers.renamed_output(output, names or {}), fmt, layout):
         await sink.write(piece)
     await sink.close()
     return response
@@ -60,9 +87,11 @@ async def stream_stored(
     piece_bytes: int,
     headers: Mapping[str, str] | None = None,
     layout: SubtitleLayout | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> web.StreamResponse:
     """A job's stored transcript (verbose JSON in Redis) as `stream` would write it, read a piece at a time:
-    verbose JSON as stored; the other formats from its segments, parsed a few hundred ahead of the writer."""
+    verbose JSON as stored (unless speakers are renamed); the other formats from its segments, parsed a few
+    hundred ahead of the writer; a diarized transcript's text by speaker turns, from its segments too."""
     response = await _prepared(request, fmt, headers)
     sink = _Sink(response, piece_bytes)
     raw, reader = stored.raw(), SegmentReader()
@@ -73,19 +102,25 @@ async def stream_stored(
             data = await anext(raw, None)
             reader.feed(data or b"", final=data is None)
 
-    if fmt == "verbose_json":
+    said = False  # diarized: its text is written by speaker turns, from the segments
+    if fmt == "text":
+        await read_on(1)
+        said = bool(reader.parsed) and reader.parsed[0].speaker is not None
+    if fmt == "verbose_json" and not names:
         async for data in raw:
             await sink.write_bytes(data)
-    elif fmt == "text":  # the text comes after the segments, which it does not need
+    elif fmt == "text" and not said:  # the text comes after the segments, which it does not need
         while not reader.done:
             await read_on(1)
             reader.parsed.clear()
         for piece in writers.text_pieces(reader.rest().text):
             await sink.write(piece)
     else:
-        segments = reader.segments()
-        if fmt == "json":
-            pieces = writers.streamed_json(segments, reader.rest, verbose=False)
+        segments = writers.renamed(reader.segments(), names or {})
+        if fmt in ("json", "verbose_json"):
+            pieces = writers.streamed_json(segments, reader.rest, verbose=fmt == "verbose_json")
+        elif fmt == "text":
+            pieces = writers.turn_pieces(segments)
         else:
             pieces = writers.segment_pieces(segments, fmt, layout)
         while True:

@@ -27,6 +27,7 @@ from longscribe_core import assembly
 from orchestrator.assemble import merge, transcript
 from orchestrator.assemble.merge import TimedText
 from orchestrator.assemble.progress import ChunkPart
+from orchestrator.assemble.speakers import Diarize, Speakers, VoiceBook
 from orchestrator.languages import language_name
 from orchestrator.plan.macro import MacroChunk
 from orchestrator.schemas import Timings, TranscribeOutput
@@ -82,24 +83,32 @@ class _Merge:
         return tail[had:]
 
 
-async def assemble(read: Read, count: int, duration_s: float, with_words: bool, started: float) -> Assembled:
+async def assemble(
+    read: Read, count: int, duration_s: float, with_words: bool, started: float, diarize: Diarize | None = None
+) -> Assembled:
     """Step 1: the figures of the transcript of chunks 0..count-1 (`duration_s` long), one chunk in memory
-    at a time; `processing_duration_sec` counts from `started` (monotonic) to its end."""
+    at a time; `processing_duration_sec` counts from `started` (monotonic) to its end. With `diarize`, the
+    chunks' voices are gathered too, and clustered into the recording's speakers at the end."""
     merging = _Merge(count, duration_s)
     kept: set[str] = set()
     spoken: dict[str, float] = {}  # seconds per language, summed in `transcript.main_language`'s order
+    book = VoiceBook() if diarize is not None else None
     segments = 0
     for n in range(count):
         part = await _read(read, n)
-        segments += await asyncio.to_thread(_look, merging, part, kept, spoken)
+        segments += await asyncio.to_thread(_look, merging, part, kept, spoken, book)
         del part
     code = max(spoken, key=spoken.__getitem__) if spoken else None
+    speakers = await asyncio.to_thread(book.speakers, diarize) if book is not None and diarize is not None else None
     elapsed_s = time.monotonic() - started
-    return Assembled(read, count, duration_s, elapsed_s, with_words, kept, segments, code)
+    return Assembled(read, count, duration_s, elapsed_s, with_words, kept, segments, code, speakers=speakers)
 
 
-def _look(merging: _Merge, part: ChunkPart, kept: set[str], spoken: dict[str, float]) -> int:
-    """One chunk of step 1, off the loop: what it adds to the capitals and the spoken seconds; how many segments."""
+def _look(merging: _Merge, part: ChunkPart, kept: set[str], spoken: dict[str, float], book: VoiceBook | None) -> int:
+    """One chunk of step 1, off the loop: what it adds to the capitals, the spoken seconds and the voices;
+    how many segments."""
+    if book is not None:
+        book.add(part.chunk, part.result.voices, first=merging.done == 0, last=merging.done == merging.count - 1)
     added = merging.add(part)
     assembly.kept_capitals(added, kept)
     for t in added:
@@ -118,10 +127,16 @@ class Assembled:
     processing_duration_sec: float
     with_words: bool
     kept: set[str]  # `assembly.kept_capitals` of the whole transcript
-    segment_count: int  # how many segments the transcript has
+    segment_count: int  # how many segments the transcript has (once written: speaker turns split some)
     language_code: str | None
     timings: Timings | None = None
     model: str | None = None
+    speakers: Speakers | None = None  # who spoke when (params.diarize), put on the segments as they are written
+
+    @property
+    def speaker_count(self) -> int | None:
+        """How many speakers were found; None when not diarized."""
+        return self.speakers.count if self.speakers is not None else None
 
     @property
     def speedup(self) -> float:
@@ -141,9 +156,12 @@ class Assembled:
             out = assembly.reconcile_joins([*carry, *added], self.kept)
             carry = out[-1:]
             if out[:-1]:
-                yield out[:-1]
+                yield self._labelled(out[:-1])
         if carry:
-            yield carry
+            yield self._labelled(carry)
+
+    def _labelled(self, timed: list[TimedText]) -> list[TimedText]:
+        return self.speakers.label(timed) if self.speakers is not None else timed
 
     async def json_pieces(self) -> AsyncIterator[str]:
         """The verbose JSON answer (`TranscribeOutput.to_json`), in about a chunk's segments per piece."""
@@ -159,11 +177,13 @@ class Assembled:
                 (" " if previous is not None and _space_between(previous, timed[0]) else "") + merge.join_text(timed)
             )
             previous = timed[-1]
+        self.segment_count = written
         yield "]," + self._head("".join(texts)).model_dump_json(exclude={"segments"}, exclude_none=True)[1:]
 
     async def output(self) -> TranscribeOutput:
         """The whole answer as one object (a run without a job answers with it)."""
         timed = [t async for piece in self.reconciled() for t in piece]
+        self.segment_count = len(timed)
         built = transcript.build(timed, self.input_duration_sec, self.processing_duration_sec, self.with_words)
         return built.model_copy(update={"timings": self.timings, "model": self.model})
 

@@ -6,6 +6,7 @@ import math
 from collections.abc import Sequence
 
 from longscribe_core.assembly import TimedText, join_text
+from orchestrator.assemble.speakers import speaker_of
 from orchestrator.languages import language_name
 from orchestrator.schemas import Segment, TranscribeOutput, WordOut
 
@@ -27,12 +28,14 @@ def segment(t: TimedText, with_words: bool) -> Segment:
         text=t.text,
         language=language_name(t.language),
         language_code=t.language,
+        speaker=speaker_of(t),
         words=[
             WordOut(
                 word=w.text,
                 start_time_sec=round(w.start_s, TIME_DECIMALS),
                 end_time_sec=round(w.end_s, TIME_DECIMALS),
                 probability=round(w.probability, 4),
+                speaker=w.speaker,
             )
             for w in t.words
         ]

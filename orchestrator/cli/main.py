@@ -178,6 +178,18 @@ def _transcribe_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         type=boolean,
         help="add word times (json formats; subtitles split by words)",
     )
+    who = tr.add_argument_group("speakers (who spoke when)")
+    who.add_argument(
+        "--diarize",
+        nargs="?",
+        const=True,
+        default=False,
+        type=boolean,
+        help="label each segment with its speaker: SPEAKER_00: ... in text and srt, <v SPEAKER_00> in vtt",
+    )
+    who.add_argument("--speakers", type=positive, help="with --diarize: exactly this many speakers (default: found)")
+    who.add_argument("--min-speakers", type=positive, help="with --diarize: at least this many speakers")
+    who.add_argument("--max-speakers", type=positive, help="with --diarize: at most this many speakers")
     how.add_argument("--macro-chunk-size-sec", type=float, help="the service's macro chunk length (default 300)")
     how.add_argument("--micro-chunk-size-sec", type=float, help="longest piece sent to Whisper (default 30)")
     local = tr.add_argument_group("the service started without --server")

@@ -33,6 +33,10 @@ def params_from(args: argparse.Namespace) -> dict[str, Any]:
         "prompt": args.prompt,
         "temperature": args.temperature,
         "word_timestamps": True if args.word_timestamps else None,
+        "diarize": True if args.diarize else None,
+        "num_speakers": args.speakers,
+        "min_speakers": args.min_speakers,
+        "max_speakers": args.max_speakers,
         "macro_chunk_size_sec": args.macro_chunk_size_sec,
         "micro_chunk_size_sec": args.micro_chunk_size_sec,
         "model": args.model if args.server else None,  # a self-started service serves only this one

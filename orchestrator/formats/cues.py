@@ -4,7 +4,8 @@
 Words are packed into lines of at most `max_line_width` characters (a word longer than that keeps a line
 of its own). With a width alone each segment stays one cue, its text wrapped. With a line count too the
 words flow on across segments: a cue ends when it holds `max_line_count` lines and another word comes, or
-at a pause of over LONG_PAUSE_S. A cue's times are those of its first and last words: the words' own
+at a pause of over LONG_PAUSE_S, or where the speaker changes (a diarized transcript: each cue is one
+speaker's, and says whose). A cue's times are those of its first and last words: the words' own
 when the transcript has word timestamps, else shared out over the segment by characters.
 """
 
@@ -38,6 +39,7 @@ class Cue:
     start_s: float
     end_s: float
     text: str
+    speaker: str | None = None  # who says it (params.diarize)
 
 
 def _spaced(segment: Segment | None) -> bool:
@@ -84,10 +86,10 @@ def timed_words(segment: Segment, previous: Segment | None = None) -> list[Timed
     return _interpolated(segment, first_spaced)
 
 
-def _cue(lines: list[list[TimedWord]]) -> Cue:
+def _cue(lines: list[list[TimedWord]], speaker: str | None) -> Cue:
     text = "\n".join(line[0].text + "".join((" " if w.spaced else "") + w.text for w in line[1:]) for line in lines)
     start_s = lines[0][0].start_s
-    return Cue(start_s, max(start_s, lines[-1][-1].end_s), text)
+    return Cue(start_s, max(start_s, lines[-1][-1].end_s), text, speaker)
 
 
 def cues(segments: Iterable[Segment], layout: SubtitleLayout) -> Iterator[Cue]:
@@ -99,9 +101,11 @@ def cues(segments: Iterable[Segment], layout: SubtitleLayout) -> Iterator[Cue]:
     line_chars = 0
     last_end_s: float | None = None
     previous: Segment | None = None
+    speaker: str | None = None
     for segment in segments:
+        turn = previous is not None and segment.speaker != previous.speaker  # a cue is one speaker's
         for i, word in enumerate(timed_words(segment, previous)):
-            new_segment = not flowing and i == 0
+            new_segment = i == 0 and (not flowing or turn)
             paused = flowing and last_end_s is not None and word.start_s - last_end_s > LONG_PAUSE_S
             needed = len(word.text) + (1 if word.spaced else 0)
             if lines and not new_segment and not paused and line_chars + needed <= width:
@@ -109,11 +113,12 @@ def cues(segments: Iterable[Segment], layout: SubtitleLayout) -> Iterator[Cue]:
                 line_chars += needed
             else:
                 if lines and (new_segment or paused or (count is not None and len(lines) >= count)):
-                    yield _cue(lines)
+                    yield _cue(lines, speaker)
                     lines = []
                 lines.append([word])
                 line_chars = len(word.text)
             last_end_s = word.end_s
+            speaker = segment.speaker
         previous = segment
     if lines:
-        yield _cue(lines)
+        yield _cue(lines, speaker)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
+from longscribe_core.assembly import written_with_spaces
 from orchestrator.formats.cues import Cue, cues
 from orchestrator.schemas import RESPONSE_FORMATS, Segment, SubtitleLayout, TranscribeOutput
 
@@ -60,7 +61,20 @@ def _cues(segments: Iterable[Segment], layout: SubtitleLayout | None) -> Iterato
     """One cue per segment as it is; with a line width, the segments' words wrapped as openai/whisper does."""
     if layout is not None and layout.max_line_width is not None:
         return cues(segments, layout)
-    return (Cue(s.start_time_sec, s.end_time_sec, s.text) for s in segments)
+    return (Cue(s.start_time_sec, s.end_time_sec, s.text, s.speaker) for s in segments)
+
+
+def said_by(speaker: str | None, text: str) -> str:
+    """`SPEAKER_00: text`, the prefix a diarized transcript's srt, tsv and text put before what was said."""
+    return f"{speaker}: {text}" if speaker is not None else text
+
+
+def vtt_voice(speaker: str | None) -> str:
+    """WebVTT's voice tag, `<v SPEAKER_00>`, before a cue's text; its annotation escaped (`>` would end it)."""
+    if speaker is None:
+        return ""
+    name = " ".join(speaker.split()).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return f"<v {name}>"
 
 
 def srt_pieces(output: TranscribeOutput, layout: SubtitleLayout | None = None) -> Iterator[str]:
@@ -70,7 +84,7 @@ def srt_pieces(output: TranscribeOutput, layout: SubtitleLayout | None = None) -
 
 def _srt(segments: Iterable[Segment], layout: SubtitleLayout | None) -> Iterator[str]:
     for i, c in enumerate(_cues(segments, layout), start=1):
-        cue = f"{i}\n{_clock(c.start_s, ',')} --> {_clock(c.end_s, ',')}\n{srt_text(c.text)}\n"
+        cue = f"{i}\n{_clock(c.start_s, ',')} --> {_clock(c.end_s, ',')}\n{srt_text(said_by(c.speaker, c.text))}\n"
         yield cue if i == 1 else "\n" + cue
 
 
@@ -82,13 +96,13 @@ def vtt_pieces(output: TranscribeOutput, layout: SubtitleLayout | None = None) -
 def _vtt(segments: Iterable[Segment], layout: SubtitleLayout | None) -> Iterator[str]:
     yield "WEBVTT\n\n"
     for i, c in enumerate(_cues(segments, layout)):
-        cue = f"{_clock(c.start_s, '.')} --> {_clock(c.end_s, '.')}\n{vtt_text(c.text)}\n"
+        cue = f"{_clock(c.start_s, '.')} --> {_clock(c.end_s, '.')}\n{vtt_voice(c.speaker)}{vtt_text(c.text)}\n"
         yield cue if i == 0 else "\n" + cue
 
 
 def tsv_row(segment: Segment) -> str:
     """openai/whisper's row: start and end in integer milliseconds, the text on one line without tabs."""
-    text = _TSV_BREAKS.sub(" ", segment.text).strip()
+    text = _TSV_BREAKS.sub(" ", said_by(segment.speaker, segment.text)).strip()
     return f"{round(1000 * segment.start_time_sec)}\t{round(1000 * segment.end_time_sec)}\t{text}\n"
 
 
@@ -134,6 +148,46 @@ def text_pieces(text: str, size: int = TEXT_PIECE_CHARS) -> Iterator[str]:
         yield text[start : start + size]
 
 
+def turn_pieces(segments: Iterable[Segment]) -> Iterator[str]:
+    """A diarized transcript's text: one line per speaker turn, `SPEAKER_00: what they said`."""
+    speaker: str | None = None
+    line: list[str] = []
+    previous: Segment | None = None
+    for segment in segments:
+        if line and segment.speaker != speaker:
+            yield said_by(speaker, "".join(line)) + "\n"
+            line = []
+        if line and previous is not None and (_spaced(previous) or _spaced(segment)):
+            line.append(" ")
+        line.append(segment.text)
+        speaker, previous = segment.speaker, segment
+    if line:
+        yield said_by(speaker, "".join(line)) + "\n"
+
+
+def _spaced(segment: Segment) -> bool:
+    return bool(written_with_spaces(segment.language_code))
+
+
+def diarized(output: TranscribeOutput) -> bool:
+    """Whether the transcript's segments say who spoke (then text is written by turns)."""
+    return any(s.speaker is not None for s in output.segments[:1])
+
+
+def renamed(segments: Iterable[Segment], names: Mapping[str, str]) -> Iterator[Segment]:
+    """The segments with their speakers (and their words') renamed: SPEAKER_00 -> a name the user gave."""
+    for s in segments:
+        if not names or s.speaker is None:
+            yield s
+            continue
+        words = [w.model_copy(update={"speaker": names.get(w.speaker or "", w.speaker)}) for w in s.words or []]
+        yield s.model_copy(update={"speaker": names.get(s.speaker, s.speaker), "words": words if s.words else s.words})
+
+
+def renamed_output(output: TranscribeOutput, names: Mapping[str, str]) -> TranscribeOutput:
+    return output.model_copy(update={"segments": list(renamed(output.segments, names))}) if names else output
+
+
 def pieces(output: TranscribeOutput, fmt: str, layout: SubtitleLayout | None = None) -> Iterator[str]:
     """`render` in pieces of about one segment each, for answers streamed whatever their size.
 
@@ -147,7 +201,7 @@ def pieces(output: TranscribeOutput, fmt: str, layout: SubtitleLayout | None = N
     if fmt == "tsv":
         return tsv_pieces(output)
     if fmt == "text":
-        return text_pieces(output.text)
+        return turn_pieces(output.segments) if diarized(output) else text_pieces(output.text)
     raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
 
 
@@ -173,6 +227,6 @@ def to_json(output: TranscribeOutput, verbose: bool) -> str:
 def render(output: TranscribeOutput, fmt: str, layout: SubtitleLayout | None = None) -> str:
     if fmt in ("json", "verbose_json"):
         return to_json(output, verbose=fmt == "verbose_json")
-    if fmt == "text":
+    if fmt == "text" and not diarized(output):
         return output.text
     return "".join(pieces(output, fmt, layout))

@@ -6,9 +6,11 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import tritonclient.grpc.aio as grpcclient
+from numpy.typing import NDArray
 from tritonclient.utils import InferenceServerException
 
 from longscribe_core.audio import FloatAudio, Int16Audio
@@ -148,14 +150,37 @@ class TritonPool:
         whisper_model: str | None = None,
         task: str = "transcribe",
         temperature: float = 0.0,
+        diarize: bool = False,
     ) -> ChunkResult:
         """int16 PCM of one macro chunk -> segments relative to its start, from `whisper_model`'s pieces.
 
-        `task` translate gives English text; `temperature` starts each piece's fallback ladder."""
+        `task` translate gives English text; `temperature` starts each piece's fallback ladder; `diarize`
+        asks for the voices of its speech too (`ChunkResult.voices`)."""
         inputs = _inputs(pcm, micro_chunk_size_s, smoothing_samples, language, prompt, task, temperature)
         inputs.append(_text("whisper_model", whisper_model or self.whisper_model))
+        if diarize:
+            flag = grpcclient.InferInput("diarize", [1], "BOOL")
+            flag.set_data_from_numpy(np.array([True], dtype=np.bool_))
+            inputs.append(flag)
         results = await self._infer(self.model, inputs, "a chunk")
         return results[0]
+
+    async def serves(self, model: str) -> bool:
+        """Whether any endpoint has `model` ready (asked each time: a replica may be added or replaced)."""
+        for endpoint in sorted(self.endpoints, key=Endpoint.order):
+            try:
+                if await endpoint.client.is_model_ready(model, client_timeout=READINESS_TIMEOUT_S):
+                    return True
+            except InferenceServerException:
+                continue
+        return False
+
+    async def embed_voice(self, audio: FloatAudio, model: str) -> NDArray[np.float32]:
+        """16 kHz mono float audio -> the speaker embedding `model` (the speaker encoder) hears in it [d]."""
+        clip = grpcclient.InferInput("audio", [1, len(audio)], "FP32")  # a batch of one (the model batches)
+        clip.set_data_from_numpy(np.ascontiguousarray(audio, dtype=np.float32)[None, :])
+        answer = await self._call(model, [clip], "a speaker reference", "embedding")
+        return np.asarray(answer, dtype=np.float32).reshape(-1)
 
     async def detect_language(self, windows: list[FloatAudio], whisper_model: str | None = None) -> list[ChunkResult]:
         """Whisper's language guess for each window (<= 30 s): `language` and `language_probability`.
@@ -166,12 +191,17 @@ class TritonPool:
         return [result for answer in answers for result in answer]
 
     async def _infer(self, model: str, inputs: list[grpcclient.InferInput], what: str) -> list[ChunkResult]:
+        """The `result` of one call: the chunk results it holds."""
+        answer = await self._call(model, inputs, what, "result")
+        return [decode_result(raw) for raw in answer.reshape(-1)]
+
+    async def _call(self, model: str, inputs: list[grpcclient.InferInput], what: str, output: str) -> NDArray[Any]:
         """One call on the least busy endpoint; the next one when it is unreachable or dies mid-call.
 
         Retrying elsewhere is safe: a call has no effect but its answer."""
         deadline = time.monotonic() + ALL_DOWN_GRACE_S
         while True:
-            answer, tried = await self._try_each(model, inputs, what)
+            answer, tried = await self._try_each(model, inputs, what, output)
             if answer is not None:
                 return answer
             if time.monotonic() >= deadline:
@@ -179,8 +209,8 @@ class TritonPool:
             await asyncio.sleep(ALL_DOWN_RETRY_S)
 
     async def _try_each(
-        self, model: str, inputs: list[grpcclient.InferInput], what: str
-    ) -> tuple[list[ChunkResult] | None, list[str]]:
+        self, model: str, inputs: list[grpcclient.InferInput], what: str, output: str
+    ) -> tuple[NDArray[Any] | None, list[str]]:
         """The answer of the first endpoint that gives one, or None and why each failed."""
         tried: list[str] = []
         for endpoint in sorted(self.endpoints, key=Endpoint.order):
@@ -189,7 +219,7 @@ class TritonPool:
                 response = await endpoint.client.infer(
                     model,
                     inputs,
-                    outputs=[grpcclient.InferRequestedOutput("result")],
+                    outputs=[grpcclient.InferRequestedOutput(output)],
                     client_timeout=self.timeout_s,
                     request_id=trace_id(),  # the job's id, else the request's: in Triton's logs and traces
                 )
@@ -211,7 +241,7 @@ class TritonPool:
                 raise InferenceError(f"Triton failed on {what}: {exc.message()}") from exc
             finally:
                 endpoint.in_flight -= 1
-            return [decode_result(raw) for raw in response.as_numpy("result").reshape(-1)], tried
+            return response.as_numpy(output), tried
         return None, tried
 
 

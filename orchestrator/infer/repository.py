@@ -77,6 +77,11 @@ def build(settings: Settings, resolved: dict[str, str], parent: Path) -> Path:
 
 
 def load_list(settings: Settings, catalogue: Catalogue) -> list[str]:
-    """Every Whisper model, then the other models of `triton_models` (the micro chunker)."""
+    """Every Whisper model, then the other models of `triton_models` (the micro chunker, the speaker encoder).
+
+    The speaker encoder is left out where the repository lacks it: that service serves all but diarization
+    (refused with DiarizationUnsupported); any other model missing stops Triton's start, as it should."""
     whisper = [m.triton_name for m in catalogue.models]
-    return whisper + [m for m in settings.triton_models if m != TEMPLATE and m not in whisper]
+    others = [m for m in settings.triton_models if m != TEMPLATE and m not in whisper]
+    held = (settings.model_repository / settings.speaker_model / "config.pbtxt").is_file()
+    return whisper + [m for m in others if m != settings.speaker_model or held]

@@ -220,18 +220,12 @@ class JobStore:
         transcript is written to Redis in pieces first (`stored.stage`; an `Assembled` one read again from
         the checkpoints meanwhile), never whole in this process; the end makes it the result."""
         end: dict[str, Any] = {"status": status, "links": links(lease.job_id)}
-        if output is not None:
-            end["summary"] = {
-                "input_duration_sec": output.input_duration_sec,
-                "processing_duration_sec": output.processing_duration_sec,
-                "speedup": output.speedup,
-                "segments": output.segment_count if isinstance(output, Assembled) else len(output.segments),
-            }
-        if error is not None:
-            end["error"] = error.detail()
         if output is not None:  # megabytes for hours of media: in pieces, the loop serving events between them
             pieces = output.json_pieces() if isinstance(output, Assembled) else stored.whole(output)
             await stored.stage(self.client, lease.job_id, pieces, self.ttl_s)
+            end["summary"] = summary(output)  # once written: a speaker turn may have split a segment
+        if error is not None:
+            end["error"] = error.detail()
         outcome = await transitions.run(
             self.scripts.finish,
             lease,
@@ -294,3 +288,21 @@ def _prefix_transcript(raw: dict[str, str], with_words: bool) -> TranscribeOutpu
     end_s = prefix[-1].chunk.end_s
     timed = merge.final_segments([(p.chunk, p.result) for p in prefix], end_s)
     return transcript.build(timed, end_s, 0.0, with_words)
+
+
+def summary(output: TranscribeOutput | Assembled) -> dict[str, Any]:
+    """The end event's totals of a transcript: its length, speed, segments, and speakers when diarized."""
+    totals: dict[str, Any] = {
+        "input_duration_sec": output.input_duration_sec,
+        "processing_duration_sec": output.processing_duration_sec,
+        "speedup": output.speedup,
+        "segments": output.segment_count if isinstance(output, Assembled) else len(output.segments),
+    }
+    if isinstance(output, Assembled):
+        speakers = output.speaker_count
+    else:
+        found = {s.speaker for s in output.segments if s.speaker is not None}
+        speakers = len(found) if found else None
+    if speakers is not None:
+        totals["speakers"] = speakers
+    return totals

@@ -100,3 +100,50 @@ async def test_drop_a_file_watch_it_play_a_segment_and_download_srt(
         await asyncio.sleep(0.1)
     cues = list(srt.parse(downloaded[0].read_text()))
     assert wer(jfk.reference, " ".join(c.content for c in cues)) <= JFK_MAX_WER
+
+
+async def test_diarize_shows_speakers_in_their_colours_and_a_rename_reaches_the_download(
+    page_url: str, browser: object, tmp_path: Path
+) -> None:
+    import asyncio
+
+    from selenium.webdriver.common.by import By
+
+    from ..conversations import SPEAKER_SETS, build_conversation
+
+    driver = browser  # a selenium WebDriver; its calls block, so they run in a thread
+    two = {name: SPEAKER_SETS["mixed"][name] for name in ("libri1089", "lj")}
+    media = build_conversation(two, duration_s=30.0, seed=5).write_wav(tmp_path / "media" / "two-voices.wav")
+
+    def drive() -> tuple[str, list[tuple[str, str]]]:
+        driver.get(page_url)  # type: ignore[attr-defined]
+        driver.find_element(By.ID, "diarize").click()  # type: ignore[attr-defined]
+        chooser = driver.find_element(By.ID, "file")  # type: ignore[attr-defined]
+        driver.execute_script("arguments[0].hidden = false", chooser)  # type: ignore[attr-defined]
+        chooser.send_keys(str(media))
+        deadline = time.monotonic() + 180
+        while driver.find_element(By.ID, "downloads").get_attribute("hidden") is not None:  # type: ignore[attr-defined]
+            assert time.monotonic() < deadline, driver.find_element(By.ID, "status").text  # type: ignore[attr-defined]
+            time.sleep(0.2)
+        status = driver.find_element(By.ID, "status").text  # type: ignore[attr-defined]
+        labels = driver.find_elements(By.CSS_SELECTOR, "#segments .speaker")  # type: ignore[attr-defined]
+        shown = [(el.text, el.value_of_css_property("color")) for el in labels]
+        rename = driver.find_element(By.CSS_SELECTOR, "#speakers input[data-speaker=SPEAKER_00]")  # type: ignore[attr-defined]
+        rename.clear()
+        rename.send_keys("Ada")
+        renamed = {el.text for el in driver.find_elements(By.CSS_SELECTOR, "#segments .speaker")}  # type: ignore[attr-defined]
+        assert "Ada" in renamed and "SPEAKER_00" not in renamed
+        driver.find_element(By.CSS_SELECTOR, "#downloads [data-format=vtt]").click()  # type: ignore[attr-defined]
+        return status, shown
+
+    status, shown = await asyncio.to_thread(drive)
+    assert status.startswith("Done:") and "2 speakers" in status
+    colours = dict(shown)
+    assert set(colours) == {"SPEAKER_00", "SPEAKER_01"} and len(set(colours.values())) == 2, "one colour each"
+    for _ in range(100):
+        downloaded = list(tmp_path.glob("transcript*.vtt"))
+        if downloaded:
+            break
+        await asyncio.sleep(0.1)
+    vtt = downloaded[0].read_text()
+    assert "<v Ada>" in vtt and "<v SPEAKER_01>" in vtt and "SPEAKER_00" not in vtt

@@ -336,3 +336,49 @@ def test_work_travels_with_the_result_and_an_older_sender_without_it_reads_as_no
     result = ChunkResult(segments=(), language="en", work=Work(windows=3, aligned=1, mel_s=0.1))
     assert decode_result(encode_result(result)) == result
     assert decode_result(b'{"segments": [], "language": "en"}').work == Work()
+
+
+class FakeSpeakerEncoder:
+    """Embeds each clip as a unit vector of its loudness; records the clips and when they were sent."""
+
+    def __init__(self, whisper: FakeWhisper) -> None:
+        self.whisper = whisper
+        self.clips: list[npt.NDArray[np.float32]] = []
+        self.whisper_calls_before = -1
+
+    async def __call__(self, clips: list[npt.NDArray[np.float32]]) -> npt.NDArray[np.float32]:
+        self.whisper_calls_before = len(self.whisper.calls)
+        self.clips = clips
+        await asyncio.sleep(0.01)
+        vectors = np.zeros((len(clips), 256), dtype=np.float32)
+        vectors[:, 0] = 1.0
+        return vectors
+
+
+async def test_a_diarized_chunk_embeds_its_speech_while_whisper_decodes() -> None:
+    pcm = speech(20.0)
+    whisper = FakeWhisper()
+    encoder = FakeSpeakerEncoder(whisper)
+    result = await transcribe_macro_chunk(pcm, 8.0, SMOOTHING, whisper, embed_clips=encoder)
+    assert result.segments and len(result.voices) == len(encoder.clips) >= 8
+    assert all(len(c) == int(1.6 * SAMPLE_RATE) for c in encoder.clips), "one encoder partial each"
+    assert encoder.whisper_calls_before < len(whisper.calls), "the clips went out before the decoding was done"
+    assert all(0 <= v.start_s < v.end_s <= 20.0 for v in result.voices)
+    covered = sum(v.end_s - v.start_s for v in result.voices)
+    assert covered > 0.8 * 20.0 * (1 - 0.4 / 3.7), "the voices cover the speech, not the pauses"
+    assert all(a.end_s <= b.start_s + 1e-9 for a, b in zip(result.voices, result.voices[1:]))
+    sent = decode_result(encode_result(result)).voices
+    assert [(v.start_s, v.end_s) for v in sent] == [(round(v.start_s, 3), round(v.end_s, 3)) for v in result.voices]
+
+
+async def test_an_undiarized_chunk_has_no_voices() -> None:
+    result = await transcribe_macro_chunk(speech(10.0), 8.0, SMOOTHING, FakeWhisper())
+    assert result.voices == ()
+
+
+async def test_a_failing_speaker_encoder_fails_the_chunk() -> None:
+    async def broken(clips: list[npt.NDArray[np.float32]]) -> npt.NDArray[np.float32]:
+        raise RuntimeError("speaker_encoder failed: gone")
+
+    with pytest.raises(RuntimeError, match="speaker_encoder failed"):
+        await transcribe_macro_chunk(speech(10.0), 8.0, SMOOTHING, FakeWhisper(), embed_clips=broken)

@@ -74,7 +74,18 @@ def test_the_generated_repository_has_one_whisper_model_each_and_links_the_other
         "whisper",
         "whisper-base",
         "micro_chunker",
+        "speaker_encoder",
     ]
+
+
+def test_a_repository_without_the_speaker_encoder_loads_all_but_it(tmp_path: Path) -> None:
+    bare = tmp_path / "repository"
+    for name in ("whisper", "micro_chunker"):
+        (bare / name).mkdir(parents=True)
+        (bare / name / "config.pbtxt").write_text((TWO.model_repository / name / "config.pbtxt").read_text())
+    settings = TWO.model_copy(update={"model_repository": bare})
+    loaded = repository.load_list(settings, Catalogue.from_settings(settings))
+    assert loaded == ["whisper", "whisper-base", "micro_chunker"]  # diarize is then refused: DiarizationUnsupported
 
 
 class Recorder:

@@ -49,7 +49,8 @@ from longscribe_core.audio import (
     speech_level,
 )
 from longscribe_core.segmentation.condense import QUIET_SHARE, condense
-from longscribe_core.segments import ChunkResult, Segment, Work
+from longscribe_core.segments import ChunkResult, Segment, Voice, Work
+from longscribe_core.speakers.voices import EmbedClipsAsync, speech_pieces, voices_via
 
 # audio, sampling temperature -> what Whisper heard
 TranscribePiece = Callable[[FloatAudio, float], Awaitable[ChunkResult]]
@@ -106,6 +107,13 @@ def speech_levels(envelope: Envelope) -> Envelope:
         around = coarse[max(0, centre - half) // step : min(n, centre + half) // step + 1]
         levels[lo : lo + block] = speech_level(around)
     return levels
+
+
+def speech_mask(envelope: Envelope) -> NDArray[np.bool_]:
+    """Per-sample: is this speech? Not a pause by `condense`'s rule (below QUIET_SHARE of the local level).
+
+    What the speaker voices are taken from (`speakers.speech_pieces`)."""
+    return envelope >= QUIET_SHARE * speech_levels(envelope)  # as transcribe_macro_chunk takes them
 
 
 def plan_pieces(envelope: Envelope, max_len: int, levels: Envelope) -> list[Piece]:
@@ -192,10 +200,13 @@ async def transcribe_macro_chunk(
     smoothing_samples: int,
     transcribe: TranscribePiece,
     temperature: float = 0.0,
+    embed_clips: EmbedClipsAsync | None = None,
 ) -> ChunkResult:
     """int16 PCM [n] of one macro chunk -> segments with times from its start.
 
-    `temperature` starts every piece's fallback ladder: 0 is greedy first."""
+    `temperature` starts every piece's fallback ladder: 0 is greedy first.
+    `embed_clips`, when given (diarization), embeds the speech's voice windows
+    while the pieces are decoded: the result carries them as `voices`."""
     check_micro_size(max_s)
     ladder = quality.fallback_from(temperature)
     pcm = int16_to_float(pcm_int16)
@@ -203,16 +214,25 @@ async def transcribe_macro_chunk(
     levels = speech_levels(envelope)
     # long pauses shortened: fewer windows for the same speech; times are mapped back before assembly
     short = condense(envelope < QUIET_SHARE * levels)
+    speaker_work: asyncio.Future[list[Voice]] | None = None
+    if embed_clips is not None:  # the clips are cut now, before the chunk's audio is let go
+        pieces_of_speech = speech_pieces(envelope >= QUIET_SHARE * levels)
+        speaker_work = asyncio.ensure_future(voices_via(pcm, pieces_of_speech, embed_clips))
     heard_env, heard_levels = short.select(envelope), short.select(levels)
     chunk = _Chunk(short.select(pcm), heard_env, heard_levels, heard_env > heard_levels, transcribe, ladder)
     del pcm
     pieces = plan_pieces(heard_env, int(max_s * SAMPLE_RATE), heard_levels) if len(heard_env) else []
-    per_piece = await asyncio.gather(*(chunk.piece(p, MAX_TAIL_ROUNDS) for p in pieces))
+    try:
+        per_piece = await asyncio.gather(*(chunk.piece(p, MAX_TAIL_ROUNDS) for p in pieces))
+        voices = tuple(await speaker_work) if speaker_work is not None else ()
+    finally:
+        if speaker_work is not None and not speaker_work.done():
+            speaker_work.cancel()  # a failed or cancelled chunk sends no more clips
     in_chunk_time = [[short.segment(s) for s in segments] for segments in per_piece]
     segments = assembly.assemble_pieces(in_chunk_time, envelope, levels)
     languages = chunk.languages
     language = languages[min(languages)] if languages else None
-    return ChunkResult(segments=tuple(segments), language=language, work=chunk.work)
+    return ChunkResult(segments=tuple(segments), language=language, work=chunk.work, voices=voices)
 
 
 @dataclass

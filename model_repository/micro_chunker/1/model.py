@@ -35,6 +35,7 @@ class TritonPythonModel:
         config = json.loads(args["model_config"])
         params = config.get("parameters", {})
         self.whisper_model = params.get("whisper_model", {}).get("string_value") or "whisper"
+        self.speaker_model = params.get("speaker_model", {}).get("string_value") or "speaker_encoder"
 
     async def execute(self, requests):
         return list(await asyncio.gather(*(self._one(r) for r in requests)))
@@ -55,6 +56,7 @@ class TritonPythonModel:
                 raise ValueError(f"unknown task {task!r}; use one of {TASKS}")
             # the ladder's first rung, checked there; float32 on the wire: 0.2 arrives as 0.20000000298
             temperature = round(float(_scalar(request, "temperature") or 0.0), 6)
+            diarize = bool(_scalar(request, "diarize") or False)
             work = asyncio.ensure_future(
                 transcribe_macro_chunk(
                     pcm,
@@ -62,6 +64,7 @@ class TritonPythonModel:
                     width,
                     lambda piece, t: self._transcribe(whisper, piece, language, t, prompt, task, request_id),
                     temperature,
+                    embed_clips=(lambda clips: self._embed(clips, request_id)) if diarize else None,
                 )
             )
             # a client that hung up (or a replica's caller that timed out) stops the pieces not yet sent
@@ -76,6 +79,26 @@ class TritonPythonModel:
             return pb_utils.InferenceResponse(error=pb_utils.TritonError(str(exc), code))
         out = np.array([encode_result(result)], dtype=np.object_)
         return pb_utils.InferenceResponse([pb_utils.Tensor("result", out)])
+
+    async def _embed(self, clips: list, request_id: str = "") -> np.ndarray:
+        """Voice windows -> embeddings [n, 256]: one speaker_encoder request per clip, all at once
+        (its dynamic batcher runs them through the LSTM together)."""
+
+        async def one(clip: np.ndarray) -> np.ndarray:
+            request = pb_utils.InferenceRequest(
+                model_name=self.speaker_model,
+                inputs=[pb_utils.Tensor("audio", clip[None, :].astype(np.float32))],
+                requested_output_names=["embedding"],
+                request_id=request_id,
+            )
+            response = await request.async_exec()
+            if response.has_error():
+                raise RuntimeError(f"speaker_encoder failed: {response.error().message()}")
+            return pb_utils.get_output_tensor_by_name(response, "embedding").as_numpy().reshape(-1)
+
+        if not clips:
+            return np.zeros((0, 256), dtype=np.float32)
+        return np.stack(await asyncio.gather(*(one(c) for c in clips)))
 
     async def _transcribe(
         self,
