@@ -74,6 +74,7 @@ def test_the_generated_repository_has_one_whisper_model_each_and_links_the_other
         "whisper",
         "whisper-base",
         "micro_chunker",
+        "speaker_encoder",
     ]
 
 
