@@ -162,4 +162,3 @@ def embed_batch(clips: Sequence[np.ndarray], net: Network | None = None) -> np.n
 def embed(audio_16k: np.ndarray) -> np.ndarray:
     """One clip -> its voice embedding [256], L2-normalised (resemblyzer's `embed_utterance`)."""
     return embed_batch([np.asarray(audio_16k, dtype=np.float32)])[0]
-
