@@ -65,7 +65,7 @@ def test_speakers_are_found_in_a_conversation_with_der_at_most_10_percent(name: 
     hypothesis = diarize_locally(conversation.pcm)
     score = der(conversation.turns, hypothesis)
     assert len({t.speaker for t in hypothesis}) == len(conversation.speakers)
-    assert score.der <= 0.10, score  # measured 1.7-4.0 % (seeds 0-3, both sets)
+    assert score.der <= 0.10, score  # measured 1.9-4.8 % (seeds 0-3, both sets; 2.9 % on average)
 
 
 def test_a_fixed_count_of_speakers_is_honoured_on_real_voices() -> None:

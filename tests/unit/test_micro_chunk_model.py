@@ -360,7 +360,7 @@ async def test_a_diarized_chunk_embeds_its_speech_while_whisper_decodes() -> Non
     whisper = FakeWhisper()
     encoder = FakeSpeakerEncoder(whisper)
     result = await transcribe_macro_chunk(pcm, 8.0, SMOOTHING, whisper, embed_clips=encoder)
-    assert result.segments and len(result.voices) == len(encoder.clips) >= 8
+    assert result.segments and len(result.voices) == len(encoder.clips) >= 5
     assert all(len(c) == int(1.6 * SAMPLE_RATE) for c in encoder.clips), "one encoder partial each"
     assert encoder.whisper_calls_before < len(whisper.calls), "the clips went out before the decoding was done"
     assert all(0 <= v.start_s < v.end_s <= 20.0 for v in result.voices)

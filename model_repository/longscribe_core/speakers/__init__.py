@@ -10,7 +10,7 @@ The pure half of diarization (numpy, scipy, librosa; no Triton):
 
 from longscribe_core.segments import Voice
 from longscribe_core.speakers.cluster import MAX_SPEAKERS, centroids, check_bounds, cluster_voices
-from longscribe_core.speakers.encoder import EMBEDDING_DIM, embed, embed_windows
+from longscribe_core.speakers.encoder import EMBEDDING_DIM, embed, embed_batch
 from longscribe_core.speakers.known import match_known
 from longscribe_core.speakers.labels import label_segments, speaker_name
 from longscribe_core.speakers.voices import speech_pieces, voice_windows, voices_of
@@ -23,7 +23,7 @@ __all__ = [
     "check_bounds",
     "cluster_voices",
     "embed",
-    "embed_windows",
+    "embed_batch",
     "label_segments",
     "match_known",
     "speaker_name",

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from longscribe_core.speakers import checkpoint
+from longscribe_core.speakers.checkpoint import load as load_checkpoint
 
 SAMPLE_RATE = 16_000
 HOP = 160  # 10 ms
@@ -64,7 +64,7 @@ def network() -> Network:
     """The pinned weights, checked and loaded once per process."""
     from longscribe_core import weights  # here: weights imports the Hub client, which plain users never need
 
-    return Network.from_state(checkpoint.load(weights.speaker_encoder_path())["model_state"])
+    return Network.from_state(load_checkpoint(weights.speaker_encoder_path())["model_state"])
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -162,10 +162,3 @@ def embed_batch(clips: Sequence[np.ndarray], net: Network | None = None) -> np.n
 def embed(audio_16k: np.ndarray) -> np.ndarray:
     """One clip -> its voice embedding [256], L2-normalised (resemblyzer's `embed_utterance`)."""
     return embed_batch([np.asarray(audio_16k, dtype=np.float32)])[0]
-
-
-def embed_windows(audio_16k: np.ndarray, windows: Sequence[tuple[int, int]]) -> np.ndarray:
-    """Embeddings [n, 256] of windows [lo, hi) (samples) of one recording; see `voices.window_clip`."""
-    from longscribe_core.speakers.voices import window_clip
-
-    return embed_batch([window_clip(audio_16k, lo, hi) for lo, hi in windows])
