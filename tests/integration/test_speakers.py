@@ -31,6 +31,7 @@ from orchestrator.settings import Settings
 
 from ..conversations import SPEAKER_SETS, Conversation, build_conversation, der, turns_of
 from ..corpus import clips_under, decode_pcm
+from ..keyed_service import SERVICE_KEY
 from ..media_servers import LOOPBACK
 from .test_job_fleet import finished, orchestrator, submit, until
 
@@ -164,6 +165,25 @@ async def test_openai_diarized_json_with_a_known_speaker_names_her_cluster(
         [s["speaker"] for s in body["segments"]],
     )
     assert der(answered.conversation.turns, said).mapping["Linda"] == "lj", "the name is on the reader enrolled"
+
+
+async def test_diarize_on_the_service_as_production_runs_it_needs_a_key_and_an_allowed_host(
+    keyed_service_url: str, allowed_media_url: str, media_url: str, conversation: Conversation
+) -> None:
+    """The twin of the tests above, which run keys off and loopback media allowed: the defaults users meet."""
+    body = {"media_url": f"{allowed_media_url}/conversation.wav", "params": PARAMS}
+    key = {"Authorization": f"Bearer {SERVICE_KEY}"}
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"{keyed_service_url}/v1/transcribe", json=body) as response:
+            assert response.status == 401, "no key, no transcript"
+        loopback = {**body, "media_url": f"{media_url}/conversation.wav"}
+        async with session.post(f"{keyed_service_url}/v1/transcribe", json=loopback, headers=key) as response:
+            assert 400 <= response.status < 500 and (await response.json())["error"]["hint"]
+        async with session.post(f"{keyed_service_url}/v1/transcribe", json=body, headers=key) as response:
+            assert response.status == 200, await response.text()
+            segments = (await response.json())["segments"]
+    assert list(dict.fromkeys(s["speaker"] for s in segments)) == [f"SPEAKER_{i:02d}" for i in range(3)]
+    assert der(conversation.turns, said(segments)).der <= DER_BOUND
 
 
 @pytest.mark.parametrize(
