@@ -10,6 +10,7 @@ import shutil
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -62,6 +63,20 @@ def browser(tmp_path: Path) -> Iterator[object]:
         driver.quit()
 
 
+def drop_and_wait(driver: Any, media: Path, timeout_s: float) -> str:
+    """Give the page `media` through its file chooser (as a drop does) and wait for the downloads; the status line."""
+    from selenium.webdriver.common.by import By
+
+    chooser = driver.find_element(By.ID, "file")
+    driver.execute_script("arguments[0].hidden = false", chooser)
+    chooser.send_keys(str(media))
+    deadline = time.monotonic() + timeout_s
+    while driver.find_element(By.ID, "downloads").get_attribute("hidden") is not None:
+        assert time.monotonic() < deadline, driver.find_element(By.ID, "status").text
+        time.sleep(0.2)
+    return str(driver.find_element(By.ID, "status").text)
+
+
 async def test_drop_a_file_watch_it_play_a_segment_and_download_srt(
     page_url: str, browser: object, tmp_path: Path
 ) -> None:
@@ -74,14 +89,7 @@ async def test_drop_a_file_watch_it_play_a_segment_and_download_srt(
 
     def drive() -> list[str]:
         driver.get(page_url)  # type: ignore[attr-defined]
-        chooser = driver.find_element(By.ID, "file")  # type: ignore[attr-defined]
-        driver.execute_script("arguments[0].hidden = false", chooser)  # type: ignore[attr-defined]
-        chooser.send_keys(str(speech_dir() / "jfk.flac"))
-        deadline = time.monotonic() + 120
-        while driver.find_element(By.ID, "downloads").get_attribute("hidden") is not None:  # type: ignore[attr-defined]
-            assert time.monotonic() < deadline, driver.find_element(By.ID, "status").text  # type: ignore[attr-defined]
-            time.sleep(0.2)
-        status = driver.find_element(By.ID, "status").text  # type: ignore[attr-defined]
+        status = drop_and_wait(driver, speech_dir() / "jfk.flac", 120)
         segments = driver.find_elements(By.CSS_SELECTOR, "#segments li")  # type: ignore[attr-defined]
         segments[-1].click()
         start = float(segments[-1].get_attribute("data-start"))
@@ -118,14 +126,7 @@ async def test_diarize_shows_speakers_in_their_colours_and_a_rename_reaches_the_
     def drive() -> tuple[str, list[tuple[str, str]]]:
         driver.get(page_url)  # type: ignore[attr-defined]
         driver.find_element(By.ID, "diarize").click()  # type: ignore[attr-defined]
-        chooser = driver.find_element(By.ID, "file")  # type: ignore[attr-defined]
-        driver.execute_script("arguments[0].hidden = false", chooser)  # type: ignore[attr-defined]
-        chooser.send_keys(str(media))
-        deadline = time.monotonic() + 180
-        while driver.find_element(By.ID, "downloads").get_attribute("hidden") is not None:  # type: ignore[attr-defined]
-            assert time.monotonic() < deadline, driver.find_element(By.ID, "status").text  # type: ignore[attr-defined]
-            time.sleep(0.2)
-        status = driver.find_element(By.ID, "status").text  # type: ignore[attr-defined]
+        status = drop_and_wait(driver, media, 180)
         labels = driver.find_elements(By.CSS_SELECTOR, "#segments .speaker")  # type: ignore[attr-defined]
         shown = [(el.text, el.value_of_css_property("color")) for el in labels]
         rename = driver.find_element(By.CSS_SELECTOR, "#speakers input[data-speaker=SPEAKER_00]")  # type: ignore[attr-defined]
