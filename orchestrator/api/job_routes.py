@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 from aiohttp_sse import sse_response
@@ -17,12 +18,13 @@ from orchestrator import formats
 from orchestrator.api import bodies, tenancy, transcripts
 from orchestrator.api.edge import parse_request
 from orchestrator.api.keys import CALLER, EVENT_HUB, HOST_RESOLVER, JOBS, METRICS, SETTINGS, STREAMS, WEBHOOKS
+from orchestrator.assemble.final import PartMissing
 from orchestrator.errors import InvalidRequest, JobNotFound, JobsUnavailable
 from orchestrator.infer.catalogue import Catalogue
 from orchestrator.jobs import events as job_events_log
 from orchestrator.jobs.records import JobRequest, JobSpec
 from orchestrator.jobs.store import JobStore
-from orchestrator.jobs.stored import stored, with_result, with_result_size
+from orchestrator.jobs.stored import stored, with_partial, with_result, with_result_size
 from orchestrator.media import guard
 from orchestrator.schemas import TranscribeParams, TranscribeRequest, UploadRequest
 
@@ -92,16 +94,29 @@ async def _owned(request: web.Request) -> tuple[JobStore, str]:
 
 async def get_job(request: web.Request) -> web.StreamResponse:
     """The job; a finished one with its transcript as "result", streamed from Redis in pieces (hours of
-    transcript are megabytes, which this process never holds whole)."""
+    transcript are megabytes, which this process never holds whole); a running one with the transcript of
+    its finished chunks so far as "partial", assembled from their checkpoints one chunk at a time."""
     store, job_id = await _owned(request)
     head = await store.to_json(job_id, with_result=False)
+    if head["status"] == "running":
+        try:
+            partial = await store.partial(job_id)
+        except PartMissing:  # it ended (or Redis lost a chunk) between the two reads: the head says what it knows
+            partial = None
+        if partial is not None:
+            return await _stream(request, with_partial(head, partial))
+        return web.json_response(head)
     found = await stored(store.client, job_id) if head["status"] == "succeeded" else None
     if found is None:
         return web.json_response(head)
+    return await _stream(request, with_result(head, found), with_result_size(head, found))
+
+
+async def _stream(request: web.Request, pieces: AsyncIterator[bytes], size: int | None = None) -> web.StreamResponse:
     response = web.StreamResponse(headers={"Content-Type": "application/json; charset=utf-8"})
-    response.content_length = with_result_size(head, found)
+    response.content_length = size
     await response.prepare(request)
-    async for piece in with_result(head, found):
+    async for piece in pieces:
         await response.write(piece)
     await response.write_eof()
     return response

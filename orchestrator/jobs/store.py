@@ -22,8 +22,7 @@ from typing import Any
 import redis.asyncio as redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from orchestrator.assemble import merge, transcript
-from orchestrator.assemble.final import Assembled
+from orchestrator.assemble.final import Assembled, assemble
 from orchestrator.assemble.progress import ChunkPart
 from orchestrator.errors import JobNotFound, LongscribeError
 from orchestrator.jobs import checkpoints, stored, submission, transitions
@@ -108,7 +107,8 @@ class JobStore:
         return int(await self.client.scard(QUEUED))
 
     async def to_json(self, job_id: str, with_result: bool = True) -> dict[str, Any]:
-        """The job as GET /v1/jobs/{id} shows it: status, worker, progress, webhook, and the transcript so far."""
+        """The job as GET /v1/jobs/{id} shows it: status, worker, progress, webhook, and a finished one's
+        transcript (a running one's so far is `partial`, streamed beside this by the route)."""
         f = await self.fields(job_id)
         status = f["status"]
         body: dict[str, Any] = {
@@ -123,22 +123,32 @@ class JobStore:
             output = await self.result(job_id)
             if output is not None:  # hours of transcript: off the loop
                 body["result"] = await asyncio.to_thread(_as_json, output)
-        elif status == "running":
-            partial = await self.partial(job_id, loads(f.get("spec")) or {})
-            if partial is not None:
-                body["partial"] = await asyncio.to_thread(_as_json, partial)
         if f.get("error"):
             body["error"] = loads(f["error"])
         if f.get("webhook"):
             body["webhook"] = loads(f["webhook"])
         return body
 
-    async def partial(self, job_id: str, spec: dict[str, Any]) -> TranscribeOutput | None:
-        """The transcript of the finished chunks from the start, built from the checkpoints when asked:
-        decoded and assembled off the loop (hours of media: many chunks), which keeps serving meanwhile."""
-        raw = text_hash(await self.client.hgetall(chunks_key(job_id)))
+    async def partial(self, job_id: str) -> Assembled | None:
+        """The transcript of the finished chunks from the start (chunks 0..k-1 all done), None before the
+        first: read from the checkpoints one chunk at a time and written out in pieces by the caller, so a
+        poll of a long job never holds its transcript so far whole."""
+        done = {int(index) for index in await self.client.hkeys(chunks_key(job_id))}
+        count = 0
+        while count in done:
+            count += 1
+        last = await checkpoints.read(self.client, job_id, count - 1) if count else None
+        if last is None:
+            return None
+        spec = loads((await self.fields(job_id)).get("spec")) or {}
         with_words = bool(spec.get("request", {}).get("params", {}).get("word_timestamps"))
-        return await asyncio.to_thread(_prefix_transcript, raw, with_words) if raw else None
+
+        async def read(index: int) -> ChunkPart | None:
+            return await checkpoints.read(self.client, job_id, index)
+
+        found = await assemble(read, count, last.chunk.end_s, with_words, started=time.monotonic())
+        found.processing_duration_sec = 0.0  # a prefix has no processing time of its own (as before)
+        return found
 
     async def cancel(self, job_id: str) -> dict[str, Any]:
         """Cancel a job wherever it is: a waiting one here and now, a running one through its worker."""
@@ -275,19 +285,6 @@ def progress_json(f: dict[str, str]) -> dict[str, Any]:
 
 def _as_json(output: TranscribeOutput) -> dict[str, Any]:
     return dict(json.loads(output.to_json()))
-
-
-def _prefix_transcript(raw: dict[str, str], with_words: bool) -> TranscribeOutput | None:
-    """The finished prefix (chunks 0..k-1 all done) as a transcript; in a thread."""
-    parts = checkpoints.decode_all(raw)
-    prefix: list[ChunkPart] = []
-    while len(prefix) in parts:
-        prefix.append(parts[len(prefix)])
-    if not prefix:
-        return None
-    end_s = prefix[-1].chunk.end_s
-    timed = merge.final_segments([(p.chunk, p.result) for p in prefix], end_s)
-    return transcript.build(timed, end_s, 0.0, with_words)
 
 
 def summary(output: TranscribeOutput | Assembled) -> dict[str, Any]:

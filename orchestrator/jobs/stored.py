@@ -20,6 +20,7 @@ from typing import Any
 import redis.asyncio as redis
 from redis.client import NEVER_DECODE
 
+from orchestrator.assemble.final import Assembled
 from orchestrator.errors import JobNotFound
 from orchestrator.jobs.records import result_key, staged_key
 from orchestrator.schemas import Segment, TranscribeOutput
@@ -93,6 +94,16 @@ async def with_result(head: dict[str, Any], found: Stored) -> AsyncIterator[byte
     yield (opening[:-1] + (", " if head else "") + '"result": ').encode()
     async for data in found.raw():
         yield data
+    yield b"}"
+
+
+async def with_partial(head: dict[str, Any], partial: Assembled) -> AsyncIterator[bytes]:
+    """The running job's JSON (`head`) with the transcript of its finished chunks as its "partial", written
+    a chunk's segments at a time as `partial` reads them back."""
+    opening = json.dumps(head)
+    yield (opening[:-1] + (", " if head else "") + '"partial": ').encode()
+    async for piece in partial.json_pieces():
+        yield piece.encode()
     yield b"}"
 
 

@@ -172,6 +172,11 @@ persist_all()
 return 'ok'
 """
 
+# How long an ended job's checkpoints outlive it. A GET of the running job writes its partial from them a
+# chunk at a time (never whole), and a job ending meanwhile must not cut that answer short; a minute is
+# far more than writing ten hours' partial takes. Redis holds them that much longer, then frees them.
+CHECKPOINT_GRACE_S = 60
+
 # ARGV 6 status, 7 now, 8 error JSON, 9 progress JSON, 10 webhook JSON, 11 the end event's data,
 # 12 '1': the transcript is staged (KEYS[10]) ('' for none of each), 13 '1': the lease must hold; '0': the job
 # must be queued. 'unstaged': the staged transcript is gone (Redis lost it): write it again
@@ -193,12 +198,13 @@ if ARGV[12] == '1' then redis.call('RENAME', KEYS[10], KEYS[4]) end
 redis.call('SREM', KEYS[6], ARGV[1])
 redis.call('SREM', KEYS[7], ARGV[1])
 redis.call('SREM', KEYS[8], ARGV[1])
-redis.call('DEL', KEYS[3])
 event('end', ARGV[11])
 drop_entry()
 expire_all()
+-- the finished chunks stay a little: a poll that began writing the running job's partial from them finishes it
+redis.call('EXPIRE', KEYS[3], math.min(tonumber(ARGV[2]), CHECKPOINT_GRACE_S))
 return 'ok'
-"""
+""".replace("CHECKPOINT_GRACE_S", str(CHECKPOINT_GRACE_S))
 
 # KEYS 1 job; ARGV 1 job id, 2 the channel
 FLAG_CANCEL = """

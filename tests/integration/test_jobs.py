@@ -77,7 +77,11 @@ async def test_a_job_streams_progress_per_chunk_then_its_transcript(
                 chunks.append(data)
                 async with session.get(f"{jobs_api}/v1/jobs/{job_id}") as response:
                     polled = await response.json()
-                partial_seen |= polled["status"] == "running" and "partial" in polled
+                if polled["status"] == "running" and "partial" in polled:  # streamed from the checkpoints
+                    partial_seen = True
+                    assert polled["partial"]["segments"] and polled["partial"]["text"], polled["partial"]
+                    # up to the whole recording: the last chunk done, the job still writes its transcript
+                    assert polled["partial"]["input_duration_sec"] <= lj_recording.duration_s + 0.5
             elif name == "end":
                 end = data
         assert end is not None and end["status"] == "succeeded"

@@ -16,12 +16,12 @@ from orchestrator.formats import writers
 from orchestrator.jobs import checkpoints
 from orchestrator.jobs.records import GROUP, QUEUE, JobSpec, result_key, staged_key
 from orchestrator.jobs.store import JobStore, StagedResultLost
-from orchestrator.jobs.stored import PIECE_BYTES, SegmentReader, stored, with_result, with_result_size
-from orchestrator.jobs.transitions import Lease
+from orchestrator.jobs.stored import PIECE_BYTES, SegmentReader, stored, with_partial, with_result, with_result_size
+from orchestrator.jobs.transitions import CHECKPOINT_GRACE_S, Lease
 from orchestrator.jobs.worker import ensure_group
 from orchestrator.schemas import Segment, SubtitleLayout, TranscribeOutput, TranscribeRequest, WordOut
 
-from .test_final_assembly import CHUNK_S, parts_for
+from .test_final_assembly import CHUNK_S, held_at_once, parts_for
 
 OUTPUT = TranscribeOutput(
     segments=[
@@ -126,5 +126,51 @@ async def test_a_jobs_end_writes_the_transcript_from_its_checkpoints_in_pieces_a
         assert len(pieces) > 4 and max(map(len, pieces)) <= PIECE_BYTES, "never the whole transcript at once"
         assert len(body) == with_result_size(head, found)
         assert json.loads(body) == head | {"result": json.loads(expected)} == await store.to_json(job_id)
+    finally:
+        await client.aclose()
+
+
+async def test_a_running_jobs_partial_is_its_finished_prefix_written_a_chunk_at_a_time(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    store = JobStore(client, ttl_s=600, max_queued=10, retry_after_s=1)
+    try:
+        await ensure_group(store)
+        request = TranscribeRequest.model_validate(
+            {"media_url": "https://example.com/a.mp3", "params": {"word_timestamps": True}}
+        )
+        job_id = await store.submit(JobSpec(request=request))
+        [(_, [(entry_id, _)])] = await client.xreadgroup(GROUP, "worker-1", {QUEUE: ">"}, count=1)
+        lease = Lease(job_id, entry_id, "worker-1")
+        assert await store.admit(lease, "host:1", 5) == "ok"
+        parts = parts_for(60, 3, True, CHUNK_S)
+        assert await store.partial(job_id) is None, "nothing finished yet"
+        for part in parts[1:]:  # every chunk but the first: no prefix yet
+            assert await store.save_checkpoint(lease, part) == "ok"
+        assert await store.partial(job_id) is None, "chunk 0 is not done: there is no prefix"
+        assert await store.save_checkpoint(lease, parts[0]) == "ok"
+        await client.hdel(checkpoints.chunks_key(job_id), "30")  # chunk 30 is still running
+
+        partial = await store.partial(job_id)
+        assert partial is not None and partial.count == 30 and partial.input_duration_sec == parts[29].chunk.end_s
+        head = await store.to_json(job_id)
+        assert head["status"] == "running" and "partial" not in head, "the route streams it beside the head"
+        pieces = [piece async for piece in with_partial(head, partial)]
+        assert len(pieces) > 4, "a chunk's segments at a time, never the transcript so far whole"
+
+        held, _ = held_at_once(parts[:30])
+        expected = await (await final.assemble(held, 30, parts[29].chunk.end_s, True, time.monotonic())).output()
+        body = json.loads(b"".join(pieces))
+        assert body == head | {
+            "partial": json.loads(expected.to_json()) | {"processing_duration_sec": 0.0, "speedup": 0.0}
+        }
+        assert any(s["words"] for s in body["partial"]["segments"])
+
+        # the job ends while a poll is writing its partial: the checkpoints outlive it a little, so it completes
+        writing = (await store.partial(job_id)).json_pieces()  # type: ignore[union-attr]
+        first = await anext(writing)
+        assert await store.finish(lease, "cancelled") == "ok"
+        assert 0 < await client.ttl(checkpoints.chunks_key(job_id)) <= CHECKPOINT_GRACE_S
+        rest = "".join([piece async for piece in writing])
+        assert json.loads(first + rest) == body["partial"]
     finally:
         await client.aclose()
