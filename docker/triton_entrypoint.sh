@@ -46,8 +46,12 @@ if [ "${#token}" -lt 32 ]; then
     echo "LONGSCRIBE_TRITON_ADMIN_TOKEN must be at least 32 characters (openssl rand -hex 32)" >&2
     exit 64
 fi
+# Triton's gRPC frontend keeps up to N request objects for reuse (default 8), each holding on to the
+# largest macro chunk it carried: none are kept (orchestrator/infer/triton_server.py, the same for
+# `longscribe serve`), so Triton does not grow with the hours it has served.
 restricted="model-repository,shared-memory,trace,logging:longscribe-admin-token=$token"
 # The orchestrators ping every 10 s, also between calls (orchestrator/infer/pool.py): gRPC's defaults
 # would close their connections for it. The same flags as `longscribe serve` (keepalive_args).
 exec "$@" "--http-restricted-api=$restricted" "--grpc-restricted-protocol=$restricted" \
-    --grpc-keepalive-permit-without-calls=1 --grpc-http2-min-recv-ping-interval-without-data=5000
+    --grpc-keepalive-permit-without-calls=1 --grpc-http2-min-recv-ping-interval-without-data=5000 \
+    --grpc-infer-allocation-pool-size=0

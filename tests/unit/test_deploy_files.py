@@ -246,16 +246,19 @@ MICRO_CHUNKER = REPO / "model_repository" / "micro_chunker"
 
 
 def instances_triton_starts_with(env: dict[str, str], tmp_path: Path) -> int:
-    """Run the image's entrypoint on a copy of the repository with this env; the count it leaves."""
+    """Run the image's entrypoint on a copy of the repository with this env; the count it leaves. Triton
+    keeps no gRPC request objects for reuse (each would hold on to a macro chunk's PCM), as `serve`'s."""
     models = tmp_path / "models"
     (models / "micro_chunker").mkdir(parents=True)
     shutil.copy(MICRO_CHUNKER / "config.pbtxt", models / "micro_chunker" / "config.pbtxt")
     run_env = {"PATH": os.environ["PATH"], **{k: str(v) for k, v in env.items()}}
     done = subprocess.run(
-        [str(ENTRYPOINT), "true", f"--model-repository={models}"], env=run_env, capture_output=True, text=True
+        [str(ENTRYPOINT), "echo", f"--model-repository={models}"], env=run_env, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr
-    return capacity.instance_count(capacity.read_config(models / "micro_chunker" / "config.pbtxt"))
+    count = capacity.instance_count(capacity.read_config(models / "micro_chunker" / "config.pbtxt"))
+    assert "--grpc-infer-allocation-pool-size=0" in done.stdout.split()
+    return count
 
 
 def test_the_triton_entrypoint_sets_the_instances_and_refuses_nonsense(tmp_path: Path) -> None:
