@@ -21,6 +21,7 @@ from typing import Any
 
 import aiohttp
 import numpy as np
+import openai
 import pytest
 import pytest_asyncio
 
@@ -184,6 +185,43 @@ async def test_diarize_on_the_service_as_production_runs_it_needs_a_key_and_an_a
             segments = (await response.json())["segments"]
     assert list(dict.fromkeys(s["speaker"] for s in segments)) == [f"SPEAKER_{i:02d}" for i in range(3)]
     assert der(conversation.turns, said(segments)).der <= DER_BOUND
+
+
+async def test_openais_client_streams_a_diarized_transcript_live_text_then_each_segment_with_its_speaker(
+    keyed_service_url: str, media_root: Path, conversation: Conversation
+) -> None:
+    """stream=true with diarized_json, as production runs it (a key, the file uploaded): deltas as chunks
+    settle, then every segment with its final speaker (known only once the whole recording is clustered)."""
+    client = openai.AsyncOpenAI(base_url=f"{keyed_service_url}/v1", api_key=SERVICE_KEY, max_retries=0)
+    with (media_root / "conversation.wav").open("rb") as audio:
+        stream = await client.audio.transcriptions.create(
+            model="gpt-4o-transcribe-diarize",
+            file=audio,
+            response_format="diarized_json",
+            stream=True,
+            extra_body={"macro_chunk_size_sec": 30},  # three chunks: deltas before the end
+        )
+        events = [event async for event in stream]
+    types = [e.type for e in events]
+    deltas = types.index("transcript.text.segment")
+    assert deltas >= 2 and set(types[:deltas]) == {"transcript.text.delta"}, types
+    segments = [e for e in events[deltas:-1] if e.type == "transcript.text.segment"]
+    assert len(segments) == len(events) - deltas - 1 and types[-1] == "transcript.text.done"
+    assert [e.id for e in segments] == [f"seg_{i}" for i in range(len(segments))]
+    assert list(dict.fromkeys(e.speaker for e in segments)) == ["A", "B", "C"], "three speakers, by first appearance"
+    said = turns_of([e.start for e in segments], [e.end for e in segments], [e.speaker for e in segments])
+    score = der(conversation.turns, said)
+    print(f"streamed {deltas} deltas and {len(segments)} segments, DER {score.der:.3f}")
+    assert score.der <= DER_BOUND, score
+    assert [e.start for e in segments] == sorted(e.start for e in segments)
+    # the deltas tell each word once, the segments too: both hold the done event's words (its case and
+    # punctuation at the joins reconciled, so compared as words)
+    done = events[-1].text
+    assert words("".join(e.delta for e in events[:deltas])) == words(done) == words(" ".join(e.text for e in segments))
+
+
+def words(text: str) -> list[str]:
+    return [w.strip(".,?!;:\"'").lower() for w in text.split()]
 
 
 @pytest.mark.parametrize(
