@@ -132,7 +132,7 @@ class Pipeline:
         started = time.monotonic()
         timings = Timings()
         s, params = self.settings, request.params
-        diarize = await self._diarize(params)  # refused before any media is read
+        diarize = await self.diarization(params)  # refused before any media is read
         with _timed(timings, "probe_sec"):
             if source.path is None:  # an upload is on this disk: nothing to check
                 await check_range_support(self.relay, source.url)
@@ -191,9 +191,11 @@ class Pipeline:
         )
         return replace(assembled, read=read, timings=timings, model=model.name)
 
-    async def _diarize(self, params: TranscribeParams) -> Diarize | None:
+    async def diarization(self, params: TranscribeParams) -> Diarize | None:
         """What diarization asks (None: not asked), the known speakers' reference voices embedded;
-        DiarizationUnsupported when no Triton serves the speaker encoder."""
+        DiarizationUnsupported when no Triton serves the speaker encoder, SpeakerReferenceInvalid for a clip
+        that is not 2-10 s of audio. A job's submission asks it too (`api.edge.check_runnable`), so these are
+        refused when the job is sent, not when a worker takes it."""
         if not params.diarize:
             return None
         model = self.settings.speaker_model

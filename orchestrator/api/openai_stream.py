@@ -51,6 +51,7 @@ from redis.exceptions import RedisError
 from longscribe_core.assembly import written_with_spaces
 from orchestrator.api import openai_errors
 from orchestrator.api.bodies import Form
+from orchestrator.api.edge import check_runnable
 from orchestrator.api.keys import CALLER, EVENT_HUB, JOBS, SETTINGS, STREAMS
 from orchestrator.api.openai_compat import Asked, Letters, segment_event
 from orchestrator.errors import InvalidRequest, JobNotFound, JobStoreUnreachable, LongscribeError, ShuttingDown
@@ -103,6 +104,7 @@ class Told:
 async def stream(request: web.Request, form: Form, asked: Asked) -> web.StreamResponse:
     """Submit the job, then answer its text as OpenAI's events; refusals before the first byte are HTTP errors."""
     caller = request[CALLER]
+    submitting: asyncio.Future[str] | None = None
     with contextlib.ExitStack() as held:
         try:
             store = request.app.get(JOBS)
@@ -112,10 +114,14 @@ async def stream(request: web.Request, form: Form, asked: Asked) -> web.StreamRe
                     hint=NO_JOBS_HINT,
                     param="stream",
                 )
+            await check_runnable(request.app, asked.request.params)  # a 400 now, not an error event in the stream
             held.enter_context(request.app[STREAMS].hold(caller))  # 429 past max_event_streams_per_key
             submitting = asyncio.ensure_future(store.submit(JobSpec(request=asked.request, owner=caller.key_id)))
             job_id = await asyncio.shield(submitting)
         except asyncio.CancelledError:
+            if submitting is None:  # the client left before the job was sent: the file is still the request's
+                form.discard()
+                raise
             # the client left while Redis took the job: once made, the job owns the file; cancel it, keep its media
             jobs = request.app[JOBS]
             submitting.add_done_callback(lambda done: _cancel_submitted(jobs, done, form))

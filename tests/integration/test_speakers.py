@@ -24,16 +24,18 @@ import numpy as np
 import openai
 import pytest
 import pytest_asyncio
+import redis.asyncio as redis
 
 import longscribe
 from orchestrator.api.app import create_app
 from orchestrator.common.net import serving
+from orchestrator.jobs.records import job_key
 from orchestrator.settings import Settings
 
 from ..conversations import SPEAKER_SETS, Conversation, build_conversation, der, turns_of
 from ..corpus import clips_under, decode_pcm
-from ..keyed_service import SERVICE_KEY
-from ..media_servers import LOOPBACK
+from ..keyed_service import MEDIA_HOST, SERVICE_KEY
+from .test_cli_server import longscribe_cli
 from .test_job_fleet import finished, orchestrator, submit, until
 
 pytestmark = pytest.mark.integration
@@ -258,15 +260,48 @@ async def test_a_bad_reference_clip_is_openais_400_naming_the_field(service_url:
         assert says in error["message"] and error["param"] == "known_speaker_references"
 
 
-async def test_diarize_on_a_service_without_the_speaker_encoder_is_a_clear_422(
-    triton_grpc_url: str, media_url: str
+async def test_diarize_on_a_service_without_the_speaker_encoder_is_refused_when_sent_on_every_route(
+    tmp_path: Path, triton_grpc_url: str, redis_url: str, media_root: Path, conversation: Conversation
 ) -> None:
-    settings = Settings(triton_grpc_urls=[triton_grpc_url], allowed_media_hosts=LOOPBACK, speaker_model="no_encoder")
-    body = {"media_url": f"{media_url}/conversation.wav", "params": {"diarize": True}}
-    async with serving(create_app(settings)) as base, aiohttp.ClientSession() as session:
-        async with session.post(f"{base}/v1/transcribe", json=body) as response:
-            status, error = response.status, (await response.json())["error"]
-    assert status == 422 and error["code"] == "diarization_unsupported" and "speaker" in error["hint"]
+    """/v1/transcribe, a job (a URL or an upload), OpenAI's route (streamed or not) and the CLI: a clear 4xx
+    before any job is queued or media read, on the service as production runs it (keys on, loopback refused)."""
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    settings = Settings(
+        triton_grpc_urls=[triton_grpc_url],
+        redis_url=redis_url,
+        api_keys=[SERVICE_KEY],
+        allowed_media_hosts=[MEDIA_HOST],
+        upload_dir=uploads,
+        speaker_model="no_encoder",
+    )
+    never_read = f"http://{MEDIA_HOST}:9/conversation.wav"  # an allowed host where nothing listens
+    audio = media_root / "conversation.wav"
+    key = {"Authorization": f"Bearer {SERVICE_KEY}"}
+    async with serving(create_app(settings)) as base, aiohttp.ClientSession(headers=key) as session:
+        refusals: list[tuple[int, dict[str, Any]]] = []
+        for route in ("/v1/transcribe", "/v1/jobs"):
+            body = {"media_url": never_read, "params": {"diarize": True}}
+            async with session.post(f"{base}{route}", json=body) as response:
+                refusals.append((response.status, (await response.json())["error"]))
+        form = aiohttp.FormData({"params": json.dumps({"diarize": True})})
+        form.add_field("file", audio.read_bytes(), filename="conversation.wav")
+        async with session.post(f"{base}/v1/jobs", data=form) as response:
+            refusals.append((response.status, (await response.json())["error"]))
+        for status, error in refusals:
+            assert status == 422 and error["code"] == "diarization_unsupported" and "speaker" in error["hint"], error
+        client = openai.AsyncOpenAI(base_url=f"{base}/v1", api_key=SERVICE_KEY, max_retries=0)
+        for stream in (False, True):
+            with pytest.raises(openai.BadRequestError) as raised, audio.open("rb") as file:
+                await client.audio.transcriptions.create(
+                    model="whisper-1", file=file, response_format="diarized_json", stream=stream
+                )
+            assert raised.value.body["code"] == "diarization_unsupported", raised.value.body  # type: ignore[index]
+        code, _, stderr = await longscribe_cli("transcribe", str(audio), "--server", base, "--diarize")
+        assert code == 1 and "speaker" in stderr and "Traceback" not in stderr, stderr
+    async with redis.from_url(redis_url) as store:
+        assert await store.keys(job_key("*")) == [], "no job was queued"
+    assert not list(uploads.iterdir()), "every upload refused was deleted"
 
 
 async def test_a_job_resumed_after_its_worker_is_killed_keeps_the_same_labels(
