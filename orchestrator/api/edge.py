@@ -146,4 +146,4 @@ async def check_runnable(app: web.Application, params: TranscribeParams) -> None
     that cannot be used (SpeakerReferenceInvalid). A stand-in transcriber (unit tests) is not asked."""
     transcriber = app[TRANSCRIBER]
     if isinstance(transcriber, Pipeline):
-        await transcriber.diarization(params)
+        await transcriber.check_diarization(params)

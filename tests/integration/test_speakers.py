@@ -244,20 +244,30 @@ async def test_bad_speaker_counts_are_422_saying_what_to_fix(
     assert says in error["message"] and error["hint"]
 
 
-async def test_a_bad_reference_clip_is_openais_400_naming_the_field(service_url: str) -> None:
+async def test_a_bad_reference_clip_is_refused_when_sent_openais_400_naming_the_field(service_url: str) -> None:
     one_second = wav_data_url(np.zeros(16_000, dtype=np.int16))
     for clip, says in [(one_second, "lasts 1.0 s"), ("data:audio/wav;base64,bm90IGF1ZGlv", "not audio")]:
+        never_read = "http://127.0.0.1:9/never-read.wav"  # refused before any media is read
         form = {
-            "url": "http://127.0.0.1:9/never-read.wav",  # refused before any media is read
+            "url": never_read,
             "response_format": "diarized_json",
             "known_speaker_names[]": "Ada",
             "known_speaker_references[]": clip,
         }
+        params = {"diarize": True, "known_speaker_names": ["Ada"], "known_speaker_references": [clip]}
         async with aiohttp.ClientSession() as session:
-            async with session.post(f"{service_url}/v1/audio/transcriptions", data=form) as response:
+            for stream in ("false", "true"):
+                async with session.post(
+                    f"{service_url}/v1/audio/transcriptions", data={**form, "stream": stream}
+                ) as response:
+                    error = (await response.json())["error"]
+                    assert response.status == 400, error
+                assert says in error["message"] and error["param"] == "known_speaker_references"
+            # a job: when it is sent, not when a worker takes it
+            job = {"media_url": never_read, "params": params}
+            async with session.post(f"{service_url}/v1/jobs", json=job) as response:
                 error = (await response.json())["error"]
-                assert response.status == 400, error
-        assert says in error["message"] and error["param"] == "known_speaker_references"
+                assert response.status == 422 and error["code"] == "invalid_speaker_reference", error
 
 
 async def test_diarize_on_a_service_without_the_speaker_encoder_is_refused_when_sent_on_every_route(
