@@ -32,7 +32,7 @@ from pydantic import ValidationError
 
 from orchestrator import formats
 from orchestrator.api.bodies import Form, read_form
-from orchestrator.errors import InvalidRequest, MediaError
+from orchestrator.errors import DiarizationUnsupported, InvalidRequest, MediaError
 from orchestrator.infer.catalogue import OPENAI_DEFAULT, Catalogue
 from orchestrator.schemas import (
     MediaRequest,
@@ -70,6 +70,11 @@ class Asked:
     @property
     def words(self) -> bool:
         return self.request.params.word_timestamps
+
+    @property
+    def diarize_field(self) -> str:
+        """The form field that asked for speakers: what a refusal of diarization names as its `param`."""
+        return "response_format" if self.response_format == "diarized_json" else "model"
 
 
 def parse(form: Form, settings: Settings, task: Task) -> Asked:
@@ -272,6 +277,9 @@ async def answer(request: web.Request, run: RunTranscription, form: Form, asked:
         output = await run(request.app, asked.request)
     except MediaError as exc:  # the field that brought the media is the one at fault
         exc.param = "file" if form.upload is not None else "url"
+        raise
+    except DiarizationUnsupported as exc:  # `diarize` is no field of OpenAI's form
+        exc.param = asked.diarize_field
         raise
     finally:
         form.discard()

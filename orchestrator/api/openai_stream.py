@@ -54,7 +54,14 @@ from orchestrator.api.bodies import Form
 from orchestrator.api.edge import check_runnable
 from orchestrator.api.keys import CALLER, EVENT_HUB, JOBS, SETTINGS, STREAMS
 from orchestrator.api.openai_compat import Asked, Letters, segment_event
-from orchestrator.errors import InvalidRequest, JobNotFound, JobStoreUnreachable, LongscribeError, ShuttingDown
+from orchestrator.errors import (
+    DiarizationUnsupported,
+    InvalidRequest,
+    JobNotFound,
+    JobStoreUnreachable,
+    LongscribeError,
+    ShuttingDown,
+)
 from orchestrator.jobs import events as job_events
 from orchestrator.jobs.records import JobSpec
 from orchestrator.jobs.store import JobStore
@@ -114,7 +121,11 @@ async def stream(request: web.Request, form: Form, asked: Asked) -> web.StreamRe
                     hint=NO_JOBS_HINT,
                     param="stream",
                 )
-            await check_runnable(request.app, asked.request.params)  # a 400 now, not an error event in the stream
+            try:  # a 400 now, not an error event in the stream
+                await check_runnable(request.app, asked.request.params)
+            except DiarizationUnsupported as exc:  # `diarize` is no field of OpenAI's form
+                exc.param = asked.diarize_field
+                raise
             held.enter_context(request.app[STREAMS].hold(caller))  # 429 past max_event_streams_per_key
             submitting = asyncio.ensure_future(store.submit(JobSpec(request=asked.request, owner=caller.key_id)))
             job_id = await asyncio.shield(submitting)

@@ -306,7 +306,9 @@ async def test_diarize_on_a_service_without_the_speaker_encoder_is_refused_when_
                 await client.audio.transcriptions.create(
                     model="whisper-1", file=file, response_format="diarized_json", stream=stream
                 )
-            assert raised.value.body["code"] == "diarization_unsupported", raised.value.body  # type: ignore[index]
+            error = raised.value.body
+            assert isinstance(error, dict) and error["code"] == "diarization_unsupported", error
+            assert error["param"] == "response_format", "the form field that asked for speakers"
         code, _, stderr = await longscribe_cli("transcribe", str(audio), "--server", base, "--diarize")
         assert code == 1 and "speaker" in stderr and "Traceback" not in stderr, stderr
     async with redis.from_url(redis_url) as store:
