@@ -13,7 +13,7 @@ from typing import Any, Protocol, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
-from longscribe_core.audio import SAMPLE_RATE, Int16Audio
+from longscribe_core.audio import SAMPLE_RATE, FloatAudio, Int16Audio
 from longscribe_core.segmentation.micro import CUT_OVERLAP_S
 from longscribe_core.segments import ChunkResult, Work
 from orchestrator.assemble import final
@@ -132,7 +132,7 @@ class Pipeline:
         started = time.monotonic()
         timings = Timings()
         s, params = self.settings, request.params
-        diarize = await self._diarize(params)  # refused before any media is read
+        diarize = await self.diarization(params)  # refused before any media is read
         with _timed(timings, "probe_sec"):
             if source.path is None:  # an upload is on this disk: nothing to check
                 await check_range_support(self.relay, source.url)
@@ -191,9 +191,29 @@ class Pipeline:
         )
         return replace(assembled, read=read, timings=timings, model=model.name)
 
-    async def _diarize(self, params: TranscribeParams) -> Diarize | None:
-        """What diarization asks (None: not asked), the known speakers' reference voices embedded;
-        DiarizationUnsupported when no Triton serves the speaker encoder."""
+    async def diarization(self, params: TranscribeParams) -> Diarize | None:
+        """What diarization asks (None: not asked), the known speakers' reference voices embedded; refused
+        as `check_diarization` refuses."""
+        model = await self._speaker_model(params)
+        if model is None:
+            return None
+        references: dict[str, NDArray[np.float32]] = {}
+        for name, audio in await self._references(params):
+            references[name] = await self.pool.embed_voice(audio, model)
+        bounds = Bounds(params.num_speakers, params.min_speakers, params.max_speakers)
+        return Diarize(bounds, references, self.settings.known_speaker_similarity)
+
+    async def check_diarization(self, params: TranscribeParams) -> None:
+        """DiarizationUnsupported when diarize is asked and no Triton serves the speaker encoder,
+        SpeakerReferenceInvalid for a reference clip that is not 2-10 s of audio. A job's submission asks it
+        (`api.edge.check_runnable`), so these are refused when the job is sent, not when a worker takes it;
+        the clips are read, not embedded (the worker does that)."""
+        if await self._speaker_model(params) is not None:
+            await self._references(params)
+
+    async def _speaker_model(self, params: TranscribeParams) -> str | None:
+        """The speaker encoder's Triton name when diarize is asked (None: not asked); DiarizationUnsupported
+        when no Triton serves it."""
         if not params.diarize:
             return None
         model = self.settings.speaker_model
@@ -201,13 +221,16 @@ class Pipeline:
             raise DiarizationUnsupported(
                 f"this service cannot tell speakers apart: its Triton serves no speaker encoder ({model or 'none'})"
             )
-        references: dict[str, NDArray[np.float32]] = {}
+        return model
+
+    async def _references(self, params: TranscribeParams) -> list[tuple[str, FloatAudio]]:
+        """The known speakers' names and reference clips, read (16 kHz mono float)."""
         clips = zip(params.known_speaker_names or [], params.known_speaker_references or [])
-        for position, (name, data_url) in enumerate(clips):
-            audio = await read_clip(data_url, position, self.settings.ffmpeg_bin, self.settings.upload_dir)
-            references[name] = await self.pool.embed_voice(audio, model)
-        bounds = Bounds(params.num_speakers, params.min_speakers, params.max_speakers)
-        return Diarize(bounds, references, self.settings.known_speaker_similarity)
+        s = self.settings
+        return [
+            (name, await read_clip(data_url, position, s.ffmpeg_bin, s.upload_dir))
+            for position, (name, data_url) in enumerate(clips)
+        ]
 
     def _check_length(self, duration_s: float) -> None:
         limit = self.settings.max_media_duration_sec

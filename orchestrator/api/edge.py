@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from redis.exceptions import RedisError
 
 from orchestrator.api import auth, bodies, openai_errors
-from orchestrator.api.keys import CALLER, KEYS, METRICS
+from orchestrator.api.keys import CALLER, KEYS, METRICS, TRANSCRIBER
 from orchestrator.common.observability import (
     REQUEST_ID,
     REQUEST_ID_HEADER,
@@ -23,7 +23,8 @@ from orchestrator.common.observability import (
 )
 from orchestrator.errors import InvalidRequest, JobStoreUnreachable, LongscribeError, Overloaded
 from orchestrator.infer.catalogue import Catalogue
-from orchestrator.schemas import TranscribeRequest
+from orchestrator.pipeline import Pipeline
+from orchestrator.schemas import TranscribeParams, TranscribeRequest
 from orchestrator.settings import Settings
 
 log = logging.getLogger("longscribe.app")
@@ -137,3 +138,12 @@ async def parse_request(
     # 404 (no such model) or 422 (translate on an English-only one) now, not a job failing later
     Catalogue.from_settings(settings).pick(parsed.params.model, parsed.params.task)
     return parsed
+
+
+async def check_runnable(app: web.Application, params: TranscribeParams) -> None:
+    """What only this service's Triton can refuse, refused before a job is queued rather than by the worker
+    that takes it: diarize without a speaker encoder (DiarizationUnsupported), a known speaker's reference clip
+    that cannot be used (SpeakerReferenceInvalid). A stand-in transcriber (unit tests) is not asked."""
+    transcriber = app[TRANSCRIBER]
+    if isinstance(transcriber, Pipeline):
+        await transcriber.check_diarization(params)

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from orchestrator import formats
 from orchestrator.api import bodies, tenancy, transcripts
-from orchestrator.api.edge import parse_request
+from orchestrator.api.edge import check_runnable, parse_request
 from orchestrator.api.keys import CALLER, EVENT_HUB, HOST_RESOLVER, JOBS, METRICS, SETTINGS, STREAMS, WEBHOOKS
 from orchestrator.assemble.final import PartMissing
 from orchestrator.errors import InvalidRequest, JobNotFound, JobsUnavailable
@@ -52,6 +52,7 @@ async def start_job(request: web.Request) -> web.Response:
             media_url=parsed.media_url, params=parsed.params, response_format=parsed.response_format
         )
         spec, store = JobSpec(request=media, webhook_url=parsed.webhook_url, owner=owner), _store(request)
+        await check_runnable(request.app, parsed.params)
         if parsed.webhook_url is not None:  # a bad one is a 422 now, not a delivery retried until the job expires
             policy = guard.webhook_policy(request.app[SETTINGS].allowed_webhook_hosts)
             await guard.check_url(parsed.webhook_url, policy, request.app[HOST_RESOLVER])
@@ -76,6 +77,7 @@ async def _upload_spec(request: web.Request, owner: str) -> JobSpec:
         params = TranscribeParams.model_validate(bodies.loads(form.one("params") or "{}", "params"))
         params.check_limits(settings.max_macro_chunk_size_sec)
         Catalogue.from_settings(settings).pick(params.model, params.task)
+        await check_runnable(request.app, params)  # the file is read by now: refused, it is deleted below
         return JobSpec(request=UploadRequest(upload=form.upload, params=params), owner=owner)
     except (ValidationError, ValueError) as exc:
         form.discard()

@@ -10,7 +10,8 @@ or none: the first; GET /v1/models lists them, and an unknown one is a 404);
 decoding starts: 0 greedy with the fallback ladder above it, more samples
 from there. A translation is the same request with params.task="translate".
 `stream=true` on a transcription answers OpenAI's server-sent events
-(`openai_stream`). Errors take OpenAI's shape (`openai_errors`, at the edge).
+(`openai_stream`), with diarized_json the speakers' segments among them.
+Errors take OpenAI's shape (`openai_errors`, at the edge).
 `response_format=diarized_json` (or `model=gpt-4o-transcribe-diarize`: the default model, diarizing) tells
 who spoke when, in the shape of OpenAI's gpt-4o-transcribe-diarize: segments of type
 `transcript.text.segment` with `speaker` A, B, ... or the name of a known speaker whose reference clip
@@ -31,10 +32,11 @@ from pydantic import ValidationError
 
 from orchestrator import formats
 from orchestrator.api.bodies import Form, read_form
-from orchestrator.errors import InvalidRequest, MediaError
+from orchestrator.errors import DiarizationUnsupported, InvalidRequest, MediaError
 from orchestrator.infer.catalogue import OPENAI_DEFAULT, Catalogue
 from orchestrator.schemas import (
     MediaRequest,
+    Segment,
     TranscribeOutput,
     TranscribeParams,
     TranscribeRequest,
@@ -46,7 +48,9 @@ RunTranscription = Callable[[web.Application, MediaRequest], Awaitable[Transcrib
 Task = Literal["transcribe", "translate"]  # as TranscribeParams.task
 FORMATS = ("json", "text", "srt", "vtt", "verbose_json", "diarized_json")
 DIARIZE_MODEL = "gpt-4o-transcribe-diarize"  # OpenAI's diarizing model: here the default model, diarizing
-STREAM_FORMATS = ("json", "text")  # a stream carries text events, whatever was asked of its end
+# a stream carries text events, whatever was asked of its end; diarized_json adds the speakers' segments at it
+STREAM_FORMATS = ("json", "text", "diarized_json")
+SEGMENT_TYPE = "transcript.text.segment"  # a diarized segment, in the answer and as a stream's event
 GRANULARITIES = ("segment", "word")
 FLAGS = {"true": True, "1": True, "false": False, "0": False, "": False}  # how form fields say a boolean
 # extensions: how to cut the media, as in the native params (a stream of a short file wants small chunks)
@@ -67,6 +71,11 @@ class Asked:
     def words(self) -> bool:
         return self.request.params.word_timestamps
 
+    @property
+    def diarize_field(self) -> str:
+        """The form field that asked for speakers: what a refusal of diarization names as its `param`."""
+        return "response_format" if self.response_format == "diarized_json" else "model"
+
 
 def parse(form: Form, settings: Settings, task: Task) -> Asked:
     """The form as a media request, every field checked; InvalidRequest naming the field (`param`) at fault."""
@@ -78,7 +87,7 @@ def parse(form: Form, settings: Settings, task: Task) -> Asked:
         raise InvalidRequest("translations do not stream; leave `stream` out", param="stream")
     if stream and fmt not in STREAM_FORMATS:
         raise InvalidRequest(
-            f"stream=true answers text events: response_format must be {' or '.join(STREAM_FORMATS)}",
+            f"stream=true answers text events: response_format must be one of {', '.join(STREAM_FORMATS)}",
             param="response_format",
         )
     url = form.one("url")
@@ -198,28 +207,45 @@ def letter(index: int) -> str:
     return (letter(index // 26 - 1) if index >= 26 else "") + chr(ord("A") + index % 26)
 
 
+class Letters:
+    """Our speakers as OpenAI names them, in the order they are first met: SPEAKER_00 -> A, ... (a known
+    speaker keeps the name it was given). At most MAX_SPEAKERS entries, however long the transcript."""
+
+    def __init__(self) -> None:
+        self.given: dict[str, str] = {}
+
+    def __call__(self, speaker: str | None) -> str:
+        if speaker is None:
+            return "A"  # a segment no voice was heard near (none in the recording): one speaker
+        if not speaker.startswith("SPEAKER_"):
+            return speaker
+        if speaker not in self.given:
+            self.given[speaker] = letter(len(self.given))
+        return self.given[speaker]
+
+
+def segment_event(index: int, segment: Segment, letters: Letters) -> dict[str, Any]:
+    """One segment of OpenAI's diarized transcript (TranscriptionDiarizedSegment): in diarized_json's
+    `segments`, and the `transcript.text.segment` event of a diarized stream."""
+    return {
+        "type": SEGMENT_TYPE,
+        "id": f"seg_{index}",
+        "start": segment.start_time_sec,
+        "end": segment.end_time_sec,
+        "text": segment.text,
+        "speaker": letters(segment.speaker),
+    }
+
+
 def _diarized(output: TranscribeOutput) -> dict[str, Any]:
     """OpenAI's diarized_json (TranscriptionDiarized): segments of type transcript.text.segment, ids seg_0..,
     speakers A, B, ... by first appearance or a known speaker's name, and usage by duration."""
-    letters: dict[str, str] = {}
-    for s in output.segments:
-        if s.speaker is not None and s.speaker.startswith("SPEAKER_") and s.speaker not in letters:
-            letters[s.speaker] = letter(len(letters))
+    letters = Letters()
     return {
         "task": "transcribe",
         "duration": output.input_duration_sec,
         "text": output.text,
-        "segments": [
-            {
-                "type": "transcript.text.segment",
-                "id": f"seg_{i}",
-                "start": s.start_time_sec,
-                "end": s.end_time_sec,
-                "text": s.text,
-                "speaker": letters.get(s.speaker or "", s.speaker or "A"),
-            }
-            for i, s in enumerate(output.segments)
-        ],
+        "segments": [segment_event(i, s, letters) for i, s in enumerate(output.segments)],
         "usage": {"type": "duration", "seconds": math.ceil(output.input_duration_sec)},
     }
 
@@ -251,6 +277,9 @@ async def answer(request: web.Request, run: RunTranscription, form: Form, asked:
         output = await run(request.app, asked.request)
     except MediaError as exc:  # the field that brought the media is the one at fault
         exc.param = "file" if form.upload is not None else "url"
+        raise
+    except DiarizationUnsupported as exc:  # `diarize` is no field of OpenAI's form
+        exc.param = asked.diarize_field
         raise
     finally:
         form.discard()

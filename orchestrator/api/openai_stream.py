@@ -4,6 +4,18 @@
     ...
     data: {"type": "transcript.text.done", "text": "<the whole transcript>"}
 
+With response_format=diarized_json, the speakers' segments come between the
+last delta and `done`, one `transcript.text.segment` event each, as in
+diarized_json's `segments` (ids seg_0.., speakers A, B, ... or a known name):
+
+    data: {"type": "transcript.text.segment", "id": "seg_0", "start": 0.7, "end": 4.1, "text": "...", "speaker": "A"}
+
+Speakers are known only once the whole recording's voices are clustered (at
+the job's end), so the deltas go out live, without `segment_id` (the final
+segments are cut where the speaker changes, which the live text cannot know),
+and every segment with its final speaker follows at the end. (OpenAI sends
+each segment as it completes; a label given before the end could change.)
+
 The request becomes a job of the caller's key, as POST /v1/jobs makes one
 (an upload included: the job owns the file from then on), and the job's
 events are followed (`jobs.events`). Each `chunk` event carries the segments
@@ -15,8 +27,9 @@ reconciled, so it can differ from the deltas joined there). A job that fails
 ends the stream with `{"error": {...}}` in OpenAI's shape, which its client
 raises as an APIError.
 
-Memory does not grow with the media: the stream keeps a count of the
-segments it sent and the last one's language, never the text. A client that
+Memory does not grow with the media: the stream keeps where the text it
+sent ends and the last segment's language, never the text; the segment
+events are read from the stored transcript one at a time. A client that
 hangs up has its handler cancelled (the server runs with
 handler_cancellation), and the job is cancelled with it, so no FFmpeg or
 inference runs for nobody.
@@ -28,6 +41,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
@@ -37,13 +51,22 @@ from redis.exceptions import RedisError
 from longscribe_core.assembly import written_with_spaces
 from orchestrator.api import openai_errors
 from orchestrator.api.bodies import Form
+from orchestrator.api.edge import check_runnable
 from orchestrator.api.keys import CALLER, EVENT_HUB, JOBS, SETTINGS, STREAMS
-from orchestrator.api.openai_compat import Asked
-from orchestrator.errors import InvalidRequest, JobNotFound, JobStoreUnreachable, LongscribeError, ShuttingDown
+from orchestrator.api.openai_compat import Asked, Letters, segment_event
+from orchestrator.errors import (
+    DiarizationUnsupported,
+    InvalidRequest,
+    JobNotFound,
+    JobStoreUnreachable,
+    LongscribeError,
+    ShuttingDown,
+)
 from orchestrator.jobs import events as job_events
 from orchestrator.jobs.records import JobSpec
 from orchestrator.jobs.store import JobStore
-from orchestrator.jobs.stored import SegmentReader, stored
+from orchestrator.jobs.stored import SegmentReader, Stored, stored
+from orchestrator.schemas import Segment
 
 log = logging.getLogger("longscribe.app")
 
@@ -61,7 +84,7 @@ class Told:
     apart, none between two in a language written without spaces: longscribe_core.assembly.join_text)."""
 
     def __init__(self) -> None:
-        self.sent = 0  # segments sent so far
+        self.until_s: float | None = None  # where the last segment sent ends (media time); None: none yet
         self.last_spaced: bool | None = None  # whether the last one sent is in a spaced language; None: none yet
         self.finished = False  # the job ended and the stream said how
 
@@ -73,13 +96,22 @@ class Told:
             if self.last_spaced is not None and (self.last_spaced or spaced):
                 out.append(" ")
             out.append(str(segment.get("text", "")))
-            self.last_spaced, self.sent = spaced, self.sent + 1
+            self.last_spaced = spaced
+            self.until_s = float(segment.get("end_time_sec", 0.0))
         return "".join(out)
+
+    def unsent(self, segment: Segment) -> bool:
+        """Whether a segment of the finished transcript is past what the deltas told. By time, not by count: a
+        diarized transcript cuts a told segment where its speaker changes, into parts that end no later than
+        it did, while the next one ends later (segments are kept in order, apart, at least 20 ms long:
+        `longscribe_core.assembly.append_chunk`)."""
+        return self.until_s is None or segment.end_time_sec > self.until_s
 
 
 async def stream(request: web.Request, form: Form, asked: Asked) -> web.StreamResponse:
     """Submit the job, then answer its text as OpenAI's events; refusals before the first byte are HTTP errors."""
     caller = request[CALLER]
+    submitting: asyncio.Future[str] | None = None
     with contextlib.ExitStack() as held:
         try:
             store = request.app.get(JOBS)
@@ -89,10 +121,18 @@ async def stream(request: web.Request, form: Form, asked: Asked) -> web.StreamRe
                     hint=NO_JOBS_HINT,
                     param="stream",
                 )
+            try:  # a 400 now, not an error event in the stream
+                await check_runnable(request.app, asked.request.params)
+            except DiarizationUnsupported as exc:  # `diarize` is no field of OpenAI's form
+                exc.param = asked.diarize_field
+                raise
             held.enter_context(request.app[STREAMS].hold(caller))  # 429 past max_event_streams_per_key
             submitting = asyncio.ensure_future(store.submit(JobSpec(request=asked.request, owner=caller.key_id)))
             job_id = await asyncio.shield(submitting)
         except asyncio.CancelledError:
+            if submitting is None:  # the client left before the job was sent: the file is still the request's
+                form.discard()
+                raise
             # the client left while Redis took the job: once made, the job owns the file; cancel it, keep its media
             jobs = request.app[JOBS]
             submitting.add_done_callback(lambda done: _cancel_submitted(jobs, done, form))
@@ -102,14 +142,15 @@ async def stream(request: web.Request, form: Form, asked: Asked) -> web.StreamRe
             raise
         told = Told()
         try:
-            return await _follow(request, store, job_id, told)
+            return await _follow(request, store, job_id, told, asked.response_format == "diarized_json")
         finally:
             if not told.finished:  # the client left, or this service is stopping: nobody reads the rest
                 _cancel(store, job_id)
 
 
-async def _follow(request: web.Request, store: JobStore, job_id: str, told: Told) -> web.StreamResponse:
-    """Send the job's text as it settles, until it ends (`told.finished`), the client leaves or the service stops."""
+async def _follow(request: web.Request, store: JobStore, job_id: str, told: Told, speakers: bool) -> web.StreamResponse:
+    """Send the job's text as it settles, until it ends (`told.finished`), the client leaves or the service stops;
+    with `speakers`, its segments with their speakers at the end."""
     events = job_events.events(store, request.app[EVENT_HUB], job_id, None)
     try:
         keepalive_s, headers = request.app[SETTINGS].sse_keepalive_sec, {JOB_HEADER: job_id}
@@ -122,7 +163,7 @@ async def _follow(request: web.Request, store: JobStore, job_id: str, told: Told
                         if event.event == "chunk":
                             await _send(sse, {"type": DELTA, "delta": told.delta(event.data.get("segments", []))})
                         elif event.event == "end":
-                            await _end(sse, store, job_id, event.data, told)
+                            await _end(sse, store, job_id, event.data, told, speakers)
                             told.finished = True
                             break
                     else:  # the events stopped before the job's end: this replica stops, or the job's data is gone
@@ -140,8 +181,10 @@ async def _follow(request: web.Request, store: JobStore, job_id: str, told: Told
     return sse
 
 
-async def _end(sse: EventSourceResponse, store: JobStore, job_id: str, end: dict[str, Any], told: Told) -> None:
-    """The last delta and the done event, or the job's error."""
+async def _end(
+    sse: EventSourceResponse, store: JobStore, job_id: str, end: dict[str, Any], told: Told, speakers: bool
+) -> None:
+    """The last delta, the speakers' segments (`speakers`) and the done event, or the job's error."""
     status = end.get("status")
     found = await stored(store.client, job_id) if status == "succeeded" else None
     if found is None:
@@ -151,18 +194,27 @@ async def _end(sse: EventSourceResponse, store: JobStore, job_id: str, end: dict
         await _send(sse, _error_event(code, message, error.get("hint")))
         return
     # the stored transcript read in pieces: only the segments not yet told are kept, never the whole answer
-    reader, seen, rest = SegmentReader(), 0, []
+    reader = SegmentReader()
+    rest = [segment.model_dump(mode="json") async for segment in _segments(found, reader) if told.unsent(segment)]
+    if rest:
+        await _send(sse, {"type": DELTA, "delta": told.delta(rest)})
+    if speakers:  # read again: each sent as it is read
+        letters = Letters()
+        index = 0
+        async for segment in _segments(found, SegmentReader()):
+            await _send(sse, segment_event(index, segment, letters))
+            index += 1
+    await _send(sse, {"type": DONE, "text": reader.rest().text})
+
+
+async def _segments(found: Stored, reader: SegmentReader) -> AsyncIterator[Segment]:
+    """The stored transcript's segments, in order, its pieces fed to `reader` (whose `rest` then has the others)."""
     pieces = found.raw()
     while not reader.done:
         data = await anext(pieces, None)
         reader.feed(data or b"", final=data is None)
         for segment in reader.segments_parsed():
-            seen += 1
-            if seen > told.sent:
-                rest.append(segment.model_dump(mode="json"))
-    if rest:
-        await _send(sse, {"type": DELTA, "delta": told.delta(rest)})
-    await _send(sse, {"type": DONE, "text": reader.rest().text})
+            yield segment
 
 
 async def _send(sse: EventSourceResponse, data: dict[str, Any]) -> None:

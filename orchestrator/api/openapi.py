@@ -67,8 +67,9 @@ OPENAI_FORM = {
         },
         "stream": {
             "type": "boolean",
-            "description": "text/event-stream: transcript.text.delta events as chunks settle, then one "
-            "transcript.text.done with the whole text (needs the job store: Redis)",
+            "description": "text/event-stream: transcript.text.delta events as chunks settle, then (diarized_json) "
+            "one transcript.text.segment per segment with its speaker, then one transcript.text.done with the "
+            "whole text (needs the job store: Redis)",
         },
     },
 }

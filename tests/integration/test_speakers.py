@@ -21,18 +21,21 @@ from typing import Any
 
 import aiohttp
 import numpy as np
+import openai
 import pytest
 import pytest_asyncio
+import redis.asyncio as redis
 
 import longscribe
 from orchestrator.api.app import create_app
 from orchestrator.common.net import serving
+from orchestrator.jobs.records import job_key
 from orchestrator.settings import Settings
 
 from ..conversations import SPEAKER_SETS, Conversation, build_conversation, der, turns_of
 from ..corpus import clips_under, decode_pcm
-from ..keyed_service import SERVICE_KEY
-from ..media_servers import LOOPBACK
+from ..keyed_service import MEDIA_HOST, SERVICE_KEY
+from .test_cli_server import longscribe_cli
 from .test_job_fleet import finished, orchestrator, submit, until
 
 pytestmark = pytest.mark.integration
@@ -186,6 +189,43 @@ async def test_diarize_on_the_service_as_production_runs_it_needs_a_key_and_an_a
     assert der(conversation.turns, said(segments)).der <= DER_BOUND
 
 
+async def test_openais_client_streams_a_diarized_transcript_live_text_then_each_segment_with_its_speaker(
+    keyed_service_url: str, media_root: Path, conversation: Conversation
+) -> None:
+    """stream=true with diarized_json, as production runs it (a key, the file uploaded): deltas as chunks
+    settle, then every segment with its final speaker (known only once the whole recording is clustered)."""
+    client = openai.AsyncOpenAI(base_url=f"{keyed_service_url}/v1", api_key=SERVICE_KEY, max_retries=0)
+    with (media_root / "conversation.wav").open("rb") as audio:
+        stream = await client.audio.transcriptions.create(
+            model="gpt-4o-transcribe-diarize",
+            file=audio,
+            response_format="diarized_json",
+            stream=True,
+            extra_body={"macro_chunk_size_sec": 30},  # three chunks: deltas before the end
+        )
+        events = [event async for event in stream]
+    types = [e.type for e in events]
+    deltas = types.index("transcript.text.segment")
+    assert deltas >= 2 and set(types[:deltas]) == {"transcript.text.delta"}, types
+    segments = [e for e in events[deltas:-1] if e.type == "transcript.text.segment"]
+    assert len(segments) == len(events) - deltas - 1 and types[-1] == "transcript.text.done"
+    assert [e.id for e in segments] == [f"seg_{i}" for i in range(len(segments))]
+    assert list(dict.fromkeys(e.speaker for e in segments)) == ["A", "B", "C"], "three speakers, by first appearance"
+    said = turns_of([e.start for e in segments], [e.end for e in segments], [e.speaker for e in segments])
+    score = der(conversation.turns, said)
+    print(f"streamed {deltas} deltas and {len(segments)} segments, DER {score.der:.3f}")
+    assert score.der <= DER_BOUND, score
+    assert [e.start for e in segments] == sorted(e.start for e in segments)
+    # the deltas tell each word once, the segments too: both hold the done event's words (its case and
+    # punctuation at the joins reconciled, so compared as words)
+    done = events[-1].text
+    assert words("".join(e.delta for e in events[:deltas])) == words(done) == words(" ".join(e.text for e in segments))
+
+
+def words(text: str) -> list[str]:
+    return [w.strip(".,?!;:\"'").lower() for w in text.split()]
+
+
 @pytest.mark.parametrize(
     ("params", "says"),
     [
@@ -204,31 +244,76 @@ async def test_bad_speaker_counts_are_422_saying_what_to_fix(
     assert says in error["message"] and error["hint"]
 
 
-async def test_a_bad_reference_clip_is_openais_400_naming_the_field(service_url: str) -> None:
+async def test_a_bad_reference_clip_is_refused_when_sent_openais_400_naming_the_field(service_url: str) -> None:
     one_second = wav_data_url(np.zeros(16_000, dtype=np.int16))
     for clip, says in [(one_second, "lasts 1.0 s"), ("data:audio/wav;base64,bm90IGF1ZGlv", "not audio")]:
+        never_read = "http://127.0.0.1:9/never-read.wav"  # refused before any media is read
         form = {
-            "url": "http://127.0.0.1:9/never-read.wav",  # refused before any media is read
+            "url": never_read,
             "response_format": "diarized_json",
             "known_speaker_names[]": "Ada",
             "known_speaker_references[]": clip,
         }
+        params = {"diarize": True, "known_speaker_names": ["Ada"], "known_speaker_references": [clip]}
         async with aiohttp.ClientSession() as session:
-            async with session.post(f"{service_url}/v1/audio/transcriptions", data=form) as response:
+            for stream in ("false", "true"):
+                async with session.post(
+                    f"{service_url}/v1/audio/transcriptions", data={**form, "stream": stream}
+                ) as response:
+                    error = (await response.json())["error"]
+                    assert response.status == 400, error
+                assert says in error["message"] and error["param"] == "known_speaker_references"
+            # a job: when it is sent, not when a worker takes it
+            job = {"media_url": never_read, "params": params}
+            async with session.post(f"{service_url}/v1/jobs", json=job) as response:
                 error = (await response.json())["error"]
-                assert response.status == 400, error
-        assert says in error["message"] and error["param"] == "known_speaker_references"
+                assert response.status == 422 and error["code"] == "invalid_speaker_reference", error
 
 
-async def test_diarize_on_a_service_without_the_speaker_encoder_is_a_clear_422(
-    triton_grpc_url: str, media_url: str
+async def test_diarize_on_a_service_without_the_speaker_encoder_is_refused_when_sent_on_every_route(
+    tmp_path: Path, triton_grpc_url: str, redis_url: str, media_root: Path, conversation: Conversation
 ) -> None:
-    settings = Settings(triton_grpc_urls=[triton_grpc_url], allowed_media_hosts=LOOPBACK, speaker_model="no_encoder")
-    body = {"media_url": f"{media_url}/conversation.wav", "params": {"diarize": True}}
-    async with serving(create_app(settings)) as base, aiohttp.ClientSession() as session:
-        async with session.post(f"{base}/v1/transcribe", json=body) as response:
-            status, error = response.status, (await response.json())["error"]
-    assert status == 422 and error["code"] == "diarization_unsupported" and "speaker" in error["hint"]
+    """/v1/transcribe, a job (a URL or an upload), OpenAI's route (streamed or not) and the CLI: a clear 4xx
+    before any job is queued or media read, on the service as production runs it (keys on, loopback refused)."""
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    settings = Settings(
+        triton_grpc_urls=[triton_grpc_url],
+        redis_url=redis_url,
+        api_keys=[SERVICE_KEY],
+        allowed_media_hosts=[MEDIA_HOST],
+        upload_dir=uploads,
+        speaker_model="no_encoder",
+    )
+    never_read = f"http://{MEDIA_HOST}:9/conversation.wav"  # an allowed host where nothing listens
+    audio = media_root / "conversation.wav"
+    key = {"Authorization": f"Bearer {SERVICE_KEY}"}
+    async with serving(create_app(settings)) as base, aiohttp.ClientSession(headers=key) as session:
+        refusals: list[tuple[int, dict[str, Any]]] = []
+        for route in ("/v1/transcribe", "/v1/jobs"):
+            body = {"media_url": never_read, "params": {"diarize": True}}
+            async with session.post(f"{base}{route}", json=body) as response:
+                refusals.append((response.status, (await response.json())["error"]))
+        form = aiohttp.FormData({"params": json.dumps({"diarize": True})})
+        form.add_field("file", audio.read_bytes(), filename="conversation.wav")
+        async with session.post(f"{base}/v1/jobs", data=form) as response:
+            refusals.append((response.status, (await response.json())["error"]))
+        for status, error in refusals:
+            assert status == 422 and error["code"] == "diarization_unsupported" and "speaker" in error["hint"], error
+        client = openai.AsyncOpenAI(base_url=f"{base}/v1", api_key=SERVICE_KEY, max_retries=0)
+        for stream in (False, True):
+            with pytest.raises(openai.BadRequestError) as raised, audio.open("rb") as file:
+                await client.audio.transcriptions.create(
+                    model="whisper-1", file=file, response_format="diarized_json", stream=stream
+                )
+            error = raised.value.body
+            assert isinstance(error, dict) and error["code"] == "diarization_unsupported", error
+            assert error["param"] == "response_format", "the form field that asked for speakers"
+        code, _, stderr = await longscribe_cli("transcribe", str(audio), "--server", base, "--diarize")
+        assert code == 1 and "speaker" in stderr and "Traceback" not in stderr, stderr
+    async with redis.from_url(redis_url) as store:
+        assert await store.keys(job_key("*")) == [], "no job was queued"
+    assert not list(uploads.iterdir()), "every upload refused was deleted"
 
 
 async def test_a_job_resumed_after_its_worker_is_killed_keeps_the_same_labels(
@@ -253,11 +338,26 @@ async def test_a_job_resumed_after_its_worker_is_killed_keeps_the_same_labels(
             async with session.get(f"{two.base}/v1/jobs/{job_id}/transcript", params={"format": "verbose_json"}) as got:
                 resumed = (await got.json())["segments"]
     assert done["status"] == "succeeded" and done["progress"]["chunks_resumed"] >= 1
-    before = [(w["start_time_sec"], w["speaker"]) for s in answered.verbose["segments"] for w in s["words"]]
-    after = [(w["start_time_sec"], w["speaker"]) for s in resumed for w in s["words"]]
-    assert [t for t, _ in after] == [t for t, _ in before], "the same words"
-    # the same speakers under the same labels; a word at a turn may change sides (1 run in 6 here): the
-    # speaker encoder batches clips as they arrive, and a window heard across a turn lies between two voices
-    differ = [(b, a) for b, a in zip(before, after) if a != b]
-    assert len(differ) <= 0.02 * len(before), f"{len(differ)} of {len(before)} words changed speaker: {differ[:8]}"
-    assert list(dict.fromkeys(w for _, w in after)) == list(dict.fromkeys(w for _, w in before))
+    before = {w["start_time_sec"]: (w["word"], w["speaker"]) for s in answered.verbose["segments"] for w in s["words"]}
+    after = {w["start_time_sec"]: (w["word"], w["speaker"]) for s in resumed for w in s["words"]}
+    # Whisper's own words can differ between two runs of one recording (its pieces are batched with whatever
+    # else Triton holds, and CTranslate2's products round by batch too): in 2 runs of 3 under a load of 13-17
+    # on 2 cores, the resumed job heard the last 8 words ("ask not what your country can do") the first missed.
+    # The labels are compared on the words both runs heard
+    both = sorted(before.keys() & after.keys())
+    print(f"{len(both)} words in both runs; {len(before)} in the first, {len(after)} resumed")
+    print(
+        "first only:",
+        [before[t] for t in sorted(before.keys() - after.keys())],
+        "resumed only:",
+        [after[t] for t in sorted(after.keys() - before.keys())],
+    )
+    assert len(both) >= 0.9 * len(before), "nearly the same words"
+    # the same speakers under the same labels, every word: the voices of the chunks done before the kill
+    # (read back from their checkpoints) and of those done after are the same to the bit as the first job's,
+    # however Triton batched their clips (encoder.PARTIAL_BLOCK), and the clustering is a function of them.
+    # Before that, a word at a turn changed sides in 1 run in 6 (up to 2 % of words allowed)
+    differ = [(t, before[t], after[t]) for t in both if before[t][1] != after[t][1]]
+    print(f"{len(differ)} of {len(both)} words changed speaker on resume")
+    assert not differ, f"{len(differ)} of {len(both)} words changed speaker: {differ[:8]}"
+    assert list(dict.fromkeys(w for _, w in after.values())) == list(dict.fromkeys(w for _, w in before.values()))

@@ -55,8 +55,10 @@ OUTPUT = TranscribeOutput(
 class Talker:
     """Reports two settled chunks, then answers (or fails, or waits to be cancelled)."""
 
-    def __init__(self, error: LongscribeError | None = None, hold: bool = False) -> None:
-        self.error, self.hold = error, hold
+    def __init__(
+        self, error: LongscribeError | None = None, hold: bool = False, output: TranscribeOutput = OUTPUT
+    ) -> None:
+        self.error, self.hold, self.output = error, hold, output
         self.requests: list[MediaRequest] = []
         self.cancelled = asyncio.Event()
 
@@ -75,7 +77,7 @@ class Talker:
             raise
         if self.error is not None:
             raise self.error
-        return OUTPUT
+        return self.output
 
 
 @asynccontextmanager
@@ -194,6 +196,55 @@ async def test_stream_true_sends_a_delta_per_settled_chunk_then_the_whole_text(r
             break
         await asyncio.sleep(0.1)
     assert not list(tmp_path.iterdir())
+
+
+def spoken_by(
+    i: int, speaker: str, text: str | None = None, start: float | None = None, end: float | None = None
+) -> Segment:
+    told = segment(i)
+    return told.model_copy(
+        update={
+            "speaker": speaker,
+            "text": text or told.text,
+            "start_time_sec": told.start_time_sec if start is None else start,
+            "end_time_sec": told.end_time_sec if end is None else end,
+        }
+    )
+
+
+# as the diarized pipeline ends: "For a man." told live in one delta, cut at the end where its speaker changes
+DIARIZED = OUTPUT.model_copy(
+    update={
+        "segments": [
+            spoken_by(0, "SPEAKER_00"),
+            spoken_by(1, "SPEAKER_00", "For a", end=2.8),
+            spoken_by(1, "SPEAKER_01", "man.", start=2.9),
+            spoken_by(2, "Linda"),  # a known speaker keeps her name
+            spoken_by(3, "SPEAKER_01"),
+        ]
+    }
+)
+
+
+async def test_a_diarized_stream_sends_the_text_live_then_each_segment_with_its_speaker(redis_url: str) -> None:
+    talker = Talker(output=DIARIZED)
+    async with service(talker, redis_url=redis_url) as base:
+        events = await stream_events(base, response_format="diarized_json")
+    assert talker.requests[0].params.diarize
+    types = [e.type for e in events]
+    assert types == ["transcript.text.delta"] * 3 + ["transcript.text.segment"] * 5 + ["transcript.text.done"]
+    # the last delta is only what the live ones did not tell, though the end cut a told segment in two
+    assert [e.delta for e in events[:3]] == ["One small step.", " For a man. One giant leap.", " For mankind."]
+    segments = events[3:8]
+    assert [(e.id, e.speaker, e.text) for e in segments] == [
+        ("seg_0", "A", "One small step."),
+        ("seg_1", "A", "For a"),
+        ("seg_2", "B", "man."),
+        ("seg_3", "Linda", "One giant leap."),
+        ("seg_4", "B", "For mankind."),
+    ]
+    assert (segments[2].start, segments[2].end) == (2.9, 3.5)
+    assert events[-1].text == OUTPUT.text
 
 
 async def test_a_job_that_fails_mid_stream_ends_it_with_openais_error(redis_url: str) -> None:
