@@ -24,8 +24,11 @@ LIB_DIRS = ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib
 # glibc, when no other allocator is there: two arenas (not 8 per core) and blocks over 1 MiB in their
 # own mappings, returned on free, so large tensors do not pin a heap
 GLIBC_TUNING = {"MALLOC_ARENA_MAX": "2", "MALLOC_MMAP_THRESHOLD_": str(1024 * 1024)}
-# jemalloc hands freed pages back after 1 s (default 10 s): a stub's peak between chunks stays low
-JEMALLOC_CONF = "dirty_decay_ms:1000,muzzy_decay_ms:1000"
+# jemalloc hands freed pages back after 1 s (default 10 s): a stub's peak between chunks stays low. Its
+# decay only runs when the arena that freed them allocates again, unless a background thread runs it:
+# without one, tritonserver's resident heap grew 59 -> 73 -> 88 MB over three 20-minute runs while
+# its live heap was 6 MB; with one, 19 -> 22 -> 23 MB
+JEMALLOC_CONF = "background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:1000"
 
 
 def find_library(name: str, dirs: Iterable[str] = LIB_DIRS) -> Path | None:

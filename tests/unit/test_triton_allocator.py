@@ -24,6 +24,7 @@ def test_jemalloc_is_the_default_and_goes_first_in_ld_preload(tmp_path: Path) ->
     assert used == "jemalloc" and env["PATH"] == "/bin"
     assert env["LD_PRELOAD"] == f"{tmp_path / 'libjemalloc.so.2'}:/opt/theirs.so"
     assert "dirty_decay_ms" in env["MALLOC_CONF"]
+    assert "background_thread:true" in env["MALLOC_CONF"], "freed pages go back also while an arena is idle"
     assert not GLIBC_TUNING.keys() & env.keys()
 
 
