@@ -26,6 +26,7 @@ within 10 % of its 1 h peak. JSON in bench/results/speakers.json.
     make bench-speakers                               # 1 and 10 hours: about 35 minutes of 2 cores
     .venv/bin/python -m bench.speakers --skip-hours   # DER and time share only (about 8 minutes)
     .venv/bin/python -m bench.speakers --hours 0.25 1 --seeds 1
+    .venv/bin/python -m bench.speakers --report       # the last run's tables again, from its JSON
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import contextlib
 import json
 import os
 import signal
+import statistics
 import subprocess
 import tempfile
 from collections.abc import AsyncIterator, Sequence
@@ -50,14 +52,13 @@ from .harness import MP3_ARGS, save_results, serve_command, transcribe
 from .long import one_run
 from .long import table as memory_table
 from .memory import SMALL_MP3, descendants, role
-from .work import der_summary, extra_share, markdown, process_cpu, spent, verdict
+from .work import by_model, der_summary, extra_share, markdown, process_cpu, spent, verdict
 
 RESULTS = Path(__file__).resolve().parent / "results" / "speakers.json"
 DER_BOUND = 0.10  # NIST DER, 0.25 s collar
 SHARE_BOUND = 0.15  # diarization's extra time over the transcription's
 SHARE_SET, SHARE_SEED = "mixed", 100
 HOURS_SET, HOURS_SEED = "readers", 200  # the longer conversation begins with the shorter one (same blocks)
-ENCODER_STUB = "stub speaker_encoder"
 SET_NAMES = {
     "readers": "3 readers (LJ Speech, a physics lecturer, an Austen reader)",
     "mixed": "3 mixed (LibriSpeech 1089, JFK, LJ Speech)",
@@ -215,10 +216,9 @@ def share_table(row: dict[str, Any]) -> str:
         values = [r[key] if key == "wall_s" else sum(r[key].values()) for r in row["runs"][kind]]
         return ", ".join(f"{v:.1f}" for v in values)
 
-    encoder = [sum(v for k, v in r["cpu_s"].items() if k.startswith(ENCODER_STUB)) for r in row["runs"]["diarized"]]
     worst = max(row["extra_wall_share"], row["extra_cpu_share"])
     head = ["recording", "wall s plain", "wall s diarized", "extra wall", "CPU s plain", "CPU s diarized"]
-    head += ["extra CPU", "speaker encoder CPU s", f"extra <= {percent(SHARE_BOUND)}"]
+    head += ["extra CPU", f"extra <= {percent(SHARE_BOUND)}"]
     body = [
         [
             f"{SET_NAMES[row['set']]}, {row['audio_s'] / 60:.0f} min, DER {percent(row['der'])}",
@@ -228,11 +228,22 @@ def share_table(row: dict[str, Any]) -> str:
             cells("plain", "cpu_s"),
             cells("diarized", "cpu_s"),
             percent(row["extra_cpu_share"]),
-            ", ".join(f"{e:.1f}" for e in encoder),
             verdict(worst <= SHARE_BOUND),
         ]
     ]
-    return markdown(head, body)
+    return markdown(head, body) + "\n\n" + extra_by_part(row["runs"])
+
+
+def extra_by_part(runs: dict[str, list[dict[str, Any]]]) -> str:
+    """Where diarize's extra CPU seconds go: per part, median with it less median without."""
+    per = {kind: [by_model(r["cpu_s"]) for r in rs] for kind, rs in runs.items()}
+    parts = dict.fromkeys(p for rs in per.values() for r in rs for p in r)
+    extra = {
+        p: statistics.median(r.get(p, 0.0) for r in per["diarized"])
+        - statistics.median(r.get(p, 0.0) for r in per["plain"])
+        for p in parts
+    }
+    return "extra CPU s by part: " + ", ".join(f"{p} {v:+.1f}" for p, v in sorted(extra.items(), key=lambda e: -e[1]))
 
 
 def hours_der_table(rows: list[dict[str, Any]]) -> str:
@@ -294,7 +305,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="time-share rounds, each without and with diarize")
     parser.add_argument("--hours", type=float, nargs="+", default=[1.0, 10.0], help="diarized jobs, shortest first")
     parser.add_argument("--skip-hours", action="store_true", help="DER and time share only")
+    parser.add_argument("--report", action="store_true", help=f"print the tables of the last run ({RESULTS.name})")
     args = parser.parse_args()
+    if args.report:
+        print(report(json.loads(RESULTS.read_text())))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         try:
             results = asyncio.run(run(args, Path(tmp)))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import statistics
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -233,3 +234,13 @@ def der_summary(ders: Sequence[float], counts: Sequence[tuple[int, int]], bound:
     right = sum(found == true for found, true in counts)
     mean = statistics.fmean(ders) if ders else math.nan
     return DerSummary(len(ders), mean, max(ders, default=math.nan), right, bound)
+
+
+def by_model(used: dict[str, float]) -> dict[str, float]:
+    """Per-process figures (roles: `stub whisper_0_1`, `tritonserver`, ...) summed per part: a model's stubs
+    together (`whisper`), every other role as it is."""
+    out: dict[str, float] = {}
+    for r, value in used.items():
+        part = re.sub(r"_\d+_\d+$", "", r.removeprefix("stub ")) if r.startswith("stub ") else r
+        out[part] = out.get(part, 0.0) + value
+    return out

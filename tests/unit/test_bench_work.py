@@ -230,3 +230,15 @@ def test_a_speaker_set_meets_its_goal_only_with_every_der_within_and_every_count
     assert not work.der_summary([], [], 0.10).met, "nothing measured is not a goal met"
     with pytest.raises(ValueError):
         work.der_summary([0.02], [], 0.10)
+
+
+def test_cpu_by_process_is_summed_per_model_its_stubs_together() -> None:
+    used = {"orchestrator": 5.0, "tritonserver": 1.0, "stub whisper_0_0": 20.0, "stub whisper_0_1": 18.0}
+    used |= {"stub micro_chunker_0_2": 3.0, "stub speaker_encoder_0_0": 2.5}
+    assert work.by_model(used) == {
+        "orchestrator": 5.0,
+        "tritonserver": 1.0,
+        "whisper": 38.0,
+        "micro_chunker": 3.0,
+        "speaker_encoder": 2.5,
+    }
