@@ -264,9 +264,10 @@ def hours_der_table(rows: list[dict[str, Any]]) -> str:
 
 
 def report(results: dict[str, Any]) -> str:
-    parts = [
-        "## DER (0.25 s collar), diarize through /v1/transcribe",
-        der_table(results["der"]),
+    parts = []
+    if results["der"]:  # none with --seeds 0
+        parts += ["## DER (0.25 s collar), diarize through /v1/transcribe", der_table(results["der"])]
+    parts += [
         "\n## Time: the same recording without and with diarize, interleaved (service CPU: Redis aside)",
         share_table(results["share"]),
     ]
@@ -305,10 +306,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="time-share rounds, each without and with diarize")
     parser.add_argument("--hours", type=float, nargs="+", default=[1.0, 10.0], help="diarized jobs, shortest first")
     parser.add_argument("--skip-hours", action="store_true", help="DER and time share only")
-    parser.add_argument("--report", action="store_true", help=f"print the tables of the last run ({RESULTS.name})")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where the JSON goes")
+    parser.add_argument("--report", action="store_true", help="print the tables of the run in --out again")
     args = parser.parse_args()
     if args.report:
-        print(report(json.loads(RESULTS.read_text())))
+        print(report(json.loads(args.out.read_text())))
         return
     with tempfile.TemporaryDirectory() as tmp:
         try:
@@ -319,7 +321,9 @@ def main() -> None:
             raise
     print()
     print(report(results))
-    save_results(RESULTS, {"args": vars(args), **results})
+    save_results(
+        args.out, {"args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}, **results}
+    )
 
 
 if __name__ == "__main__":
