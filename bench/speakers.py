@@ -59,6 +59,7 @@ DER_BOUND = 0.10  # NIST DER, 0.25 s collar
 SHARE_BOUND = 0.15  # diarization's extra time over the transcription's
 SHARE_SET, SHARE_SEED = "mixed", 100
 HOURS_SET, HOURS_SEED = "readers", 200  # the longer conversation begins with the shorter one (same blocks)
+PHASES = ("der", "share", "hours")
 SET_NAMES = {
     "readers": "3 readers (LJ Speech, a physics lecturer, an Austen reader)",
     "mixed": "3 mixed (LibriSpeech 1089, JFK, LJ Speech)",
@@ -267,10 +268,11 @@ def report(results: dict[str, Any]) -> str:
     parts = []
     if results["der"]:  # none with --seeds 0
         parts += ["## DER (0.25 s collar), diarize through /v1/transcribe", der_table(results["der"])]
-    parts += [
-        "\n## Time: the same recording without and with diarize, interleaved (service CPU: Redis aside)",
-        share_table(results["share"]),
-    ]
+    if results["share"]:
+        parts += [
+            "\n## Time: the same recording without and with diarize, interleaved (service CPU: Redis aside)",
+            share_table(results["share"]),
+        ]
     if results.get("hours"):
         parts += [
             f"\n## Hours: diarized jobs ({SET_NAMES[HOURS_SET]}), peak PSS MiB per process",
@@ -282,19 +284,24 @@ def report(results: dict[str, Any]) -> str:
 
 
 async def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    results: dict[str, Any] = {"der": [], "share": {}, "hours": []}
-    conversations = build(work, args.seeds, args.minutes)
-    share = work / "share.mp3"
-    shared = (
-        SHARE_SET,
-        share,
-        write_conversation(share, SPEAKER_SETS[SHARE_SET], args.share_minutes * 60, MP3_ARGS, SHARE_SEED),
-    )
-    async with service(work) as (api, pid), serving(file_app(work)) as media:
-        results["der"] = await der_rows(api, media, conversations)
-        results["share"] = await share_row(api, media, pid, shared, args.rounds)
-    if not args.skip_hours:
+    """The phases asked for, the JSON written after each: a run cut short keeps what it measured."""
+    results: dict[str, Any] = {"args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}}
+    results |= {"der": [], "share": {}, "hours": []}
+    phases = set(args.phases) - ({"hours"} if args.skip_hours else set())
+    if phases & {"der", "share"}:
+        conversations = build(work, args.seeds, args.minutes) if "der" in phases else []
+        share = work / "share.mp3"
+        turns = write_conversation(share, SPEAKER_SETS[SHARE_SET], args.share_minutes * 60, MP3_ARGS, SHARE_SEED)
+        async with service(work) as (api, pid), serving(file_app(work)) as media:
+            if "der" in phases:
+                results["der"] = await der_rows(api, media, conversations)
+                save_results(args.out, results)
+            if "share" in phases:
+                results["share"] = await share_row(api, media, pid, (SHARE_SET, share, turns), args.rounds)
+                save_results(args.out, results)
+    if "hours" in phases:
         results["hours"] = await hour_rows(args.hours, work)
+        save_results(args.out, results)
     return results
 
 
@@ -303,9 +310,10 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3, help="conversations per speaker set")
     parser.add_argument("--minutes", type=float, default=3.0, help="length of each DER conversation")
     parser.add_argument("--share-minutes", type=float, default=15.0, help="length of the time-share recording")
-    parser.add_argument("--rounds", type=int, default=2, help="time-share rounds, each without and with diarize")
+    parser.add_argument("--rounds", type=int, default=3, help="time-share rounds, each without and with diarize")
     parser.add_argument("--hours", type=float, nargs="+", default=[1.0, 10.0], help="diarized jobs, shortest first")
     parser.add_argument("--skip-hours", action="store_true", help="DER and time share only")
+    parser.add_argument("--phases", nargs="+", choices=PHASES, default=list(PHASES), help="which parts to run")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where the JSON goes")
     parser.add_argument("--report", action="store_true", help="print the tables of the run in --out again")
     args = parser.parse_args()
@@ -321,9 +329,6 @@ def main() -> None:
             raise
     print()
     print(report(results))
-    save_results(
-        args.out, {"args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}, **results}
-    )
 
 
 if __name__ == "__main__":
