@@ -21,11 +21,12 @@ bench's own) and a media server that honours Range, then:
 
 Goals (issue 22, 2 cores): DER <= 10 % and the count right on both sets; the
 extra time at most 15 % of the transcription's; every process's 10 h peak
-within 10 % of its 1 h peak. JSON in bench/results/speakers.json.
+within 10 % of its 1 h peak. JSON in bench/results/speakers.json (`--out`), written
+after each phase, so a run cut short keeps what it measured.
 
     make bench-speakers                               # 1 and 10 hours: about 35 minutes of 2 cores
     .venv/bin/python -m bench.speakers --skip-hours   # DER and time share only (about 8 minutes)
-    .venv/bin/python -m bench.speakers --hours 0.25 1 --seeds 1
+    .venv/bin/python -m bench.speakers --phases hours --hours 0.25 1 --out bench/results/speakers-hours.json
     .venv/bin/python -m bench.speakers --report       # the last run's tables again, from its JSON
 """
 
@@ -40,7 +41,7 @@ import signal
 import statistics
 import subprocess
 import tempfile
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -116,7 +117,15 @@ def score(reference: Sequence[Turn], segments: Sequence[dict[str, Any]]) -> dict
         "scored_s": found.total_s,
         "speakers_true": len({t.speaker for t in reference}),
         "speakers_found": len({s.get("speaker") for s in segments if s.get("speaker")}),
+        "seconds_by_speaker": {t: round(v, 1) for t, v in seconds_by_speaker(said).items()},  # a stray one shows
     }
+
+
+def seconds_by_speaker(turns: Sequence[Turn]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for t in turns:
+        out[t.speaker] = out.get(t.speaker, 0.0) + t.end_s - t.start_s
+    return out
 
 
 Built = tuple[str, Path, list[Turn]]  # speaker set, MP3, its turns
@@ -166,7 +175,9 @@ async def share_row(api: str, media: str, pid: int, built: Built, rounds: int) -
     }
 
 
-async def hour_rows(hours: Sequence[float], work: Path) -> list[dict[str, Any]]:
+async def hour_rows(
+    hours: Sequence[float], work: Path, done: Callable[[list[dict[str, Any]]], None]
+) -> list[dict[str, Any]]:
     """Each conversation as a diarized job on a fresh service (earlier phases' requests leave nothing in its
     peaks), the shortest first, as bench-long runs them."""
     built = []
@@ -182,6 +193,7 @@ async def hour_rows(hours: Sequence[float], work: Path) -> list[dict[str, Any]]:
             segments = json.loads(out.read_text())["segments"]
             rows.append({"hours": h, **row, **score(turns, segments)})
             print(f"{h:g} h done: {row['wall_s']:.0f} s, DER {100 * rows[-1]['der']:.1f} %", flush=True)
+            done(rows)  # each job's row kept as it ends: the longest may not
     return rows
 
 
@@ -300,8 +312,9 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 results["share"] = await share_row(api, media, pid, (SHARE_SET, share, turns), args.rounds)
                 save_results(args.out, results)
     if "hours" in phases:
-        results["hours"] = await hour_rows(args.hours, work)
-        save_results(args.out, results)
+        results["hours"] = await hour_rows(
+            args.hours, work, lambda rows: save_results(args.out, results | {"hours": rows})
+        )
     return results
 
 
