@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO   := demo/lj001-printing.mp3
 
-.PHONY: install system-deps browser-deps demo test test-unit serve lint clean bench bench-accuracy bench-memory bench-long bench-paths perf soak gpu-smoke gpu-contract
+.PHONY: install system-deps browser-deps demo test test-unit serve lint clean bench bench-accuracy bench-memory bench-long bench-speakers bench-paths perf soak gpu-smoke gpu-contract
 
 install: $(STAMP)
 
@@ -71,6 +71,12 @@ bench-memory: install
 # of each process, the largest SSE event, the worst event-loop block, 10 h ÷ 1 h against 1.10 per process (about 10 minutes)
 bench-long: install
 	$(BIN)/python -m bench.long --hours 1 10
+
+# who spoke when through the service: DER (0.25 s collar) and the count of speakers on conversations of two speaker
+# sets, diarize's extra wall and CPU time over the transcription's, 1-hour and 10-hour diarized jobs: every process's
+# peak memory, 10 h ÷ 1 h against 1.10, DER at hours (about 35 minutes)
+bench-speakers: install
+	$(BIN)/python -m bench.speakers --hours 1 10
 
 # a 2-hour recording through the OpenAI endpoint (official client, upload) and the web page (Chromium)
 bench-paths: install browser-deps

@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -128,13 +129,17 @@ async def worst_loop_block_s(api: str) -> float:
     return next(float(line.split()[1]) for line in text.splitlines() if line.startswith(LAG_METRIC + " "))
 
 
-async def one_run(api: str, media_url: str, service_pid: int, out: Path) -> dict[str, Any]:
+async def one_run(
+    api: str, media_url: str, service_pid: int, out: Path, cli_args: Sequence[str] = ()
+) -> dict[str, Any]:
+    """One job, started and followed by the CLI (`cli_args` added: bench.speakers' `--diarize`), its
+    verbose_json transcript written to `out`."""
     watch, stream = Watch(), Stream()
     started = time.perf_counter()
     with out.open("wb") as sink:
         cli = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "orchestrator.cli", "transcribe", media_url, "--server", api,
-            "--format", "verbose_json", stdout=sink, stderr=asyncio.subprocess.PIPE,
+            "--format", "verbose_json", *cli_args, stdout=sink, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
         follower = asyncio.create_task(follow(api, await job_id_from(cli), stream))
         log = asyncio.create_task(drain(cli.stderr))

@@ -7,7 +7,10 @@ second looks included, each re-encoded); faster-whisper's are counted by wrappin
 
 from __future__ import annotations
 
+import math
 import os
+import re
+import statistics
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -194,3 +197,50 @@ def scored_runs(
         first, last = best_run(wanted, near)
         pairs.append((" ".join(wanted), " ".join(near[first:last])))
     return pairs
+
+
+def spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """CPU seconds per process (role) between two readings; a role first seen in `after` (an FFmpeg that
+    started meanwhile) spent all it shows."""
+    return {r: value - before.get(r, 0.0) for r, value in after.items()}
+
+
+def extra_share(plain: Sequence[float], more: Sequence[float]) -> float:
+    """What `more` costs over `plain` as a share of `plain`, median against median: with rounds interleaved,
+    a neighbour's burst moves one round, not the medians."""
+    base = statistics.median(plain)
+    return (statistics.median(more) - base) / base if base > 0 else math.inf
+
+
+@dataclass(frozen=True)
+class DerSummary:
+    """One speaker set's conversations: DER against its bound, and how often the count of speakers was right."""
+
+    runs: int
+    mean: float
+    worst: float
+    count_right: int
+    bound: float
+
+    @property
+    def met(self) -> bool:
+        return self.runs > 0 and self.worst <= self.bound and self.count_right == self.runs
+
+
+def der_summary(ders: Sequence[float], counts: Sequence[tuple[int, int]], bound: float) -> DerSummary:
+    """`counts`: (found, true) per conversation."""
+    if len(ders) != len(counts):
+        raise ValueError(f"{len(ders)} DERs for {len(counts)} counts")
+    right = sum(found == true for found, true in counts)
+    mean = statistics.fmean(ders) if ders else math.nan
+    return DerSummary(len(ders), mean, max(ders, default=math.nan), right, bound)
+
+
+def by_model(used: dict[str, float]) -> dict[str, float]:
+    """Per-process figures (roles: `stub whisper_0_1`, `tritonserver`, ...) summed per part: a model's stubs
+    together (`whisper`), every other role as it is."""
+    out: dict[str, float] = {}
+    for r, value in used.items():
+        part = re.sub(r"_\d+_\d+$", "", r.removeprefix("stub ")) if r.startswith("stub ") else r
+        out[part] = out.get(part, 0.0) + value
+    return out

@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import subprocess
 import wave
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,7 +110,7 @@ def _trimmed(pcm: np.ndarray) -> tuple[int, int]:
 
 
 def build_conversation(
-    speakers: dict[str, Sequence[str]],
+    speakers: Mapping[str, Sequence[str]],
     duration_s: float = 120.0,
     seed: int = 0,
     turn_s: tuple[float, float] = (3.0, 15.0),
@@ -154,7 +154,7 @@ def build_conversation(
 
 def write_conversation(
     path: Path,
-    speakers: dict[str, Sequence[str]],
+    speakers: Mapping[str, Sequence[str]],
     duration_s: float,
     encode_args: Sequence[str] = ("-b:a", "48k"),
     seed: int = 0,

@@ -71,7 +71,7 @@ class VoiceBook:
         if not self.times:
             return Speakers((), np.zeros(0, dtype=np.int64), {})
         times = np.concatenate(self.times)
-        vectors = np.concatenate(self.vectors).astype(np.float32)
+        vectors = np.concatenate(self.vectors)  # float16: clustering copies only its sample (cluster_voices)
         labels = cluster_voices(
             vectors,
             num_speakers=bounds.num_speakers,

@@ -206,3 +206,39 @@ def test_the_second_recording_scores_each_round_of_clips_separately(tmp_path: Pa
     assert " ".join(s.reference for s in recording.scored) == recording.reference
     for start in recording.clip_starts_s:
         assert sum(s.start_s <= start < s.end_s for s in recording.scored) == 1
+
+
+def test_cpu_spent_between_readings_counts_a_process_first_seen_in_the_second_whole() -> None:
+    before = {"orchestrator": 10.0, "tritonserver": 3.0}
+    after = {"orchestrator": 12.5, "tritonserver": 3.0, "ffmpeg": 0.75}
+    assert work.spent(before, after) == {"orchestrator": 2.5, "tritonserver": 0.0, "ffmpeg": 0.75}
+
+
+def test_the_extra_share_is_median_against_median() -> None:
+    # a neighbour's burst in one round of three moves neither median
+    assert work.extra_share([10.0, 10.4, 30.0], [11.0, 11.2, 11.4]) == pytest.approx(0.8 / 10.4)
+    assert work.extra_share([20.0, 20.0], [23.0, 22.0]) == pytest.approx(0.125)  # two rounds: their means
+    assert work.extra_share([10.0], [9.0]) == pytest.approx(-0.1), "cheaper is a negative share, not hidden"
+
+
+def test_a_speaker_set_meets_its_goal_only_with_every_der_within_and_every_count_right() -> None:
+    met = work.der_summary([0.02, 0.08], [(3, 3), (3, 3)], bound=0.10)
+    assert met.met and met.mean == pytest.approx(0.05) and met.worst == 0.08 and met.count_right == 2
+    assert not work.der_summary([0.02, 0.11], [(3, 3), (3, 3)], 0.10).met, "one DER over the bound"
+    miscounted = work.der_summary([0.02, 0.03], [(3, 3), (2, 3)], 0.10)
+    assert not miscounted.met and miscounted.count_right == 1, "one count wrong"
+    assert not work.der_summary([], [], 0.10).met, "nothing measured is not a goal met"
+    with pytest.raises(ValueError):
+        work.der_summary([0.02], [], 0.10)
+
+
+def test_cpu_by_process_is_summed_per_model_its_stubs_together() -> None:
+    used = {"orchestrator": 5.0, "tritonserver": 1.0, "stub whisper_0_0": 20.0, "stub whisper_0_1": 18.0}
+    used |= {"stub micro_chunker_0_2": 3.0, "stub speaker_encoder_0_0": 2.5}
+    assert work.by_model(used) == {
+        "orchestrator": 5.0,
+        "tritonserver": 1.0,
+        "whisper": 38.0,
+        "micro_chunker": 3.0,
+        "speaker_encoder": 2.5,
+    }

@@ -44,10 +44,12 @@ def _unit(vectors: np.ndarray) -> np.ndarray:
 
 
 def _nearest(points: np.ndarray, centres: np.ndarray) -> np.ndarray:
-    """Index of each point's most similar centre, computed in blocks (memory BLOCK x len(centres))."""
+    """Index of each point's most similar centre (unit `centres`), in blocks converted to float32 one at a
+    time (memory BLOCK x the dimension): a point's length scales all its similarities alike, so its argmax
+    needs no normalising."""
     out = np.empty(len(points), dtype=np.int64)
     for lo in range(0, len(points), BLOCK):
-        out[lo : lo + BLOCK] = np.argmax(points[lo : lo + BLOCK] @ centres.T, axis=1)
+        out[lo : lo + BLOCK] = np.argmax(points[lo : lo + BLOCK].astype(np.float32) @ centres.T, axis=1)
     return out
 
 
@@ -112,17 +114,21 @@ def cluster_voices(
     representatives and the small-cluster rule; omitted, each voice counts 1 s.
     """
     check_bounds(num_speakers, min_speakers, max_speakers)
-    points = _unit(np.asarray(embeddings, dtype=np.float32))
+    # as given (the orchestrator's float16 voices stay float16): only the sample is copied and normalised, and
+    # every voice is read in blocks, so a 10-hour recording's 15,000 voices are never copied whole
+    points = np.asarray(embeddings)
     n = len(points)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
     weights = np.ones(n, dtype=np.float64) if durations is None else np.asarray(durations, dtype=np.float64)
     if n <= MAX_DIRECT:
-        return _by_first_appearance(_cluster(points, weights, num_speakers, min_speakers, max_speakers))
+        unit = _unit(points.astype(np.float32))
+        return _by_first_appearance(_cluster(unit, weights, num_speakers, min_speakers, max_speakers))
     chosen = sample(n, MAX_DIRECT)
+    sampled = _unit(points[chosen].astype(np.float32))
     share = weights.sum() / weights[chosen].sum()  # each sampled voice stands for its share of the speech
-    labels = _cluster(points[chosen], weights[chosen] * share, num_speakers, min_speakers, max_speakers)
-    return _by_first_appearance(_nearest(points, centroids(points[chosen], labels).astype(np.float32)))
+    labels = _cluster(sampled, weights[chosen] * share, num_speakers, min_speakers, max_speakers)
+    return _by_first_appearance(_nearest(points, centroids(sampled, labels).astype(np.float32)))
 
 
 def _cluster(
@@ -140,10 +146,12 @@ def _cluster(
 
 
 def centroids(embeddings: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Each speaker's mean embedding, L2-normalised: [k, d] for labels 0..k-1."""
-    points = np.asarray(embeddings, dtype=np.float64)
+    """Each speaker's mean embedding, L2-normalised: [k, d] for labels 0..k-1; summed in float64 blocks
+    (every voice of hours, in float16, is not copied whole)."""
+    points = np.asarray(embeddings)
     labels = np.asarray(labels, dtype=np.int64)
     k = int(labels.max()) + 1 if len(labels) else 0
     sums = np.zeros((k, points.shape[1] if points.ndim == 2 else 0))
-    np.add.at(sums, labels, points)
+    for lo in range(0, len(points), BLOCK):
+        np.add.at(sums, labels[lo : lo + BLOCK], points[lo : lo + BLOCK].astype(np.float64))
     return _unit(sums)

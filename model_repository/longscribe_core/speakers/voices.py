@@ -18,8 +18,9 @@ from longscribe_core.segments import Voice
 from longscribe_core.speakers.encoder import PARTIAL_SAMPLES, SAMPLE_RATE, embed_batch
 
 # A voice per this much speech (10 h of speech: 15,000 voices), each embedded from its middle 1.6 s. Measured
-# on the conversations of tests/conversations.py (8, two speaker sets) and bench.speaker_cost (4 minutes, one
-# chunk, 2 cores): 1.6 s windows 2.6 % DER; 2.0 s 2.6 %, +18 % wall time; 2.4 s 2.9 %, +11 % wall time
+# on the conversations of tests/conversations.py (8, two speaker sets) and a 4-minute macro chunk on a bare Triton
+# (2 cores; that bench is now part of bench.speakers): 1.6 s windows 2.6 % DER; 2.0 s 2.6 %, +18 % wall time; 2.4 s
+# 2.9 %, +11 % wall time
 # (issue 22's goal: at most 15 %). The count of speakers was right in all.
 WINDOW_S = 2.4
 MIN_PIECE_S = 0.5  # shorter pieces are not embedded: too little to tell a voice by
