@@ -259,14 +259,14 @@ def conversation(work: Path, hours: float) -> Conversation:
     return Conversation(path, turns, turns[-1].end_s)
 
 
-def run(hours: float, work: Path, only: str | None) -> list[dict[str, Any]]:
+def run(hours: float, work: Path, only: str | None, match: str = "", results: Path = RESULTS) -> list[dict[str, Any]]:
     sends: list[tuple[str, Callable[[str, Any], dict[str, Any]], Recording | Conversation]] = []
     if only != "speakers":
         recording = repeated_recording(work, hours * 60, SMALL_MP3)
-        sends += [(path, send, recording) for path, send in PLAIN]
+        sends += [(path, send, recording) for path, send in PLAIN if match in path]
     if only != "plain":
         spoken = conversation(work, hours)
-        sends += [(path, send, spoken) for path, send in DIARIZED]
+        sends += [(path, send, spoken) for path, send in DIARIZED if match in path]
     port = free_port()
     service = subprocess.Popen(
         serve_command(port, keyed=True),
@@ -286,7 +286,7 @@ def run(hours: float, work: Path, only: str | None) -> list[dict[str, Any]]:
             row = send(api, media)
             rows.append({"path": path, "audio_s": media.duration_s, **row})
             print(f"{path}: {row['wall_s']:.0f} s", flush=True)
-            save_results(RESULTS, rows)  # what is measured is kept if a later path fails
+            save_results(results, rows)  # what is measured is kept if a later path fails
     finally:
         service.terminate()
         service.wait(timeout=120)
@@ -316,12 +316,14 @@ def main() -> None:
     parser.add_argument(
         "--only", choices=["plain", "speakers"], help="only the plain paths, or only who spoke when (default: both)"
     )
+    parser.add_argument("--match", default="", help="only the paths whose name holds this text (e.g. 'web page')")
+    parser.add_argument("--results", type=Path, default=RESULTS, help=f"where the JSON goes (default {RESULTS})")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        rows = run(args.hours, Path(tmp), args.only)
+        rows = run(args.hours, Path(tmp), args.only, args.match, args.results)
     print()
     print(table(rows))
-    save_results(RESULTS, rows)
+    save_results(args.results, rows)
 
 
 if __name__ == "__main__":
