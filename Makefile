@@ -78,7 +78,8 @@ bench-long: install
 bench-speakers: install
 	$(BIN)/python -m bench.speakers --hours 1 10
 
-# a 2-hour recording through the OpenAI endpoint (official client, upload) and the web page (Chromium)
+# a 2-hour recording through the CLI, the Python client, the OpenAI endpoint (official client, upload) and the web
+# page (Chromium); then who spoke when on a 2-hour conversation by REST, OpenAI diarized_json and the web page: DER
 bench-paths: install browser-deps
 	$(BIN)/python -m bench.paths
 

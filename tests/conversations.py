@@ -271,3 +271,85 @@ def diarize_locally(pcm: np.ndarray, smoothing: int = 1600, **bounds: int | None
     labels = speakers.cluster_voices(embeddings, durations=durations, **bounds)
     names = [speakers.speaker_name(int(k)) for k in labels]
     return turns_of([v.start_s for v in voices], [v.end_s for v in voices], names, bridge_s=2.0)
+
+
+@dataclass(frozen=True)
+class ReadAloud:
+    """A conversation of whole clips: who speaks when, and what they say (the clips' references in order).
+
+    SPEAKER_SETS["mixed"] has a reference for every clip; "readers" has not (the lecture)."""
+
+    turns: list[Turn]
+    reference: str
+    duration_s: float
+
+
+def write_read_aloud(
+    path: Path,
+    speakers: dict[str, Sequence[str]],
+    duration_s: float,
+    encode_args: Sequence[str] = ("-b:a", "48k"),
+    seed: int = 0,
+    clips_per_turn: tuple[int, int] = (1, 3),
+    gap_s: tuple[float, float] = (0.3, 1.0),
+) -> ReadAloud:
+    """Turns of 1-3 whole referenced clips (pauses of 0.2-0.5 s within a turn), each from a speaker other
+    than the last, until `duration_s`, written through one FFmpeg encoder as write_conversation writes.
+
+    A speaker's clips are read in order, again when used up; a turn runs from its first clip's audible
+    start to its last clip's audible end (the clips themselves are written whole, so no word is cut)."""
+    rng = np.random.default_rng(seed)
+    pools = {
+        name: [(corpus.decode_pcm(c.path), c.reference) for p in prefixes for c in corpus.clips_under(p)]
+        for name, prefixes in speakers.items()
+    }
+    if not all(pools.values()):
+        raise FileNotFoundError(f"no referenced clips for some of {list(speakers)} in {corpus.speech_dir()}")
+    cursors = dict.fromkeys(pools, 0)
+    names = list(pools)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    args = ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "s16le", "-ar", str(SAMPLE_RATE), "-ac", "1"]
+    encoder = subprocess.Popen([*args, "-i", "-", *encode_args, str(path)], stdin=subprocess.PIPE)
+    assert encoder.stdin is not None
+
+    def write(pcm: np.ndarray) -> None:
+        assert encoder.stdin is not None
+        encoder.stdin.write(pcm.tobytes())
+
+    def noise(seconds: float) -> np.ndarray:
+        return (rng.standard_normal(int(seconds * SAMPLE_RATE)) * 30).astype(np.int16)
+
+    turns: list[Turn] = []
+    said: list[str] = []
+    written = 0
+    try:
+        while written < duration_s * SAMPLE_RATE:
+            previous = turns[-1].speaker if turns else None
+            name = (
+                names[len(turns)] if len(turns) < len(names) else str(rng.choice([n for n in names if n != previous]))
+            )
+            start = end = None
+            for k in range(int(rng.integers(clips_per_turn[0], clips_per_turn[1] + 1))):
+                pause = noise(rng.uniform(*gap_s) if k == 0 else rng.uniform(0.2, 0.5))
+                pcm, reference = pools[name][cursors[name] % len(pools[name])]
+                cursors[name] += 1
+                lo, hi = _trimmed(pcm)
+                write(pause)
+                written += len(pause)
+                start = written + lo if start is None else start
+                end = written + hi
+                write(pcm)
+                written += len(pcm)
+                said.append(reference)
+            assert start is not None and end is not None
+            turns.append(Turn(start / SAMPLE_RATE, end / SAMPLE_RATE, name))
+        write(noise(0.5))
+        written += int(0.5 * SAMPLE_RATE)
+        encoder.stdin.close()
+        if encoder.wait() != 0:
+            raise RuntimeError(f"ffmpeg could not encode {path}")
+    finally:
+        if encoder.poll() is None:
+            encoder.kill()
+            encoder.wait()
+    return ReadAloud(turns, " ".join(said), written / SAMPLE_RATE)

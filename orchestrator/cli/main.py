@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import ctypes
 import logging
+import signal
 import sys
 
 import longscribe
@@ -265,10 +266,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run_transcribe(args: argparse.Namespace) -> int:
+    # SIGTERM (a CI timeout, `kill`, a container stopping) stops it as Ctrl-C does: the service it started is
+    # stopped on the way out. Python's default for SIGTERM exits at once, which left its Triton running.
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         return asyncio.run(transcribe.transcribe(args))
     except KeyboardInterrupt:
         return transcribe.INTERRUPTED
     finally:
+        signal.signal(signal.SIGTERM, previous)
         with contextlib.suppress(OSError, ValueError):
             sys.stdout.flush()

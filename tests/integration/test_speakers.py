@@ -139,9 +139,7 @@ def enrolment() -> str:
     return wav_data_url(decode_pcm(clip.path)[: 9 * 16_000])
 
 
-async def test_openai_diarized_json_with_a_known_speaker_names_her_cluster(
-    service_url: str, answered: Answered, media_root: Path
-) -> None:
+def openai_form(media_root: Path) -> aiohttp.FormData:
     form = aiohttp.FormData()
     form.add_field("file", (media_root / "conversation.wav").read_bytes(), filename="conversation.wav")
     form.add_field("model", "gpt-4o-transcribe-diarize")
@@ -149,8 +147,20 @@ async def test_openai_diarized_json_with_a_known_speaker_names_her_cluster(
     form.add_field("macro_chunk_size_sec", "30")
     form.add_field("known_speaker_names[]", "Linda")
     form.add_field("known_speaker_references[]", enrolment())
+    return form
+
+
+async def test_openai_diarized_json_with_a_known_speaker_names_her_cluster(
+    keyed_service_url: str, answered: Answered, media_root: Path
+) -> None:
+    """On the service as production runs it (keys on; an upload, so no media host is needed): a request
+    without the key is refused before any work."""
+    url = f"{keyed_service_url}/v1/audio/transcriptions"
     async with aiohttp.ClientSession() as session:
-        async with session.post(f"{service_url}/v1/audio/transcriptions", data=form) as response:
+        async with session.post(url, data=openai_form(media_root)) as response:
+            assert response.status == 401, "no key, no transcript"
+        key = {"Authorization": f"Bearer {SERVICE_KEY}"}
+        async with session.post(url, data=openai_form(media_root), headers=key) as response:
             assert response.status == 200, await response.text()
             body = await response.json()
     assert set(body) == {"task", "duration", "text", "segments", "usage"}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from orchestrator.common.net import serving
 from orchestrator.settings import Settings
 
 from ..corpus import manifest, speech_dir, wer
+from ..keyed_service import SERVICE_KEY
 from ..media_servers import LOOPBACK
 from ..redis_fleet import fresh_database
 from ..wer_bounds import JFK_MAX_WER
@@ -63,15 +64,28 @@ def browser(tmp_path: Path) -> Iterator[object]:
         driver.quit()
 
 
-def drop_and_wait(driver: Any, media: Path, timeout_s: float) -> str:
-    """Give the page `media` through its file chooser (as a drop does) and wait for the downloads; the status line."""
+def downloads_offered(driver: Any) -> bool:
+    from selenium.webdriver.common.by import By
+
+    return driver.find_element(By.ID, "downloads").get_attribute("hidden") is None
+
+
+def error_shown(driver: Any) -> bool:
+    from selenium.webdriver.common.by import By
+
+    return bool(driver.find_elements(By.CSS_SELECTOR, "#status .error"))
+
+
+def drop_and_wait(driver: Any, media: Path, timeout_s: float, until: Callable[[Any], bool] = downloads_offered) -> str:
+    """Give the page `media` through its file chooser (as a drop does) and wait `until` (by default for the
+    downloads); the status line."""
     from selenium.webdriver.common.by import By
 
     chooser = driver.find_element(By.ID, "file")
     driver.execute_script("arguments[0].hidden = false", chooser)
     chooser.send_keys(str(media))
     deadline = time.monotonic() + timeout_s
-    while driver.find_element(By.ID, "downloads").get_attribute("hidden") is not None:
+    while not until(driver):
         assert time.monotonic() < deadline, driver.find_element(By.ID, "status").text
         time.sleep(0.2)
     return str(driver.find_element(By.ID, "status").text)
@@ -111,8 +125,10 @@ async def test_drop_a_file_watch_it_play_a_segment_and_download_srt(
 
 
 async def test_diarize_shows_speakers_in_their_colours_and_a_rename_reaches_the_download(
-    page_url: str, browser: object, tmp_path: Path
+    keyed_service_url: str, browser: object, tmp_path: Path
 ) -> None:
+    """On the service as production runs it (keys on, loopback media refused: the page uploads): without
+    the key the page says why it got nothing; with the key typed in, who spoke when."""
     import asyncio
 
     from selenium.webdriver.common.by import By
@@ -123,8 +139,14 @@ async def test_diarize_shows_speakers_in_their_colours_and_a_rename_reaches_the_
     two = {name: SPEAKER_SETS["mixed"][name] for name in ("libri1089", "lj")}
     media = build_conversation(two, duration_s=30.0, seed=5).write_wav(tmp_path / "media" / "two-voices.wav")
 
+    def refused() -> str:
+        driver.get(keyed_service_url)  # type: ignore[attr-defined]
+        driver.find_element(By.ID, "diarize").click()  # type: ignore[attr-defined]
+        return drop_and_wait(driver, media, 30, until=error_shown)
+
     def drive() -> tuple[str, list[tuple[str, str]]]:
-        driver.get(page_url)  # type: ignore[attr-defined]
+        driver.get(keyed_service_url)  # type: ignore[attr-defined]
+        driver.find_element(By.ID, "key").send_keys(SERVICE_KEY)  # type: ignore[attr-defined]
         driver.find_element(By.ID, "diarize").click()  # type: ignore[attr-defined]
         status = drop_and_wait(driver, media, 180)
         labels = driver.find_elements(By.CSS_SELECTOR, "#segments .speaker")  # type: ignore[attr-defined]
@@ -137,6 +159,8 @@ async def test_diarize_shows_speakers_in_their_colours_and_a_rename_reaches_the_
         driver.find_element(By.CSS_SELECTOR, "#downloads [data-format=vtt]").click()  # type: ignore[attr-defined]
         return status, shown
 
+    without_key = await asyncio.to_thread(refused)
+    assert "API key" in without_key, without_key
     status, shown = await asyncio.to_thread(drive)
     assert status.startswith("Done:") and "2 speakers" in status
     colours = dict(shown)

@@ -103,3 +103,33 @@ def test_an_output_dir_that_cannot_be_made_is_one_line_and_a_usage_error(tmp_pat
 
 def test_a_url_is_known_whatever_the_case_of_its_scheme() -> None:
     assert output_names(["HTTPS://example.com/a/talk.mp3"]) == ["talk"]
+
+
+def test_sigterm_stops_a_transcription_as_ctrl_c_does_and_what_it_started_is_stopped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Python's default SIGTERM exits at once: `longscribe transcribe` killed by a CI timeout or `kill` left
+    its self-started Triton running (seen while measuring the two-hour test). Now its `async with`s unwind."""
+    import argparse
+    import asyncio
+    import os
+    import signal
+
+    from orchestrator.cli import main as cli_main
+    from orchestrator.cli import transcribe
+
+    unwound: list[str] = []
+
+    async def transcribing(args: argparse.Namespace) -> int:
+        try:  # the service it started lives in such a block
+            asyncio.get_running_loop().call_later(0.05, os.kill, os.getpid(), signal.SIGTERM)
+            await asyncio.sleep(30)
+            return transcribe.OK
+        finally:
+            unwound.append("service stopped")
+
+    before = signal.getsignal(signal.SIGTERM)
+    monkeypatch.setattr(transcribe, "transcribe", transcribing)
+    assert cli_main._run_transcribe(argparse.Namespace()) == transcribe.INTERRUPTED
+    assert unwound == ["service stopped"]
+    assert signal.getsignal(signal.SIGTERM) is before, "the handler is the command's only"

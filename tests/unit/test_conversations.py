@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import pytest
 
-from ..conversations import SPEAKER_SETS, Turn, build_conversation, der, diarize_locally, turns_of
+from ..conversations import (
+    QUIET_DBFS,
+    SPEAKER_SETS,
+    Turn,
+    build_conversation,
+    der,
+    diarize_locally,
+    turns_of,
+    write_read_aloud,
+)
+from ..corpus import SAMPLE_RATE, clips_under, decode_pcm
 
 REF = [Turn(0.0, 10.0, "a"), Turn(11.0, 20.0, "b"), Turn(21.0, 30.0, "a")]
 
@@ -48,6 +61,23 @@ def test_a_conversation_alternates_speakers_in_turns_of_3_to_15_s() -> None:
     assert all(1.0 <= t.end_s - t.start_s <= 15.0 for t in turns)
     assert all(0.29 <= b.start_s - a.end_s <= 1.01 for a, b in zip(turns, turns[1:]))
     assert conversation.duration_s >= 90.0
+
+
+def dbfs(pcm: np.ndarray) -> float:
+    return float(20 * np.log10(max(np.sqrt(np.mean(pcm.astype(np.float64) ** 2)) / 32768.0, 1e-9)))
+
+
+def test_a_read_aloud_conversation_knows_its_turns_to_the_sample_and_what_was_said(tmp_path: Path) -> None:
+    read = write_read_aloud(tmp_path / "read.wav", SPEAKER_SETS["mixed"], 60.0, ("-c:a", "pcm_s16le"), seed=3)
+    pcm = decode_pcm(tmp_path / "read.wav")
+    assert len(pcm) / SAMPLE_RATE == read.duration_s >= 60.0
+    assert [t.speaker for t in read.turns[:3]] == ["libri1089", "jfk", "lj"], "the first turns go round them all"
+    assert all(a.speaker != b.speaker for a, b in zip(read.turns, read.turns[1:]))
+    for t in read.turns:  # audible from its first 10 ms to its last, quiet just before it
+        start, end = round(t.start_s * SAMPLE_RATE), round(t.end_s * SAMPLE_RATE)
+        assert dbfs(pcm[start : start + 160]) > QUIET_DBFS and dbfs(pcm[end - 160 : end]) > QUIET_DBFS, t
+        assert dbfs(pcm[start - 800 : start]) < QUIET_DBFS, t
+    assert read.reference.startswith(clips_under("librispeech/1089")[0].reference)
 
 
 def available(name: str) -> dict[str, tuple[str, ...]]:
