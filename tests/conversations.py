@@ -286,7 +286,7 @@ class ReadAloud:
 
 def write_read_aloud(
     path: Path,
-    speakers: dict[str, Sequence[str]],
+    speakers: Mapping[str, Sequence[str]],
     duration_s: float,
     encode_args: Sequence[str] = ("-b:a", "48k"),
     seed: int = 0,
