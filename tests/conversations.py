@@ -15,10 +15,11 @@ each side (the conversations here have no overlapping speech).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import subprocess
 import wave
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -152,6 +153,30 @@ def build_conversation(
     return Conversation(np.concatenate([*parts, tail]), tuple(turns))
 
 
+@contextlib.contextmanager
+def pcm_encoder(path: Path, encode_args: Sequence[str]) -> Iterator[Callable[[np.ndarray], None]]:
+    """A writer of 16 kHz mono int16 PCM into one FFmpeg encoder making `path`; the file is whole when the
+    block ends (RuntimeError if FFmpeg failed), and FFmpeg never outlives it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    args = ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "s16le", "-ar", str(SAMPLE_RATE), "-ac", "1"]
+    encoder = subprocess.Popen([*args, "-i", "-", *encode_args, str(path)], stdin=subprocess.PIPE)
+    stdin = encoder.stdin
+    assert stdin is not None
+
+    def write(pcm: np.ndarray) -> None:
+        stdin.write(np.ascontiguousarray(pcm, dtype=np.int16).tobytes())
+
+    try:
+        yield write
+        stdin.close()
+        if encoder.wait() != 0:
+            raise RuntimeError(f"ffmpeg could not encode {path}")
+    finally:
+        if encoder.poll() is None:
+            encoder.kill()
+            encoder.wait()
+
+
 def write_conversation(
     path: Path,
     speakers: Mapping[str, Sequence[str]],
@@ -164,29 +189,18 @@ def write_conversation(
     as build_conversation builds one (its own seed), piped through one FFmpeg encoder: the builder's
     memory stays flat in the length, and the turns stay sample-true (one encode, no joins of encoded
     files whose encoder padding would shift every later turn)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    args = ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "s16le", "-ar", str(SAMPLE_RATE), "-ac", "1"]
-    encoder = subprocess.Popen([*args, "-i", "-", *encode_args, str(path)], stdin=subprocess.PIPE)
-    assert encoder.stdin is not None
     turns: list[Turn] = []
     written = 0
-    try:
+    with pcm_encoder(path, encode_args) as write:
         block = 0
         while written < duration_s * SAMPLE_RATE:
             want = min(block_s, duration_s - written / SAMPLE_RATE)
             part = build_conversation(speakers, max(want, 1.0), seed=seed * 100_003 + block)
             offset = written / SAMPLE_RATE
             turns += [Turn(t.start_s + offset, t.end_s + offset, t.speaker) for t in part.turns]
-            encoder.stdin.write(part.pcm.tobytes())
+            write(part.pcm)
             written += len(part.pcm)
             block += 1
-        encoder.stdin.close()
-        if encoder.wait() != 0:
-            raise RuntimeError(f"ffmpeg could not encode {path}")
-    finally:
-        if encoder.poll() is None:
-            encoder.kill()
-            encoder.wait()
     return turns
 
 
@@ -307,14 +321,6 @@ def write_read_aloud(
         raise FileNotFoundError(f"no referenced clips for some of {list(speakers)} in {corpus.speech_dir()}")
     cursors = dict.fromkeys(pools, 0)
     names = list(pools)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    args = ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "s16le", "-ar", str(SAMPLE_RATE), "-ac", "1"]
-    encoder = subprocess.Popen([*args, "-i", "-", *encode_args, str(path)], stdin=subprocess.PIPE)
-    assert encoder.stdin is not None
-
-    def write(pcm: np.ndarray) -> None:
-        assert encoder.stdin is not None
-        encoder.stdin.write(pcm.tobytes())
 
     def noise(seconds: float) -> np.ndarray:
         return (rng.standard_normal(int(seconds * SAMPLE_RATE)) * 30).astype(np.int16)
@@ -322,7 +328,7 @@ def write_read_aloud(
     turns: list[Turn] = []
     said: list[str] = []
     written = 0
-    try:
+    with pcm_encoder(path, encode_args) as write:
         while written < duration_s * SAMPLE_RATE:
             previous = turns[-1].speaker if turns else None
             name = (
@@ -345,11 +351,4 @@ def write_read_aloud(
             turns.append(Turn(start / SAMPLE_RATE, end / SAMPLE_RATE, name))
         write(noise(0.5))
         written += int(0.5 * SAMPLE_RATE)
-        encoder.stdin.close()
-        if encoder.wait() != 0:
-            raise RuntimeError(f"ffmpeg could not encode {path}")
-    finally:
-        if encoder.poll() is None:
-            encoder.kill()
-            encoder.wait()
     return ReadAloud(turns, " ".join(said), written / SAMPLE_RATE)
