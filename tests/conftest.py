@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 from aiohttp import web
-from hypothesis import settings as hypothesis_settings
 
 from orchestrator.api.app import create_app
 from orchestrator.common.fileserver import file_app
@@ -22,11 +21,6 @@ from .corpus import Recording, clips_under, join_clips, repeated_recording, spee
 from .keyed_service import allowed_media, keyed_service
 from .media_servers import LOOPBACK
 from .redis_fleet import fresh_database
-
-# Property tests check what holds, not how fast: a machine shared with other work ran single examples
-# past Hypothesis's default 200 ms deadline and failed them (test_micro_cuts, twice, under a load of 17).
-hypothesis_settings.register_profile("longscribe", deadline=None)
-hypothesis_settings.load_profile("longscribe")
 
 
 @pytest.fixture(scope="session")
