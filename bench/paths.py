@@ -151,7 +151,7 @@ def web_page_diarized(api: str, spoken: Conversation) -> dict[str, Any]:
     return {
         "wall_s": wall_s,
         "segments": len(segments),
-        **who_spoke_when(spoken, starts, ends, [s["speaker"] for s in segments]),
+        **who_spoke_when(spoken, starts, ends, [s.get("speaker") or "none" for s in segments]),
     }
 
 
@@ -235,7 +235,7 @@ def rest_diarized(api: str, spoken: Conversation) -> dict[str, Any]:
     return {
         "wall_s": wall_s,
         "segments": len(segments),
-        **who_spoke_when(spoken, starts, ends, [s["speaker"] for s in segments]),
+        **who_spoke_when(spoken, starts, ends, [s.get("speaker") or "none" for s in segments]),
     }
 
 

@@ -18,7 +18,6 @@ from orchestrator import formats
 from orchestrator.api import bodies, tenancy, transcripts
 from orchestrator.api.edge import check_runnable, parse_request
 from orchestrator.api.keys import CALLER, EVENT_HUB, HOST_RESOLVER, JOBS, METRICS, SETTINGS, STREAMS, WEBHOOKS
-from orchestrator.assemble.final import PartMissing
 from orchestrator.errors import InvalidRequest, JobNotFound, JobsUnavailable
 from orchestrator.infer.catalogue import Catalogue
 from orchestrator.jobs import events as job_events_log
@@ -101,10 +100,7 @@ async def get_job(request: web.Request) -> web.StreamResponse:
     store, job_id = await _owned(request)
     head = await store.to_json(job_id, with_result=False)
     if head["status"] == "running":
-        try:
-            partial = await store.partial(job_id)
-        except PartMissing:  # it ended (or Redis lost a chunk) between the two reads: the head says what it knows
-            partial = None
+        partial = await store.partial(job_id)
         if partial is not None:
             return await _stream(request, with_partial(head, partial))
         return web.json_response(head)

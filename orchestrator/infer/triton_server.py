@@ -139,7 +139,7 @@ def server_args(
         # on to the largest macro chunk it ever carried (~10 MB of PCM): tritonserver's live heap grew by
         # 12-30 MB per 20-minute run with 8, and with 3; with none kept it stays at ~6 MB (jemalloc heap
         # profiles, docs/benchmarks.md). A fresh object per macro chunk costs nothing beside its minutes.
-"--grpc-infer-allocation-pool-size", "0",
+        "--grpc-infer-allocation-pool-size", "0",
         # explicit: the repository also holds longscribe_core, which is no model
         "--model-control-mode", "explicit",
     ]  # fmt: skip

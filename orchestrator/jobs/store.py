@@ -22,7 +22,7 @@ from typing import Any
 import redis.asyncio as redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from orchestrator.assemble.final import Assembled, assemble
+from orchestrator.assemble.final import Assembled, PartMissing, assemble
 from orchestrator.assemble.progress import ChunkPart
 from orchestrator.errors import JobNotFound, LongscribeError
 from orchestrator.jobs import checkpoints, stored, submission, transitions
@@ -39,7 +39,7 @@ from orchestrator.jobs.records import (
     result_key,
     text_hash,
 )
-from orchestrator.jobs.transitions import Lease, Outcome
+from orchestrator.jobs.transitions import CHECKPOINT_GRACE_S, Lease, Outcome
 from orchestrator.schemas import TranscribeOutput, UploadRequest
 
 log = logging.getLogger("longscribe.jobs")
@@ -144,9 +144,16 @@ class JobStore:
         with_words = bool(spec.get("request", {}).get("params", {}).get("word_timestamps"))
 
         async def read(index: int) -> ChunkPart | None:
+            # a job that ended meanwhile keeps its checkpoints CHECKPOINT_GRACE_S: each read renews that, so a
+            # slow reader of a long partial finishes it (GT: a running job's checkpoints, which never expire,
+            # are left as they are)
+            await self.client.expire(chunks_key(job_id), CHECKPOINT_GRACE_S, gt=True)
             return await checkpoints.read(self.client, job_id, index)
 
-        found = await assemble(read, count, last.chunk.end_s, with_words, started=time.monotonic())
+        try:
+            found = await assemble(read, count, last.chunk.end_s, with_words, started=time.monotonic())
+        except PartMissing:  # it ended and its checkpoints are gone, or Redis lost one: no partial to show
+            return None
         found.processing_duration_sec = 0.0  # a prefix has no processing time of its own (as before)
         return found
 

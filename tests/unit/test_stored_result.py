@@ -170,7 +170,9 @@ async def test_a_running_jobs_partial_is_its_finished_prefix_written_a_chunk_at_
         first = await anext(writing)
         assert await store.finish(lease, "cancelled") == "ok"
         assert 0 < await client.ttl(checkpoints.chunks_key(job_id)) <= CHECKPOINT_GRACE_S
+        await client.expire(checkpoints.chunks_key(job_id), 2)  # a slow reader: the grace nearly spent
         rest = "".join([piece async for piece in writing])
+        assert await client.ttl(checkpoints.chunks_key(job_id)) > 2, "each read renews the grace"
         assert json.loads(first + rest) == body["partial"]
     finally:
         await client.aclose()
