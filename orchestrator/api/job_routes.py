@@ -51,6 +51,7 @@ async def start_job(request: web.Request) -> web.Response:
             media_url=parsed.media_url, params=parsed.params, response_format=parsed.response_format
         )
         spec, store = JobSpec(request=media, webhook_url=parsed.webhook_url, owner=owner), _store(request)
+        await store.check_room(owner)  # a full queue refuses before reference clips are read (FFmpeg runs)
         await check_runnable(request.app, parsed.params)
         if parsed.webhook_url is not None:  # a bad one is a 422 now, not a delivery retried until the job expires
             policy = guard.webhook_policy(request.app[SETTINGS].allowed_webhook_hosts)

@@ -121,12 +121,12 @@ async def stream(request: web.Request, form: Form, asked: Asked) -> web.StreamRe
                     hint=NO_JOBS_HINT,
                     param="stream",
                 )
-            try:  # a 400 now, not an error event in the stream
+            held.enter_context(request.app[STREAMS].hold(caller))  # 429 past max_event_streams_per_key
+            try:  # a 400 now, not an error event in the stream; after the 429, which costs no FFmpeg run
                 await check_runnable(request.app, asked.request.params)
             except DiarizationUnsupported as exc:  # `diarize` is no field of OpenAI's form
                 exc.param = asked.diarize_field
                 raise
-            held.enter_context(request.app[STREAMS].hold(caller))  # 429 past max_event_streams_per_key
             submitting = asyncio.ensure_future(store.submit(JobSpec(request=asked.request, owner=caller.key_id)))
             job_id = await asyncio.shield(submitting)
         except asyncio.CancelledError:
