@@ -54,6 +54,16 @@ def read_in(data: bytes, size: int) -> tuple[list[Segment], SegmentReader]:
     return segments, reader
 
 
+async def running_job(store: JobStore, request: TranscribeRequest) -> tuple[str, Lease]:
+    """A job submitted, taken by worker-1 and admitted: running, as a worker holds it."""
+    await ensure_group(store)
+    job_id = await store.submit(JobSpec(request=request))
+    [(_, [(entry_id, _)])] = await store.client.xreadgroup(GROUP, "worker-1", {QUEUE: ">"}, count=1)
+    lease = Lease(job_id, entry_id, "worker-1")
+    assert await store.admit(lease, "host:1", 5) == "ok"
+    return job_id, lease
+
+
 @pytest.mark.parametrize("size", [1, 7, 1000, 64 * 1024])
 def test_any_cut_of_the_stored_bytes_reads_back_the_same_answer(size: int) -> None:
     data = OUTPUT.to_json().encode()
@@ -87,11 +97,7 @@ async def test_a_jobs_end_writes_the_transcript_from_its_checkpoints_in_pieces_a
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     store = JobStore(client, ttl_s=600, max_queued=10, retry_after_s=1)
     try:
-        await ensure_group(store)
-        job_id = await store.submit(JobSpec(request=TranscribeRequest(media_url="https://example.com/a.mp3")))
-        [(_, [(entry_id, _)])] = await client.xreadgroup(GROUP, "worker-1", {QUEUE: ">"}, count=1)
-        lease = Lease(job_id, entry_id, "worker-1")
-        assert await store.admit(lease, "host:1", 5) == "ok"
+        job_id, lease = await running_job(store, TranscribeRequest(media_url="https://example.com/a.mp3"))
         parts = parts_for(250, 2, True, CHUNK_S)  # with words: about 350 KB of JSON, several pieces
         for part in parts:
             assert await store.save_checkpoint(lease, part) == "ok"
@@ -134,14 +140,10 @@ async def test_a_running_jobs_partial_is_its_finished_prefix_written_a_chunk_at_
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     store = JobStore(client, ttl_s=600, max_queued=10, retry_after_s=1)
     try:
-        await ensure_group(store)
         request = TranscribeRequest.model_validate(
             {"media_url": "https://example.com/a.mp3", "params": {"word_timestamps": True}}
         )
-        job_id = await store.submit(JobSpec(request=request))
-        [(_, [(entry_id, _)])] = await client.xreadgroup(GROUP, "worker-1", {QUEUE: ">"}, count=1)
-        lease = Lease(job_id, entry_id, "worker-1")
-        assert await store.admit(lease, "host:1", 5) == "ok"
+        job_id, lease = await running_job(store, request)
         parts = parts_for(60, 3, True, CHUNK_S)
         assert await store.partial(job_id) is None, "nothing finished yet"
         for part in parts[1:]:  # every chunk but the first: no prefix yet
