@@ -20,7 +20,7 @@ from orchestrator.settings import Settings
 from .corpus import Recording, clips_under, join_clips, repeated_recording, speech_dir
 from .keyed_service import allowed_media, keyed_service
 from .media_servers import LOOPBACK
-from .redis_fleet import fresh_database
+from .redis_fleet import own_database
 
 
 @pytest.fixture(scope="session")
@@ -107,8 +107,9 @@ async def redis_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterato
 
 
 @pytest_asyncio.fixture
-async def redis_url(redis_server: str) -> str:
-    return await fresh_database(redis_server)
+async def redis_url(redis_server: str) -> AsyncIterator[str]:
+    async with own_database(redis_server) as url:
+        yield url
 
 
 @pytest_asyncio.fixture(scope="session")
@@ -121,7 +122,7 @@ async def service_url(triton_grpc_url: str, redis_server: str) -> AsyncIterator[
 @pytest_asyncio.fixture(scope="session")
 async def keyed_service_url(triton_grpc_url: str, redis_server: str) -> AsyncIterator[str]:
     """The service as production runs it: keys on (keyed_service.SERVICE_KEY), loopback media refused."""
-    async with keyed_service(triton_grpc_url, await fresh_database(redis_server)) as base:
+    async with own_database(redis_server) as redis_url, keyed_service(triton_grpc_url, redis_url) as base:
         yield base
 
 

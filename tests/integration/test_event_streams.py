@@ -24,7 +24,7 @@ from orchestrator.settings import Settings
 
 from ..corpus import Recording, wer
 from ..media_servers import LOOPBACK
-from ..redis_fleet import fresh_database
+from ..redis_fleet import own_database
 from ..sse import read_events
 
 pytestmark = pytest.mark.integration
@@ -45,17 +45,18 @@ Event = tuple[str, str, str]
 @pytest_asyncio.fixture
 async def service(triton_grpc_url: str, redis_server: str) -> AsyncIterator[tuple[str, str]]:
     """The service on a Redis database of its own (its connections can be told apart); its base and that URL."""
-    redis_url = await fresh_database(redis_server)
-    settings = Settings(
-        triton_grpc_urls=[triton_grpc_url],
-        allowed_media_hosts=LOOPBACK,
-        redis_url=redis_url,
-        api_keys=[KEY],
-        max_event_streams_per_key=FOLLOWERS,  # one dashboard's many tabs: this test is about Redis, not the limit
-        redis_max_connections=POOL,
-    )
-    async with serving(create_app(settings)) as base:
-        yield base, redis_url
+    async with own_database(redis_server) as redis_url:
+        redis_url = redis_url
+        settings = Settings(
+            triton_grpc_urls=[triton_grpc_url],
+            allowed_media_hosts=LOOPBACK,
+            redis_url=redis_url,
+            api_keys=[KEY],
+            max_event_streams_per_key=FOLLOWERS,  # one dashboard's many tabs: this test is about Redis, not the limit
+            redis_max_connections=POOL,
+        )
+        async with serving(create_app(settings)) as base:
+            yield base, redis_url
 
 
 async def submit(session: aiohttp.ClientSession, api: str, body: dict[str, Any]) -> str:

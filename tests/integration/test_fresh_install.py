@@ -29,7 +29,6 @@ from orchestrator.common.net import free_port, wait_until_ready
 
 from ..corpus import manifest, speech_dir, wer
 from ..keyed_service import SERVICE_KEY
-from ..redis_fleet import fresh_database
 from ..wer_bounds import JFK_MAX_WER
 from .test_orchestrator_packages import REPO, build_context
 
@@ -185,7 +184,7 @@ async def test_the_base_install_passes_through_a_url_the_keyed_service_may_fetch
 
 
 async def test_the_base_install_serves_transcriptions_on_a_real_triton(
-    fresh_install: FreshInstall, triton_grpc_url: str, redis_server: str, tmp_path: Path
+    fresh_install: FreshInstall, triton_grpc_url: str, redis_url: str, tmp_path: Path
 ) -> None:
     """The orchestrator on the fresh Python, with the numpy, tritonclient and protobuf that it resolved
     (numpy 2 on 3.13), keys on and loopback refused; the file is uploaded to the OpenAI route."""
@@ -193,7 +192,7 @@ async def test_the_base_install_serves_transcriptions_on_a_real_triton(
     env = fresh_install.env | {
         "LONGSCRIBE_PORT": str(port),
         "LONGSCRIBE_TRITON_GRPC_URLS": json.dumps([triton_grpc_url]),
-        "LONGSCRIBE_REDIS_URL": await fresh_database(redis_server),
+        "LONGSCRIBE_REDIS_URL": redis_url,
         "LONGSCRIBE_API_KEYS": json.dumps([SERVICE_KEY]),
     }
     proc = await asyncio.create_subprocess_exec(

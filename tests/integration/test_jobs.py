@@ -26,7 +26,7 @@ from ..corpus import Recording, wer
 from ..media_servers import LOOPBACK
 from ..polling import steady, wait_until
 from ..processes import ffmpegs
-from ..redis_fleet import fresh_database
+from ..redis_fleet import own_database
 from ..scrape import STOPPED_WINDOW_S
 from ..sse import read_events
 
@@ -36,16 +36,16 @@ SECRET = "webhook-secret-5d1"
 
 @pytest_asyncio.fixture(scope="module")
 async def jobs_api(triton_grpc_url: str, redis_server: str) -> AsyncIterator[str]:
-    redis_url = await fresh_database(redis_server)  # its own fleet: other tests' workers sign nothing
-    settings = Settings(
-        triton_grpc_urls=[triton_grpc_url],
-        allowed_media_hosts=LOOPBACK,
-        allowed_webhook_hosts=LOOPBACK,  # the receivers run here too; test_webhook_check keeps the default
-        webhook_secret=SECRET,
-        redis_url=redis_url,
-    )
-    async with serving(create_app(settings)) as base:
-        yield base
+    async with own_database(redis_server) as redis_url:
+        settings = Settings(
+            triton_grpc_urls=[triton_grpc_url],
+            allowed_media_hosts=LOOPBACK,
+            allowed_webhook_hosts=LOOPBACK,  # the receivers run here too; test_webhook_check keeps the default
+            webhook_secret=SECRET,
+            redis_url=redis_url,
+        )
+        async with serving(create_app(settings)) as base:
+            yield base
 
 
 async def start(session: aiohttp.ClientSession, api: str, body: dict[str, Any]) -> str:

@@ -28,7 +28,7 @@ from orchestrator.settings import Settings
 
 from ..log_capture import Lines, captured_logs
 from ..polling import wait_until
-from ..redis_fleet import fresh_database
+from ..redis_fleet import own_database
 
 pytestmark = pytest.mark.integration
 KEY = "observability-key-77d0"
@@ -49,9 +49,10 @@ async def verbose_triton() -> AsyncIterator[str]:
 
 @pytest_asyncio.fixture(scope="module")
 async def api(verbose_triton: str, redis_server: str) -> AsyncIterator[str]:
-    settings = Settings(triton_grpc_urls=[verbose_triton], redis_url=await fresh_database(redis_server), api_keys=[KEY])
-    async with serving(create_app(settings)) as base:
-        yield base
+    async with own_database(redis_server) as redis_url:
+        settings = Settings(triton_grpc_urls=[verbose_triton], redis_url=redis_url, api_keys=[KEY])
+        async with serving(create_app(settings)) as base:
+            yield base
 
 
 def inferences(lines: Lines) -> list[tuple[str, str]]:

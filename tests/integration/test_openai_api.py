@@ -23,7 +23,7 @@ from orchestrator.settings import Settings
 
 from ..corpus import Recording, manifest, speech_dir, wer
 from ..media_servers import LOOPBACK
-from ..redis_fleet import fresh_database
+from ..redis_fleet import own_database
 from ..wer_bounds import JFK_MAX_WER
 
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore:deprecated:DeprecationWarning")]
@@ -38,15 +38,16 @@ def upload_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest_asyncio.fixture(scope="module")
 async def api(triton_grpc_url: str, redis_server: str, upload_dir: Path) -> AsyncIterator[str]:
     """As deployed: keys on, loopback media refused; Redis for streamed transcriptions (they are jobs)."""
-    settings = Settings(
-        triton_grpc_urls=[triton_grpc_url],
-        api_keys=[KEY],
-        redis_url=await fresh_database(redis_server),
-        upload_dir=upload_dir,
-        max_upload_bytes=8 * 2**20,
-    )
-    async with serving(create_app(settings)) as base:
-        yield base
+    async with own_database(redis_server) as redis_url:
+        settings = Settings(
+            triton_grpc_urls=[triton_grpc_url],
+            api_keys=[KEY],
+            redis_url=redis_url,
+            upload_dir=upload_dir,
+            max_upload_bytes=8 * 2**20,
+        )
+        async with serving(create_app(settings)) as base:
+            yield base
 
 
 @pytest_asyncio.fixture(scope="module")

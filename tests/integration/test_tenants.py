@@ -20,7 +20,7 @@ from orchestrator.settings import Settings
 
 from ..corpus import Recording, manifest, wer
 from ..media_servers import LOOPBACK
-from ..redis_fleet import fresh_database
+from ..redis_fleet import own_database
 from ..wer_bounds import JFK_MAX_WER
 from .test_cli import LONGSCRIBE
 
@@ -36,15 +36,16 @@ def auth(key: str) -> dict[str, str]:
 @pytest_asyncio.fixture(scope="module")
 async def keyed_api(triton_grpc_url: str, redis_server: str) -> AsyncIterator[str]:
     """Auth on, as a shared service runs; loopback media allowed: the test's media server is local."""
-    settings = Settings(
-        triton_grpc_urls=[triton_grpc_url],
-        allowed_media_hosts=LOOPBACK,
-        redis_url=await fresh_database(redis_server),
-        api_keys=[KEY_A, KEY_B],
-        admin_api_keys=[ADMIN],
-    )
-    async with serving(create_app(settings)) as base:
-        yield base
+    async with own_database(redis_server) as redis_url:
+        settings = Settings(
+            triton_grpc_urls=[triton_grpc_url],
+            allowed_media_hosts=LOOPBACK,
+            redis_url=redis_url,
+            api_keys=[KEY_A, KEY_B],
+            admin_api_keys=[ADMIN],
+        )
+        async with serving(create_app(settings)) as base:
+            yield base
 
 
 async def call(session: aiohttp.ClientSession, method: str, url: str, key: str) -> tuple[int, Any]:

@@ -23,7 +23,7 @@ from orchestrator.common.net import serving
 from orchestrator.settings import Settings
 
 from ..corpus import manifest, wer
-from ..redis_fleet import fresh_database
+from ..redis_fleet import own_database
 from ..wer_bounds import JFK_MAX_WER
 
 pytestmark = pytest.mark.integration
@@ -36,11 +36,10 @@ JOB_TIMEOUT_S = 300.0  # 11 s of speech; Triton on a CPU shared with other tests
 @pytest_asyncio.fixture(scope="module")
 async def keyed_api(triton_grpc_url: str, redis_server: str) -> AsyncIterator[str]:
     """The defaults users run: API keys on, loopback media refused."""
-    settings = Settings(
-        triton_grpc_urls=[triton_grpc_url], redis_url=await fresh_database(redis_server), api_keys=[KEY]
-    )
-    async with serving(create_app(settings)) as base:
-        yield base
+    async with own_database(redis_server) as redis_url:
+        settings = Settings(triton_grpc_urls=[triton_grpc_url], redis_url=redis_url, api_keys=[KEY])
+        async with serving(create_app(settings)) as base:
+            yield base
 
 
 async def finished_job(session: aiohttp.ClientSession, api: str, word_timestamps: bool) -> str:

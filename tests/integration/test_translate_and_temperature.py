@@ -27,7 +27,7 @@ from orchestrator.settings import Settings
 
 from ..conftest import TWO_MODELS
 from ..corpus import Clip, decode_pcm, manifest, synthetic_speech, wer
-from ..redis_fleet import fresh_database
+from ..redis_fleet import own_database
 from ..wer_bounds import JFK_MAX_WER
 
 pytestmark = pytest.mark.integration
@@ -48,25 +48,25 @@ async def keyed_api(
     two_models_grpc_url: str, redis_server: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[str]:
     """tiny.en (the default) and base; keys on, loopback media refused: the production defaults."""
-    settings = Settings(
-        models=TWO_MODELS,
-        triton_grpc_urls=[two_models_grpc_url],
-        redis_url=await fresh_database(redis_server),
-        api_keys=[KEY],
-        upload_dir=tmp_path_factory.mktemp("translate-uploads"),
-    )
-    async with serving(create_app(settings)) as base:
-        yield base
+    async with own_database(redis_server) as redis_url:
+        settings = Settings(
+            models=TWO_MODELS,
+            triton_grpc_urls=[two_models_grpc_url],
+            redis_url=redis_url,
+            api_keys=[KEY],
+            upload_dir=tmp_path_factory.mktemp("translate-uploads"),
+        )
+        async with serving(create_app(settings)) as base:
+            yield base
 
 
 @pytest_asyncio.fixture(scope="module")
 async def english_only_api(two_models_grpc_url: str, redis_server: str) -> AsyncIterator[str]:
     """A service that serves only tiny.en (the Triton behind it is never asked: refusals come first)."""
-    settings = Settings(
-        triton_grpc_urls=[two_models_grpc_url], redis_url=await fresh_database(redis_server), api_keys=[KEY]
-    )
-    async with serving(create_app(settings)) as base:
-        yield base
+    async with own_database(redis_server) as redis_url:
+        settings = Settings(triton_grpc_urls=[two_models_grpc_url], redis_url=redis_url, api_keys=[KEY])
+        async with serving(create_app(settings)) as base:
+            yield base
 
 
 def upload(path: Path, params: dict[str, Any]) -> aiohttp.FormData:

@@ -23,7 +23,7 @@ from orchestrator.settings import Settings
 from ..corpus import manifest, speech_dir, wer
 from ..keyed_service import SERVICE_KEY
 from ..media_servers import LOOPBACK
-from ..redis_fleet import fresh_database
+from ..redis_fleet import own_database
 from ..wer_bounds import JFK_MAX_WER
 
 pytestmark = pytest.mark.integration
@@ -35,14 +35,15 @@ async def page_url(
     triton_grpc_url: str, redis_server: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[str]:
     uploads = tmp_path_factory.mktemp("page-uploads")
-    settings = Settings(
-        triton_grpc_urls=[triton_grpc_url],
-        allowed_media_hosts=LOOPBACK,
-        upload_dir=uploads,
-        redis_url=await fresh_database(redis_server),
-    )
-    async with serving(create_app(settings)) as base:
-        yield base
+    async with own_database(redis_server) as redis_url:
+        settings = Settings(
+            triton_grpc_urls=[triton_grpc_url],
+            allowed_media_hosts=LOOPBACK,
+            upload_dir=uploads,
+            redis_url=redis_url,
+        )
+        async with serving(create_app(settings)) as base:
+            yield base
 
 
 @pytest.fixture
