@@ -27,7 +27,7 @@ from orchestrator.infer.slots import ChunkSlots
 from orchestrator.media import ffmpeg
 from orchestrator.media.probe import probe
 from orchestrator.media.range_check import check_range_support
-from orchestrator.media.reference import read_clip
+from orchestrator.media.reference import read_clips
 from orchestrator.media.relay import MediaRelay, Source
 from orchestrator.plan import language as spoken
 from orchestrator.plan import macro
@@ -73,6 +73,7 @@ class JobTranscriber(Protocol):
 
 
 SILENCE_SEARCHES_IN_FLIGHT = 4  # each is one short FFmpeg range read
+REFERENCE_READS_IN_FLIGHT = 2  # FFmpeg decodes of known speakers' clips, all submissions together
 LAST_READ_SLACK_S = 60.0  # the last chunk reads this far past the probed end, to catch a short probe
 SHORT_READ_S = 0.5  # a read this much shorter than asked for has reached the end of the media
 
@@ -91,12 +92,14 @@ class Pipeline:
     observe_chunk: Callable[[float], None] = lambda seconds: None  # each macro chunk's Triton time
     chunk_slots: ChunkSlots = field(init=False)
     search_slots: asyncio.Semaphore = field(init=False)
+    reference_slots: asyncio.Semaphore = field(init=False)
     catalogue: Catalogue = field(init=False)
 
     def __post_init__(self) -> None:
         self.catalogue = Catalogue.from_settings(self.settings)
         self.chunk_slots = ChunkSlots(self.settings.chunks_in_flight_per_endpoint, self.pool)
         self.search_slots = asyncio.Semaphore(SILENCE_SEARCHES_IN_FLIGHT)
+        self.reference_slots = asyncio.Semaphore(REFERENCE_READS_IN_FLIGHT)
 
     async def __call__(
         self, request: MediaRequest, progress: OnProgress | None = None, checkpoints: Checkpoints | None = None
@@ -226,11 +229,7 @@ class Pipeline:
     async def _references(self, params: TranscribeParams) -> list[tuple[str, FloatAudio]]:
         """The known speakers' names and reference clips, read (16 kHz mono float)."""
         clips = zip(params.known_speaker_names or [], params.known_speaker_references or [])
-        s = self.settings
-        return [
-            (name, await read_clip(data_url, position, s.ffmpeg_bin, s.upload_dir))
-            for position, (name, data_url) in enumerate(clips)
-        ]
+        return await read_clips(list(clips), self.settings.ffmpeg_bin, self.reference_slots, self.settings.upload_dir)
 
     def _check_length(self, duration_s: float) -> None:
         limit = self.settings.max_media_duration_sec

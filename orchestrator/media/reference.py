@@ -8,6 +8,7 @@ caller's mistake: SpeakerReferenceInvalid (422; OpenAI's routes answer 400).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import os
@@ -74,3 +75,15 @@ async def read_clip(data_url: str, position: int, ffmpeg_bin: str, tmp_dir: Path
             f"{MIN_REFERENCE_S:g}-{MAX_REFERENCE_S:g} s"
         )
     return audio
+
+
+async def read_clips(
+    named: list[tuple[str, str]], ffmpeg_bin: str, slots: asyncio.Semaphore, tmp_dir: Path | None = None
+) -> list[tuple[str, FloatAudio]]:
+    """Each (name, data URL) read in turn, each read holding one of `slots`: the service's slots, so that a
+    burst of submissions with clips runs no more FFmpeg decodes at once than it has slots."""
+    read: list[tuple[str, FloatAudio]] = []
+    for position, (name, data_url) in enumerate(named):
+        async with slots:
+            read.append((name, await read_clip(data_url, position, ffmpeg_bin, tmp_dir)))
+    return read

@@ -7,6 +7,7 @@ on real speech runs in tests/integration/test_speakers.py.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import json
@@ -28,7 +29,7 @@ from orchestrator.errors import InvalidTranscriptQuery, SpeakerReferenceInvalid
 from orchestrator.formats import writers
 from orchestrator.jobs.checkpoints import decode_part, encode_part
 from orchestrator.jobs.store import summary
-from orchestrator.media.reference import read_clip
+from orchestrator.media.reference import read_clip, read_clips
 from orchestrator.plan.macro import MacroChunk
 from orchestrator.schemas import Segment as SegmentOut
 from orchestrator.schemas import TranscribeOutput, TranscribeParams, WordOut
@@ -272,6 +273,31 @@ async def test_a_reference_clip_is_read_by_ffmpeg_at_16_khz_and_bounded_to_2_to_
         with pytest.raises(SpeakerReferenceInvalid, match=says):
             await read_clip(bad, 1, "ffmpeg", tmp_path)
     assert list(tmp_path.iterdir()) == []  # every clip's temporary file is gone, the refused ones included
+
+
+async def test_a_burst_of_submissions_with_reference_clips_runs_no_more_ffmpegs_than_the_slots(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orchestrator.common import proc
+
+    running, most = 0, 0
+    real_run = proc.run
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:  # the real FFmpeg, counted while it runs
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        try:
+            return await real_run(*args, **kwargs)
+        finally:
+            running -= 1
+
+    monkeypatch.setattr(proc, "run", counted)
+    slots = asyncio.Semaphore(2)
+    clips = [("Ada", wav_url(2.5)), ("Grace", wav_url(3.0))]
+    answers = await asyncio.gather(*(read_clips(clips, "ffmpeg", slots, tmp_path) for _ in range(6)))
+    assert most == 2  # 12 clips from 6 submissions at once, two decodes at a time
+    assert all([name for name, _ in answer] == ["Ada", "Grace"] for answer in answers)
 
 
 def test_the_cli_sends_diarize_and_the_speaker_counts_only_when_given() -> None:
