@@ -63,7 +63,7 @@ async def start_job(request: web.Request) -> web.Response:
             spec.request.upload.path.unlink(missing_ok=True)
         raise
     request.app[METRICS].jobs_in_flight.set(await store.in_flight())
-    body = await store.to_json(job_id)
+    body = await store.to_json(job_id, with_result=False)  # just queued: no transcript yet
     return web.json_response(body, status=202, headers={"Location": f"/v1/jobs/{job_id}"})
 
 
@@ -99,6 +99,10 @@ async def get_job(request: web.Request) -> web.StreamResponse:
     transcript are megabytes, which this process never holds whole); a running one with the transcript of
     its finished chunks so far as "partial", assembled from their checkpoints one chunk at a time."""
     store, job_id = await _owned(request)
+    return await _answer(request, store, job_id)
+
+
+async def _answer(request: web.Request, store: JobStore, job_id: str) -> web.StreamResponse:
     head = await store.to_json(job_id, with_result=False)
     if head["status"] == "running":
         partial = await store.partial(job_id)
@@ -140,9 +144,11 @@ async def job_transcript(request: web.Request) -> web.StreamResponse:
 
 
 async def cancel_job(request: web.Request) -> web.Response:
-    """Cancel, wherever the job runs, and wait for it to wind down (its FFmpeg and inference stop)."""
+    """Cancel, wherever the job runs, and wait for it to wind down (its FFmpeg and inference stop); answered
+    as GET answers (a job that had already succeeded keeps its transcript, streamed, never held whole)."""
     store, job_id = await _owned(request)
-    return web.json_response(await store.cancel(job_id))
+    await store.cancel(job_id)
+    return await _answer(request, store, job_id)
 
 
 async def redeliver_webhook(request: web.Request) -> web.Response:

@@ -157,13 +157,14 @@ class JobStore:
         found.processing_duration_sec = 0.0  # a prefix has no processing time of its own (as before)
         return found
 
-    async def cancel(self, job_id: str) -> dict[str, Any]:
-        """Cancel a job wherever it is: a waiting one here and now, a running one through its worker."""
+    async def cancel(self, job_id: str) -> None:
+        """Cancel a job wherever it is: a waiting one here and now, a running one through its worker (waited
+        for up to CANCEL_WAIT_S); JobNotFound when there is none."""
         spec = await self.spec(job_id)
         if await self._cancel_waiting(job_id, spec):
             if isinstance(spec.request, UploadRequest):
                 spec.request.upload.path.unlink(missing_ok=True)
-            return await self.to_json(job_id)
+            return
         if await transitions.flag_cancel(self.scripts, job_id) == "gone":
             raise JobNotFound(f"no job {job_id!r}")
         # polled with short reads, never a blocking XREAD: each waiting DELETE would hold a pooled
@@ -171,10 +172,9 @@ class JobStore:
         deadline = time.monotonic() + CANCEL_WAIT_S
         while time.monotonic() < deadline:
             status = await self.client.hget(job_key(job_id), "status")
-            if status is None or status in FINISHED:  # gone: to_json says so
-                break
+            if status is None or status in FINISHED:  # gone: the answer's read says so
+                return
             await asyncio.sleep(CANCEL_POLL_S)
-        return await self.to_json(job_id)
 
     async def _cancel_waiting(self, job_id: str, spec: JobSpec) -> bool:
         """Cancel the job if it has not started (atomically against a worker starting it); False if it has."""

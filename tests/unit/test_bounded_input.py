@@ -283,6 +283,24 @@ async def test_an_upload_job_deletes_its_file_when_it_ends(
         assert await empty_soon(tmp_path) == []
 
 
+async def test_cancelling_a_finished_job_answers_as_get_and_keeps_its_transcript(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """DELETE after the end changes nothing and answers what GET answers, byte for byte: the stored
+    transcript passed through in pieces, not parsed whole (hours of it are megabytes)."""
+    async with service(uploads(tmp_path, redis_url, job_workers=1), instant) as (session, base):
+        job_id, _ = await job_files(session, base, tmp_path)
+        job = f"{base}/v1/jobs/{job_id}"
+        deadline = time.monotonic() + 30
+        while (got := await (await session.get(job, headers=AUTH)).read()) and json.loads(got)["status"] != "succeeded":
+            assert time.monotonic() < deadline, got
+            await asyncio.sleep(0.05)
+        async with session.delete(job, headers=AUTH) as response:
+            assert response.status == 200
+            assert await response.read() == got
+        assert "result" in json.loads(got)
+
+
 async def test_upload_files_left_behind_are_swept_and_those_a_job_still_needs_are_kept(
     tmp_path: Path, redis_url: str
 ) -> None:
