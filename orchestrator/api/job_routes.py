@@ -143,7 +143,7 @@ async def job_transcript(request: web.Request) -> web.StreamResponse:
     return await transcripts.stream_stored(request, found, fmt, piece_bytes, disposition, layout, names)
 
 
-async def cancel_job(request: web.Request) -> web.Response:
+async def cancel_job(request: web.Request) -> web.StreamResponse:
     """Cancel, wherever the job runs, and wait for it to wind down (its FFmpeg and inference stop); answered
     as GET answers (a job that had already succeeded keeps its transcript, streamed, never held whole)."""
     store, job_id = await _owned(request)

@@ -87,29 +87,33 @@ async def stored(client: redis.Redis, job_id: str) -> Stored | None:
     return Stored(client, job_id, size) if size else None
 
 
-async def with_result(head: dict[str, Any], found: Stored) -> AsyncIterator[bytes]:
+def _opening(head: dict[str, Any], key: str) -> bytes:
+    """`head`'s JSON left open for one more field, `key`, whose value follows."""
+    return (json.dumps(head)[:-1] + (", " if head else "") + f'"{key}": ').encode()
+
+
+async def _spliced(head: dict[str, Any], key: str, value: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    yield _opening(head, key)
+    async for piece in value:
+        yield piece
+    yield b"}"
+
+
+def with_result(head: dict[str, Any], found: Stored) -> AsyncIterator[bytes]:
     """The job's JSON (`head`, its small fields) with the stored transcript as its "result", in pieces: the
     stored bytes pass through as they are read, never parsed or whole here."""
-    opening = json.dumps(head)
-    yield (opening[:-1] + (", " if head else "") + '"result": ').encode()
-    async for data in found.raw():
-        yield data
-    yield b"}"
+    return _spliced(head, "result", found.raw())
 
 
-async def with_partial(head: dict[str, Any], partial: Assembled) -> AsyncIterator[bytes]:
+def with_partial(head: dict[str, Any], partial: Assembled) -> AsyncIterator[bytes]:
     """The running job's JSON (`head`) with the transcript of its finished chunks as its "partial", written
     a chunk's segments at a time as `partial` reads them back."""
-    opening = json.dumps(head)
-    yield (opening[:-1] + (", " if head else "") + '"partial": ').encode()
-    async for piece in partial.json_pieces():
-        yield piece.encode()
-    yield b"}"
+    return _spliced(head, "partial", (piece.encode() async for piece in partial.json_pieces()))
 
 
 def with_result_size(head: dict[str, Any], found: Stored) -> int:
     """The bytes `with_result` yields: its answer's Content-Length, known before the first is read."""
-    return len(json.dumps(head).encode()) - 1 + (2 if head else 0) + len(b'"result": ') + found.size + 1
+    return len(_opening(head, "result")) + found.size + 1
 
 
 @dataclass
