@@ -144,7 +144,8 @@ class Assembled:
         return self.input_duration_sec / elapsed if elapsed > 0 else 0.0
 
     async def reconciled(self) -> AsyncIterator[list[TimedText]]:
-        """The transcript's segments, chunk by chunk, joins reconciled, as `merge.final_segments` gives them."""
+        """The transcript's segments, chunk by chunk, joins reconciled: what `longscribe_core.assembly.transcript`
+        gives for every result at once."""
         merging = _Merge(self.count, self.input_duration_sec)
         carry: list[TimedText] = []  # the last segment so far: the next join may still change it
         for n in range(self.count):

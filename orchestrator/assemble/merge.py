@@ -13,7 +13,7 @@ from longscribe_core.assembly import ChunkSpan, TimedText, join_text
 from longscribe_core.segments import ChunkResult
 from orchestrator.plan.macro import MacroChunk
 
-__all__ = ["TimedText", "final_segments", "join_text", "merge_chunk", "merge_chunks", "span"]
+__all__ = ["TimedText", "join_text", "merge_chunk", "merge_chunks", "span"]
 
 
 def span(chunk: MacroChunk) -> ChunkSpan:
@@ -30,8 +30,3 @@ def merge_chunk(
 ) -> None:
     """Append one chunk's segments to `merged` (`assembly.append_chunk`); reads only merged[-1]."""
     assembly.append_chunk(merged, span(chunk), result, first, last, duration_s)
-
-
-def final_segments(parts: Sequence[tuple[MacroChunk, ChunkResult]], duration_s: float) -> list[TimedText]:
-    """The finished transcript: `merge_chunks`, then case and punctuation reconciled at the joins."""
-    return assembly.transcript([(span(chunk), result) for chunk, result in parts], duration_s)

@@ -9,6 +9,7 @@ import weakref
 
 import pytest
 
+from longscribe_core import assembly
 from longscribe_core.segments import ChunkResult, Join, Segment, Word
 from orchestrator.assemble import final, merge, transcript
 from orchestrator.assemble.progress import ChunkPart
@@ -68,7 +69,7 @@ async def test_the_answer_is_byte_for_byte_the_one_from_every_result_at_once(see
     duration_s = parts[-1].decoded_end_s
     read, counts = held_at_once(parts)
     assembled = await final.assemble(read, len(parts), duration_s, with_words, time.monotonic())
-    timed = merge.final_segments([(p.chunk, p.result) for p in parts], duration_s)
+    timed = assembly.transcript([(merge.span(p.chunk), p.result) for p in parts], duration_s)  # all at once
     expected = transcript.build(timed, duration_s, assembled.processing_duration_sec, with_words)
     assert assembled.segment_count == len(expected.segments)
     assert assembled.language_code == expected.language_code
