@@ -36,16 +36,19 @@ SECRET = "webhook-secret-5d1"
 
 @pytest_asyncio.fixture(scope="module")
 async def jobs_api(triton_grpc_url: str, redis_server: str) -> AsyncIterator[str]:
-    async with own_database(redis_server) as redis_url:
-        settings = Settings(
-            triton_grpc_urls=[triton_grpc_url],
-            allowed_media_hosts=LOOPBACK,
-            allowed_webhook_hosts=LOOPBACK,  # the receivers run here too; test_webhook_check keeps the default
-            webhook_secret=SECRET,
-            redis_url=redis_url,
-        )
-        async with serving(create_app(settings)) as base:
-            yield base
+    async with own_database(redis_server) as redis_url, serving(create_app(hooked(triton_grpc_url, redis_url))) as base:
+        yield base
+
+
+def hooked(triton_grpc_url: str, redis_url: str, secret: str = SECRET) -> Settings:
+    """Loopback media and webhooks (the receivers run here too; test_webhook_check keeps the default)."""
+    return Settings(
+        triton_grpc_urls=[triton_grpc_url],
+        allowed_media_hosts=LOOPBACK,
+        allowed_webhook_hosts=LOOPBACK,
+        webhook_secret=secret,
+        redis_url=redis_url,
+    )
 
 
 async def start(session: aiohttp.ClientSession, api: str, body: dict[str, Any]) -> str:

@@ -13,10 +13,9 @@ from aiohttp import web
 from orchestrator.api.app import create_app
 from orchestrator.common.net import serving
 from orchestrator.jobs.webhooks import DELIVERY_HEADER, SIGNATURE_HEADER, sign
-from orchestrator.settings import Settings
 
-from ..media_servers import LOOPBACK
 from .test_job_fleet import finished, submit, until
+from .test_jobs import hooked
 
 pytestmark = pytest.mark.integration
 SECRET = "webhook-secret-93e"
@@ -38,13 +37,7 @@ async def test_a_webhook_is_retried_until_the_receiver_takes_it_with_one_deliver
 
     receiver = web.Application()
     receiver.router.add_post("/hook", flaky)
-    settings = Settings(
-        triton_grpc_urls=[triton_grpc_url],
-        allowed_media_hosts=LOOPBACK,
-        allowed_webhook_hosts=LOOPBACK,  # the receivers run here too; test_webhook_check keeps the default
-        webhook_secret=SECRET,
-        redis_url=redis_url,
-    )
+    settings = hooked(triton_grpc_url, redis_url, SECRET)
     async with (
         serving(receiver) as hook_base,
         serving(create_app(settings)) as api,
