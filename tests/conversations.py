@@ -332,7 +332,9 @@ def write_read_aloud(
         while written < duration_s * SAMPLE_RATE:
             previous = turns[-1].speaker if turns else None
             name = (
-                names[len(turns)] if len(turns) < len(names) else str(rng.choice([n for n in names if n != previous]))
+                names[len(turns)]
+                if len(turns) < len(names)
+                else str(rng.choice([n for n in names if n != previous] or names))
             )
             start = end = None
             for k in range(int(rng.integers(clips_per_turn[0], clips_per_turn[1] + 1))):
