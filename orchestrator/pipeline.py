@@ -73,7 +73,7 @@ class JobTranscriber(Protocol):
 
 
 SILENCE_SEARCHES_IN_FLIGHT = 4  # each is one short FFmpeg range read
-REFERENCE_READS_IN_FLIGHT = 2  # FFmpeg decodes of known speakers' clips, all submissions together
+REFERENCE_READS_IN_FLIGHT = 2  # FFmpeg decodes of known speakers' clips, all of this process's requests
 LAST_READ_SLACK_S = 60.0  # the last chunk reads this far past the probed end, to catch a short probe
 SHORT_READ_S = 0.5  # a read this much shorter than asked for has reached the end of the media
 

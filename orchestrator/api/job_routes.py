@@ -7,17 +7,20 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import re
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 from aiohttp_sse import sse_response
 from pydantic import ValidationError
+from redis.exceptions import RedisError
 
 from orchestrator import formats
 from orchestrator.api import bodies, tenancy, transcripts
 from orchestrator.api.edge import check_runnable, parse_request
 from orchestrator.api.keys import CALLER, EVENT_HUB, HOST_RESOLVER, JOBS, METRICS, SETTINGS, STREAMS, WEBHOOKS
+from orchestrator.assemble.final import PartMissing
 from orchestrator.errors import InvalidRequest, JobNotFound, JobsUnavailable
 from orchestrator.infer.catalogue import Catalogue
 from orchestrator.jobs import events as job_events_log
@@ -27,6 +30,7 @@ from orchestrator.jobs.stored import stored, with_partial, with_result, with_res
 from orchestrator.media import guard
 from orchestrator.schemas import TranscribeParams, TranscribeRequest, UploadRequest
 
+log = logging.getLogger("longscribe.jobs")
 EVENT_ID = re.compile(r"\d+(-\d+)?")  # a Redis stream entry id, as the events carry them
 
 
@@ -52,10 +56,10 @@ async def start_job(request: web.Request) -> web.Response:
         )
         spec, store = JobSpec(request=media, webhook_url=parsed.webhook_url, owner=owner), _store(request)
         await store.check_room(owner)  # a full queue refuses before reference clips are read (FFmpeg runs)
-        await check_runnable(request.app, parsed.params)
         if parsed.webhook_url is not None:  # a bad one is a 422 now, not a delivery retried until the job expires
             policy = guard.webhook_policy(request.app[SETTINGS].allowed_webhook_hosts)
             await guard.check_url(parsed.webhook_url, policy, request.app[HOST_RESOLVER])
+        await check_runnable(request.app, parsed.params)  # last: it may run FFmpeg on reference clips
     try:
         job_id = await store.submit(spec)
     except BaseException:
@@ -119,8 +123,16 @@ async def _stream(request: web.Request, pieces: AsyncIterator[bytes], size: int 
     response = web.StreamResponse(headers={"Content-Type": "application/json; charset=utf-8"})
     response.content_length = size
     await response.prepare(request)
-    async for piece in pieces:
-        await response.write(piece)
+    try:
+        async for piece in pieces:
+            await response.write(piece)
+    except (PartMissing, RedisError) as exc:
+        # past the head no status can be sent: a partial whose checkpoints went (the job ended and its client
+        # was slower than their grace) or a Redis fault ends the answer short, as one line here, not a traceback
+        log.warning("job answer cut short after its head: %s", exc or type(exc).__name__)
+        if request.transport is not None:
+            request.transport.close()
+        return response
     await response.write_eof()
     return response
 

@@ -92,6 +92,8 @@ class Told:
         """The text of `segments` (chunk events' form: Segment as JSON), following what was sent."""
         out: list[str] = []
         for segment in segments:
+            if self.until_s is not None and float(segment.get("end_time_sec", 0.0)) <= self.until_s:
+                continue  # told already: a resumed job's new worker reports the chunks it kept once more
             spaced = written_with_spaces(segment.get("language_code"))
             if self.last_spaced is not None and (self.last_spaced or spaced):
                 out.append(" ")
@@ -122,7 +124,8 @@ async def stream(request: web.Request, form: Form, asked: Asked) -> web.StreamRe
                     param="stream",
                 )
             held.enter_context(request.app[STREAMS].hold(caller))  # 429 past max_event_streams_per_key
-            try:  # a 400 now, not an error event in the stream; after the 429, which costs no FFmpeg run
+            await store.check_room(caller.key_id)  # a full queue too refuses before reference clips are read
+            try:  # a 400 now, not an error event in the stream; after the 429s, which cost no FFmpeg run
                 await check_runnable(request.app, asked.request.params)
             except DiarizationUnsupported as exc:  # `diarize` is no field of OpenAI's form
                 exc.param = asked.diarize_field

@@ -80,8 +80,9 @@ async def read_clip(data_url: str, position: int, ffmpeg_bin: str, tmp_dir: Path
 async def read_clips(
     named: list[tuple[str, str]], ffmpeg_bin: str, slots: asyncio.Semaphore, tmp_dir: Path | None = None
 ) -> list[tuple[str, FloatAudio]]:
-    """Each (name, data URL) read in turn, each read holding one of `slots`: the service's slots, so that a
-    burst of submissions with clips runs no more FFmpeg decodes at once than it has slots."""
+    """Each (name, data URL) read in turn, each read holding one of `slots`: the orchestrator process's, so that
+    a burst of submissions with clips runs no more FFmpeg decodes at once than it has slots (per process: a
+    fleet of N orchestrators runs up to N times as many)."""
     read: list[tuple[str, FloatAudio]] = []
     for position, (name, data_url) in enumerate(named):
         async with slots:

@@ -20,7 +20,7 @@ import openai
 import pytest
 
 from orchestrator.api.app import create_app
-from orchestrator.api.openai_stream import JOB_HEADER
+from orchestrator.api.openai_stream import JOB_HEADER, Told
 from orchestrator.assemble.progress import OnProgress, Progress
 from orchestrator.common.net import serving
 from orchestrator.errors import LongscribeError, MediaUnreadable
@@ -245,6 +245,15 @@ async def test_a_diarized_stream_sends_the_text_live_then_each_segment_with_its_
     ]
     assert (segments[2].start, segments[2].end) == (2.9, 3.5)
     assert events[-1].text == OUTPUT.text
+
+
+def test_chunks_a_resumed_job_reports_again_are_not_told_twice() -> None:
+    told = Told()
+    first = [{"text": "One.", "start_time_sec": 0.0, "end_time_sec": 2.0, "language_code": "en"}]
+    second = [{"text": "Two.", "start_time_sec": 3.0, "end_time_sec": 5.0, "language_code": "en"}]
+    assert told.delta(first) == "One." and told.delta(second) == " Two."
+    assert told.delta(first + second) == "", "the new worker's report of the chunks it kept"
+    assert told.delta([{**second[0], "text": "Three.", "end_time_sec": 8.0}]) == " Three."
 
 
 async def test_a_job_that_fails_mid_stream_ends_it_with_openais_error(redis_url: str) -> None:

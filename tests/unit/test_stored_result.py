@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import redis.asyncio as redis
+from redis.exceptions import RedisError
 
 from orchestrator.assemble import final
+from orchestrator.assemble.final import PartMissing
 from orchestrator.assemble.progress import ChunkPart
 from orchestrator.formats import writers
 from orchestrator.jobs import checkpoints
@@ -178,3 +181,31 @@ async def test_a_running_jobs_partial_is_its_finished_prefix_written_a_chunk_at_
         assert json.loads(first + rest) == body["partial"]
     finally:
         await client.aclose()
+
+
+@pytest.mark.parametrize("fault", [PartMissing("chunk 3 is gone"), RedisError("connection lost")])
+async def test_an_answer_whose_checkpoints_go_after_its_head_ends_short_without_a_traceback(
+    fault: Exception, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Past the head no status can be sent: the client sees a cut answer, the log one line, not a traceback."""
+    from aiohttp import ClientPayloadError, ClientSession, web
+
+    from orchestrator.api import job_routes
+    from orchestrator.common.net import serving
+
+    async def pieces() -> AsyncIterator[bytes]:
+        yield b'{"id": "j1", "partial": {"segments": ['
+        raise fault
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return await job_routes._stream(request, pieces())
+
+    app = web.Application()
+    app.router.add_get("/job", handler)
+    async with serving(app) as base, ClientSession() as session:
+        async with session.get(f"{base}/job") as response:
+            assert response.status == 200
+            with pytest.raises(ClientPayloadError):
+                await response.read()
+    assert any("cut short after its head" in r.getMessage() for r in caplog.records)
+    assert not any(r.exc_info for r in caplog.records), "no traceback"
