@@ -67,7 +67,7 @@ async def start_job(request: web.Request) -> web.Response:
             spec.request.upload.path.unlink(missing_ok=True)
         raise
     request.app[METRICS].jobs_in_flight.set(await store.in_flight())
-    body = await store.to_json(job_id, with_result=False)  # just queued: no transcript yet
+    body = await store.to_json(job_id)  # just queued: no transcript yet
     return web.json_response(body, status=202, headers={"Location": f"/v1/jobs/{job_id}"})
 
 
@@ -107,7 +107,7 @@ async def get_job(request: web.Request) -> web.StreamResponse:
 
 
 async def _answer(request: web.Request, store: JobStore, job_id: str) -> web.StreamResponse:
-    head = await store.to_json(job_id, with_result=False)
+    head = await store.to_json(job_id)
     if head["status"] == "running":
         partial = await store.partial(job_id)
         if partial is not None:

@@ -36,7 +36,6 @@ from orchestrator.jobs.records import (
     job_key,
     links,
     loads,
-    result_key,
     text_hash,
 )
 from orchestrator.jobs.transitions import CHECKPOINT_GRACE_S, Lease, Outcome
@@ -95,20 +94,16 @@ class JobStore:
     async def spec(self, job_id: str) -> JobSpec:
         return JobSpec.model_validate_json((await self.fields(job_id))["spec"])
 
-    async def result(self, job_id: str) -> TranscribeOutput | None:
-        raw = await self.client.get(result_key(job_id))
-        # parsing hours of transcript takes a while: off the loop
-        return await asyncio.to_thread(TranscribeOutput.model_validate_json, raw) if raw else None
-
     async def in_flight(self) -> int:
         return int(await self.client.scard(ACTIVE))
 
     async def queued(self) -> int:
         return int(await self.client.scard(QUEUED))
 
-    async def to_json(self, job_id: str, with_result: bool = True) -> dict[str, Any]:
-        """The job as GET /v1/jobs/{id} shows it: status, worker, progress, webhook, and a finished one's
-        transcript (a running one's so far is `partial`, streamed beside this by the route)."""
+    async def to_json(self, job_id: str) -> dict[str, Any]:
+        """The job as GET /v1/jobs/{id} shows it: status, worker, progress, error, webhook. Never the transcript,
+        which is megabytes at hours: the route streams a finished one's "result" (`stored.with_result`) or a
+        running one's "partial" (`partial`) beside this."""
         f = await self.fields(job_id)
         status = f["status"]
         body: dict[str, Any] = {
@@ -119,10 +114,6 @@ class JobStore:
             "progress": progress_json(f),
             "links": links(job_id),
         }
-        if status == "succeeded" and with_result:
-            output = await self.result(job_id)
-            if output is not None:  # hours of transcript: off the loop
-                body["result"] = await asyncio.to_thread(_as_json, output)
         if f.get("error"):
             body["error"] = loads(f["error"])
         if f.get("webhook"):
@@ -288,10 +279,6 @@ def progress_json(f: dict[str, str]) -> dict[str, Any]:
         "speed": round(speed, 2) if speed else None,
         "eta_sec": round(max(0.0, eta), 1) if eta is not None else None,
     }
-
-
-def _as_json(output: TranscribeOutput) -> dict[str, Any]:
-    return dict(json.loads(output.to_json()))
 
 
 def summary(output: TranscribeOutput | Assembled) -> dict[str, Any]:

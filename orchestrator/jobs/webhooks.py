@@ -161,7 +161,7 @@ class Webhooks:
                 await client.srem(WEBHOOKS, job_id)
                 return
             state.setdefault("first_attempt_at", time.time())
-            head = await self.store.to_json(job_id, with_result=False)
+            head = await self.store.to_json(job_id)
             head.pop("webhook", None)  # its own state is no part of what it delivers
             body, size = await self._body(job_id, head)
             headers = {"Content-Type": "application/json", "Content-Length": str(size), DELIVERY_HEADER: state["id"]}
