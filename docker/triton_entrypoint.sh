@@ -32,16 +32,6 @@ if [ -n "$chunks" ]; then
     fi
 fi
 
-# numpy's OpenBLAS falls back to SSE3 kernels on a CPU model newer than it knows (the speaker encoder
-# then runs about 3x slower): name the kernels the CPU's flags allow, as `longscribe serve` does
-# (longscribe_core/blas.py prints them, or nothing). A value set for the container is kept.
-if [ -z "${OPENBLAS_CORETYPE:-}" ]; then
-    core=$(PYTHONPATH="$repository" python3 -m longscribe_core.blas 2>/dev/null || true)
-    if [ -n "$core" ]; then
-        export OPENBLAS_CORETYPE="$core"
-    fi
-fi
-
 token="${LONGSCRIBE_TRITON_ADMIN_TOKEN:-}"
 if [ -z "$token" ]; then
     token=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')

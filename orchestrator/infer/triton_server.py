@@ -33,7 +33,6 @@ from orchestrator.common.net import (
 )
 from orchestrator.infer import capacity, repository
 from orchestrator.infer.allocator import allocator_env
-from orchestrator.infer.blas import blas_env
 from orchestrator.infer.catalogue import Catalogue
 from orchestrator.infer.pool import KEEPALIVE_TIME_MS
 from orchestrator.settings import Settings
@@ -86,8 +85,7 @@ def backend_dir(cache: Path) -> Path:
 
 
 def server_env(settings: Settings) -> dict[str, str]:
-    """The stub finds the wheel's vendored libs and this environment's packages; both run on the chosen malloc,
-    and numpy in the stubs on OpenBLAS kernels for this CPU (`blas`)."""
+    """The stub finds the wheel's vendored libs and this environment's packages; both run on the chosen malloc."""
     env = dict(os.environ)
     wheel_libs = pytriton_root().parent.parent / "nvidia_pytriton.libs"
     env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [str(wheel_libs), env.get("LD_LIBRARY_PATH")]))
@@ -99,7 +97,7 @@ def server_env(settings: Settings) -> dict[str, str]:
     env, used = allocator_env(settings.triton_allocator, env)
     if used != settings.triton_allocator:
         log.warning("%s is not installed: Triton runs with glibc's malloc (tuned)", settings.triton_allocator)
-    return blas_env(env)
+    return env
 
 
 def restricted_api_args(secret: str) -> list[str]:

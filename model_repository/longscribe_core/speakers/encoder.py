@@ -39,7 +39,7 @@ LAYERS = 3
 # speaker; the micro chunker's batches depend on what Triton's dynamic batcher joins). 32 cost about what
 # 64 or 256 do per partial (measured on 2 cores); a lone reference clip wastes at most 31 partials' work.
 # What it rests on besides: one BLAS thread (the model sets it) and the same kernels. Replicas on CPUs that
-# OpenBLAS runs with other kernels (blas.py names them per host) may embed a clip differently in its last bits.
+# OpenBLAS runs with other kernels (OPENBLAS_CORETYPE, or another CPU) may embed a clip differently in its last bits.
 # [32, 160, 1024] float32 gates: 21 MB.
 PARTIAL_BLOCK = 32
 
